@@ -1,0 +1,54 @@
+"""The J. Molina Law Firm hotline: a bilingual Twilio voice app built by `create_app`."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from . import db as database
+from . import settings
+from .prompts import Prompts
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app from the environment, or from `test_config` (strings parsed the same way).
+
+    Settings are checked here, so a bad one stops the process at start-up, not mid-call.
+    """
+    app = Flask(__name__, instance_relative_config=True)
+    source = os.environ if test_config is None else {
+        k: v for k, v in test_config.items() if isinstance(v, str)
+    }
+    app.config.update(settings.load(source))
+    if test_config:
+        names = {s.name for s in settings.SETTINGS}
+        app.config.update(
+            {k: v for k, v in test_config.items() if k not in names or not isinstance(v, str)}
+        )
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config.setdefault("SESSION_COOKIE_SECURE", not app.debug and not app.testing)
+    logging.basicConfig(level=logging.INFO)
+
+    # Heroku's router terminates TLS: trust one proxy for the scheme, host and port, so the
+    # URL checked against X-Twilio-Signature is the https URL Twilio signed.
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1, x_host=1, x_port=1)
+
+    prompts_dir = Path(app.config["PROMPTS_DIR"] or PROJECT_ROOT / "prompts")
+    app.config["PROMPTS_DIR"] = str(prompts_dir)
+    app.config["AUDIO_DIR"] = str(app.config["AUDIO_DIR"] or PROJECT_ROOT / "audio")
+    app.extensions["ivr.prompts"] = Prompts(prompts_dir)
+
+    database.init_app(app)
+
+    from . import calls
+
+    app.register_blueprint(calls.bp)
+    return app

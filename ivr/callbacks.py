@@ -1,0 +1,116 @@
+"""Store callback requests idempotently, copy their recordings, and replay the journal.
+
+`save` is the one way a request is written: keyed by CallSid, it creates or updates the row, so a
+duplicated or out-of-order Twilio callback never makes a second request. When the database fails,
+the caller's data goes to the journal (see `journal.py`) and the caller is still looked after.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import requests
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.exc import IntegrityError
+
+from . import journal
+from .db import db
+from .models import CallbackRequest
+
+FIELDS = {
+    "language", "caller_number", "callback_number", "a_number", "step", "recording_sid",
+    "recording_url", "recording_duration",
+}
+TWILIO_API = "https://api.twilio.com/"
+STEPS = ("recorded", "number", "a_number", "complete")
+
+
+def new_reference() -> str:
+    return f"{secrets.randbelow(900000) + 100000}"
+
+
+def save(call_sid: str, **fields: Any) -> CallbackRequest:
+    """Create or update the request of `call_sid`; raise SQLAlchemyError if the database fails."""
+    unknown = set(fields) - FIELDS - {"reference"}
+    if unknown:
+        raise TypeError(f"unknown fields {sorted(unknown)}")
+    for attempt in range(5):
+        row = db.session.scalar(sa.select(CallbackRequest).filter_by(call_sid=call_sid))
+        if row is None:
+            row = CallbackRequest(call_sid=call_sid, reference=fields.get("reference")
+                                  or new_reference())
+            db.session.add(row)
+        for name, value in fields.items():
+            if name == "reference" or value is None:
+                continue
+            if name == "step" and row.step and STEPS.index(value) < STEPS.index(row.step):
+                continue  # a late, replayed or repeated step never moves a request back
+            setattr(row, name, value)
+        try:
+            db.session.commit()
+            return row
+        except IntegrityError:
+            # Another process inserted this CallSid (or the reference collided): try again.
+            db.session.rollback()
+            if attempt == 4:
+                raise
+    raise AssertionError("unreachable")
+
+
+def save_or_journal(call_sid: str, **fields: Any) -> CallbackRequest | None:
+    """Save, or journal the data and return None when the database cannot take it."""
+    try:
+        return save(call_sid, **fields)
+    except sa.exc.SQLAlchemyError:
+        db.session.rollback()
+        current_app.logger.exception("database failed storing callback for call %s", call_sid)
+        journal.write({"call_sid": call_sid, **fields})
+        return None
+
+
+def replay(entries) -> int:
+    """Store journal entries; entries already stored change nothing. Return how many were read."""
+    count = 0
+    for entry in entries:
+        call_sid = entry.pop("call_sid")
+        save(call_sid, **{k: v for k, v in entry.items() if k in FIELDS | {"reference"}})
+        count += 1
+    return count
+
+
+def fetch_recording(row: CallbackRequest) -> bool:
+    """Copy the recording's audio into the database with the account's credentials.
+
+    Twilio may enforce HTTP auth on media URLs, so the app always authenticates; the browser only
+    ever gets audio through the staff pages. Return True when the copy is stored.
+    """
+    config = current_app.config
+    if row.audio_type or not row.recording_url:
+        return bool(row.audio_type)
+    if not row.recording_url.startswith(TWILIO_API):
+        # Never send the account's credentials anywhere but Twilio's API.
+        current_app.logger.error("refusing recording URL %s", row.recording_url)
+        return False
+    auth = (config["TWILIO_ACCOUNT_SID"], config["TWILIO_AUTH_TOKEN"])
+    if not auth[0]:
+        current_app.logger.warning("TWILIO_ACCOUNT_SID unset: recording %s not copied",
+                                   row.recording_sid)
+        return False
+    try:
+        reply = requests.get(row.recording_url + ".mp3", auth=auth, timeout=10)
+        reply.raise_for_status()
+    except requests.RequestException:
+        current_app.logger.exception("could not fetch recording %s", row.recording_sid)
+        return False
+    row.audio = reply.content
+    row.audio_type = "audio/mpeg"
+    db.session.commit()
+    if not config["KEEP_RECORDINGS_AT_TWILIO"]:
+        try:
+            requests.delete(row.recording_url + ".json", auth=auth, timeout=10).raise_for_status()
+        except requests.RequestException:
+            current_app.logger.warning("copied but could not delete recording %s at Twilio",
+                                       row.recording_sid)
+    return True

@@ -1,0 +1,18 @@
+"""The caller's journeys, one blueprint each, all under `/voice` and all signed by Twilio.
+
+The parent blueprint checks `X-Twilio-Signature` before any child runs, and turns an unexpected
+error into TwiML (an apology, then the firm) so no caller hears "an application error has occurred".
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from . import callback, connect, topics, welcome
+from .common import answer_errors, require_twilio_signature
+
+bp = Blueprint("voice", __name__, url_prefix="/voice")
+bp.before_request(require_twilio_signature)
+bp.register_error_handler(Exception, answer_errors)
+for child in (welcome.bp, topics.bp, connect.bp, callback.bp):
+    bp.register_blueprint(child)

@@ -1,0 +1,89 @@
+"""What every call webhook shares: the signature check, menus that count failures, error TwiML."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from flask import abort, current_app, request, url_for
+from twilio.request_validator import RequestValidator
+from twilio.twiml.voice_response import VoiceResponse
+from werkzeug.exceptions import HTTPException
+
+from ..prompts import Line
+from ..twiml import prompts, speak, twiml
+
+# The same key means the same thing on every menu of the call.
+REPEAT = "*"
+NEXT = "#"
+CALLBACK = "8"
+MAIN_MENU = "9"
+FIRM = "0"
+
+
+def require_twilio_signature() -> None:
+    """Answer 403 unless the request carries Twilio's signature of this exact URL and body."""
+    validator = RequestValidator(current_app.config["TWILIO_AUTH_TOKEN"])
+    signature = request.headers.get("X-Twilio-Signature", "")
+    params = request.form if request.method == "POST" else {}
+    if not signature or not validator.validate(request.url, params, signature):
+        current_app.logger.warning("rejected unsigned or forged webhook %s", request.path)
+        abort(403)
+
+
+def caller_language() -> str:
+    lang = (request.view_args or {}).get("lang")
+    return lang if lang in ("en", "es") else current_app.config["DEFAULT_LANGUAGE"]
+
+
+def answer_errors(error: Exception):
+    """Keep the caller on the line after an unexpected error: apologise, then ring the firm."""
+    if isinstance(error, HTTPException):
+        return error
+    lang = caller_language()
+    current_app.logger.exception("error during call %s", request.form.get("CallSid"))
+    response = VoiceResponse()
+    try:
+        speak(response, [prompts().line(lang, "error")])
+    except Exception:  # the apology is a courtesy; ringing the firm is what matters
+        current_app.logger.exception("could not speak the error prompt")
+    dial = response.dial(
+        timeout=current_app.config["DIAL_TIMEOUT"],
+        action=url_for("voice.connect.done", lang=lang),
+    )
+    dial.number(current_app.config["FIRM_PHONE_NUMBER"])
+    return twiml(response)
+
+
+def fails() -> int:
+    """Failures in a row so far on this menu, carried in the URL (Twilio keeps no state for us)."""
+    return request.args.get("fails", 0, type=int)
+
+
+def ask(lines: Sequence[Line], endpoint: str, *, num_digits: int = 1,
+        speech: bool = False, post_empty: bool = False, **values: object) -> VoiceResponse:
+    """Say `lines` inside a `<Gather>` (so a key interrupts them) posting to `endpoint`.
+
+    When the caller says nothing, the `<Redirect>` posts to the same action without `Digits`, so the
+    action counts silence and invalid keys in one place.
+    """
+    config = current_app.config
+    action = url_for(endpoint, **values)
+    response = VoiceResponse()
+    options: dict[str, object] = {
+        "action": action,
+        "timeout": config["GATHER_TIMEOUT"],
+        "finish_on_key": "" if num_digits == 1 else "#",
+        "action_on_empty_result": post_empty,
+    }
+    if num_digits == 1:
+        options["num_digits"] = 1
+    if speech:
+        options.update(input="dtmf speech", speech_timeout="auto", hints="English, español")
+    with response.gather(**options) as gather:
+        speak(gather, lines)
+    response.redirect(action)
+    return response
+
+
+def options_lines(lang: str, *names: str) -> list[Line]:
+    return [prompts().line(lang, f"option_{name}") for name in names]

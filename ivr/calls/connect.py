@@ -1,0 +1,98 @@
+"""Call Now: ring the firm with the caller's own number, and never drop a caller nobody answers.
+
+The person answering hears a whisper ("hotline call, in Spanish") and must press 1 before the
+calls are joined, so the firm's own voicemail cannot swallow a caller. Outside office hours the
+caller is offered a callback request instead of ringing an empty office.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import phonenumbers
+from flask import Blueprint, current_app, request, url_for
+from twilio.twiml.voice_response import VoiceResponse
+
+from ..twiml import prompts, speak, twiml
+
+bp = Blueprint("connect", __name__)
+
+CONNECTED = {"completed", "answered"}
+STAFF_LANGUAGE = "en"
+
+
+def office_open() -> bool:
+    hours = current_app.config["OFFICE_HOURS"]
+    if hours is None:
+        return True
+    now = current_app.config.get("CLOCK", lambda: dt.datetime.now(dt.UTC))()
+    return hours.is_open(now, current_app.config["OFFICE_TIMEZONE"])
+
+
+def caller_id(number: str) -> str | None:
+    """The caller's number when it is a real E.164 number (not 'Anonymous' or 'restricted')."""
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return None
+    return number if phonenumbers.is_valid_number(parsed) else None
+
+
+def offer_callback(lang: str, reason: str):
+    response = VoiceResponse()
+    speak(response, [prompts().line(lang, reason)])
+    response.redirect(url_for("voice.callback.start", lang=lang))
+    return twiml(response)
+
+
+@bp.route("/<any(en, es):lang>/connect", methods=["GET", "POST"])
+def start(lang: str):
+    if not office_open():
+        return offer_callback(lang, "office_closed")
+    config = current_app.config
+    response = VoiceResponse()
+    speak(response, [prompts().line(lang, "connecting")])
+    dial = response.dial(
+        timeout=config["DIAL_TIMEOUT"],
+        action=url_for("voice.connect.done", lang=lang),
+        caller_id=caller_id(request.form.get("From", "")),
+        answer_on_bridge=True,
+    )
+    dial.number(config["FIRM_PHONE_NUMBER"], url=url_for("voice.connect.whisper", caller=lang))
+    return twiml(response)
+
+
+@bp.post("/<any(en, es):lang>/connect/done")
+def done(lang: str):
+    """Decide by DialCallStatus (CallStatus is the caller's leg, which is still in progress)."""
+    status = request.form.get("DialCallStatus", "")
+    bridged = request.form.get("DialBridged", "true") != "false"
+    if status in CONNECTED and bridged:
+        response = VoiceResponse()
+        speak(response, [prompts().line(lang, "goodbye")])
+        response.hangup()
+        return twiml(response)
+    current_app.logger.info("firm did not answer (%s) call %s", status, request.form.get("CallSid"))
+    return offer_callback(lang, "dial_failed")
+
+
+@bp.post("/whisper/<any(en, es):caller>")
+def whisper(caller: str):
+    """Heard by the person who picks up at the firm, before the caller is joined."""
+    response = VoiceResponse()
+    with response.gather(
+        num_digits=1, timeout=8, action=url_for("voice.connect.accept", caller=caller)
+    ) as gather:
+        speak(gather, [prompts().line(STAFF_LANGUAGE, f"whisper_caller_{caller}")])
+    speak(response, [prompts().line(STAFF_LANGUAGE, "whisper_no_answer")])
+    response.hangup()
+    return twiml(response)
+
+
+@bp.post("/whisper/<any(en, es):caller>/accept")
+def accept(caller: str):
+    """Pressing 1 joins the calls (an empty reply ends the whisper); anything else declines."""
+    response = VoiceResponse()
+    if request.form.get("Digits") != "1":
+        response.hangup()
+    return twiml(response)

@@ -1,0 +1,116 @@
+"""The main menu and the topics from the firm's post, in the caller's language.
+
+The menu is built from the topic files, so a new file under `prompts/<lang>/topics/` is a new
+option. Every prompt sits inside a `<Gather>`, so a key press interrupts it.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, request, url_for
+from twilio.twiml.voice_response import VoiceResponse
+
+from ..prompts import Line
+from ..twiml import prompts, twiml
+from .common import CALLBACK, FIRM, MAIN_MENU, NEXT, REPEAT, ask, fails, options_lines
+
+bp = Blueprint("topics", __name__, url_prefix="/<any(en, es):lang>")
+
+
+def menu_lines(lang: str) -> list[Line]:
+    p = prompts()
+    lines = [p.line(lang, "menu_intro")]
+    lines += [
+        p.line(lang, "menu_option", label=topic.label, key=topic.number)
+        for topic in p.topics(lang)
+    ]
+    return lines + options_lines(lang, "firm", "callback", "repeat")
+
+
+def topic_options(lang: str, number: int) -> list[Line]:
+    """What the caller can do after a topic; "next" only when a later topic exists."""
+    p = prompts()
+    options = ["repeat", "next", "menu", "firm", "callback"]
+    if not any(t.number > number for t in p.topics(lang)):
+        options.remove("next")
+    return [p.line(lang, "after_topic")] + options_lines(lang, *options)
+
+
+def redirect(endpoint: str, **values: object):
+    response = VoiceResponse()
+    response.redirect(url_for(endpoint, **values))
+    return twiml(response)
+
+
+def common_key(lang: str, digits: str):
+    """Keys that mean the same on every menu; None when `digits` is not one of them."""
+    if digits == FIRM:
+        return redirect("voice.connect.start", lang=lang)
+    if digits == CALLBACK:
+        return redirect("voice.callback.start", lang=lang)
+    if digits == MAIN_MENU:
+        return redirect("voice.topics.menu", lang=lang)
+    return None
+
+
+def retry(lang: str, lines: list[Line], endpoint: str, **values: object):
+    """Count a failure; say the menu again, or after too many offer the firm and a callback."""
+    failed = fails() + 1
+    if failed >= current_app.config["MAX_FAILURES"]:
+        return redirect("voice.topics.help", lang=lang)
+    reason = "invalid" if request.form.get("Digits") else "no_input"
+    lines = [prompts().line(lang, reason)] + lines
+    return twiml(ask(lines, endpoint, lang=lang, fails=failed, **values))
+
+
+@bp.route("/menu", methods=["GET", "POST"])
+def menu(lang: str):
+    return twiml(ask(menu_lines(lang), "voice.topics.menu_choice", lang=lang, fails=0))
+
+
+@bp.post("/menu/choice")
+def menu_choice(lang: str):
+    digits = request.form.get("Digits", "")
+    if digits == REPEAT:
+        return redirect("voice.topics.menu", lang=lang)
+    if digits.isdigit() and prompts().topic(lang, int(digits)):
+        return redirect("voice.topics.topic", lang=lang, number=int(digits))
+    return common_key(lang, digits) or retry(lang, menu_lines(lang), "voice.topics.menu_choice")
+
+
+@bp.route("/topics/<int:number>", methods=["GET", "POST"])
+def topic(lang: str, number: int):
+    topic = prompts().topic(lang, number)
+    if topic is None:  # a topic file removed mid-call
+        return redirect("voice.topics.menu", lang=lang)
+    lines = [Line(lang, topic.body, topic.name)] + topic_options(lang, number)
+    return twiml(ask(lines, "voice.topics.topic_choice",
+                     lang=lang, number=number, fails=0))
+
+
+@bp.post("/topics/<int:number>/choice")
+def topic_choice(lang: str, number: int):
+    digits = request.form.get("Digits", "")
+    if digits == REPEAT:
+        return redirect("voice.topics.topic", lang=lang, number=number)
+    if digits == NEXT:
+        later = [t.number for t in prompts().topics(lang) if t.number > number]
+        if later:
+            return redirect("voice.topics.topic", lang=lang, number=later[0])
+    return common_key(lang, digits) or retry(
+        lang, topic_options(lang, number), "voice.topics.topic_choice", number=number
+    )
+
+
+@bp.route("/help", methods=["GET", "POST"])
+def help(lang: str):
+    """After repeated failures: the simplest choices, then the firm rather than a hang-up."""
+    lines = [prompts().line(lang, "too_many_tries")] + options_lines(lang, "firm", "callback",
+                                                                        "menu")
+    return twiml(ask(lines, "voice.topics.help_choice", lang=lang))
+
+
+@bp.post("/help/choice")
+def help_choice(lang: str):
+    digits = request.form.get("Digits", "")
+    # Silence or another wrong key here: ring the firm (or, when closed, take a message).
+    return common_key(lang, digits) or redirect("voice.connect.start", lang=lang)

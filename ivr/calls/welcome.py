@@ -1,0 +1,75 @@
+"""Answer the call: greet in both languages and let the caller choose by key or by voice."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import sqlalchemy as sa
+from flask import Blueprint, current_app, request, url_for
+from twilio.twiml.voice_response import VoiceResponse
+
+from ..db import db
+from ..models import Call
+from ..twiml import prompts, speak, twiml
+from .common import ask, fails
+
+bp = Blueprint("welcome", __name__)
+
+KEYS = {"1": "en", "2": "es"}
+WORDS = {"english": "en", "ingles": "en", "espanol": "es", "spanish": "es", "espanyol": "es"}
+
+
+def spoken_language(speech: str) -> str | None:
+    """Map what the caller said ("Español.", "english please") to a language, if any."""
+    plain = unicodedata.normalize("NFKD", speech).encode("ascii", "ignore").decode().lower()
+    for word in plain.replace(".", " ").replace(",", " ").split():
+        if word in WORDS:
+            return WORDS[word]
+    return None
+
+
+def choice_lines(greet: bool):
+    p = prompts()
+    lines = [p.line("en", "welcome"), p.line("es", "welcome")] if greet else []
+    return lines + [p.line("en", "choose_language"), p.line("es", "choose_language")]
+
+
+@bp.post("")
+def answer():
+    """Twilio's Voice URL for the number: the one fixed URL."""
+    return twiml(ask(choice_lines(greet=True), "voice.welcome.choose", speech=True, fails=0))
+
+
+@bp.post("/language")
+def choose():
+    lang = KEYS.get(request.form.get("Digits", "")) or spoken_language(
+        request.form.get("SpeechResult", "")
+    )
+    if lang:
+        return start(lang)
+    failed = fails() + 1
+    if failed >= current_app.config["MAX_FAILURES"]:
+        return start(current_app.config["DEFAULT_LANGUAGE"])
+    response = ask(choice_lines(greet=False), "voice.welcome.choose", speech=True, fails=failed)
+    return twiml(response)
+
+
+def count_call(lang: str) -> None:
+    """Note the call for the staff chart; a database problem must not disturb the caller."""
+    sid = request.form.get("CallSid", "")
+    try:
+        if not db.session.scalar(sa.select(Call.id).filter_by(call_sid=sid)):
+            db.session.add(Call(call_sid=sid, language=lang, from_number=request.form.get("From", "")))
+            db.session.commit()
+    except sa.exc.SQLAlchemyError:
+        db.session.rollback()
+        current_app.logger.warning("could not count call %s", sid, exc_info=True)
+
+
+def start(lang: str):
+    """Say the disclaimer once, then hand over to the main menu in the chosen language."""
+    count_call(lang)
+    response = VoiceResponse()
+    speak(response, [prompts().line(lang, "disclaimer")])
+    response.redirect(url_for("voice.topics.menu", lang=lang))
+    return twiml(response)

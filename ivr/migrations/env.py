@@ -1,0 +1,15 @@
+"""Alembic environment: migrate the connection that `ivr.migrate` hands over."""
+
+from alembic import context
+
+from ivr import models  # noqa: F401  (register every table on the metadata)
+from ivr.db import Model
+
+connection = context.config.attributes["connection"]
+context.configure(
+    connection=connection,
+    target_metadata=Model.metadata,
+    render_as_batch=connection.dialect.name == "sqlite",
+)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,58 @@
+"""What the hotline keeps: calls (for the staff chart) and callback requests with their recording.
+
+A callback request is keyed by the Twilio CallSid, so the `<Record>` action and the recording
+status callback, which may arrive in any order and more than once, always land on one row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import DateTime, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, deferred, mapped_column
+
+from .db import Model, utcnow
+
+STATUSES = ("new", "called_back", "handled")
+
+
+class Call(Model):
+    """A call that chose a language; counted per day and language on the staff chart."""
+
+    __tablename__ = "calls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    language: Mapped[str] = mapped_column(String(2))
+    from_number: Mapped[str] = mapped_column(String(32), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CallbackRequest(Model):
+    """A family's request to be called back, from the moment its recording exists."""
+
+    __tablename__ = "callback_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    reference: Mapped[str] = mapped_column(String(12), unique=True)
+    language: Mapped[str] = mapped_column(String(2))
+    caller_number: Mapped[str] = mapped_column(String(32), default="")
+    callback_number: Mapped[str | None] = mapped_column(String(32))
+    a_number: Mapped[str | None] = mapped_column(String(9))
+    # How far the caller got: recorded, number, a_number, complete.
+    step: Mapped[str] = mapped_column(String(16), default="recorded")
+    recording_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    recording_url: Mapped[str | None] = mapped_column(String(512))
+    recording_duration: Mapped[int | None]
+    # A durable copy of the recording, so staff can play it whatever Twilio keeps.
+    audio: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
+    audio_type: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    note: Mapped[str] = mapped_column(Text, default="")
+    handled_by: Mapped[str | None] = mapped_column(String(80))
+    handled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )

@@ -1,0 +1,105 @@
+"""Load what callers hear from the text files under `prompts/<lang>/`.
+
+Prompts are data that staff edit, so they are read from disk on use (cached by modification time):
+an edit is heard on the next call without a restart. A topic is a file under `topics/` named
+`<number>-<slug>.txt`: its first line is the menu label, the rest is what the caller hears, so
+adding a topic file adds a menu option.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+LANGUAGES = ("en", "es")
+TOPIC_FILE = re.compile(r"(\d+)-([a-z0-9-]+)\.txt")
+
+
+class PromptError(LookupError):
+    """A prompt is missing, empty or malformed."""
+
+
+@dataclass(frozen=True)
+class Line:
+    """One piece of speech: its language, its text and the prompt it came from."""
+
+    lang: str
+    text: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Topic:
+    number: int
+    name: str  # prompt name, e.g. "topics/1-why-denied"
+    label: str
+    body: str
+
+
+class Prompts:
+    """Read prompt files for a language; every read checks the file's modification time."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._cache: dict[Path, tuple[int, str]] = {}
+        self._lock = threading.Lock()
+
+    def path(self, lang: str, name: str) -> Path:
+        return self.root / lang / f"{name}.txt"
+
+    def text(self, lang: str, name: str) -> str:
+        """Return the prompt's text, stripped; raise PromptError when it is missing or empty."""
+        if lang not in LANGUAGES:
+            raise PromptError(f"unknown language {lang!r}")
+        path = self.path(lang, name)
+        try:
+            mtime = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            raise PromptError(f"missing prompt {lang}/{name}.txt") from None
+        cached = self._cache.get(path)
+        if cached and cached[0] == mtime:
+            return cached[1]
+        text = " ".join(path.read_text(encoding="utf-8").split())
+        if not text:
+            raise PromptError(f"empty prompt {lang}/{name}.txt")
+        with self._lock:
+            self._cache[path] = (mtime, text)
+        return text
+
+    def line(self, lang: str, name: str, **fields: object) -> Line:
+        """Return a prompt as a Line, filling `{placeholders}` from `fields`."""
+        text = self.text(lang, name)
+        if fields:
+            text = text.format(**fields)
+        return Line(lang, text, name)
+
+    def digits(self, lang: str, number: str) -> list[Line]:
+        """Spell a number digit by digit with the digit_N prompts, so it is heard clearly."""
+        return [self.line(lang, f"digit_{ch}") for ch in number if ch.isdigit()]
+
+    def topics(self, lang: str) -> list[Topic]:
+        """Return the topics for `lang`, ordered by their number."""
+        folder = self.root / lang / "topics"
+        topics = []
+        for entry in sorted(os.listdir(folder)) if folder.is_dir() else []:
+            match = TOPIC_FILE.fullmatch(entry)
+            if not match:
+                continue
+            name = f"topics/{entry[:-4]}"
+            raw = self.path(lang, name).read_text(encoding="utf-8").strip()
+            label, _, body = raw.partition("\n")
+            topics.append(Topic(int(match[1]), name, label.strip(), " ".join(body.split())))
+        return sorted(topics, key=lambda t: t.number)
+
+    def topic(self, lang: str, number: int) -> Topic | None:
+        return next((t for t in self.topics(lang) if t.number == number), None)
+
+    def names(self, lang: str) -> list[str]:
+        """Every prompt name under `lang`, topics included, e.g. 'welcome', 'topics/1-why'."""
+        base = self.root / lang
+        return sorted(
+            str(path.relative_to(base).with_suffix("")) for path in base.rglob("*.txt")
+        )

@@ -1,0 +1,198 @@
+"""Read the hotline's settings from the environment, once, at start-up.
+
+Every setting is declared here with its default and a parser, so that a missing or malformed value
+stops the app before it answers a single call (a bad phone number discovered mid-call would drop a
+frightened family). `ivr settings` prints this table; the README documents the same names.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or malformed; the message names it and says what is expected."""
+
+
+def _e164(value: str) -> str:
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"not an E.164 phone number ({exc})") from None
+    if not value.startswith("+") or not phonenumbers.is_valid_number(number):
+        raise ValueError("not a valid E.164 phone number such as +13125550100")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _e164_list(value: str) -> list[str]:
+    return [_e164(part.strip()) for part in value.split(",") if part.strip()]
+
+
+def _account_sid(value: str) -> str:
+    if not re.fullmatch(r"AC[0-9a-fA-F]{32}", value):
+        raise ValueError("an Account SID is AC followed by 32 hexadecimal characters")
+    return value
+
+
+def _language(value: str) -> str:
+    if value not in ("en", "es"):
+        raise ValueError("must be en or es")
+    return value
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError("must be a positive whole number")
+    return number
+
+
+def _timezone(value: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("not an IANA time zone such as America/Chicago") from None
+
+
+def database_url(value: str) -> str:
+    """Accept Heroku's `postgres://` form, which SQLAlchemy 1.4+ no longer does."""
+    if value.startswith("postgres://"):
+        value = "postgresql://" + value[len("postgres://") :]
+    if value.startswith("postgresql://"):
+        value = "postgresql+psycopg://" + value[len("postgresql://") :]
+    return value
+
+
+DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+@dataclass(frozen=True)
+class OfficeHours:
+    """Weekdays (0 = Monday) and an opening interval in the firm's time zone."""
+
+    days: frozenset[int]
+    opens: dt.time
+    closes: dt.time
+
+    def is_open(self, moment: dt.datetime, tz: ZoneInfo) -> bool:
+        local = moment.astimezone(tz)
+        return local.weekday() in self.days and self.opens <= local.time() < self.closes
+
+
+def office_hours(value: str) -> OfficeHours | None:
+    """Parse `mon-fri 09:00-17:00` (days and times; `always` means always open)."""
+    value = value.strip().lower()
+    if value in ("always", "24/7"):
+        return None
+    match = re.fullmatch(r"([a-z]{3})(?:-([a-z]{3}))?\s+(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})", value)
+    if not match or match[1] not in DAYS or (match[2] and match[2] not in DAYS):
+        raise ValueError("expected days and hours such as 'mon-fri 09:00-17:00', or 'always'")
+    first = DAYS.index(match[1])
+    last = DAYS.index(match[2] or match[1])
+    days = {(first + i) % 7 for i in range((last - first) % 7 + 1)}
+    opens = dt.time(int(match[3]), int(match[4]))
+    closes = dt.time(int(match[5]), int(match[6])) if match[5] != "24" else dt.time.max
+    if closes <= opens:
+        raise ValueError("the office must close after it opens")
+    return OfficeHours(frozenset(days), opens, closes)
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str | None  # None: required
+    parse: Callable[[str], Any]
+    doc: str
+
+
+SETTINGS: list[Setting] = [
+    Setting("SECRET_KEY", None, str, "Signs staff sessions and CSRF tokens. Long and random."),
+    Setting(
+        "TWILIO_AUTH_TOKEN",
+        None,
+        str,
+        "Checks X-Twilio-Signature on every webhook; also the REST API password.",
+    ),
+    Setting(
+        "TWILIO_ACCOUNT_SID",
+        "",
+        lambda v: _account_sid(v) if v else "",
+        "Account SID (AC...). Needed to fetch recordings and send SMS alerts.",
+    ),
+    Setting(
+        "FIRM_PHONE_NUMBER", None, _e164, "E.164 number that 'talk to the firm now' rings."
+    ),
+    Setting(
+        "DATABASE_URL",
+        "",
+        lambda v: database_url(v) if v else "",
+        "SQLAlchemy URL; postgres:// accepted. Default: SQLite in the instance folder.",
+    ),
+    Setting("DEFAULT_LANGUAGE", "es", _language, "Language after repeated silence: en or es."),
+    Setting("VOICE_EN", "Polly.Joanna-Neural", str, "Twilio <Say> voice for English."),
+    Setting("VOICE_ES", "Polly.Lupe-Neural", str, "Twilio <Say> voice for Spanish (es-US)."),
+    Setting("DIAL_TIMEOUT", "20", _positive_int, "Seconds the firm's phone rings."),
+    Setting("GATHER_TIMEOUT", "6", _positive_int, "Seconds of silence before a menu repeats."),
+    Setting("MAX_FAILURES", "3", _positive_int, "Invalid keys or silences in a row before help."),
+    Setting(
+        "OFFICE_HOURS",
+        "mon-fri 09:00-17:00",
+        office_hours,
+        "When the firm answers, e.g. 'mon-fri 09:00-17:00' or 'always'.",
+    ),
+    Setting("OFFICE_TIMEZONE", "America/Chicago", _timezone, "IANA time zone of the office."),
+    Setting("PROMPTS_DIR", "", str, "Folder of prompt text files. Default: prompts/ in the repo."),
+    Setting("AUDIO_DIR", "", str, "Folder of rendered audio. Default: audio/ in the repo."),
+    Setting("GTTS_TLD_EN", "us", str, "gTTS accent (Google domain) for English."),
+    Setting("GTTS_TLD_ES", "com.mx", str, "gTTS accent (Google domain) for Spanish."),
+    Setting(
+        "RECORDING_MAX_SECONDS", "120", _positive_int, "Longest callback message, in seconds."
+    ),
+    Setting(
+        "JOURNAL_PATH",
+        "",
+        str,
+        "Extra copy of the fallback journal (JSON lines); it is always written to the log too.",
+    ),
+    Setting(
+        "KEEP_RECORDINGS_AT_TWILIO",
+        "false",
+        lambda v: v.lower() in ("1", "true", "yes"),
+        "Keep recordings at Twilio after the app has copied them (default: delete there).",
+    ),
+    Setting("ALERT_SMS_TO", "", _e164_list, "Comma-separated E.164 numbers that get SMS alerts."),
+    Setting("ALERT_SMS_FROM", "", lambda v: _e164(v) if v else "", "Twilio number SMS come from."),
+    Setting("ALERT_EMAIL_TO", "", str, "Comma-separated e-mail addresses for alerts."),
+    Setting("ALERT_EMAIL_FROM", "hotline@localhost", str, "From address of alert e-mails."),
+    Setting("SMTP_URL", "", str, "smtp://user:pass@host:port or smtps://...; empty: no e-mail."),
+    Setting(
+        "PUBLIC_URL", "", str, "Public https URL of the app, for links in alerts (no trailing /)."
+    ),
+]
+
+
+def load(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Parse every setting from `environ`, raising one SettingsError that lists all problems."""
+    config: dict[str, Any] = {}
+    problems: list[str] = []
+    for setting in SETTINGS:
+        raw = environ.get(setting.name)
+        if raw is None or raw.strip() == "":
+            if setting.default is None:
+                problems.append(f"{setting.name} is required: {setting.doc}")
+                continue
+            raw = setting.default
+        try:
+            config[setting.name] = setting.parse(raw.strip())
+        except ValueError as exc:
+            problems.append(f"{setting.name}={raw!r} is invalid: {exc}")
+    if problems:
+        raise SettingsError("Hotline settings are wrong:\n  " + "\n  ".join(problems))
+    return config

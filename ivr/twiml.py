@@ -1,0 +1,59 @@
+"""Build TwiML: the one place that decides how a prompt is spoken and how a reply is sent.
+
+`speak` plays rendered audio when every line in a group has audio matching its current text, and
+otherwise says the whole group with `<Say>`: a sentence and the digits read inside it are never
+heard in two different voices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from flask import Response, current_app, g
+from twilio.twiml.voice_response import Gather, VoiceResponse
+
+from .prompts import Line, Prompts
+
+SAY_LANGUAGE = {"en": "en-US", "es": "es-US"}
+
+
+def prompts() -> Prompts:
+    return current_app.extensions["ivr.prompts"]
+
+
+def speak(verb: VoiceResponse | Gather, lines: Sequence[Line]) -> None:
+    """Add `lines` to `verb` as `<Play>` of rendered audio, or as `<Say>` in the line's language."""
+    if not lines:
+        return
+    traced = g.setdefault("prompt_sources", [])
+    traced.extend(line.source for line in lines)
+    audio = current_app.extensions.get("ivr.audio")
+    urls = [audio.url(line) for line in lines] if audio is not None else [None]
+    if all(urls):
+        for url in urls:
+            verb.play(url)
+        return
+    group: list[Line] = []
+    for line in lines:
+        if group and group[-1].lang != line.lang:
+            _say(verb, group)
+            group = []
+        group.append(line)
+    _say(verb, group)
+
+
+def _say(verb: VoiceResponse | Gather, lines: list[Line]) -> None:
+    lang = lines[0].lang
+    # Digits read one by one are joined with commas so the voice pauses between them.
+    text = " ".join(
+        line.text + ("," if line.source.startswith("digit_") else "") for line in lines
+    ).rstrip(",")
+    verb.say(text, language=SAY_LANGUAGE[lang], voice=current_app.config[f"VOICE_{lang.upper()}"])
+
+
+def twiml(response: VoiceResponse) -> Response:
+    """Send TwiML as text/xml; when tracing, name the prompt files heard (for `ivr call`)."""
+    reply = Response(str(response), mimetype="text/xml")
+    if current_app.config.get("PROMPT_TRACE"):
+        reply.headers["X-IVR-Prompts"] = ",".join(g.get("prompt_sources", []))
+    return reply

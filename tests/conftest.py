@@ -1,0 +1,98 @@
+"""Fixtures: an app on a fresh database (SQLite, or PostgreSQL when TEST_POSTGRES_URL is set)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from ivr import PROJECT_ROOT, create_app
+from ivr.db import db
+from ivr.migrate import upgrade
+from tests.twilio_sim import Call
+
+TOKEN = "test-auth-token-0123456789"
+FIRM = "+13125550100"
+
+
+def base_config(tmp_path: Path, **overrides) -> dict:
+    config = {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret",
+        "TWILIO_AUTH_TOKEN": TOKEN,
+        "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+        "FIRM_PHONE_NUMBER": FIRM,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'test.sqlite3'}",
+        "OFFICE_HOURS": "always",
+        "DEFAULT_LANGUAGE": "es",
+        "PROMPTS_DIR": str(tmp_path / "prompts"),
+        "AUDIO_DIR": str(tmp_path / "audio"),
+    }
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture(params=["sqlite"] + (["postgres"] if os.environ.get("TEST_POSTGRES_URL") else []))
+def database_url(request, tmp_path):
+    """Each test that uses the database runs on SQLite, and on PostgreSQL when one is given."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.sqlite3'}"
+        return
+    admin = sa.create_engine(os.environ["TEST_POSTGRES_URL"], isolation_level="AUTOCOMMIT")
+    name = f"ivr_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield admin.url.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def prompts_dir(tmp_path):
+    """A copy of the real prompts, so a test may edit them."""
+    target = tmp_path / "prompts"
+    shutil.copytree(PROJECT_ROOT / "prompts", target)
+    return target
+
+
+@pytest.fixture
+def make_app(tmp_path, prompts_dir, database_url):
+    apps = []
+
+    def make(**overrides):
+        app = create_app(base_config(tmp_path, DATABASE_URL=database_url, **overrides))
+        upgrade(app)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        with app.app_context():
+            for engine in db.engines.values():
+                engine.dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def call(client):
+    """A new phone call from a US mobile number, ready to `answer()`."""
+    return Call(client, TOKEN)
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()

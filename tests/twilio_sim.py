@@ -1,0 +1,114 @@
+"""Place calls against the app the way Twilio does: signed POSTs that follow the TwiML.
+
+Tests use this instead of calling views: every request is signed with twilio-python's own
+`RequestValidator`, carries Twilio's parameters, and each step follows the `action` or
+`<Redirect>` URL that the previous TwiML gave.
+"""
+
+from __future__ import annotations
+
+import secrets
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from twilio.request_validator import RequestValidator
+
+BASE = "http://localhost"
+
+
+def sign(token: str, url: str, params: dict[str, str]) -> str:
+    return RequestValidator(token).compute_signature(url, params)
+
+
+@dataclass
+class Call:
+    """One simulated phone call: `post` a webhook, then `press`/`say`/`silence` to answer it."""
+
+    client: object
+    token: str
+    from_number: str = "+13125550123"
+    to_number: str = "+18005550100"
+    sid: str = field(default_factory=lambda: "CA" + secrets.token_hex(16))
+    base: str = BASE
+    twiml: ET.Element | None = None
+    url: str = ""
+    chain: list[ET.Element] = field(default_factory=list)
+
+    def params(self, **extra: str) -> dict[str, str]:
+        return {
+            "CallSid": self.sid,
+            "AccountSid": "AC" + "0" * 32,
+            "From": self.from_number,
+            "To": self.to_number,
+            "CallStatus": "in-progress",
+            "Direction": "inbound",
+            "ApiVersion": "2010-04-01",
+            **extra,
+        }
+
+    def post(self, path: str, headers: dict[str, str] | None = None, **extra: str):
+        url = path if path.startswith("http") else self.base + path
+        params = self.params(**extra)
+        parts = urlsplit(url)
+        response = self.client.post(
+            parts.path + (f"?{parts.query}" if parts.query else ""),
+            data=params,
+            base_url=f"{parts.scheme}://{parts.netloc}",
+            headers={"X-Twilio-Signature": sign(self.token, url, params), **(headers or {})},
+        )
+        self.url = url
+        if response.status_code == 200 and response.mimetype == "text/xml":
+            self.twiml = ET.fromstring(response.data)
+        return response
+
+    def answer(self):
+        return self.follow("/voice", CallStatus="ringing")
+
+    # What the caller does with the current TwiML --------------------------------------------
+    def gather(self) -> ET.Element:
+        gather = self.twiml.find("Gather")
+        assert gather is not None, ET.tostring(self.twiml)
+        return gather
+
+    def press(self, digits: str) -> ET.Element:
+        return self.follow(self.gather().get("action"), Digits=digits)
+
+    def say(self, speech: str) -> ET.Element:
+        gather = self.gather()
+        assert "speech" in gather.get("input", ""), "this menu does not listen for speech"
+        return self.follow(gather.get("action"), SpeechResult=speech, Confidence="0.9")
+
+    def silence(self) -> ET.Element:
+        """Say nothing: Twilio moves past the Gather to the next verb, a Redirect."""
+        redirect = self.twiml.find("Redirect")
+        assert redirect is not None, ET.tostring(self.twiml)
+        return self.follow(redirect.text)
+
+    def redirect(self) -> ET.Element:
+        """Follow a Redirect that stands alone (no Gather before it)."""
+        assert self.twiml.find("Gather") is None
+        return self.silence()
+
+    def follow(self, url: str, **extra: str) -> ET.Element:
+        """Post to `url`, then keep following `<Redirect>`s that need no caller input."""
+        response = self.post(url, **extra)
+        assert response.status_code == 200, (url, response.status_code, response.data[:300])
+        self.chain = [self.twiml]
+        while self.passes_through():
+            response = self.post(self.twiml.find("Redirect").text)
+            assert response.status_code == 200, response.data[:300]
+            self.chain.append(self.twiml)
+        return self.twiml
+
+    def passes_through(self) -> bool:
+        tags = {child.tag for child in self.twiml}
+        return "Redirect" in tags and not tags & {"Gather", "Record", "Dial", "Hangup"}
+
+    # What the caller hears ---------------------------------------------------------------------
+    def heard(self) -> str:
+        """Everything said since the caller's last action, across followed redirects."""
+        return " ".join(el.text or "" for el in self.said())
+
+    def said(self) -> list[ET.Element]:
+        return [el for twiml in self.chain for el in twiml.iter("Say")]

@@ -48,7 +48,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     database.init_app(app)
 
-    from . import calls
+    from . import audio, calls, staff
 
     app.register_blueprint(calls.bp)
+    audio.init_app(app)
+    staff.init_app(app)
     return app

@@ -12,6 +12,7 @@ from typing import Any
 
 import requests
 import sqlalchemy as sa
+from blinker import Namespace
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
@@ -23,6 +24,11 @@ FIELDS = {
     "language", "caller_number", "callback_number", "a_number", "step", "recording_sid",
     "recording_url", "recording_duration",
 }
+signals = Namespace()
+# Sent once per request, inside the transaction that creates it, so receivers (alerts) can add
+# their own rows to the same commit: the request and its alerts are stored together or not at all.
+request_created = signals.signal("callback-request-created")
+
 TWILIO_API = "https://api.twilio.com/"
 STEPS = ("recorded", "number", "a_number", "complete")
 
@@ -42,6 +48,7 @@ def save(call_sid: str, **fields: Any) -> CallbackRequest:
             row = CallbackRequest(call_sid=call_sid, reference=fields.get("reference")
                                   or new_reference())
             db.session.add(row)
+        created = row.id is None
         for name, value in fields.items():
             if name == "reference" or value is None:
                 continue
@@ -49,6 +56,9 @@ def save(call_sid: str, **fields: Any) -> CallbackRequest:
                 continue  # a late, replayed or repeated step never moves a request back
             setattr(row, name, value)
         try:
+            if created:
+                db.session.flush()
+                request_created.send(current_app._get_current_object(), request=row)
             db.session.commit()
             return row
         except IntegrityError:

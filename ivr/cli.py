@@ -45,3 +45,14 @@ def db_upgrade() -> None:
 
     upgrade(current_app)
     click.echo("database is up to date")
+
+
+def _register_commands() -> None:
+    from .audio_cli import audio_group, call_command, prompts_group
+    from .staff.cli import alerts_group, staff_group
+
+    for command in (audio_group, prompts_group, call_command, staff_group, alerts_group):
+        main.add_command(command)
+
+
+_register_commands()

@@ -1,0 +1,164 @@
+"""A family member's call from the greeting through the topics, placed as Twilio places it."""
+
+from __future__ import annotations
+
+import pytest
+
+from ivr.prompts import Prompts
+from ivr.calls.welcome import spoken_language
+
+from .conftest import PROJECT_ROOT
+
+REAL = Prompts(PROJECT_ROOT / "prompts")
+
+
+def text(lang: str, name: str, **fields) -> str:
+    return REAL.line(lang, name, **fields).text
+
+
+def test_greeting_is_in_both_languages_with_keypad_and_voice(call):
+    twiml = call.answer()
+    gather = twiml.find("Gather")
+    assert gather.get("input") == "dtmf speech"
+    assert gather.get("numDigits") == "1"
+    says = gather.findall("Say")
+    assert [s.get("language") for s in says] == ["en-US", "es-US", "en-US", "es-US"]
+    assert "J. Molina" in says[0].text and "J. Molina" in says[1].text
+    assert says[0].get("voice") == "Polly.Joanna-Neural"
+    assert says[1].get("voice") == "Polly.Lupe-Neural"
+
+
+@pytest.mark.parametrize(("key", "lang"), [("1", "en"), ("2", "es")])
+def test_keypad_choice_leads_to_menu_in_that_language(call, key, lang):
+    call.answer()
+    twiml = call.press(key)
+    heard = call.heard()
+    assert heard.startswith(text(lang, "disclaimer"))
+    assert text(lang, "menu_intro") in heard
+    assert {s.get("language") for s in call.said()} == {f"{lang}-US"}
+    assert twiml.find("Gather").get("action").startswith(f"/voice/{lang}/menu/choice")
+
+
+@pytest.mark.parametrize(
+    ("speech", "lang"),
+    [("Español.", "es"), ("espanol por favor", "es"), ("English", "en"), ("Spanish.", "es")],
+)
+def test_voice_choice(call, speech, lang):
+    call.answer()
+    call.say(speech)
+    assert text(lang, "disclaimer") in call.heard()
+
+
+def test_unrecognised_speech_asks_again():
+    assert spoken_language("hello there") is None
+
+
+def test_silence_asks_again_then_continues_in_default_language(call, app):
+    call.answer()
+    call.silence()
+    assert text("en", "choose_language") in call.heard()
+    assert text("en", "welcome") not in call.heard()
+    call.silence()
+    call.silence()  # third silence in a row: the default language (es in tests)
+    assert text("es", "disclaimer") in call.heard()
+    assert call.twiml.find("Gather").get("action").startswith("/voice/es/menu")
+
+
+def test_menu_is_built_from_topic_files(call, prompts_dir):
+    call.answer()
+    call.press("1")
+    heard = call.heard()
+    for topic in REAL.topics("en"):
+        assert text("en", "menu_option", label=topic.label, key=topic.number) in heard
+    # A new topic file is a new option on the next call, without a restart.
+    (prompts_dir / "en" / "topics" / "6-visits.txt").write_text(
+        "how to visit a detention center\n\nVisiting hours vary by center.\n"
+    )
+    call.press("*")
+    assert "To hear how to visit a detention center, press 6." in call.heard()
+    call.press("6")
+    assert "Visiting hours vary by center." in call.heard()
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+def test_every_topic_is_read_and_offers_the_same_options(call, lang):
+    call.answer()
+    call.press("1" if lang == "en" else "2")
+    topics = REAL.topics(lang)
+    assert len(topics) == 5
+    for topic in topics:
+        call.press("9")
+        call.press(str(topic.number))
+        gather = call.gather()
+        assert gather.find("Say").text.startswith(topic.body[:40])  # barge-in: inside Gather
+        heard = call.heard()
+        for option in ("repeat", "menu", "firm", "callback"):
+            assert text(lang, f"option_{option}") in heard
+        last = topic is topics[-1]
+        assert (text(lang, "option_next") in heard) is not last
+
+
+def test_after_topic_keys_repeat_next_menu(call):
+    call.answer()
+    call.press("1")
+    call.press("2")
+    body2 = REAL.topic("en", 2).body
+    assert body2 in call.heard()
+    call.press("*")
+    assert body2 in call.heard()
+    call.press("#")
+    assert REAL.topic("en", 3).body in call.heard()
+    call.press("9")
+    assert text("en", "menu_intro") in call.heard()
+
+
+def test_invalid_key_says_so_and_repeats_the_menu(call):
+    call.answer()
+    call.press("1")
+    call.press("7")
+    heard = call.heard()
+    assert heard.startswith(text("en", "invalid"))
+    assert text("en", "menu_intro") in heard
+
+
+def test_three_failures_offer_the_firm_and_a_callback_not_a_hangup(call):
+    call.answer()
+    call.press("1")
+    call.press("7")
+    call.silence()
+    twiml = call.press("6")
+    heard = call.heard()
+    assert text("en", "too_many_tries") in heard
+    assert text("en", "option_firm") in heard and text("en", "option_callback") in heard
+    assert twiml.find("Hangup") is None
+    # Still nothing: the caller is put through to the firm rather than dropped.
+    call.silence()
+    assert call.twiml.find("Dial/Number").text == "+13125550100"
+
+
+def test_failures_reset_after_a_good_choice(call):
+    call.answer()
+    call.press("1")
+    call.press("7")
+    call.press("7")
+    call.press("1")  # a topic: the count starts again
+    call.press("5")
+    call.press("5")
+    assert text("en", "too_many_tries") not in call.heard()
+
+
+def test_edited_prompt_is_heard_on_the_next_request(call, prompts_dir):
+    (prompts_dir / "es" / "disclaimer.txt").write_text("Información general, nada más.\n")
+    call.answer()
+    call.press("2")
+    assert call.heard().startswith("Información general, nada más.")
+
+
+def test_menus_interrupt_and_redirect_on_silence(call):
+    call.answer()
+    twiml = call.press("2")
+    gather = twiml.find("Gather")
+    assert gather.findall("Say"), "the menu must be spoken inside the Gather (barge-in)"
+    assert twiml.find("Redirect").text == gather.get("action")
+    call.silence()
+    assert call.heard().startswith(text("es", "no_input"))

@@ -1,0 +1,96 @@
+"""Webhooks answer only Twilio, also behind Heroku's TLS proxy, and never fail a caller."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import OperationalError
+
+from ivr.calls import topics
+from ivr.prompts import Prompts
+
+from .conftest import FIRM, PROJECT_ROOT, TOKEN
+from .twilio_sim import Call, sign
+
+REAL = Prompts(PROJECT_ROOT / "prompts")
+
+
+def test_unsigned_request_is_forbidden(client):
+    response = client.post("/voice", data={"CallSid": "CA1", "From": "+13125550123"})
+    assert response.status_code == 403
+    assert b"<Response" not in response.data
+
+
+def test_forged_signature_is_forbidden(client):
+    params = {"CallSid": "CA1", "From": "+13125550123"}
+    forged = sign("not-the-token", "http://localhost/voice", params)
+    response = client.post("/voice", data=params, headers={"X-Twilio-Signature": forged})
+    assert response.status_code == 403
+
+
+def test_tampered_parameters_are_forbidden(client):
+    params = {"CallSid": "CA1", "Digits": "1"}
+    signature = sign(TOKEN, "http://localhost/voice/language", params)
+    response = client.post("/voice/language", data={**params, "Digits": "2"},
+                           headers={"X-Twilio-Signature": signature})
+    assert response.status_code == 403
+
+
+def test_every_voice_route_checks_the_signature(app, client):
+    rules = [r for r in app.url_map.iter_rules() if r.rule.startswith("/voice")]
+    assert len(rules) >= 15
+    for rule in rules:
+        path = rule.rule.replace("<any(en, es):lang>", "es").replace(
+            "<any(en, es):caller>", "en").replace("<int:number>", "1")
+        response = client.post(path, data={"CallSid": "CA1"})
+        assert response.status_code == 403, path
+
+
+def test_signed_https_url_behind_a_proxy_is_accepted(client):
+    """Heroku terminates TLS: Twilio signed https://…, the app sees http plus X-Forwarded-*."""
+    call = Call(client, TOKEN, base="https://hotline.example.org")
+    params = call.params(CallStatus="ringing")
+    signature = sign(TOKEN, "https://hotline.example.org/voice", params)
+    headers = {
+        "X-Twilio-Signature": signature,
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Host": "hotline.example.org",
+    }
+    response = client.post("/voice", data=params, headers=headers,
+                           base_url="http://10.1.2.3:31000")
+    assert response.status_code == 200
+    # Without the forwarded scheme the same signature does not match the URL the app sees.
+    del headers["X-Forwarded-Proto"]
+    response = client.post("/voice", data=params, headers=headers,
+                           base_url="http://10.1.2.3:31000")
+    assert response.status_code == 403
+
+
+def test_unexpected_error_still_answers_with_twiml(call, monkeypatch):
+    call.answer()
+    call.press("2")
+
+    def broken(lang):
+        raise OperationalError("SELECT 1", {}, Exception("database is gone"))
+
+    monkeypatch.setattr(topics, "menu_lines", broken)
+    response = call.post(call.gather().get("action"), Digits="*")
+    assert response.status_code == 200
+    twiml = call.follow(call.twiml.find("Redirect").text)
+    assert call.heard() == REAL.text("es", "error")
+    assert twiml.find("Dial/Number").text == FIRM
+    assert twiml.find("Dial").get("action") == "/voice/es/connect/done"
+
+
+def test_missing_prompt_still_connects_the_caller(call, prompts_dir):
+    call.answer()
+    (prompts_dir / "en" / "menu_intro.txt").unlink()
+    (prompts_dir / "en" / "error.txt").unlink()
+    twiml = call.press("1")
+    assert twiml.find("Dial/Number").text == FIRM
+
+
+def test_unknown_language_in_url_is_not_found(client):
+    params = {"CallSid": "CA1"}
+    url = "http://localhost/voice/fr/menu"
+    response = client.post("/voice/fr/menu", data=params,
+                           headers={"X-Twilio-Signature": sign(TOKEN, url, params)})
+    assert response.status_code == 404

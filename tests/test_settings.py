@@ -1,0 +1,91 @@
+"""Settings come from the environment and a bad one stops start-up, never a call."""
+
+from __future__ import annotations
+
+import pytest
+
+from ivr import create_app, settings
+from ivr.cli import main
+
+GOOD = {"SECRET_KEY": "s", "TWILIO_AUTH_TOKEN": "t", "FIRM_PHONE_NUMBER": "+13125550100"}
+
+
+def test_defaults():
+    config = settings.load(GOOD)
+    assert config["DIAL_TIMEOUT"] == 20
+    assert config["DEFAULT_LANGUAGE"] == "es"
+    assert config["OFFICE_HOURS"].days == frozenset(range(5))
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "words"),
+    [
+        ("FIRM_PHONE_NUMBER", "555-0100", "E.164"),
+        ("FIRM_PHONE_NUMBER", "+1555", "E.164"),
+        ("TWILIO_ACCOUNT_SID", "XX123", "AC followed by 32"),
+        ("DEFAULT_LANGUAGE", "fr", "en or es"),
+        ("DIAL_TIMEOUT", "-3", "positive"),
+        ("OFFICE_HOURS", "weekdays 9-5", "mon-fri"),
+        ("OFFICE_HOURS", "mon-fri 17:00-09:00", "close after"),
+        ("OFFICE_TIMEZONE", "Mars/Olympus", "IANA"),
+        ("ALERT_SMS_TO", "+13125550100, nope", "E.164"),
+    ],
+)
+def test_malformed_setting_is_a_clear_startup_error(name, value, words):
+    with pytest.raises(settings.SettingsError) as error:
+        settings.load({**GOOD, name: value})
+    assert name in str(error.value) and words in str(error.value)
+
+
+def test_all_missing_required_settings_are_named_at_once():
+    with pytest.raises(settings.SettingsError) as error:
+        settings.load({})
+    for name in GOOD:
+        assert name in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgres://u:p@h:5432/d", "postgresql+psycopg://u:p@h:5432/d"),
+        ("postgresql://u:p@h/d", "postgresql+psycopg://u:p@h/d"),
+        ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
+    ],
+)
+def test_heroku_database_url_is_accepted(url, expected):
+    assert settings.load({**GOOD, "DATABASE_URL": url})["DATABASE_URL"] == expected
+
+
+def test_office_hours_cover_the_configured_days():
+    hours = settings.office_hours("sat-sun 10:00-14:00")
+    assert hours.days == frozenset({5, 6})
+    assert settings.office_hours("always") is None
+
+
+def test_default_database_is_sqlite_in_the_instance_folder(monkeypatch, tmp_path):
+    for name, value in GOOD.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    app = create_app()
+    assert app.config["DATABASE_URL"].startswith("sqlite:///")
+    assert app.config["DATABASE_URL"].endswith("instance/hotline.sqlite3")
+
+
+def test_cli_reports_bad_settings_and_exits(monkeypatch):
+    from click.testing import CliRunner
+
+    monkeypatch.setenv("FIRM_PHONE_NUMBER", "12345")
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    result = CliRunner().invoke(main, ["routes"])
+    assert result.exit_code == 2
+    assert "FIRM_PHONE_NUMBER='12345' is invalid" in result.output
+
+
+def test_routes_command_lists_the_voice_url(monkeypatch):
+    from click.testing import CliRunner
+
+    for name, value in GOOD.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(main, ["routes"])
+    assert result.exit_code == 0, result.output
+    assert "/voice " in result.output or "/voice\n" in result.output

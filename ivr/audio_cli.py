@@ -1,6 +1,37 @@
-"""Audio, prompt and simulator commands (issue 5 fills this in)."""
+"""`ivr audio build`, `ivr prompts check` and `ivr call`: the tools of staff who edit prompts.
+
+Staff edit text files, check them, hear them in the simulator, then build their audio; every
+command here works offline except the build itself, which needs Google for gTTS.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+from typing import NoReturn
 
 import click
+import requests
+from flask import current_app
+from flask.cli import with_appcontext
+from gtts import gTTS, gTTSError
+from tqdm import tqdm
+
+from . import audio
+from .prompts import LANGUAGES, PromptError, Prompts
+
+
+def render(text: str, lang: str, tld: str) -> bytes:
+    """Speak `text` with gTTS (one request per ~100 characters); raise gTTSError offline."""
+    buffer = io.BytesIO()
+    gTTS(text, lang=lang, tld=tld, lang_check=False, timeout=30).write_to_fp(buffer)
+    return buffer.getvalue()
+
+
+def fail(message: str) -> NoReturn:
+    click.echo(message, err=True)
+    sys.exit(1)
 
 
 @click.group("audio")
@@ -8,11 +39,105 @@ def audio_group() -> None:
     """Rendered prompt audio."""
 
 
+@audio_group.command("build")
+@click.option("--check", is_flag=True, help="Only report missing or stale audio; exit 1 if any.")
+@click.option("--prune", is_flag=True, help="Also delete audio that no prompt uses.")
+@with_appcontext
+def build_command(check: bool, prune: bool) -> None:
+    """Render, with gTTS, every prompt whose audio is missing or stale."""
+    config = current_app.config
+    root = Path(config["AUDIO_DIR"])
+    prompts = Prompts(Path(config["PROMPTS_DIR"]))
+    accents = audio.tlds(config)
+    try:
+        wanted = {lang: audio.spoken(prompts, lang) for lang in LANGUAGES}
+        old = audio.read_manifest(root)
+    except PromptError as exc:
+        fail(f"audio build: {exc} (run `ivr prompts check`)")
+    except ValueError as exc:
+        fail(f"audio build: {root / audio.MANIFEST} is not valid JSON ({exc})")
+
+    manifest: dict[str, dict[str, dict[str, str]]] = {lang: {} for lang in LANGUAGES}
+    todo: list[tuple[str, audio.Spoken, str]] = []
+    problems: list[str] = []
+    for lang, items in wanted.items():
+        for item in items:
+            file = audio.audio_file(lang, accents[lang], item.line.text)
+            entry = {"hash": Path(file).stem, "file": file}
+            known = old[lang].get(item.key)
+            if (root / file).is_file():
+                manifest[lang][item.key] = entry
+                if known != entry:
+                    problems.append(f"unlisted {lang}/{item.key}: audio exists, not in manifest")
+                continue
+            todo.append((lang, item, file))
+            problems.append(f"{'stale' if known else 'missing'} {lang}/{item.key}")
+    if check:
+        for problem in problems:
+            click.echo(problem)
+        if problems:
+            fail(f"{len(problems)} prompt(s) need `ivr audio build`")
+        click.echo("all prompt audio is up to date")
+        return
+
+    rendered = 0
+    try:
+        for lang, item, file in tqdm(todo, desc="Rendering", unit="prompt", disable=None):
+            audio.write_atomic(root / file, render(item.line.text, lang, accents[lang]))
+            manifest[lang][item.key] = {"hash": Path(file).stem, "file": file}
+            rendered += 1
+    except (gTTSError, requests.RequestException) as exc:
+        # Keep what this run rendered; entries not yet rendered keep their old (stale) audio,
+        # which is never played because its hash no longer matches the text.
+        for lang, item, _file in todo:
+            known = old[lang].get(item.key)
+            if item.key not in manifest[lang] and known and (root / known["file"]).is_file():
+                manifest[lang][item.key] = known
+        audio.write_manifest(root, manifest)
+        message = " ".join(str(exc).split())
+        fail(f"audio build failed after {rendered} of {len(todo)} file(s): {message}")
+    audio.write_manifest(root, manifest)
+    total = sum(map(len, manifest.values()))
+    click.echo(f"rendered {rendered} file(s); {total} prompts have audio")
+    if prune:
+        used = {entry["file"] for entries in manifest.values() for entry in entries.values()}
+        removed = 0
+        for lang in LANGUAGES:
+            for path in sorted((root / lang).glob("*.mp3")) if (root / lang).is_dir() else []:
+                if f"{lang}/{path.name}" not in used:
+                    path.unlink()
+                    removed += 1
+        click.echo(f"pruned {removed} unused file(s)")
+
+
 @click.group("prompts")
 def prompts_group() -> None:
     """Prompt files."""
 
 
+@prompts_group.command("check")
+@with_appcontext
+def check_command() -> None:
+    """Check every prompt in both languages; exit 1 on errors (warnings are only printed)."""
+    from .promptcheck import check
+
+    problems = check(Path(current_app.config["PROMPTS_DIR"]))
+    for problem in problems:
+        click.echo(str(problem))
+    errors = sum(1 for p in problems if p.error)
+    click.echo(f"{errors} error(s), {len(problems) - errors} warning(s)")
+    if errors:
+        sys.exit(1)
+
+
 @click.command("call")
-def call_command() -> None:
-    """Simulate a call."""
+@click.option("--from", "from_number", default="+13125550123", show_default=True,
+              help="The caller's number (Anonymous for a withheld number).")
+@click.option("--lang", type=click.Choice(LANGUAGES), default=None,
+              help="Choose this language at the greeting without typing it.")
+@with_appcontext
+def call_command(from_number: str, lang: str | None) -> None:
+    """Simulate a call in the terminal: type keys, speech ("..."), or Enter for silence."""
+    from .simulator import Simulator
+
+    Simulator(current_app._get_current_object(), from_number=from_number, lang=lang).run()

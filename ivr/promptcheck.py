@@ -1,0 +1,118 @@
+"""Check the prompt files before a caller hears them: `ivr prompts check` and a test run this.
+
+A missing translation or an empty file would break a call in one language only, and text such as
+`<`, `&` or a URL is read out as noise: cheaper to catch at the desk than on the line.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from .prompts import LANGUAGES, TOPIC_FILE
+
+TEMPLATE_FIELDS = {"menu_option": {"label": "a topic", "key": 1}}
+REQUIRED_FIELDS = {"menu_option": {"key"}}
+WORDS_PER_MINUTE = {"en": 150, "es": 160}
+MAX_SECONDS = 75
+BAD_TEXT = [
+    (re.compile(r"[<>]"), "'<' or '>' (read out, or taken for markup)"),
+    (re.compile(r"&"), "'&' (write 'and' / 'y')"),
+    (re.compile(r"https?://|www\.|\.(?:com|org|net|gov)\b", re.I), "a web address"),
+    (re.compile("\ufffd"), "a replacement character (the file was not saved as UTF-8)"),
+]
+
+
+@dataclass(frozen=True)
+class Problem:
+    error: bool
+    path: str  # e.g. "es/welcome.txt"
+    message: str
+
+    def __str__(self) -> str:
+        return f"{'error' if self.error else 'warning'}: {self.path}: {self.message}"
+
+
+def names(root: Path, lang: str) -> set[str]:
+    base = root / lang
+    return {str(p.relative_to(base).with_suffix("")) for p in base.rglob("*.txt")}
+
+
+def braced(field: str) -> str:
+    return "{" + field + "}"
+
+
+def seconds(text: str, lang: str) -> float:
+    return len(text.split()) / WORDS_PER_MINUTE[lang] * 60
+
+
+def check_text(name: str, text: str, lang: str) -> list[tuple[bool, str]]:
+    """Problems of one piece of speech, as (is_error, message)."""
+    found: list[tuple[bool, str]] = []
+    controls = {c for c in text if unicodedata.category(c) in ("Cc", "Cf") and c not in "\n\t"}
+    if controls:
+        found.append((True, "control characters " + ", ".join(f"U+{ord(c):04X}" for c in controls)))
+    for pattern, what in BAD_TEXT:
+        if pattern.search(text):
+            found.append((True, f"contains {what}"))
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(text) if f is not None}
+    except ValueError as exc:
+        return found + [(True, f"unbalanced braces ({exc}); a literal brace breaks the prompt")]
+    allowed = TEMPLATE_FIELDS.get(name, {})
+    usable = ", ".join(braced(f) for f in allowed) or "no placeholders"
+    for field in sorted(fields - set(allowed)):
+        found.append((True, f"placeholder {braced(field)} is never filled ({usable} here)"))
+    for field in sorted(REQUIRED_FIELDS.get(name, set()) - fields):
+        found.append((True, f"must contain {braced(field)}"))
+    if fields <= set(allowed):
+        try:
+            text.format(**allowed)
+        except (IndexError, KeyError, ValueError) as exc:
+            found.append((True, f"placeholders cannot be filled ({exc!r})"))
+    estimate = seconds(text, lang)
+    if estimate > MAX_SECONDS:
+        found.append((False, f"about {estimate:.0f} s to listen to (over {MAX_SECONDS} s)"))
+    return found
+
+
+def check(root: Path) -> list[Problem]:
+    """Every problem of the prompts under `root`, errors and warnings, in a stable order."""
+    problems: list[Problem] = []
+    all_names = {lang: names(root, lang) for lang in LANGUAGES}
+    for lang in LANGUAGES:
+        for other in LANGUAGES:
+            for name in sorted(all_names[other] - all_names[lang]):
+                problems.append(Problem(True, f"{lang}/{name}.txt",
+                                        f"missing (exists in {other}/: translate it)"))
+        for name in sorted(all_names[lang]):
+            path = f"{lang}/{name}.txt"
+            try:
+                raw = (root / path).read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                problems.append(Problem(True, path, "not UTF-8 text"))
+                continue
+            checks: list[tuple[bool, str]]
+            if name.startswith("topics/"):
+                checks = check_topic(name, raw, lang)
+            elif not raw.strip():
+                checks = [(True, "empty")]
+            else:
+                checks = check_text(name, raw, lang)
+            problems += [Problem(error, path, message) for error, message in checks]
+    return problems
+
+
+def check_topic(name: str, raw: str, lang: str) -> list[tuple[bool, str]]:
+    if not TOPIC_FILE.fullmatch(name.removeprefix("topics/") + ".txt"):
+        return [(True, "topic files are named <number>-<slug>.txt, e.g. 6-new-topic.txt")]
+    label, _, body = raw.strip().partition("\n")
+    if not label.strip():
+        return [(True, "empty")]
+    if not body.strip():
+        return [(True, "needs a label line, a blank line, then the text callers hear")]
+    found = [(e, f"label: {m}") for e, m in check_text("topic_label", label, lang)]
+    return found + check_text(name, body, lang)

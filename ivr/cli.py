@@ -47,6 +47,46 @@ def db_upgrade() -> None:
     click.echo("database is up to date")
 
 
+@main.group("callbacks")
+def callbacks_group() -> None:
+    """Callback requests: recover from the journal, copy recordings."""
+
+
+@callbacks_group.command("replay")
+@click.argument("source", type=click.File("r", encoding="utf-8"))
+@with_appcontext
+def callbacks_replay(source) -> None:
+    """Store requests journaled while the database was down (a journal file or a log dump).
+
+    Replaying twice is harmless: requests are keyed by CallSid.
+    """
+    from . import callbacks, journal
+
+    count = callbacks.replay(journal.read(source))
+    click.echo(f"replayed {count} journal entries")
+
+
+@callbacks_group.command("copy-recordings")
+@with_appcontext
+def callbacks_copy_recordings() -> None:
+    """Copy into the database every recording not copied yet (e.g. after a Twilio outage)."""
+    import sqlalchemy as sa
+
+    from . import callbacks
+    from .db import db
+    from .models import CallbackRequest
+
+    pending = db.session.scalars(
+        sa.select(CallbackRequest).where(
+            CallbackRequest.audio_type.is_(None), CallbackRequest.recording_url.is_not(None)
+        )
+    ).all()
+    copied = sum(callbacks.fetch_recording(row) for row in pending)
+    click.echo(f"copied {copied} of {len(pending)} recordings")
+    if copied < len(pending):
+        sys.exit(1)
+
+
 def _register_commands() -> None:
     from .audio_cli import audio_group, call_command, prompts_group
     from .staff.cli import alerts_group, staff_group

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ivr.prompts import Prompts
 from ivr.calls.welcome import spoken_language
+from ivr.prompts import Prompts
 
 from .conftest import PROJECT_ROOT
 

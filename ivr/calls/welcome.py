@@ -59,7 +59,8 @@ def count_call(lang: str) -> None:
     sid = request.form.get("CallSid", "")
     try:
         if not db.session.scalar(sa.select(Call.id).filter_by(call_sid=sid)):
-            db.session.add(Call(call_sid=sid, language=lang, from_number=request.form.get("From", "")))
+            caller = request.form.get("From", "")
+            db.session.add(Call(call_sid=sid, language=lang, from_number=caller))
             db.session.commit()
     except sa.exc.SQLAlchemyError:
         db.session.rollback()

@@ -1,0 +1,309 @@
+"""Callback requests: recorded, confirmed and stored, and never lost, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import secrets
+
+import pytest
+import responses
+import sqlalchemy as sa
+
+from ivr.cli import main
+from ivr.db import db
+from ivr.models import CallbackRequest
+from ivr.prompts import Prompts
+
+from .conftest import PROJECT_ROOT, TOKEN
+from .twilio_sim import Call
+
+REAL = Prompts(PROJECT_ROOT / "prompts")
+ACCOUNT = "AC" + "0" * 32
+API = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Recordings"
+
+
+def rows(app) -> list[CallbackRequest]:
+    with app.app_context():
+        found = db.session.scalars(sa.select(CallbackRequest).order_by(CallbackRequest.id)).all()
+        db.session.expunge_all()
+        return found
+
+
+def to_recording(call: Call, lang: str = "es"):
+    call.answer()
+    call.press("1" if lang == "en" else "2")
+    twiml = call.press("8")
+    assert REAL.text(lang, "record_intro") in call.heard()
+    return twiml
+
+
+def recording_params(sid: str | None = None, duration: str = "14") -> dict[str, str]:
+    sid = sid or "RE" + secrets.token_hex(16)
+    return {"RecordingSid": sid, "RecordingUrl": f"{API}/{sid}", "RecordingDuration": duration}
+
+
+def record(call: Call, digits: str = "#", **params):
+    """Finish the <Record> as Twilio does: post its action with the recording."""
+    record = call.twiml.find("Record")
+    return call.follow(record.get("action"), Digits=digits, **(params or recording_params()))
+
+
+def heard_digits(call: Call, lang: str) -> str:
+    """The digits read out, turned back into a number."""
+    words = {REAL.text(lang, f"digit_{d}"): d for d in "0123456789"}
+    spoken = " ".join(s.text for s in call.said())
+    out = ""
+    for word in spoken.replace(",", " ").replace(".", " ").split():
+        out += words.get(word, words.get(word.capitalize(), " "))
+    return out
+
+
+def test_record_verb_is_set_up_for_a_two_minute_message(call):
+    twiml = to_recording(call)
+    record = twiml.find("Record")
+    assert record.get("maxLength") == "120"
+    assert record.get("finishOnKey") == "#"
+    assert record.get("playBeep") == "true"
+    assert record.get("recordingStatusCallback").startswith("/voice/es/callback/recording")
+
+
+def test_full_request_in_spanish(app, call):
+    to_recording(call, "es")
+    params = recording_params()
+    record(call, **params)
+    stored = rows(app)
+    assert len(stored) == 1 and stored[0].step == "recorded"
+    assert stored[0].caller_number == call.from_number
+    assert stored[0].recording_sid == params["RecordingSid"]
+    # Step 2: the calling number read back digit by digit, then confirmed with 1.
+    assert REAL.text("es", "number_readback") in call.heard()
+    assert "3125550123" in heard_digits(call, "es").replace(" ", "")
+    call.press("1")
+    assert REAL.text("es", "anumber_ask") in call.heard()
+    # Step 3: an 8-digit A-number gets its leading zero.
+    call.press("12345678")
+    assert REAL.text("es", "confirmation") in call.heard()
+    row = rows(app)[0]
+    assert (row.callback_number, row.a_number, row.step) == ("+13125550123", "012345678",
+                                                             "complete")
+    # Step 4: the reference, digit by digit, twice; when to expect a call; goodbye.
+    assert heard_digits(call, "es").split().count(row.reference) == 2
+    assert REAL.text("es", "expect_call") in call.heard()
+    assert call.twiml.find("Hangup") is not None
+
+
+def test_another_number_and_no_a_number_in_english(app, call):
+    to_recording(call, "en")
+    record(call)
+    call.press("7735550142")
+    call.press("")  # just the pound key: skip the A-number
+    row = rows(app)[0]
+    assert row.callback_number == "+17735550142"
+    assert row.a_number is None
+    assert row.language == "en"
+    assert row.step == "complete"
+
+
+def test_bad_callback_number_is_asked_again_and_not_stored(app, call):
+    to_recording(call, "en")
+    record(call)
+    call.press("12345")
+    assert call.heard().startswith(REAL.text("en", "number_invalid"))
+    assert rows(app)[0].callback_number is None
+    call.silence()
+    assert REAL.text("en", "number_confirm") in call.heard()
+    call.press("5555550100")  # 555-0100 numbers are not real: still invalid
+    # After three failures the caller moves on; the calling number is still on the request.
+    assert REAL.text("en", "anumber_ask") in call.heard()
+    row = rows(app)[0]
+    assert row.callback_number is None and row.caller_number == call.from_number
+
+
+def test_withheld_number_is_asked_for(app, client):
+    call = Call(client, TOKEN, from_number="Anonymous")
+    to_recording(call, "en")
+    record(call)
+    assert REAL.text("en", "number_ask") in call.heard()
+    assert REAL.text("en", "number_readback") not in call.heard()
+    call.press("1")  # "1" alone is no number when there is none to confirm
+    assert REAL.text("en", "number_invalid") in call.heard()
+    call.press("3125550188")
+    assert rows(app)[0].callback_number == "+13125550188"
+
+
+@pytest.mark.parametrize("digits", ["1234", "1234567890", "12345678901"])
+def test_bad_a_number_is_asked_again(app, call, digits):
+    to_recording(call, "en")
+    record(call)
+    call.press("1")
+    call.press(digits)
+    assert call.heard().startswith(REAL.text("en", "anumber_invalid"))
+    call.press("123456789")
+    assert rows(app)[0].a_number == "123456789"
+
+
+def test_hang_up_right_after_recording_still_leaves_a_request(app, call):
+    to_recording(call, "es")
+    record(call, digits="hangup")
+    assert list(call.twiml) == []
+    [row] = rows(app)
+    assert row.step == "recorded" and row.caller_number == call.from_number
+    assert row.language == "es" and len(row.reference) == 6
+
+
+@pytest.mark.parametrize("steps", [1, 2])
+def test_hang_up_during_later_steps_keeps_what_was_given(app, call, steps):
+    to_recording(call, "en")
+    record(call)
+    if steps >= 2:
+        call.press("1")
+    # The caller hangs up here: nothing more arrives.
+    [row] = rows(app)
+    assert row.recording_url and row.caller_number == call.from_number
+    assert row.callback_number == ("+13125550123" if steps >= 2 else None)
+    assert row.step == ("number" if steps >= 2 else "recorded")
+
+
+def test_silence_records_nothing_and_asks_again(app, call):
+    to_recording(call, "es")
+    call.silence()  # Twilio heard nothing: no action request, the Redirect follows
+    assert call.heard().startswith(REAL.text("es", "record_nothing"))
+    # An empty recording posted to the action is no request either.
+    record(call, **recording_params(duration="0"))
+    assert rows(app) == []
+    status = call.twiml.find("Record").get("recordingStatusCallback")
+    call.post(status, RecordingStatus="completed", **recording_params(duration="0"))
+    assert rows(app) == []
+    # Silence a third time: the help menu, not a hang-up.
+    call.silence()
+    assert REAL.text("es", "too_many_tries") in call.heard()
+
+
+@responses.activate
+def test_recording_callbacks_twice_and_out_of_order_make_one_request(app, call):
+    audio = b"ID3" + secrets.token_bytes(64)
+    params = recording_params()
+    media = responses.get(f"{params['RecordingUrl']}.mp3", body=audio,
+                          content_type="audio/mpeg")
+    deleted = responses.delete(f"{params['RecordingUrl']}.json", status=204)
+    to_recording(call, "en")
+    status_url = call.twiml.find("Record").get("recordingStatusCallback")
+    action = call.twiml.find("Record").get("action")
+    # The status callback first, twice, then the action, then the status callback again.
+    for _ in range(2):
+        reply = call.post(status_url, RecordingStatus="completed", **params)
+        assert reply.status_code == 204
+    call.follow(action, Digits="#", **params)
+    call.post(status_url, RecordingStatus="completed", **params)
+    [row] = rows(app)
+    assert row.recording_sid == params["RecordingSid"]
+    assert row.caller_number == call.from_number and row.language == "en"
+    with app.app_context():
+        stored = db.session.get(CallbackRequest, row.id)
+        assert stored.audio == audio and stored.audio_type == "audio/mpeg"
+    assert media.call_count == 1 and deleted.call_count == 1
+    sent = media.calls[0].request.headers["Authorization"]
+    assert sent == "Basic " + base64.b64encode(f"{ACCOUNT}:{TOKEN}".encode()).decode()
+
+
+@responses.activate
+def test_recording_kept_at_twilio_when_configured(make_app):
+    app = make_app(KEEP_RECORDINGS_AT_TWILIO="true")
+    call = Call(app.test_client(), TOKEN)
+    params = recording_params()
+    responses.get(f"{params['RecordingUrl']}.mp3", body=b"ID3xx", content_type="audio/mpeg")
+    to_recording(call, "en")
+    call.post(call.twiml.find("Record").get("recordingStatusCallback"),
+              RecordingStatus="completed", **params)
+    assert len(responses.calls) == 1 and responses.calls[0].request.method == "GET"
+
+
+@responses.activate
+def test_failed_copy_leaves_the_request_and_can_be_retried(app, call, runner):
+    params = recording_params()
+    responses.get(f"{params['RecordingUrl']}.mp3", status=503)
+    to_recording(call, "en")
+    call.post(call.twiml.find("Record").get("recordingStatusCallback"),
+              RecordingStatus="completed", **params)
+    [row] = rows(app)
+    assert row.audio_type is None
+    responses.replace(responses.GET, f"{params['RecordingUrl']}.mp3", body=b"ID3ok",
+                      content_type="audio/mpeg")
+    responses.delete(f"{params['RecordingUrl']}.json", status=204)
+    result = runner.invoke(main, ["callbacks", "copy-recordings"])
+    assert result.exit_code == 0, result.output
+    assert "copied 1 of 1" in result.output
+
+
+def test_credentials_are_never_sent_outside_twilio(app, call):
+    to_recording(call, "en")
+    params = recording_params()
+    params["RecordingUrl"] = "https://attacker.example/steal"
+    call.post(call.twiml.find("Record").get("recordingStatusCallback"),
+              RecordingStatus="completed", **params)  # responses not active: no request made
+    assert rows(app)[0].audio_type is None
+
+
+def break_table(app, broken: bool) -> None:
+    """Make the database fail for real: the table the request goes into disappears."""
+    names = ("callback_requests", "callback_requests_away")
+    source, target = names if broken else names[::-1]
+    with app.app_context(), db.engine.begin() as conn:
+        conn.execute(sa.text(f"ALTER TABLE {source} RENAME TO {target}"))
+
+
+def test_database_failure_mid_call_is_journaled_and_replayed(make_app, tmp_path, caplog):
+    journal = tmp_path / "journal.jsonl"
+    app = make_app(JOURNAL_PATH=str(journal))
+    call = Call(app.test_client(), TOKEN)
+    to_recording(call, "es")
+    break_table(app, broken=True)
+    params = recording_params()
+    with caplog.at_level(logging.ERROR):
+        twiml = record(call, **params)
+    # The caller is reassured and put through to the firm, not dropped.
+    assert call.heard().startswith(REAL.text("es", "save_failed"))
+    assert twiml.find("Dial/Number").text == "+13125550100"
+    # An operator can tell from the log, which holds everything needed to recover.
+    journal_lines = [r.getMessage() for r in caplog.records if "IVR-JOURNAL" in r.getMessage()]
+    assert len(journal_lines) == 1 and params["RecordingSid"] in journal_lines[0]
+    assert params["RecordingSid"] in journal.read_text()
+
+    break_table(app, broken=False)
+    runner = app.test_cli_runner()
+    result = runner.invoke(main, ["callbacks", "replay", str(journal)])
+    assert result.exit_code == 0, result.output
+    # Replaying the log dump too (or twice) changes nothing more.
+    log_dump = tmp_path / "heroku.log"
+    log_dump.write_text("2026-11-28T00:00:00 app[web.1]: " + journal_lines[0] + "\n")
+    runner.invoke(main, ["callbacks", "replay", str(log_dump)])
+    [row] = rows(app)
+    assert row.call_sid == call.sid and row.recording_sid == params["RecordingSid"]
+    assert row.caller_number == call.from_number and row.language == "es"
+
+
+def test_database_failure_outside_office_hours_says_we_will_call(make_app):
+    import datetime as dt
+
+    app = make_app(OFFICE_HOURS="mon-fri 09:00-17:00",
+                   CLOCK=lambda: dt.datetime(2026, 11, 29, 18, 0, tzinfo=dt.UTC))
+    call = Call(app.test_client(), TOKEN)
+    to_recording(call, "en")
+    break_table(app, broken=True)
+    twiml = record(call)
+    assert REAL.text("en", "expect_call") in call.heard()
+    assert twiml.find("Hangup") is not None
+    break_table(app, broken=False)
+
+
+def test_database_failure_in_a_later_step_does_not_stop_the_call(app, call, caplog):
+    to_recording(call, "en")
+    record(call)
+    break_table(app, broken=True)
+    with caplog.at_level(logging.ERROR):
+        call.press("1")
+    assert REAL.text("en", "anumber_ask") in call.heard()
+    assert any("IVR-JOURNAL" in r.getMessage() and "callback_number" in r.getMessage()
+               for r in caplog.records)
+    break_table(app, broken=False)

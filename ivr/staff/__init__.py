@@ -1,7 +1,59 @@
-"""The staff side (issue 4 fills this in)."""
+"""The staff side: log in, hear each callback request, mark it handled, and be alerted to new ones.
 
-from flask import Flask
+Every URL under /staff goes through one blueprint whose `before_request` demands a login, so a
+view added later cannot forget to: the recordings hold names, detention places and A-numbers.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask, Response, request
+from flask_login import current_user
+from flask_wtf.csrf import CSRFProtect
+
+from . import alerts, auth, dashboard
+from .auth import login_manager
+
+bp = Blueprint("staff", __name__, url_prefix="/staff")
+csrf = CSRFProtect()
+
+# Pages and media may be seen only by staff; nothing here may be cached, framed or leak its URL.
+HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "same-origin",  # Flask-WTF checks the Referer on https POSTs
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
+    "form-action 'self'; base-uri 'none'",
+}
+
+
+@bp.before_request
+def require_login() -> Response | None:
+    if request.endpoint in auth.PUBLIC_ENDPOINTS or current_user.is_authenticated:
+        return None
+    return login_manager.unauthorized()
+
+
+@bp.after_request
+def secure_headers(response: Response) -> Response:
+    response.headers.update(HEADERS)
+    return response
+
+
+bp.register_blueprint(auth.bp)
+bp.register_blueprint(dashboard.bp)
 
 
 def init_app(app: Flask) -> None:
-    """Nothing yet."""
+    """Add login, CSRF protection, the /staff pages and alerts to `app`."""
+    # A form left open all day must still post: bind CSRF tokens to the session, not to an hour.
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
+    csrf.init_app(app)
+    # Twilio's webhooks are signed by Twilio, not by a form; Flask-WTF looks up the exact
+    # blueprint of the view, so the nested caller-journey blueprints are exempted one by one.
+    for name, blueprint in app.blueprints.items():
+        if name == "voice" or name.startswith("voice."):
+            csrf.exempt(blueprint)
+    login_manager.init_app(app)
+    app.register_blueprint(bp)
+    alerts.init_app(app)

@@ -1,6 +1,21 @@
-"""Staff commands (issue 4 fills this in)."""
+"""Staff commands: `ivr staff add|list|remove|password` and `ivr alerts send|run|list`."""
+
+from __future__ import annotations
+
+import sys
+import time
 
 import click
+import sqlalchemy as sa
+from flask.cli import with_appcontext
+from werkzeug.security import generate_password_hash
+
+from ..db import db
+from . import alerts
+from .auth import normal_username
+from .models import Alert, StaffUser
+
+MIN_PASSWORD = 10
 
 
 @click.group("staff")
@@ -8,6 +23,100 @@ def staff_group() -> None:
     """Staff accounts."""
 
 
+def read_password() -> str:
+    """Prompt twice on a terminal; otherwise read one line from standard input (for scripts)."""
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < MIN_PASSWORD:
+        raise click.ClickException(f"the password must be at least {MIN_PASSWORD} characters")
+    return password
+
+
+@staff_group.command("add")
+@click.argument("username")
+@with_appcontext
+def add(username: str) -> None:
+    """Create a staff account; the password is prompted (or read from stdin)."""
+    name = normal_username(username)
+    if not name or db.session.scalar(sa.select(StaffUser.id).filter_by(username=name)):
+        raise click.ClickException(f"{name!r} is empty or already exists")
+    db.session.add(StaffUser(username=name, password_hash=generate_password_hash(read_password())))
+    db.session.commit()
+    click.echo(f"staff account {name} created")
+
+
+@staff_group.command("password")
+@click.argument("username")
+@with_appcontext
+def password(username: str) -> None:
+    """Set a new password; every session of the account ends."""
+    user = db.session.scalar(sa.select(StaffUser).filter_by(username=normal_username(username)))
+    if user is None:
+        raise click.ClickException(f"no staff account {username!r}")
+    user.password_hash = generate_password_hash(read_password())
+    user.session_version += 1
+    db.session.commit()
+    click.echo(f"password of {user.username} changed")
+
+
+@staff_group.command("list")
+@with_appcontext
+def list_users() -> None:
+    """List staff accounts."""
+    for user in db.session.scalars(sa.select(StaffUser).order_by(StaffUser.username)):
+        click.echo(f"{user.username}\tcreated {user.created_at:%Y-%m-%d}")
+
+
+@staff_group.command("remove")
+@click.argument("username")
+@with_appcontext
+def remove(username: str) -> None:
+    """Delete a staff account; its sessions end at once."""
+    user = db.session.scalar(sa.select(StaffUser).filter_by(username=normal_username(username)))
+    if user is None:
+        raise click.ClickException(f"no staff account {username!r}")
+    db.session.delete(user)
+    db.session.commit()
+    click.echo(f"staff account {user.username} removed")
+
+
 @click.group("alerts")
 def alerts_group() -> None:
     """Alerts to staff."""
+
+
+@alerts_group.command("send")
+@with_appcontext
+def send() -> None:
+    """Deliver every alert that is due now (for a scheduler)."""
+    click.echo(f"{alerts.deliver_due()} alert(s) sent")
+
+
+@alerts_group.command("run")
+@click.option("--every", default=15.0, show_default=True, help="Seconds between passes.")
+@with_appcontext
+def run(every: float) -> None:
+    """Deliver due alerts forever (the Procfile `worker:` process)."""
+    click.echo(f"delivering alerts every {every:g} s")
+    while True:
+        try:
+            alerts.deliver_due()
+        except sa.exc.SQLAlchemyError:
+            db.session.rollback()
+            click.echo("database error; retrying on the next pass", err=True)
+        time.sleep(every)
+
+
+@alerts_group.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include sent alerts.")
+@with_appcontext
+def list_alerts(show_all: bool) -> None:
+    """Show alerts not yet sent (or all), with their last error."""
+    query = sa.select(Alert).order_by(Alert.id)
+    if not show_all:
+        query = query.where(Alert.status != "sent")
+    for alert in db.session.scalars(query):
+        click.echo(f"{alert.id}\trequest {alert.request_id}\t{alert.channel}\t{alert.recipient}\t"
+                   f"{alert.status}\tattempts {alert.attempts}\t{alert.last_error or ''}")

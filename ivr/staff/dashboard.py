@@ -1,0 +1,178 @@
+"""The list of callback requests: filter, search, listen, mark handled, export.
+
+Audio is always served by the app from the database copy (fetched from Twilio with the account's
+credentials the first time if need be), so the page never holds a Twilio URL.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, send_file
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy.orm import undefer
+from wtforms import StringField, TextAreaField
+from wtforms.validators import AnyOf, Length
+
+from .. import callbacks
+from ..db import db, utcnow
+from ..models import STATUSES, CallbackRequest
+from . import display
+from .auth import safe_next
+
+bp = Blueprint("requests", __name__)
+PAGE = 200
+
+
+class HandleForm(FlaskForm):
+    # A plain field checked against the list: SelectField's tuple choices are deprecated.
+    status = StringField("Status", validators=[AnyOf(STATUSES)])
+    note = TextAreaField("Note", validators=[Length(max=4000)])
+
+
+@dataclass
+class Filters:
+    status: str = ""
+    language: str = ""
+    start: dt.date | None = None
+    end: dt.date | None = None
+    q: str = ""
+
+    @classmethod
+    def from_args(cls) -> Filters:
+        args = request.args
+        return cls(
+            status=args.get("status", "") if args.get("status") in STATUSES else "",
+            language=args.get("language", "") if args.get("language") in display.LANGUAGES else "",
+            start=parse_date(args.get("start")),
+            end=parse_date(args.get("end")),
+            q=args.get("q", "").strip()[:40],
+        )
+
+    def query(self) -> sa.Select:
+        query = sa.select(CallbackRequest)
+        if self.status:
+            query = query.where(CallbackRequest.status == self.status)
+        if self.language:
+            query = query.where(CallbackRequest.language == self.language)
+        if self.start:
+            query = query.where(CallbackRequest.created_at >= display.day_bounds(self.start)[0])
+        if self.end:
+            query = query.where(CallbackRequest.created_at < display.day_bounds(self.end)[1])
+        if self.q:
+            digits = re.sub(r"\D", "", self.q)
+            found = [CallbackRequest.reference == self.q]
+            if len(digits) >= 3:
+                found += [CallbackRequest.reference == digits,
+                          CallbackRequest.caller_number.contains(digits, autoescape=True),
+                          CallbackRequest.callback_number.contains(digits, autoescape=True),
+                          CallbackRequest.a_number == digits.rjust(9, "0")]
+            query = query.where(sa.or_(*found))
+        unhandled_first = sa.case((CallbackRequest.status == "new", 0), else_=1)
+        return query.order_by(unhandled_first, CallbackRequest.created_at.desc(),
+                              CallbackRequest.id.desc())
+
+    def args(self) -> dict[str, str]:
+        values = {"status": self.status, "language": self.language, "q": self.q,
+                  "start": self.start.isoformat() if self.start else "",
+                  "end": self.end.isoformat() if self.end else ""}
+        return {k: v for k, v in values.items() if v}
+
+
+def parse_date(value: str | None) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+@bp.context_processor
+def helpers() -> dict:
+    return {"fmt": display, "statuses": display.STATUS_LABELS, "languages": display.LANGUAGES}
+
+
+@bp.get("/")
+def index():
+    filters = Filters.from_args()
+    rows = db.session.scalars(filters.query().limit(PAGE + 1)).all()
+    days = display.daily_counts()
+    return render_template(
+        "staff/index.html", rows=rows[:PAGE], more=len(rows) > PAGE, filters=filters,
+        chart=display.chart(days), days=days, form=HandleForm(), here=request.full_path,
+    )
+
+
+def get_or_404(request_id: int, *options) -> CallbackRequest:
+    row = db.session.get(CallbackRequest, request_id, options=list(options))
+    if row is None:
+        abort(404)
+    return row
+
+
+@bp.get("/requests/<int:request_id>")
+def detail(request_id: int):
+    row = get_or_404(request_id)
+    form = HandleForm(status=row.status, note=row.note)
+    return render_template("staff/detail.html", row=row, form=form, here=request.full_path)
+
+
+@bp.post("/requests/<int:request_id>")
+def update(request_id: int):
+    row = get_or_404(request_id)
+    form = HandleForm()
+    if not form.validate_on_submit():
+        return render_template("staff/detail.html", row=row, form=form, here=request.path), 400
+    row.status = form.status.data
+    row.note = form.note.data.strip()
+    row.handled_by = current_user.username
+    row.handled_at = utcnow()
+    db.session.commit()
+    flash(f"Request {row.reference}: {display.STATUS_LABELS[row.status].lower()}.")
+    return redirect(safe_next(request.args.get("next")))
+
+
+@bp.get("/requests/<int:request_id>/audio")
+def audio(request_id: int):
+    row = get_or_404(request_id, undefer(CallbackRequest.audio))
+    if row.audio is None:
+        callbacks.fetch_recording(row)  # copies it into the database for next time
+    if row.audio is None:
+        abort(404)
+    return send_file(io.BytesIO(row.audio), mimetype=row.audio_type or "audio/mpeg",
+                     conditional=True, max_age=0)
+
+
+CSV_COLUMNS = ["reference", "received", "language", "status", "caller_number", "callback_number",
+               "a_number", "recording_seconds", "handled_by", "handled_at", "note"]
+
+
+def csv_cell(value: object) -> str:
+    """Keep a spreadsheet from running a cell as a formula (CSV injection)."""
+    text = "" if value is None else str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r", "|", "%"):
+        return "'" + text
+    return text
+
+
+@bp.get("/requests.csv")
+def export():
+    filters = Filters.from_args()
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for row in db.session.scalars(filters.query()):
+        writer.writerow(csv_cell(v) for v in (
+            row.reference, display.local_time(row.created_at), row.language, row.status,
+            display.phone(row.caller_number), display.phone(row.callback_number),
+            display.a_number(row.a_number), row.recording_duration or "", row.handled_by,
+            display.local_time(row.handled_at), row.note,
+        ))
+    name = f"callback-requests-{utcnow():%Y%m%d-%H%M}.csv"
+    return Response(out.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": f"attachment; filename={name}"})

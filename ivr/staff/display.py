@@ -1,0 +1,115 @@
+"""How the staff pages show a request: readable numbers, local times, and the per-day chart."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+import sqlalchemy as sa
+from flask import current_app
+
+from ..db import db
+from ..models import Call, CallbackRequest
+
+LANGUAGES = {"en": "English", "es": "Spanish"}
+STATUS_LABELS = {"new": "New", "called_back": "Called back", "handled": "Handled"}
+
+
+def office_tz() -> ZoneInfo:
+    return current_app.config["OFFICE_TIMEZONE"]
+
+
+def as_utc(moment: dt.datetime) -> dt.datetime:
+    """SQLite hands back naive datetimes; the app only ever stores UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def local_time(moment: dt.datetime | None) -> str:
+    if moment is None:
+        return ""
+    return as_utc(moment).astimezone(office_tz()).strftime("%Y-%m-%d %H:%M")
+
+
+def phone(number: str | None) -> str:
+    """National format for US numbers, international for the rest; odd values as they came."""
+    if not number:
+        return ""
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return number
+    if not phonenumbers.is_valid_number(parsed):
+        return number
+    formats = phonenumbers.PhoneNumberFormat
+    us = phonenumbers.region_code_for_number(parsed) == "US"
+    return phonenumbers.format_number(parsed, formats.NATIONAL if us else formats.INTERNATIONAL)
+
+
+def a_number(value: str | None) -> str:
+    if not value:
+        return ""
+    return f"{value[:3]}-{value[3:6]}-{value[6:]}" if len(value) == 9 else value
+
+
+def duration(seconds: int | None) -> str:
+    if not seconds:
+        return ""
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """The UTC instants where `day` starts and ends in the office's time zone."""
+    start = dt.datetime.combine(day, dt.time.min, office_tz())
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min, office_tz())
+    return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+
+
+@dataclass
+class Day:
+    day: dt.date
+    calls: Counter
+    requests: Counter
+
+
+def daily_counts(days: int = 14, today: dt.date | None = None) -> list[Day]:
+    """Calls and callback requests per local day and language, oldest first."""
+    today = today or dt.datetime.now(office_tz()).date()
+    first = today - dt.timedelta(days=days - 1)
+    since = day_bounds(first)[0]
+    table = {first + dt.timedelta(days=i): Day(first + dt.timedelta(days=i), Counter(), Counter())
+             for i in range(days)}
+    for model, field in ((Call, "calls"), (CallbackRequest, "requests")):
+        # Grouped here rather than in SQL: "day in Chicago" is not portable SQL, and a
+        # fortnight of calls is small.
+        rows = db.session.execute(
+            sa.select(model.created_at, model.language).where(model.created_at >= since)
+        )
+        for created_at, language in rows:
+            local_day = as_utc(created_at).astimezone(office_tz()).date()
+            if local_day in table:
+                getattr(table[local_day], field)[language] += 1
+    return list(table.values())
+
+
+def chart(days: list[Day], width: int = 320, row: int = 22) -> dict:
+    """Bar geometry for the inline SVG: per day, a calls bar and a requests bar by language."""
+    label, gap = 52, 6
+    half = (width - label - gap) // 2
+    totals = [sum(d.calls.values()) for d in days] + [sum(d.requests.values()) for d in days]
+    top = max(totals + [1])
+    rows = []
+    for i, d in enumerate(days):
+        bars = []
+        for column, counts in enumerate((d.calls, d.requests)):
+            x = label + column * (half + gap)
+            for language in ("en", "es"):
+                w = round(half * counts[language] / top, 1)
+                bars.append({"x": x, "width": w, "language": language, "count": counts[language]})
+                x += w
+        rows.append({"y": i * row + 20, "label": d.day.strftime("%a %d"), "bars": bars,
+                     "calls": sum(d.calls.values()), "requests": sum(d.requests.values())})
+    return {"width": width, "height": len(days) * row + 24, "half": half, "label": label,
+            "gap": gap, "row": row, "rows": rows, "top": top}

@@ -96,3 +96,75 @@ def call(client):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+# Staff side (issue 4) -------------------------------------------------------------------------
+STAFF_PASSWORD = "correct horse battery"
+
+
+def csrf_token(client, path: str = "/staff/login") -> str:
+    """The CSRF token from a form, read the way a browser would: from the page."""
+    import re
+
+    page = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page) or re.search(
+        r'name="csrf_token" value="([^"]+)"', page
+    )
+    assert match, page[:500]
+    return match[1]
+
+
+class StaffAuth:
+    def __init__(self, client):
+        self.client = client
+
+    def login(self, username: str = "ana", password: str = STAFF_PASSWORD, **kwargs):
+        token = csrf_token(self.client)
+        return self.client.post("/staff/login", data={"username": username, "password": password,
+                                                      "csrf_token": token}, **kwargs)
+
+    def logout(self):
+        return self.client.post("/staff/logout", data={"csrf_token": csrf_token(self.client,
+                                                                                "/staff/")})
+
+
+@pytest.fixture
+def staff_user(app):
+    """A staff account `ana` with STAFF_PASSWORD."""
+    from werkzeug.security import generate_password_hash
+
+    from ivr.staff.models import StaffUser
+
+    with app.app_context():
+        db.session.add(StaffUser(username="ana",
+                                 password_hash=generate_password_hash(STAFF_PASSWORD)))
+        db.session.commit()
+    return "ana"
+
+
+@pytest.fixture
+def auth(client, staff_user):
+    return StaffAuth(client)
+
+
+@pytest.fixture
+def make_request(app):
+    """Store a callback request directly (no call), returning its id."""
+    import itertools
+
+    from ivr.models import CallbackRequest
+
+    counter = itertools.count(1)
+
+    def make(**fields) -> int:
+        n = next(counter)
+        values = {"call_sid": f"CA{n:032x}", "reference": f"{100000 + n}", "language": "es",
+                  "caller_number": "+13125550123", "callback_number": "+13125550123",
+                  "recording_duration": 42, **fields}
+        with app.app_context():
+            row = CallbackRequest(**values)
+            db.session.add(row)
+            db.session.commit()
+            return row.id
+
+    return make

@@ -142,9 +142,10 @@ def deliver(alert_id: int) -> bool:
     row = db.session.get(CallbackRequest, alert.request_id)
     try:
         if alert.channel == "sms":
-            send_sms(alert.recipient, message(row))
+            send_sms(alert.recipient, " ".join(message(row)))
         else:
-            send_email(alert.recipient, f"New callback request #{row.reference}", message(row))
+            subject = f"New callback request #{row.reference}"
+            send_email(alert.recipient, subject, "\n".join(message(row)) + "\n")
     except Exception as exc:  # whatever went wrong is recorded, and retried later
         db.session.rollback()
         current_app.logger.warning("alert %s (%s) failed, attempt %d: %s",
@@ -172,12 +173,12 @@ def link(row: CallbackRequest) -> str:
     return current_app.config["PUBLIC_URL"].rstrip("/") + path
 
 
-def message(row: CallbackRequest) -> str:
-    """What staff need to act; no name or A-number, which an SMS would carry in the clear."""
+def message(row: CallbackRequest) -> list[str]:
+    """What staff need to act; no name or A-number, which SMS and e-mail carry in the clear."""
     number = phone(row.callback_number or row.caller_number) or "no number given"
     language = LANGUAGES.get(row.language, row.language)
-    return (f"New callback request #{row.reference} ({language}). "
-            f"Call back: {number}. Listen: {link(row)}")
+    return [f"New callback request #{row.reference} ({language}).", f"Call back: {number}.",
+            f"Listen: {link(row)}"]
 
 
 def send_sms(to: str, body: str) -> None:

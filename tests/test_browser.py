@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import math
 import struct
@@ -20,7 +21,7 @@ from ivr.staff.models import StaffUser
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium at /usr/bin/chromium"),
 ]
 PASSWORD = "a browser password"
 
@@ -48,8 +49,7 @@ def server(app):
                                        audio=tone_wav(), audio_type="audio/wav"))
         db.session.add(CallbackRequest(call_sid="CA2", reference="700002", language="en",
                                        caller_number="+13125550124", recording_duration=1,
-                                       created_at=__import__("datetime").datetime(
-                                           2026, 1, 1, tzinfo=__import__("datetime").UTC)))
+                                       created_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)))
         db.session.commit()
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)

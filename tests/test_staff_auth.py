@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -18,8 +19,7 @@ SECRET = "Alvarez"  # a note that only a logged-in page could show
 
 def staff_rules() -> list[tuple[str, str]]:
     """Every (method, URL) under /staff, from a real app's URL map, ids filled with 1."""
-    app = create_app(base_config(__import__("pathlib").Path("/tmp"),
-                                 DATABASE_URL="sqlite://"))
+    app = create_app(base_config(Path("/tmp"), DATABASE_URL="sqlite://"))
     found = []
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/staff") or rule.endpoint.startswith("staff.auth.login"):

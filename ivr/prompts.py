@@ -40,11 +40,16 @@ class Topic:
 
 
 class Prompts:
-    """Read prompt files for a language; every read checks the file's modification time."""
+    """Read prompt files for a language; every read checks the file's modification time.
+
+    The checks use plain `os` calls on string paths: they run for every line of every webhook.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self._cache: dict[Path, tuple[int, str]] = {}
+        self._base = str(self.root)
+        self._cache: dict[str, tuple[int, str]] = {}
+        self._topics: dict[str, tuple[tuple, list[Topic]]] = {}
         self._lock = threading.Lock()
 
     def path(self, lang: str, name: str) -> Path:
@@ -54,17 +59,22 @@ class Prompts:
         """Return the prompt's text, stripped; raise PromptError when it is missing or empty."""
         if lang not in LANGUAGES:
             raise PromptError(f"unknown language {lang!r}")
-        path = self.path(lang, name)
         try:
-            mtime = path.stat().st_mtime_ns
+            text = " ".join(self._read(f"{self._base}/{lang}/{name}.txt").split())
         except FileNotFoundError:
             raise PromptError(f"missing prompt {lang}/{name}.txt") from None
+        if not text:
+            raise PromptError(f"empty prompt {lang}/{name}.txt")
+        return text
+
+    def _read(self, path: str) -> str:
+        """The file's text, read again only when its modification time changed."""
+        mtime = os.stat(path).st_mtime_ns
         cached = self._cache.get(path)
         if cached and cached[0] == mtime:
             return cached[1]
-        text = " ".join(path.read_text(encoding="utf-8").split())
-        if not text:
-            raise PromptError(f"empty prompt {lang}/{name}.txt")
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
         with self._lock:
             self._cache[path] = (mtime, text)
         return text
@@ -81,18 +91,27 @@ class Prompts:
         return [self.line(lang, f"digit_{ch}") for ch in number if ch.isdigit()]
 
     def topics(self, lang: str) -> list[Topic]:
-        """Return the topics for `lang`, ordered by their number."""
-        folder = self.root / lang / "topics"
+        """Return the topics for `lang`, ordered by their number (re-read when a file changes)."""
+        folder = f"{self._base}/{lang}/topics"
+        try:
+            entries = sorted(e for e in os.listdir(folder) if TOPIC_FILE.fullmatch(e))
+        except FileNotFoundError:
+            return []
+        stamp = tuple((e, os.stat(f"{folder}/{e}").st_mtime_ns) for e in entries)
+        cached = self._topics.get(lang)
+        if cached and cached[0] == stamp:
+            return cached[1]
         topics = []
-        for entry in sorted(os.listdir(folder)) if folder.is_dir() else []:
-            match = TOPIC_FILE.fullmatch(entry)
-            if not match:
-                continue
-            name = f"topics/{entry[:-4]}"
-            raw = self.path(lang, name).read_text(encoding="utf-8").strip()
+        for entry in entries:
+            raw = self._read(f"{folder}/{entry}").strip()
             label, _, body = raw.partition("\n")
-            topics.append(Topic(int(match[1]), name, label.strip(), " ".join(body.split())))
-        return sorted(topics, key=lambda t: t.number)
+            number = int(TOPIC_FILE.fullmatch(entry)[1])
+            name = f"topics/{entry[:-4]}"
+            topics.append(Topic(number, name, label.strip(), " ".join(body.split())))
+        topics.sort(key=lambda t: t.number)
+        with self._lock:
+            self._topics[lang] = (stamp, topics)
+        return topics
 
     def topic(self, lang: str, number: int) -> Topic | None:
         return next((t for t in self.topics(lang) if t.number == number), None)

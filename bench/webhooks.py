@@ -1,0 +1,148 @@
+"""Benchmark the hotline's webhooks against a minimal Flask floor, on loopback, in one run.
+
+Both apps run under the same gunicorn settings; the load is signed Twilio webhook requests (a
+greeting, a language choice that stores a call row, a main menu choice and a topic), sent by
+client processes on 127.0.0.1. Reports requests/s and p99 latency of each, and their ratio:
+timings on a shared machine are noisy, so the ratio to a floor measured in the same run is the
+figure to read. Not a test: run it by hand, `python bench/webhooks.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import multiprocessing
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+from twilio.request_validator import RequestValidator
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "bench-" + secrets.token_hex(8)
+STEPS = [
+    ("/voice", {}),
+    ("/voice/language?fails=0", {"Digits": "2"}),
+    ("/voice/es/menu/choice?fails=0", {"Digits": "1"}),
+    ("/voice/es/topics/1", {}),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def serve(target: str, port: int, workers: int, env: dict[str, str]) -> subprocess.Popen:
+    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
+               "--workers", str(workers), "--log-level", "warning", target]
+    process = subprocess.Popen(command, cwd=ROOT, env=env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return process
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit(f"{target} did not start")
+
+
+def client(port: int, count: int, queue) -> None:
+    """Place `count` call steps as Twilio would: signed form posts, a new CallSid per call."""
+    validator = RequestValidator(TOKEN)
+    latencies = []
+    errors = 0
+    for i in range(count):
+        path, extra = STEPS[i % len(STEPS)]
+        if i % len(STEPS) == 0:
+            sid = "CA" + secrets.token_hex(16)
+        params = {"CallSid": sid, "AccountSid": "AC" + "0" * 32, "From": "+13125550123",
+                  "To": "+18005550100", "CallStatus": "in-progress", "Direction": "inbound",
+                  **extra}
+        url = f"http://127.0.0.1:{port}{path}"
+        headers = {"Content-Type": "application/x-www-form-urlencoded",
+                   "X-Twilio-Signature": validator.compute_signature(url, params)}
+        started = time.perf_counter()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("POST", path, body=urlencode(params), headers=headers)
+        reply = conn.getresponse()
+        reply.read()
+        conn.close()
+        latencies.append(time.perf_counter() - started)
+        errors += reply.status != 200
+    queue.put((latencies, errors))
+
+
+def load(port: int, clients: int, requests: int) -> dict[str, float]:
+    queue = multiprocessing.Queue()
+    per_client = requests // clients
+    procs = [multiprocessing.Process(target=client, args=(port, per_client, queue))
+             for _ in range(clients)]
+    started = time.perf_counter()
+    for proc in procs:
+        proc.start()
+    results = [queue.get() for _ in procs]
+    elapsed = time.perf_counter() - started
+    for proc in procs:
+        proc.join()
+    latencies = sorted(lat for lats, _ in results for lat in lats)
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        "errors": sum(errors for _, errors in results),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=4000)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="alternate floor/hotline rounds")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="ivr-bench-"))
+    env = {**os.environ, "SECRET_KEY": "bench", "TWILIO_AUTH_TOKEN": TOKEN,
+           "FIRM_PHONE_NUMBER": "+13125550100", "OFFICE_HOURS": "always",
+           "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{tmp}/bench.db")}
+    subprocess.run([str(Path(sys.executable).with_name("ivr")), "db", "upgrade"], cwd=ROOT, env=env,
+                   check=True, capture_output=True)
+    servers = {
+        "floor": serve("bench.floor:app", free_port(), args.workers, env),
+        "hotline": serve("ivr:create_app()", free_port(), args.workers, env),
+    }
+    ports = {name: int(proc.args[4].split(":")[1]) for name, proc in servers.items()}
+    try:
+        for name in servers:  # warm up
+            load(ports[name], args.clients, 200)
+        results: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
+        for _ in range(args.rounds):
+            for name in servers:
+                results[name].append(load(ports[name], args.clients, args.requests))
+    finally:
+        for proc in servers.values():
+            proc.terminate()
+            proc.wait()
+    best = {name: max(runs, key=lambda r: r["rps"]) for name, runs in results.items()}
+    print(f"gunicorn workers={args.workers}, {args.clients} client processes, "
+          f"{args.requests} signed requests per round, {args.rounds} rounds (best shown)")
+    for name, result in best.items():
+        print(f"  {name:8} {result['rps']:8.0f} req/s   p50 {result['p50_ms']:6.1f} ms   "
+              f"p99 {result['p99_ms']:6.1f} ms   errors {result['errors']}")
+    ratio = best["hotline"]["rps"] / best["floor"]["rps"]
+    p99 = best["hotline"]["p99_ms"] / best["floor"]["p99_ms"]
+    print(f"  hotline/floor throughput ratio: {ratio:.2f} (target >= 0.80); p99 ratio {p99:.2f}")
+
+
+if __name__ == "__main__":
+    main()

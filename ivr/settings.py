@@ -136,6 +136,7 @@ SETTINGS: list[Setting] = [
         "SQLAlchemy URL; postgres:// accepted. Default: SQLite in the instance folder.",
     ),
     Setting("DEFAULT_LANGUAGE", "es", _language, "Language after repeated silence: en or es."),
+    Setting("STAFF_LANGUAGE", "en", _language, "Language of the whisper heard at the firm."),
     Setting("VOICE_EN", "Polly.Joanna-Neural", str, "Twilio <Say> voice for English."),
     Setting("VOICE_ES", "Polly.Lupe-Neural", str, "Twilio <Say> voice for Spanish (es-US)."),
     Setting("DIAL_TIMEOUT", "20", _positive_int, "Seconds the firm's phone rings."),

@@ -18,7 +18,6 @@ from ..twiml import prompts, speak, twiml
 bp = Blueprint("connect", __name__)
 
 CONNECTED = {"completed", "answered"}
-STAFF_LANGUAGE = "en"
 
 
 def office_open() -> bool:
@@ -79,12 +78,13 @@ def done(lang: str):
 @bp.post("/whisper/<any(en, es):caller>")
 def whisper(caller: str):
     """Heard by the person who picks up at the firm, before the caller is joined."""
+    staff = current_app.config["STAFF_LANGUAGE"]
     response = VoiceResponse()
     with response.gather(
         num_digits=1, timeout=8, action=url_for("voice.connect.accept", caller=caller)
     ) as gather:
-        speak(gather, [prompts().line(STAFF_LANGUAGE, f"whisper_caller_{caller}")])
-    speak(response, [prompts().line(STAFF_LANGUAGE, "whisper_no_answer")])
+        speak(gather, [prompts().line(staff, f"whisper_caller_{caller}")])
+    speak(response, [prompts().line(staff, "whisper_no_answer")])
     response.hangup()
     return twiml(response)
 

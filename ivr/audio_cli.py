@@ -14,7 +14,7 @@ from typing import NoReturn
 import click
 import requests
 from flask import current_app
-from flask.cli import with_appcontext
+from flask.cli import ScriptInfo, with_appcontext
 from gtts import gTTS, gTTSError
 from tqdm import tqdm
 
@@ -135,9 +135,12 @@ def check_command() -> None:
               help="The caller's number (Anonymous for a withheld number).")
 @click.option("--lang", type=click.Choice(LANGUAGES), default=None,
               help="Choose this language at the greeting without typing it.")
-@with_appcontext
-def call_command(from_number: str, lang: str | None) -> None:
+@click.pass_context
+def call_command(ctx: click.Context, from_number: str, lang: str | None) -> None:
     """Simulate a call in the terminal: type keys, speech ("..."), or Enter for silence."""
     from .simulator import Simulator
 
-    Simulator(current_app._get_current_object(), from_number=from_number, lang=lang).run()
+    # No app context around the call: each webhook gets its own, as in production (the prompt
+    # trace lives in `g`, which would otherwise pile up across requests).
+    app = ctx.ensure_object(ScriptInfo).load_app()
+    Simulator(app, from_number=from_number, lang=lang).run()

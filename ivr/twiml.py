@@ -25,8 +25,9 @@ def speak(verb: VoiceResponse | Gather, lines: Sequence[Line]) -> None:
     """Add `lines` to `verb` as `<Play>` of rendered audio, or as `<Say>` in the line's language."""
     if not lines:
         return
+    # "<lang>/<source>": the greeting speaks both languages, so the name alone is not the file.
     traced = g.setdefault("prompt_sources", [])
-    traced.extend(line.source for line in lines)
+    traced.extend(f"{line.lang}/{line.source}" for line in lines)
     audio = current_app.extensions.get("ivr.audio")
     urls = [audio.url(line) for line in lines] if audio is not None else [None]
     if all(urls):

@@ -9,6 +9,7 @@ each file forever. `spoken` is the one list of "what the hotline can say", share
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -37,6 +38,7 @@ class Spoken:
     line: Line
 
 
+@functools.lru_cache(maxsize=4096)  # called for every line of every webhook
 def audio_hash(lang: str, tld: str, text: str) -> str:
     return hashlib.sha256(json.dumps([lang, tld, text]).encode("utf-8")).hexdigest()[:16]
 
@@ -100,7 +102,7 @@ class AudioLibrary:
     def __init__(self, root: Path, tlds: dict[str, str]) -> None:
         self.root = Path(root)
         self.tlds = tlds
-        self._stamp: tuple[int, int, int] | None = None
+        self._stamp: tuple[int, int, int] | None | bool = False  # False: never loaded
         self._files: frozenset[str] = frozenset()
         self._lock = threading.Lock()
         self.static: WhiteNoise | None = None
@@ -117,7 +119,7 @@ class AudioLibrary:
 
         # max_age=None: only hashed files (all of them) get a Cache-Control, "immutable".
         self.static = AudioFiles(wsgi_app, max_age=None, immutable_file_test=HASHED_NAME.pattern)
-        self._stamp = None
+        self._stamp = False
         self.refresh()
         return self.static
 
@@ -128,7 +130,7 @@ class AudioLibrary:
             stamp = (info.st_mtime_ns, info.st_ino, info.st_size)
         except FileNotFoundError:
             stamp = None
-        if stamp == self._stamp and self._stamp is not None:
+        if stamp == self._stamp:
             return
         with self._lock:
             try:

@@ -27,6 +27,8 @@ from .prompts import LANGUAGES, Line, Prompts
 
 PREFIX = "/audio/"
 MANIFEST = "manifest.json"
+UMASK = os.umask(0o22)
+os.umask(UMASK)
 HASHED_NAME = re.compile(r"/[a-z]{2}/[0-9a-f]{16}\.mp3$")
 
 
@@ -85,6 +87,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fp:
             fp.write(data)
+        os.chmod(temp, 0o666 & ~UMASK)  # mkstemp makes 0600; give the usual mode
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)

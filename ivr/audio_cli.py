@@ -93,7 +93,8 @@ def build_command(check: bool, prune: bool) -> None:
             known = old[lang].get(item.key)
             if item.key not in manifest[lang] and known and (root / known["file"]).is_file():
                 manifest[lang][item.key] = known
-        audio.write_manifest(root, manifest)
+        if rendered:
+            audio.write_manifest(root, manifest)
         message = " ".join(str(exc).split())
         fail(f"audio build failed after {rendered} of {len(todo)} file(s): {message}")
     audio.write_manifest(root, manifest)

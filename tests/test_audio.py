@@ -251,3 +251,30 @@ def test_audio_built_while_running_is_served(app, google, tmp_path):
     manifest = json.loads((tmp_path / "audio" / "manifest.json").read_text())
     response = client.get(f"/audio/{manifest['en']['goodbye']['file']}", buffered=True)
     assert response.status_code == 200
+
+
+def test_failure_midway_keeps_what_was_rendered(build, google, audio_dir, prompts_dir):
+    assert build().exit_code == 0
+    before = json.loads((audio_dir / "manifest.json").read_text())
+    answers = iter([True, True])
+
+    def flaky(request):
+        if next(answers, False):
+            return batchexecute(request)
+        raise requests.ConnectionError("Host is not reachable")
+
+    for name in ("error", "goodbye", "invalid"):
+        (prompts_dir / f"en/{name}.txt").write_text(f"A short {name} prompt.\n")
+    google.remove(responses.POST, GOOGLE)
+    google.add_callback(responses.POST, GOOGLE, callback=flaky)
+    result = build()
+
+    assert result.exit_code == 1
+    assert "audio build failed after 2 of 3 file(s)" in result.stderr
+    after = json.loads((audio_dir / "manifest.json").read_text())
+    assert after["en"]["error"] != before["en"]["error"]
+    assert after["en"]["goodbye"] != before["en"]["goodbye"]
+    assert after["en"]["invalid"] == before["en"]["invalid"]  # stale, so never played
+    assert (audio_dir / "manifest.json").stat().st_mode & 0o777 == 0o644
+    assert not list(audio_dir.rglob(".tmp-*"))
+    assert build("--check").output.strip().splitlines()[0] == "stale en/invalid"

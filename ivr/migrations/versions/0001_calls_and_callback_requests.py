@@ -1,13 +1,12 @@
 """calls and callback requests
 
 Revision ID: 0001
-Revises: 
+Revises: (none)
 Create Date: 2026-11-28 00:07:46.768585
 """
 
 import sqlalchemy as sa
 from alembic import op
-
 
 revision = '0001'
 down_revision = None

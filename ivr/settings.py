@@ -176,7 +176,17 @@ SETTINGS: list[Setting] = [
     Setting(
         "PUBLIC_URL", "", str, "Public https URL of the app, for links in alerts (no trailing /)."
     ),
+    Setting(
+        "ALERTS_DELIVERY",
+        "thread",
+        lambda v: v if v in ("thread", "worker") else _raise("must be thread or worker"),
+        "thread: web processes send alerts after the request; worker: only `ivr alerts run`.",
+    ),
 ]
+
+
+def _raise(message: str):
+    raise ValueError(message)
 
 
 def load(environ: Mapping[str, str]) -> dict[str, Any]:

@@ -276,3 +276,12 @@ def test_smtp_password_never_sent_without_tls(make_app, smtp, monkeypatch):
     with app.app_context(), pytest.raises(RuntimeError, match="refusing to send"):
         alerts.send_email("desk@example.org", "s", "b")
     assert smtp.messages == []
+
+
+def test_alerts_delivery_setting_is_checked(tmp_path):
+    from ivr import create_app
+    from ivr.settings import SettingsError
+    from tests.conftest import base_config
+
+    with pytest.raises(SettingsError, match="ALERTS_DELIVERY"):
+        create_app(base_config(tmp_path, ALERTS_DELIVERY="carrier-pigeon"))

@@ -285,3 +285,17 @@ def test_alerts_delivery_setting_is_checked(tmp_path):
 
     with pytest.raises(SettingsError, match="ALERTS_DELIVERY"):
         create_app(base_config(tmp_path, ALERTS_DELIVERY="carrier-pigeon"))
+
+
+@responses.activate
+def test_each_commit_of_new_requests_starts_delivery(make_app):
+    """Several requests in one session (a journal replay): none waits for the worker."""
+    sms = sms_ok()
+    app = make_app(ALERT_SMS_TO=STAFF_PHONE, ALERT_SMS_FROM=SENDER)
+    with app.app_context():
+        for _ in range(2):
+            callbacks.save("CA" + secrets.token_hex(16), language="en", step="recorded")
+    for thread in app.extensions["ivr.alert_threads"]:
+        thread.join(timeout=10)
+    assert len(app.extensions["ivr.alert_threads"]) == 2
+    assert sms.call_count == 2

@@ -74,7 +74,12 @@ def queue_alerts(app: Flask, request: CallbackRequest) -> None:
         session = db.session
         if not session.info.get("alerts_hook"):
             session.info["alerts_hook"] = True
-            sa.event.listen(session, "after_commit", lambda s: start_thread(app), once=True)
+
+            def after_commit(committed) -> None:
+                committed.info.pop("alerts_hook", None)
+                start_thread(app)
+
+            sa.event.listen(session, "after_commit", after_commit, once=True)
 
 
 def start_thread(app: Flask) -> threading.Thread:
@@ -87,7 +92,6 @@ def start_thread(app: Flask) -> threading.Thread:
 def run_for(app: Flask, patience: dt.timedelta = dt.timedelta(minutes=10)) -> None:
     """Deliver what is due, then wait for retries that fall due soon; used by the thread."""
     with app.app_context():
-        db.session.info["alerts_hook"] = True  # this thread never queues more
         give_up = utcnow() + patience
         while True:
             deliver_due()

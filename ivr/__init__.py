@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import db as database
 from . import settings
 from .prompts import Prompts
+from .twiml import LRU
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,6 +46,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config["PROMPTS_DIR"] = str(prompts_dir)
     app.config["AUDIO_DIR"] = str(app.config["AUDIO_DIR"] or PROJECT_ROOT / "audio")
     app.extensions["ivr.prompts"] = Prompts(prompts_dir)
+    app.extensions["ivr.menus"] = LRU()
 
     database.init_app(app)
 

@@ -153,6 +153,11 @@ class AudioLibrary:
                 }
             self._files, self._stamp = files, stamp
 
+    def version(self) -> object:
+        """Changes whenever the set of playable audio changes (callers key caches on it)."""
+        self.refresh()
+        return self._stamp
+
     def url(self, line: Line) -> str | None:
         """The URL of audio saying exactly `line.text`, or None when none was built for it.
 

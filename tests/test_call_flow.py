@@ -162,3 +162,19 @@ def test_menus_interrupt_and_redirect_on_silence(call):
     assert twiml.find("Redirect").text == gather.get("action")
     call.silence()
     assert call.heard().startswith(text("es", "no_input"))
+
+
+def test_each_call_is_counted_once_for_the_staff_chart(app, call):
+    import sqlalchemy as sa
+
+    from ivr.db import db
+    from ivr.models import Call as CallRow
+
+    call.answer()
+    action = call.gather().get("action")
+    call.press("2")
+    call.follow(action, Digits="2")  # Twilio retrying the same request
+    with app.app_context():
+        rows = db.session.execute(sa.select(CallRow.call_sid, CallRow.language,
+                                            CallRow.from_number)).all()
+    assert rows == [(call.sid, "es", call.from_number)]

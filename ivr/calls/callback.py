@@ -131,9 +131,8 @@ def number_lines(lang: str) -> list[Line]:
 @bp.route("/number", methods=["GET", "POST"])
 def number(lang: str):
     ref = request.args.get("ref", "")
-    response = ask(number_lines(lang), "voice.callback.number_choice", num_digits=0,
-                   lang=lang, ref=ref, fails=fails())
-    return twiml(response)
+    return ask(number_lines(lang), "voice.callback.number_choice", num_digits=0, keep=False,
+               lang=lang, ref=ref, fails=fails())
 
 
 def typed_number(digits: str) -> str | None:
@@ -158,22 +157,22 @@ def number_choice(lang: str):
         failed = fails() + 1
         if failed < current_app.config["MAX_FAILURES"]:
             lines = [prompts().line(lang, "number_invalid")] if digits else []
-            return twiml(ask(lines + number_lines(lang), "voice.callback.number_choice",
-                             num_digits=0, lang=lang, ref=ref, fails=failed))
+            return ask(lines + number_lines(lang), "voice.callback.number_choice",
+                       num_digits=0, keep=False, lang=lang, ref=ref, fails=failed)
         current_app.logger.info("no valid callback number for call %s", call_sid())
     callbacks.save_or_journal(call_sid(), callback_number=chosen, step="number")
     return redirect("voice.callback.a_number", lang=lang, ref=ref)
 
 
-def a_number_gather(lang: str, lines: list[Line], ref: str, failed: int) -> VoiceResponse:
+def a_number_gather(lang: str, lines: list[Line], ref: str, failed: int) -> Response:
     # An empty answer (just #) means "skip", so Twilio must post it rather than fall through.
     return ask(lines + [prompts().line(lang, "anumber_ask")], "voice.callback.a_number_choice",
-               num_digits=0, post_empty=True, lang=lang, ref=ref, fails=failed)
+               num_digits=0, post_empty=True, keep=False, lang=lang, ref=ref, fails=failed)
 
 
 @bp.route("/a-number", methods=["GET", "POST"])
 def a_number(lang: str):
-    return twiml(a_number_gather(lang, [], request.args.get("ref", ""), fails()))
+    return a_number_gather(lang, [], request.args.get("ref", ""), fails())
 
 
 def valid_a_number(digits: str) -> str | None:
@@ -193,7 +192,7 @@ def a_number_choice(lang: str):
         failed = fails() + 1
         if failed < current_app.config["MAX_FAILURES"]:
             invalid = [prompts().line(lang, "anumber_invalid")]
-            return twiml(a_number_gather(lang, invalid, ref, failed))
+            return a_number_gather(lang, invalid, ref, failed)
     callbacks.save_or_journal(call_sid(), a_number=a_number, step="complete")
     return redirect("voice.callback.confirmation", lang=lang, ref=ref)
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from flask import abort, current_app, request, url_for
+from flask import Response, abort, current_app, g, request, url_for
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.exceptions import HTTPException
 
 from ..prompts import Line
-from ..twiml import prompts, speak, twiml
+from ..twiml import prompts, speak, twiml, twiml_text
 
 # The same key means the same thing on every menu of the call.
 REPEAT = "*"
@@ -60,12 +60,39 @@ def fails() -> int:
 
 
 def ask(lines: Sequence[Line], endpoint: str, *, num_digits: int = 1,
-        speech: bool = False, post_empty: bool = False, **values: object) -> VoiceResponse:
+        speech: bool = False, post_empty: bool = False, keep: bool = True,
+        **values: object) -> Response:
     """Say `lines` inside a `<Gather>` (so a key interrupts them) posting to `endpoint`.
 
     When the caller says nothing, the `<Redirect>` posts to the same action without `Digits`, so the
     action counts silence and invalid keys in one place.
+
+    Menus are the same TwiML for every caller, so the rendered XML is kept per process, keyed by
+    everything it is made of: the lines' current text (an edited prompt is a new key), the action,
+    the gather's options and the set of rendered audio. `keep=False` for TwiML that holds a
+    caller's own details (their number read back, their reference), which is never kept.
     """
+    if not keep:
+        return twiml(_gather(lines, endpoint, num_digits, speech, post_empty, values))
+    audio = current_app.extensions.get("ivr.audio")
+    key = (
+        tuple(lines), endpoint, tuple(sorted(values.items())), num_digits, speech, post_empty,
+        request.script_root, audio.version() if audio is not None else None,
+    )
+    cache = current_app.extensions["ivr.menus"]
+    before = g.setdefault("prompt_sources", [])
+    cached = cache.get(key)
+    if cached is None:
+        g.prompt_sources = []
+        xml = str(_gather(lines, endpoint, num_digits, speech, post_empty, values))
+        cached = (xml, tuple(g.prompt_sources))
+        cache.put(key, cached)
+    g.prompt_sources = before + list(cached[1])
+    return twiml_text(cached[0])
+
+
+def _gather(lines: Sequence[Line], endpoint: str, num_digits: int, speech: bool,
+            post_empty: bool, values: dict[str, object]) -> VoiceResponse:
     config = current_app.config
     action = url_for(endpoint, **values)
     response = VoiceResponse()

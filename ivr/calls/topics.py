@@ -59,12 +59,12 @@ def retry(lang: str, lines: list[Line], endpoint: str, **values: object):
         return redirect("voice.topics.help", lang=lang)
     reason = "invalid" if request.form.get("Digits") else "no_input"
     lines = [prompts().line(lang, reason)] + lines
-    return twiml(ask(lines, endpoint, lang=lang, fails=failed, **values))
+    return ask(lines, endpoint, lang=lang, fails=failed, **values)
 
 
 @bp.route("/menu", methods=["GET", "POST"])
 def menu(lang: str):
-    return twiml(ask(menu_lines(lang), "voice.topics.menu_choice", lang=lang, fails=0))
+    return ask(menu_lines(lang), "voice.topics.menu_choice", lang=lang, fails=0)
 
 
 @bp.post("/menu/choice")
@@ -83,8 +83,7 @@ def topic(lang: str, number: int):
     if topic is None:  # a topic file removed mid-call
         return redirect("voice.topics.menu", lang=lang)
     lines = [Line(lang, topic.body, topic.name)] + topic_options(lang, number)
-    return twiml(ask(lines, "voice.topics.topic_choice",
-                     lang=lang, number=number, fails=0))
+    return ask(lines, "voice.topics.topic_choice", lang=lang, number=number, fails=0)
 
 
 @bp.post("/topics/<int:number>/choice")
@@ -106,7 +105,7 @@ def help(lang: str):
     """After repeated failures: the simplest choices, then the firm rather than a hang-up."""
     lines = [prompts().line(lang, "too_many_tries")] + options_lines(lang, "firm", "callback",
                                                                         "menu")
-    return twiml(ask(lines, "voice.topics.help_choice", lang=lang))
+    return ask(lines, "voice.topics.help_choice", lang=lang)
 
 
 @bp.post("/help/choice")

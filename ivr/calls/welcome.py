@@ -37,7 +37,7 @@ def choice_lines(greet: bool):
 @bp.post("")
 def answer():
     """Twilio's Voice URL for the number: the one fixed URL."""
-    return twiml(ask(choice_lines(greet=True), "voice.welcome.choose", speech=True, fails=0))
+    return ask(choice_lines(greet=True), "voice.welcome.choose", speech=True, fails=0)
 
 
 @bp.post("/language")
@@ -50,24 +50,27 @@ def choose():
     failed = fails() + 1
     if failed >= current_app.config["MAX_FAILURES"]:
         return start(current_app.config["DEFAULT_LANGUAGE"])
-    response = ask(choice_lines(greet=False), "voice.welcome.choose", speech=True, fails=failed)
-    return twiml(response)
+    return ask(choice_lines(greet=False), "voice.welcome.choose", speech=True, fails=failed)
+
+
+INSERT_CALL = sa.insert(Call)
 
 
 def count_call(lang: str) -> None:
-    """Note the call for the staff chart; a database problem must not disturb the caller."""
+    """Note the call for the staff chart; a database problem must not disturb the caller.
+
+    A plain Core insert on its own connection: the ORM's unit of work would cost more than the row,
+    on the path of every call.
+    """
     sid = request.form.get("CallSid", "")
+    row = {"call_sid": sid, "language": lang, "from_number": request.form.get("From", ""),
+           "created_at": utcnow()}
     try:
-        # A Core insert: the ORM's unit of work costs more than the row, on a caller's path.
-        caller = request.form.get("From", "")
-        db.session.execute(sa.insert(Call).values(
-            call_sid=sid, language=lang, from_number=caller, created_at=utcnow()
-        ))
-        db.session.commit()
+        with db.engine.begin() as connection:
+            connection.execute(INSERT_CALL, row)
     except sa.exc.IntegrityError:
-        db.session.rollback()  # already counted (Twilio retried the request)
+        pass  # already counted: Twilio retried the request
     except sa.exc.SQLAlchemyError:
-        db.session.rollback()
         current_app.logger.warning("could not count call %s", sid, exc_info=True)
 
 

@@ -38,9 +38,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.setdefault("SESSION_COOKIE_SECURE", not app.debug and not app.testing)
     logging.basicConfig(level=logging.INFO)
 
-    # Heroku's router terminates TLS: trust one proxy for the scheme, host and port, so the
-    # URL checked against X-Twilio-Signature is the https URL Twilio signed.
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_proto=1, x_host=1, x_port=1)
+    # Heroku's router terminates TLS: trust one proxy for the client address, scheme, host and
+    # port, so the URL checked against X-Twilio-Signature is the https URL Twilio signed and
+    # login rate limits see the real client rather than the router.
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)
 
     prompts_dir = Path(app.config["PROMPTS_DIR"] or PROJECT_ROOT / "prompts")
     app.config["PROMPTS_DIR"] = str(prompts_dir)

@@ -82,8 +82,25 @@ def client(port: int, count: int, queue) -> None:
     queue.put((latencies, errors))
 
 
-def load(port: int, clients: int, requests: int) -> dict[str, float]:
+def server_cpu(process: subprocess.Popen) -> float:
+    """CPU seconds used so far by a gunicorn master and its workers (Linux /proc)."""
+    total = 0.0
+    pids = [process.pid]
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    if children.exists():
+        pids += [int(pid) for pid in children.read_text().split()]
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def load(port: int, clients: int, requests: int, server=None) -> dict[str, float]:
     queue = multiprocessing.Queue()
+    cpu_before = server_cpu(server) if server else 0.0
     per_client = requests // clients
     procs = [multiprocessing.Process(target=client, args=(port, per_client, queue))
              for _ in range(clients)]
@@ -95,7 +112,9 @@ def load(port: int, clients: int, requests: int) -> dict[str, float]:
     for proc in procs:
         proc.join()
     latencies = sorted(lat for lats, _ in results for lat in lats)
+    cpu = server_cpu(server) - cpu_before if server else 0.0
     return {
+        "server_cpu_us": cpu / len(latencies) * 1e6,
         "rps": len(latencies) / elapsed,
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
@@ -128,7 +147,9 @@ def main() -> None:
         results: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
         for _ in range(args.rounds):
             for name in servers:
-                results[name].append(load(ports[name], args.clients, args.requests))
+                results[name].append(
+                    load(ports[name], args.clients, args.requests, servers[name])
+                )
     finally:
         for proc in servers.values():
             proc.terminate()
@@ -138,10 +159,13 @@ def main() -> None:
           f"{args.requests} signed requests per round, {args.rounds} rounds (best shown)")
     for name, result in best.items():
         print(f"  {name:8} {result['rps']:8.0f} req/s   p50 {result['p50_ms']:6.1f} ms   "
-              f"p99 {result['p99_ms']:6.1f} ms   errors {result['errors']}")
+              f"p99 {result['p99_ms']:6.1f} ms   server CPU {result['server_cpu_us']:5.0f} us/req"
+              f"   errors {result['errors']}")
     ratio = best["hotline"]["rps"] / best["floor"]["rps"]
     p99 = best["hotline"]["p99_ms"] / best["floor"]["p99_ms"]
-    print(f"  hotline/floor throughput ratio: {ratio:.2f} (target >= 0.80); p99 ratio {p99:.2f}")
+    cpu = best["hotline"]["server_cpu_us"] / best["floor"]["server_cpu_us"]
+    print(f"  hotline/floor throughput ratio: {ratio:.2f} (target >= 0.80); p99 ratio {p99:.2f}; "
+          f"server CPU per request ratio {cpu:.2f}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import db as database
 from . import settings
 from .prompts import Prompts
+from .sessions import StaffSessions
 from .twiml import LRU
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +34,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.update(
             {k: v for k, v in test_config.items() if k not in names or not isinstance(v, str)}
         )
+    app.session_interface = StaffSessions()
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config.setdefault("SESSION_COOKIE_SECURE", not app.debug and not app.testing)

@@ -1,7 +1,9 @@
 """The main menu and the topics from the firm's post, in the caller's language.
 
 The menu is built from the topic files, so a new file under `prompts/<lang>/topics/` is a new
-option. Every prompt sits inside a `<Gather>`, so a key press interrupts it.
+option. Every prompt sits inside a `<Gather>`, so a key press interrupts it. A choice answers with
+the next menu or topic itself rather than a `<Redirect>`: each redirect is one more round trip to
+the app that the caller would sit through in silence.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def common_key(lang: str, digits: str):
     if digits == CALLBACK:
         return redirect("voice.callback.start", lang=lang)
     if digits == MAIN_MENU:
-        return redirect("voice.topics.menu", lang=lang)
+        return menu(lang)
     return None
 
 
@@ -56,7 +58,7 @@ def retry(lang: str, lines: list[Line], endpoint: str, **values: object):
     """Count a failure; say the menu again, or after too many offer the firm and a callback."""
     failed = fails() + 1
     if failed >= current_app.config["MAX_FAILURES"]:
-        return redirect("voice.topics.help", lang=lang)
+        return help(lang)
     reason = "invalid" if request.form.get("Digits") else "no_input"
     lines = [prompts().line(lang, reason)] + lines
     return ask(lines, endpoint, lang=lang, fails=failed, **values)
@@ -71,18 +73,18 @@ def menu(lang: str):
 def menu_choice(lang: str):
     digits = request.form.get("Digits", "")
     if digits == REPEAT:
-        return redirect("voice.topics.menu", lang=lang)
+        return menu(lang)
     if digits.isdigit() and prompts().topic(lang, int(digits)):
-        return redirect("voice.topics.topic", lang=lang, number=int(digits))
+        return topic(lang, int(digits))
     return common_key(lang, digits) or retry(lang, menu_lines(lang), "voice.topics.menu_choice")
 
 
 @bp.route("/topics/<int:number>", methods=["GET", "POST"])
 def topic(lang: str, number: int):
-    topic = prompts().topic(lang, number)
-    if topic is None:  # a topic file removed mid-call
-        return redirect("voice.topics.menu", lang=lang)
-    lines = [Line(lang, topic.body, topic.name)] + topic_options(lang, number)
+    found = prompts().topic(lang, number)
+    if found is None:  # a topic file removed mid-call
+        return menu(lang)
+    lines = [Line(lang, found.body, found.name)] + topic_options(lang, number)
     return ask(lines, "voice.topics.topic_choice", lang=lang, number=number, fails=0)
 
 
@@ -90,11 +92,11 @@ def topic(lang: str, number: int):
 def topic_choice(lang: str, number: int):
     digits = request.form.get("Digits", "")
     if digits == REPEAT:
-        return redirect("voice.topics.topic", lang=lang, number=number)
+        return topic(lang, number)
     if digits == NEXT:
         later = [t.number for t in prompts().topics(lang) if t.number > number]
         if later:
-            return redirect("voice.topics.topic", lang=lang, number=later[0])
+            return topic(lang, later[0])
     return common_key(lang, digits) or retry(
         lang, topic_options(lang, number), "voice.topics.topic_choice", number=number
     )

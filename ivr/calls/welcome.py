@@ -5,13 +5,13 @@ from __future__ import annotations
 import unicodedata
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app, request, url_for
-from twilio.twiml.voice_response import VoiceResponse
+from flask import Blueprint, current_app, request
 
 from ..db import db, utcnow
 from ..models import Call
-from ..twiml import prompts, speak, twiml
+from ..twiml import prompts
 from .common import ask, fails
+from .topics import menu_lines
 
 bp = Blueprint("welcome", __name__)
 
@@ -75,9 +75,7 @@ def count_call(lang: str) -> None:
 
 
 def start(lang: str):
-    """Say the disclaimer once, then hand over to the main menu in the chosen language."""
+    """Say the disclaimer once, then the main menu in the chosen language, in one answer."""
     count_call(lang)
-    response = VoiceResponse()
-    speak(response, [prompts().line(lang, "disclaimer")])
-    response.redirect(url_for("voice.topics.menu", lang=lang))
-    return twiml(response)
+    lines = [prompts().line(lang, "disclaimer"), *menu_lines(lang)]
+    return ask(lines, "voice.topics.menu_choice", lang=lang, fails=0)

@@ -41,6 +41,12 @@ def _account_sid(value: str) -> str:
     return value
 
 
+def _smtp_url(value: str) -> str:
+    if value and not re.match(r"smtps?://[^/]", value):
+        raise ValueError("must start with smtp:// or smtps:// and name a host")
+    return value
+
+
 def _language(value: str) -> str:
     if value not in ("en", "es"):
         raise ValueError("must be en or es")
@@ -172,7 +178,9 @@ SETTINGS: list[Setting] = [
     Setting("ALERT_SMS_FROM", "", lambda v: _e164(v) if v else "", "Twilio number SMS come from."),
     Setting("ALERT_EMAIL_TO", "", str, "Comma-separated e-mail addresses for alerts."),
     Setting("ALERT_EMAIL_FROM", "hotline@localhost", str, "From address of alert e-mails."),
-    Setting("SMTP_URL", "", str, "smtp://user:pass@host:port or smtps://...; empty: no e-mail."),
+    Setting(
+        "SMTP_URL", "", _smtp_url, "smtp://user:pass@host:port or smtps://...; empty: no e-mail."
+    ),
     Setting(
         "PUBLIC_URL", "", str, "Public https URL of the app, for links in alerts (no trailing /)."
     ),

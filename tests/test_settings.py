@@ -89,3 +89,9 @@ def test_routes_command_lists_the_voice_url(monkeypatch):
     result = CliRunner().invoke(main, ["routes"])
     assert result.exit_code == 0, result.output
     assert "/voice " in result.output or "/voice\n" in result.output
+
+
+def test_smtp_url_is_checked_at_start_up():
+    with pytest.raises(settings.SettingsError, match="SMTP_URL"):
+        settings.load({**GOOD, "SMTP_URL": "mail.example.org:587"})
+    assert settings.load({**GOOD, "SMTP_URL": "smtps://u:p@mail.example.org"})["SMTP_URL"]

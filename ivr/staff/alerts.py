@@ -85,7 +85,9 @@ def queue_alerts(app: Flask, request: CallbackRequest) -> None:
 def start_thread(app: Flask) -> threading.Thread:
     thread = threading.Thread(target=run_for, args=(app,), name="ivr-alerts", daemon=True)
     thread.start()
-    app.extensions.setdefault("ivr.alert_threads", []).append(thread)
+    # Kept so tests and shutdown can join them; finished ones are dropped so the list stays small.
+    threads = app.extensions.setdefault("ivr.alert_threads", [])
+    threads[:] = [t for t in threads if t.is_alive()] + [thread]
     return thread
 
 

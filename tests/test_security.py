@@ -75,6 +75,8 @@ def test_unexpected_error_still_answers_with_twiml(call, monkeypatch):
     twiml = call.press("*")  # the menu again: its lines now fail
     assert call.heard() == REAL.text("es", "error")
     assert twiml.find("Dial/Number").text == FIRM
+    assert twiml.find("Dial/Number").get("url") == "/voice/whisper/es"
+    assert twiml.find("Dial").get("callerId") == call.from_number
     assert twiml.find("Dial").get("action") == "/voice/es/connect/done"
 
 

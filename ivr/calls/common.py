@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from ..prompts import Line
 from ..twiml import prompts, speak, twiml, twiml_text
+from .connect import dial_firm
 
 # The same key means the same thing on every menu of the call.
 REPEAT = "*"
@@ -46,11 +47,8 @@ def answer_errors(error: Exception):
         speak(response, [prompts().line(lang, "error")])
     except Exception:  # the apology is a courtesy; ringing the firm is what matters
         current_app.logger.exception("could not speak the error prompt")
-    dial = response.dial(
-        timeout=current_app.config["DIAL_TIMEOUT"],
-        action=url_for("voice.connect.done", lang=lang),
-    )
-    dial.number(current_app.config["FIRM_PHONE_NUMBER"])
+    # The same Dial as Call Now, whisper included, so the firm knows who is calling.
+    dial_firm(response, lang)
     return twiml(response)
 
 

@@ -48,9 +48,15 @@ def offer_callback(lang: str, reason: str):
 def start(lang: str):
     if not office_open():
         return offer_callback(lang, "office_closed")
-    config = current_app.config
     response = VoiceResponse()
     speak(response, [prompts().line(lang, "connecting")])
+    dial_firm(response, lang)
+    return twiml(response)
+
+
+def dial_firm(response: VoiceResponse, lang: str) -> None:
+    """Ring the firm with the caller's own number, a whisper to accept, and an action."""
+    config = current_app.config
     dial = response.dial(
         timeout=config["DIAL_TIMEOUT"],
         action=url_for("voice.connect.done", lang=lang),
@@ -58,7 +64,6 @@ def start(lang: str):
         answer_on_bridge=True,
     )
     dial.number(config["FIRM_PHONE_NUMBER"], url=url_for("voice.connect.whisper", caller=lang))
-    return twiml(response)
 
 
 @bp.post("/<any(en, es):lang>/connect/done")

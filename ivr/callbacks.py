@@ -28,9 +28,12 @@ signals = Namespace()
 # Sent once per request, inside the transaction that creates it, so receivers (alerts) can add
 # their own rows to the same commit: the request and its alerts are stored together or not at all.
 request_created = signals.signal("callback-request-created")
+# Sent inside the transaction in which the caller finishes the last step (confirmation), so
+# receivers can act on a request whose callback number and A-number are now final.
+request_completed = signals.signal("callback-request-completed")
 
 TWILIO_API = "https://api.twilio.com/"
-STEPS = ("recorded", "number", "a_number", "complete")
+STEPS = ("recorded", "number", "complete")
 
 
 def new_reference() -> str:
@@ -49,6 +52,7 @@ def save(call_sid: str, **fields: Any) -> CallbackRequest:
                                   or new_reference())
             db.session.add(row)
         created = row.id is None
+        completing = fields.get("step") == "complete" and row.step != "complete"
         for name, value in fields.items():
             if name == "reference" or value is None:
                 continue
@@ -59,6 +63,9 @@ def save(call_sid: str, **fields: Any) -> CallbackRequest:
             if created:
                 db.session.flush()
                 request_created.send(current_app._get_current_object(), request=row)
+            if completing:
+                db.session.flush()
+                request_completed.send(current_app._get_current_object(), request=row)
             db.session.commit()
             return row
         except IntegrityError:

@@ -40,7 +40,7 @@ class CallbackRequest(Model):
     caller_number: Mapped[str] = mapped_column(String(32), default="")
     callback_number: Mapped[str | None] = mapped_column(String(32))
     a_number: Mapped[str | None] = mapped_column(String(9))
-    # How far the caller got: recorded, number, a_number, complete.
+    # How far the caller got: recorded, number (callback number given), complete.
     step: Mapped[str] = mapped_column(String(16), default="recorded")
     recording_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     recording_url: Mapped[str | None] = mapped_column(String(512))

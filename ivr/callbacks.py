@@ -8,6 +8,7 @@ the caller's data goes to the journal (see `journal.py`) and the caller is still
 from __future__ import annotations
 
 import secrets
+import threading
 from typing import Any
 
 import requests
@@ -48,8 +49,12 @@ def save(call_sid: str, **fields: Any) -> CallbackRequest:
     for attempt in range(5):
         row = db.session.scalar(sa.select(CallbackRequest).filter_by(call_sid=call_sid))
         if row is None:
-            row = CallbackRequest(call_sid=call_sid, reference=fields.get("reference")
-                                  or new_reference())
+            row = CallbackRequest(
+                call_sid=call_sid,
+                reference=fields.get("reference") or new_reference(),
+                # A replayed journal may hold only a later step: the row still needs a language.
+                language=fields.get("language") or current_app.config["DEFAULT_LANGUAGE"],
+            )
             db.session.add(row)
         created = row.id is None
         completing = fields.get("step") == "complete" and row.step != "complete"
@@ -87,14 +92,54 @@ def save_or_journal(call_sid: str, **fields: Any) -> CallbackRequest | None:
         return None
 
 
-def replay(entries) -> int:
-    """Store journal entries; entries already stored change nothing. Return how many were read."""
-    count = 0
+def replay(entries) -> tuple[int, int]:
+    """Store journal entries, each on its own; entries already stored change nothing.
+
+    Return (stored, failed): one bad entry (a line cut short in a log dump) must not stop the
+    others from being recovered.
+    """
+    stored = failed = 0
     for entry in entries:
         call_sid = entry.pop("call_sid")
-        save(call_sid, **{k: v for k, v in entry.items() if k in FIELDS | {"reference"}})
-        count += 1
-    return count
+        fields = {k: v for k, v in entry.items() if k in FIELDS | {"reference"}}
+        try:
+            save(call_sid, **fields)
+            stored += 1
+        except (sa.exc.SQLAlchemyError, TypeError, ValueError):
+            db.session.rollback()
+            current_app.logger.exception("could not replay journal entry for call %s", call_sid)
+            failed += 1
+    return stored, failed
+
+
+_copying: set[int] = set()
+_copying_lock = threading.Lock()
+
+
+def copy_later(app, request_id: int) -> threading.Thread:
+    """Copy a recording in a background thread: neither Twilio's status callback nor the web
+    worker should wait on a media download. A copy cut short (a restart) is made on first play
+    in the dashboard, or by `ivr callbacks copy-recordings`."""
+
+    def run() -> None:
+        with _copying_lock:
+            if request_id in _copying:  # a duplicate status callback: one copy is enough
+                return
+            _copying.add(request_id)
+        try:
+            with app.app_context():
+                row = db.session.get(CallbackRequest, request_id)
+                if row is not None:
+                    fetch_recording(row)
+        finally:
+            with _copying_lock:
+                _copying.discard(request_id)
+
+    thread = threading.Thread(target=run, name="ivr-recording-copy", daemon=True)
+    thread.start()
+    threads = app.extensions.setdefault("ivr.copy_threads", [])
+    threads[:] = [t for t in threads if t.is_alive()] + [thread]
+    return thread
 
 
 def fetch_recording(row: CallbackRequest) -> bool:

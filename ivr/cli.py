@@ -62,8 +62,11 @@ def callbacks_replay(source) -> None:
     """
     from . import callbacks, journal
 
-    count = callbacks.replay(journal.read(source))
-    click.echo(f"replayed {count} journal entries")
+    stored, failed = callbacks.replay(journal.read(source))
+    click.echo(f"replayed {stored} journal entries" + (f", {failed} failed (see the log)"
+                                                       if failed else ""))
+    if failed:
+        sys.exit(1)
 
 
 @callbacks_group.command("copy-recordings")

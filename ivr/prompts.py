@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 LANGUAGES = ("en", "es")
-TOPIC_FILE = re.compile(r"(\d+)-([a-z0-9-]+)\.txt")
+# Topics are keys 1-7 on a one-digit menu: 8, 9, 0, * and # mean the same on every menu.
+TOPIC_FILE = re.compile(r"([1-7])-([a-z0-9-]+)\.txt")
 
 
 class PromptError(LookupError):
@@ -51,9 +52,6 @@ class Prompts:
         self._cache: dict[str, tuple[int, str]] = {}
         self._topics: dict[str, tuple[tuple, list[Topic]]] = {}
         self._lock = threading.Lock()
-
-    def path(self, lang: str, name: str) -> Path:
-        return self.root / lang / f"{name}.txt"
 
     def text(self, lang: str, name: str) -> str:
         """Return the prompt's text, stripped; raise PromptError when it is missing or empty."""

@@ -49,8 +49,16 @@ def test_voice_choice(call, speech, lang):
     assert text(lang, "disclaimer") in call.heard()
 
 
-def test_unrecognised_speech_asks_again():
+def test_unrecognised_speech_asks_again(call):
     assert spoken_language("hello there") is None
+    call.answer()
+    call.say("hello there")
+    assert call.heard().startswith(text("en", "choose_language"))
+    action = call.gather().get("action")
+    assert "fails=1" in action
+    call.say("I don't know")
+    call.say("what")  # three failures in a row: the default language (es in tests)
+    assert text("es", "disclaimer") in call.heard()
 
 
 def test_silence_asks_again_then_continues_in_default_language(call, app):
@@ -178,3 +186,15 @@ def test_each_call_is_counted_once_for_the_staff_chart(app, call):
         rows = db.session.execute(sa.select(CallRow.call_sid, CallRow.language,
                                             CallRow.from_number)).all()
     assert rows == [(call.sid, "es", call.from_number)]
+
+
+def test_topic_files_cannot_take_reserved_keys(call, prompts_dir):
+    (prompts_dir / "en" / "topics" / "8-visits.txt").write_text("visits\n\nVisiting hours.\n")
+    (prompts_dir / "en" / "topics" / "10-more.txt").write_text("more\n\nMore.\n")
+    call.answer()
+    call.press("1")
+    heard = call.heard()
+    assert "visits" not in heard and "more, press" not in heard
+    assert heard.count("press 8") == 1  # only the callback request
+    call.press("8")  # still the callback request
+    assert call.twiml.find("Record") is not None

@@ -23,6 +23,12 @@ ACCOUNT = "AC" + "0" * 32
 API = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Recordings"
 
 
+def copies_done(app) -> None:
+    """Wait for the recording copies, which run off the webhook's path."""
+    for thread in app.extensions.get("ivr.copy_threads", []):
+        thread.join(timeout=10)
+
+
 def rows(app) -> list[CallbackRequest]:
     with app.app_context():
         found = db.session.scalars(sa.select(CallbackRequest).order_by(CallbackRequest.id)).all()
@@ -194,8 +200,12 @@ def test_recording_callbacks_twice_and_out_of_order_make_one_request(app, call):
     for _ in range(2):
         reply = call.post(status_url, RecordingStatus="completed", **params)
         assert reply.status_code == 204
+    # The status callback carries no From: the number noted when the call began is used.
+    assert "caller" not in status_url
+    assert rows(app)[0].caller_number == call.from_number
     call.follow(action, Digits="#", **params)
     call.post(status_url, RecordingStatus="completed", **params)
+    copies_done(app)
     [row] = rows(app)
     assert row.recording_sid == params["RecordingSid"]
     assert row.caller_number == call.from_number and row.language == "en"
@@ -216,6 +226,7 @@ def test_recording_kept_at_twilio_when_configured(make_app):
     to_recording(call, "en")
     call.post(call.twiml.find("Record").get("recordingStatusCallback"),
               RecordingStatus="completed", **params)
+    copies_done(app)
     assert len(responses.calls) == 1 and responses.calls[0].request.method == "GET"
 
 
@@ -226,6 +237,7 @@ def test_failed_copy_leaves_the_request_and_can_be_retried(app, call, runner):
     to_recording(call, "en")
     call.post(call.twiml.find("Record").get("recordingStatusCallback"),
               RecordingStatus="completed", **params)
+    copies_done(app)
     [row] = rows(app)
     assert row.audio_type is None
     responses.replace(responses.GET, f"{params['RecordingUrl']}.mp3", body=b"ID3ok",
@@ -236,12 +248,15 @@ def test_failed_copy_leaves_the_request_and_can_be_retried(app, call, runner):
     assert "copied 1 of 1" in result.output
 
 
+@responses.activate
 def test_credentials_are_never_sent_outside_twilio(app, call):
     to_recording(call, "en")
     params = recording_params()
     params["RecordingUrl"] = "https://attacker.example/steal"
     call.post(call.twiml.find("Record").get("recordingStatusCallback"),
-              RecordingStatus="completed", **params)  # responses not active: no request made
+              RecordingStatus="completed", **params)
+    copies_done(app)
+    assert len(responses.calls) == 0  # no request at all, so no credentials
     assert rows(app)[0].audio_type is None
 
 
@@ -307,3 +322,22 @@ def test_database_failure_in_a_later_step_does_not_stop_the_call(app, call, capl
     assert any("IVR-JOURNAL" in r.getMessage() and "callback_number" in r.getMessage()
                for r in caplog.records)
     break_table(app, broken=False)
+
+
+def test_replay_stores_good_entries_despite_a_bad_one(app, tmp_path):
+    journal = tmp_path / "journal.jsonl"
+    journal.write_text(
+        '{"call_sid": "CA1", "callback_number": "+13125550142", "step": "number"}\n'
+        '{"call_sid": "CA2", "bogus_field": 1}\n'
+        'not json at all\n'
+        '{"call_sid": "CA3", "language": "en", "caller_number": "+13125550123", '
+        '"recording_sid": "RE3", "recording_url": "https://api.twilio.com/x", '
+        '"recording_duration": 9, "step": "recorded"}\n'
+    )
+    result = app.test_cli_runner().invoke(main, ["callbacks", "replay", str(journal)])
+    stored = {row.call_sid: row for row in rows(app)}
+    # A later step alone still makes a request (in the default language); nothing is dropped.
+    assert stored["CA1"].callback_number == "+13125550142" and stored["CA1"].language == "es"
+    assert stored["CA3"].recording_sid == "RE3"
+    assert set(stored) == {"CA1", "CA2", "CA3"}
+    assert result.exit_code == 0, result.output

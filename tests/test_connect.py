@@ -66,9 +66,21 @@ def test_unanswered_call_offers_a_callback_request(call, status):
                         CallStatus="in-progress")
     heard = call.heard()
     assert heard.startswith(REAL.text("es", "dial_failed"))
-    assert REAL.text("es", "record_intro") in heard
-    assert twiml.find("Record") is not None
+    assert REAL.text("es", "option_callback") in heard and REAL.text("es", "option_menu") in heard
     assert twiml.find("Hangup") is None
+    twiml = call.press("8")
+    assert REAL.text("es", "record_intro") in call.heard()
+    assert twiml.find("Record") is not None
+
+
+def test_callback_offer_leads_to_the_menu_or_by_silence_to_the_recording(call):
+    in_menu(call, "en")
+    call.follow(call.press("0").find("Dial").get("action"), DialCallStatus="no-answer")
+    call.press("9")
+    assert REAL.text("en", "menu_intro") in call.heard()
+    call.follow(call.press("0").find("Dial").get("action"), DialCallStatus="busy")
+    twiml = call.silence()
+    assert twiml.find("Record") is not None
 
 
 def test_whisper_declined_is_not_a_connected_call(call):
@@ -109,7 +121,8 @@ def test_outside_office_hours_offers_a_callback_instead_of_ringing(make_app):
     twiml = call.press("0")
     assert twiml.find("Dial") is None
     assert call.heard().startswith(REAL.text("en", "office_closed"))
-    assert twiml.find("Record") is not None
+    assert REAL.text("en", "option_callback") in call.heard()
+    assert call.press("8").find("Record") is not None
 
 
 def test_inside_office_hours_rings(make_app):
@@ -117,3 +130,41 @@ def test_inside_office_hours_rings(make_app):
     call = Call(app.test_client(), TOKEN)
     in_menu(call, "en")
     assert call.press("0").find("Dial/Number").text == FIRM
+
+
+def silent_until_the_end(call, limit=40):
+    """Say nothing, ever, and let every Dial go unanswered; return (steps, dials)."""
+    call.answer()
+    dials = 0
+    for step in range(limit):
+        twiml = call.twiml
+        if twiml.find("Hangup") is not None:
+            return step, dials
+        if twiml.find("Dial") is not None:
+            dials += 1
+            call.follow(twiml.find("Dial").get("action"), DialCallStatus="no-answer")
+        else:
+            call.silence()
+    raise AssertionError(f"a silent line was still on after {limit} steps")
+
+
+def test_a_silent_line_rings_the_firm_once_and_then_ends(call):
+    steps, dials = silent_until_the_end(call)
+    assert dials == 1
+    assert REAL.text("es", "call_again") in call.heard()  # the default language, after silence
+    assert steps < 25
+
+
+def test_a_silent_line_after_hours_ends_without_ringing(make_app):
+    app = make_app(OFFICE_HOURS="mon-fri 09:00-17:00", CLOCK=closed_clock)
+    steps, dials = silent_until_the_end(Call(app.test_client(), TOKEN))
+    assert dials == 0 and steps < 25
+
+
+def test_star_in_the_help_menu_repeats_it(call):
+    in_menu(call, "en")
+    for _ in range(3):
+        call.press("6")
+    twiml = call.press("*")
+    assert REAL.text("en", "too_many_tries") in call.heard()
+    assert twiml.find("Dial") is None

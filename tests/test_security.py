@@ -77,7 +77,8 @@ def test_unexpected_error_still_answers_with_twiml(call, monkeypatch):
     assert twiml.find("Dial/Number").text == FIRM
     assert twiml.find("Dial/Number").get("url") == "/voice/whisper/es"
     assert twiml.find("Dial").get("callerId") == call.from_number
-    assert twiml.find("Dial").get("action") == "/voice/es/connect/done"
+    # Nobody answering after an error ends in a callback offer, not another round of the menus.
+    assert twiml.find("Dial").get("action") == "/voice/es/connect/done?final=1"
 
 
 def test_missing_prompt_still_connects_the_caller(call, prompts_dir):
@@ -102,3 +103,39 @@ def test_webhooks_neither_read_nor_set_cookies(client, call):
     assert response.status_code == 200
     assert "Set-Cookie" not in response.headers
     assert "Cookie" not in response.headers.get("Vary", "")
+
+
+def closed_clock():
+    import datetime as dt
+
+    return dt.datetime(2026, 11, 29, 18, 0, tzinfo=dt.UTC)  # a Sunday
+
+
+def test_error_after_hours_offers_a_callback_instead_of_ringing(make_app, monkeypatch):
+    app = make_app(OFFICE_HOURS="mon-fri 09:00-17:00", CLOCK=closed_clock)
+    call = Call(app.test_client(), TOKEN)
+    call.answer()
+    call.press("1")
+
+    def broken(lang):
+        raise RuntimeError("broken topic files")
+
+    monkeypatch.setattr(topics, "menu_lines", broken)
+    twiml = call.press("*")
+    assert call.heard().startswith(REAL.text("en", "error"))
+    assert twiml.find("Dial") is None
+    assert twiml.find("Record") is not None  # the callback request, on its final round
+
+
+def test_error_on_the_firms_leg_hangs_up_that_leg(client, prompts_dir):
+    (prompts_dir / "en" / "whisper_caller_es.txt").unlink()
+    staff = Call(client, TOKEN, to_number=FIRM)
+    twiml = staff.follow("/voice/whisper/es", Direction="outbound-api")
+    assert [child.tag for child in twiml] == ["Hangup"]
+
+
+def test_huge_digits_are_an_invalid_key_not_an_error(call):
+    call.answer()
+    call.press("1")
+    call.follow(call.gather().get("action"), Digits="7" * 5000)
+    assert call.heard().startswith(REAL.text("en", "invalid"))

@@ -71,8 +71,23 @@ class Call:
         assert gather is not None, ET.tostring(self.twiml)
         return gather
 
-    def press(self, digits: str) -> ET.Element:
-        return self.follow(self.gather().get("action"), Digits=digits)
+    def press(self, keys: str) -> ET.Element:
+        """Press `keys` as Twilio's <Gather> hears them: up to numDigits, or up to finishOnKey
+        (default #), which is not sent. With nothing collected, Twilio posts to the action only
+        when actionOnEmptyResult is true; otherwise it moves on to the next verb."""
+        gather = self.gather()
+        finish = gather.get("finishOnKey", "#")
+        num = int(gather.get("numDigits") or 0)
+        digits = ""
+        for key in keys:
+            if finish and key == finish:
+                break
+            digits += key
+            if num and len(digits) >= num:
+                break
+        if not digits and gather.get("actionOnEmptyResult") != "true":
+            return self.silence()
+        return self.follow(gather.get("action"), Digits=digits)
 
     def say(self, speech: str) -> ET.Element:
         gather = self.gather()

@@ -9,7 +9,8 @@ from __future__ import annotations
 from flask import Blueprint
 
 from . import callback, connect, topics, welcome
-from .common import answer_errors, require_twilio_signature
+from .common import require_twilio_signature
+from .errors import answer_errors
 
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 bp.before_request(require_twilio_signature)

@@ -8,26 +8,28 @@ fails, what they left goes to the journal and the caller is still looked after.
 from __future__ import annotations
 
 import phonenumbers
+import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, request, url_for
 from twilio.twiml.voice_response import VoiceResponse
 
 from .. import callbacks
+from ..db import db
+from ..models import Call
 from ..prompts import Line
 from ..twiml import prompts, speak, twiml
-from .common import ask, fails
+from .common import ask, fails, final, final_args, redirect
 from .connect import caller_id, office_open
 
 bp = Blueprint("callback", __name__, url_prefix="/<any(en, es):lang>/callback")
 
+# Seconds Twilio waits after the last key at the number step. "Press 1" cannot end the Gather by
+# itself (a typed number may start with 1), so keep the wait after it short; a pause this long
+# between the digits of a number is rare.
+NUMBER_TIMEOUT = 4
+
 
 def call_sid() -> str:
     return request.form.get("CallSid", "")
-
-
-def redirect(endpoint: str, **values: object):
-    response = VoiceResponse()
-    response.redirect(url_for(endpoint, **values))
-    return twiml(response)
 
 
 def spoken_number(number: str) -> str:
@@ -42,24 +44,27 @@ def spoken_number(number: str) -> str:
 def start(lang: str):
     failed = fails()
     if failed >= current_app.config["MAX_FAILURES"]:
+        if final():  # a silent line on its last round: end it rather than cycle
+            response = VoiceResponse()
+            speak(response, [prompts().line(lang, "call_again"), prompts().line(lang, "goodbye")])
+            response.hangup()
+            return twiml(response)
         return redirect("voice.topics.help", lang=lang)
     lines = [prompts().line(lang, "record_nothing")] if failed else []
     response = VoiceResponse()
     speak(response, lines + [prompts().line(lang, "record_intro")])
     response.record(
-        action=url_for("voice.callback.recorded", lang=lang, fails=failed),
+        action=url_for("voice.callback.recorded", lang=lang, fails=failed, **final_args()),
         max_length=current_app.config["RECORDING_MAX_SECONDS"],
         finish_on_key="#",
         play_beep=True,
         timeout=10,
         trim="trim-silence",
-        recording_status_callback=url_for(
-            "voice.callback.recording_status", lang=lang, caller=request.form.get("From", "")
-        ),
+        recording_status_callback=url_for("voice.callback.recording_status", lang=lang),
         recording_status_callback_event="completed",
     )
     # Reached only when Twilio heard nothing and recorded nothing.
-    response.redirect(url_for("voice.callback.start", lang=lang, fails=failed + 1))
+    response.redirect(url_for("voice.callback.start", lang=lang, fails=failed + 1, **final_args()))
     return twiml(response)
 
 
@@ -81,7 +86,7 @@ def recorded(lang: str):
     if not fields["recording_url"] or not fields["recording_duration"]:
         if hung_up:
             return twiml(VoiceResponse())
-        return redirect("voice.callback.start", lang=lang, fails=fails() + 1)
+        return redirect("voice.callback.start", lang=lang, fails=fails() + 1, **final_args())
     row = callbacks.save_or_journal(
         call_sid(), caller_number=request.form.get("From", ""), step="recorded", **fields
     )
@@ -94,25 +99,37 @@ def recorded(lang: str):
 
 @bp.post("/recording")
 def recording_status(lang: str):
-    """Twilio's recording status callback: may come late, twice, or before the action."""
+    """Twilio's recording status callback: may come late, twice, or before the action.
+
+    It carries no caller number, so the one noted when the call chose its language is used (the
+    `<Record>` action fills it in otherwise). The copy of the audio is made off this request.
+    """
     form = request.form
     fields = recording_fields(lang)
     if form.get("RecordingStatus") != "completed" or not fields["recording_duration"]:
         return Response(status=204)  # nothing was said: no request to store
     row = callbacks.save_or_journal(
-        call_sid(), caller_number=request.args.get("caller", ""), step="recorded", **fields
+        call_sid(), caller_number=calling_number(), step="recorded", **fields
     )
     if row is not None:
-        callbacks.fetch_recording(row)
+        callbacks.copy_later(current_app._get_current_object(), row.id)
     return Response(status=204)
 
 
+def calling_number() -> str | None:
+    try:
+        return db.session.scalar(sa.select(Call.from_number).filter_by(call_sid=call_sid()))
+    except sa.exc.SQLAlchemyError:
+        db.session.rollback()
+        return None
+
+
 def storage_failed(lang: str):
-    """The database failed: reassure, then the firm when it is open, else a goodbye."""
+    """The database failed: reassure; then the firm when open (once), else when to expect a call."""
     response = VoiceResponse()
     speak(response, [prompts().line(lang, "save_failed")])
-    if office_open():
-        response.redirect(url_for("voice.connect.start", lang=lang))
+    if office_open() and not final():
+        response.redirect(url_for("voice.connect.start", lang=lang, final="1"))
     else:
         speak(response, [prompts().line(lang, "expect_call"), prompts().line(lang, "goodbye")])
         response.hangup()
@@ -132,7 +149,7 @@ def number_lines(lang: str) -> list[Line]:
 def number(lang: str):
     ref = request.args.get("ref", "")
     return ask(number_lines(lang), "voice.callback.number_choice", num_digits=0, keep=False,
-               lang=lang, ref=ref, fails=fails())
+               timeout=NUMBER_TIMEOUT, lang=lang, ref=ref, fails=fails())
 
 
 def typed_number(digits: str) -> str | None:
@@ -158,7 +175,8 @@ def number_choice(lang: str):
         if failed < current_app.config["MAX_FAILURES"]:
             lines = [prompts().line(lang, "number_invalid")] if digits else []
             return ask(lines + number_lines(lang), "voice.callback.number_choice",
-                       num_digits=0, keep=False, lang=lang, ref=ref, fails=failed)
+                       num_digits=0, keep=False, timeout=NUMBER_TIMEOUT, lang=lang, ref=ref,
+                       fails=failed)
         current_app.logger.info("no valid callback number for call %s", call_sid())
     callbacks.save_or_journal(call_sid(), callback_number=chosen, step="number")
     return redirect("voice.callback.a_number", lang=lang, ref=ref)

@@ -1,4 +1,4 @@
-"""What every call webhook shares: the signature check, menus that count failures, error TwiML."""
+"""What every call webhook shares: the signature check, the keys, menus that count failures."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ from collections.abc import Sequence
 from flask import Response, abort, current_app, g, request, url_for
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import VoiceResponse
-from werkzeug.exceptions import HTTPException
 
 from ..prompts import Line
 from ..twiml import prompts, speak, twiml, twiml_text
-from .connect import dial_firm
 
 # The same key means the same thing on every menu of the call.
 REPEAT = "*"
@@ -31,25 +29,24 @@ def require_twilio_signature() -> None:
         abort(403)
 
 
-def caller_language() -> str:
-    lang = (request.view_args or {}).get("lang")
-    return lang if lang in ("en", "es") else current_app.config["DEFAULT_LANGUAGE"]
-
-
-def answer_errors(error: Exception):
-    """Keep the caller on the line after an unexpected error: apologise, then ring the firm."""
-    if isinstance(error, HTTPException):
-        return error
-    lang = caller_language()
-    current_app.logger.exception("error during call %s", request.form.get("CallSid"))
+def redirect(endpoint: str, **values: object) -> Response:
+    """Move the call on to another webhook (a new journey, with its own URL state)."""
     response = VoiceResponse()
-    try:
-        speak(response, [prompts().line(lang, "error")])
-    except Exception:  # the apology is a courtesy; ringing the firm is what matters
-        current_app.logger.exception("could not speak the error prompt")
-    # The same Dial as Call Now, whisper included, so the firm knows who is calling.
-    dial_firm(response, lang)
+    response.redirect(url_for(endpoint, **values))
     return twiml(response)
+
+
+def final() -> bool:
+    """True on the caller's last round: after the help menu, or after the database failed.
+
+    Carried in the URL so that a silent or abandoned line ends instead of cycling for hours
+    between the firm's phone and the callback recording.
+    """
+    return request.args.get("final") == "1"
+
+
+def final_args() -> dict[str, str]:
+    return {"final": "1"} if final() else {}
 
 
 def fails() -> int:
@@ -59,7 +56,7 @@ def fails() -> int:
 
 def ask(lines: Sequence[Line], endpoint: str, *, num_digits: int = 1,
         speech: bool = False, post_empty: bool = False, keep: bool = True,
-        **values: object) -> Response:
+        timeout: int | None = None, **values: object) -> Response:
     """Say `lines` inside a `<Gather>` (so a key interrupts them) posting to `endpoint`.
 
     When the caller says nothing, the `<Redirect>` posts to the same action without `Digits`, so the
@@ -71,18 +68,18 @@ def ask(lines: Sequence[Line], endpoint: str, *, num_digits: int = 1,
     caller's own details (their number read back, their reference), which is never kept.
     """
     if not keep:
-        return twiml(_gather(lines, endpoint, num_digits, speech, post_empty, values))
+        return twiml(_gather(lines, endpoint, num_digits, speech, post_empty, values, timeout))
     audio = current_app.extensions.get("ivr.audio")
     key = (
         tuple(lines), endpoint, tuple(sorted(values.items())), num_digits, speech, post_empty,
-        request.script_root, audio.version() if audio is not None else None,
+        timeout, request.script_root, audio.version() if audio is not None else None,
     )
     cache = current_app.extensions["ivr.menus"]
     before = g.setdefault("prompt_sources", [])
     cached = cache.get(key)
     if cached is None:
         g.prompt_sources = []
-        xml = str(_gather(lines, endpoint, num_digits, speech, post_empty, values))
+        xml = str(_gather(lines, endpoint, num_digits, speech, post_empty, values, timeout))
         cached = (xml, tuple(g.prompt_sources))
         cache.put(key, cached)
     g.prompt_sources = before + list(cached[1])
@@ -90,20 +87,22 @@ def ask(lines: Sequence[Line], endpoint: str, *, num_digits: int = 1,
 
 
 def _gather(lines: Sequence[Line], endpoint: str, num_digits: int, speech: bool,
-            post_empty: bool, values: dict[str, object]) -> VoiceResponse:
+            post_empty: bool, values: dict[str, object],
+            timeout: int | None = None) -> VoiceResponse:
     config = current_app.config
     action = url_for(endpoint, **values)
     response = VoiceResponse()
     options: dict[str, object] = {
         "action": action,
-        "timeout": config["GATHER_TIMEOUT"],
+        "timeout": timeout or config["GATHER_TIMEOUT"],
         "finish_on_key": "" if num_digits == 1 else "#",
         "action_on_empty_result": post_empty,
     }
     if num_digits == 1:
         options["num_digits"] = 1
     if speech:
-        options.update(input="dtmf speech", speech_timeout="auto", hints="English, español")
+        options.update(input="dtmf speech", speech_timeout="auto",
+                       hints="English, inglés, español, Spanish")
     with response.gather(**options) as gather:
         speak(gather, lines)
     response.redirect(action)

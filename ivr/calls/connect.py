@@ -2,7 +2,9 @@
 
 The person answering hears a whisper ("hotline call, in Spanish") and must press 1 before the
 calls are joined, so the firm's own voicemail cannot swallow a caller. Outside office hours the
-caller is offered a callback request instead of ringing an empty office.
+caller is offered a callback request instead of ringing an empty office. A caller on their final
+round (see `common.final`) whom nobody answers is offered the callback request once more, and a
+silent recording then ends the call.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ from __future__ import annotations
 import datetime as dt
 
 import phonenumbers
-from flask import Blueprint, current_app, request, url_for
+from flask import Blueprint, Response, current_app, request, url_for
 from twilio.twiml.voice_response import VoiceResponse
 
 from ..twiml import prompts, speak, twiml
+from .common import MAIN_MENU, ask, final, final_args, options_lines, redirect
 
 bp = Blueprint("connect", __name__)
 
@@ -37,11 +40,18 @@ def caller_id(number: str) -> str | None:
     return number if phonenumbers.is_valid_number(parsed) else None
 
 
-def offer_callback(lang: str, reason: str):
-    response = VoiceResponse()
-    speak(response, [prompts().line(lang, reason)])
-    response.redirect(url_for("voice.callback.start", lang=lang))
-    return twiml(response)
+def offer_callback(lang: str, reason: str) -> Response:
+    """Say why the firm cannot take the call, then offer the callback request (8) or the menu
+    (9); silence starts the callback request, the likeliest wish of someone who is waiting."""
+    lines = [prompts().line(lang, reason), *options_lines(lang, "callback", "menu")]
+    return ask(lines, "voice.connect.offer_choice", lang=lang, **final_args())
+
+
+@bp.post("/<any(en, es):lang>/connect/offer")
+def offer_choice(lang: str):
+    if request.form.get("Digits") == MAIN_MENU:
+        return redirect("voice.topics.menu", lang=lang)
+    return redirect("voice.callback.start", lang=lang, **final_args())
 
 
 @bp.route("/<any(en, es):lang>/connect", methods=["GET", "POST"])
@@ -50,16 +60,16 @@ def start(lang: str):
         return offer_callback(lang, "office_closed")
     response = VoiceResponse()
     speak(response, [prompts().line(lang, "connecting")])
-    dial_firm(response, lang)
+    dial_firm(response, lang, final=final())
     return twiml(response)
 
 
-def dial_firm(response: VoiceResponse, lang: str) -> None:
+def dial_firm(response: VoiceResponse, lang: str, final: bool = False) -> None:
     """Ring the firm with the caller's own number, a whisper to accept, and an action."""
     config = current_app.config
     dial = response.dial(
         timeout=config["DIAL_TIMEOUT"],
-        action=url_for("voice.connect.done", lang=lang),
+        action=url_for("voice.connect.done", lang=lang, **({"final": "1"} if final else {})),
         caller_id=caller_id(request.form.get("From", "")),
         answer_on_bridge=True,
     )

@@ -8,12 +8,21 @@ the app that the caller would sit through in silence.
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, request, url_for
-from twilio.twiml.voice_response import VoiceResponse
+from flask import Blueprint, current_app, request
 
 from ..prompts import Line
-from ..twiml import prompts, twiml
-from .common import CALLBACK, FIRM, MAIN_MENU, NEXT, REPEAT, ask, fails, options_lines
+from ..twiml import prompts
+from .common import (
+    CALLBACK,
+    FIRM,
+    MAIN_MENU,
+    NEXT,
+    REPEAT,
+    ask,
+    fails,
+    options_lines,
+    redirect,
+)
 
 bp = Blueprint("topics", __name__, url_prefix="/<any(en, es):lang>")
 
@@ -35,12 +44,6 @@ def topic_options(lang: str, number: int) -> list[Line]:
     if not any(t.number > number for t in p.topics(lang)):
         options.remove("next")
     return [p.line(lang, "after_topic")] + options_lines(lang, *options)
-
-
-def redirect(endpoint: str, **values: object):
-    response = VoiceResponse()
-    response.redirect(url_for(endpoint, **values))
-    return twiml(response)
 
 
 def common_key(lang: str, digits: str):
@@ -74,7 +77,7 @@ def menu_choice(lang: str):
     digits = request.form.get("Digits", "")
     if digits == REPEAT:
         return menu(lang)
-    if digits.isdigit() and prompts().topic(lang, int(digits)):
+    if len(digits) == 1 and digits.isdigit() and prompts().topic(lang, int(digits)):
         return topic(lang, int(digits))
     return common_key(lang, digits) or retry(lang, menu_lines(lang), "voice.topics.menu_choice")
 
@@ -113,5 +116,8 @@ def help(lang: str):
 @bp.post("/help/choice")
 def help_choice(lang: str):
     digits = request.form.get("Digits", "")
-    # Silence or another wrong key here: ring the firm (or, when closed, take a message).
-    return common_key(lang, digits) or redirect("voice.connect.start", lang=lang)
+    if digits == REPEAT:
+        return help(lang)
+    # Silence or another wrong key here: ring the firm (or, when closed, offer a message) as the
+    # caller's final round, so a silent line ends rather than cycling.
+    return common_key(lang, digits) or redirect("voice.connect.start", lang=lang, final="1")

@@ -27,8 +27,7 @@ from .prompts import LANGUAGES, Line, Prompts
 
 PREFIX = "/audio/"
 MANIFEST = "manifest.json"
-UMASK = os.umask(0o22)
-os.umask(UMASK)
+FILE_MODE = 0o644  # readable by the web server whatever the umask of whoever ran the build
 HASHED_NAME = re.compile(r"/[a-z]{2}/[0-9a-f]{16}\.mp3$")
 
 
@@ -87,7 +86,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fp:
             fp.write(data)
-        os.chmod(temp, 0o666 & ~UMASK)  # mkstemp makes 0600; give the usual mode
+        os.chmod(temp, FILE_MODE)  # mkstemp makes 0600
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
@@ -100,31 +99,46 @@ def write_manifest(root: Path, manifest: dict[str, Any]) -> None:
 
 
 class AudioLibrary:
-    """The built audio, reloaded when the manifest changes; also the WSGI app that serves it."""
+    """The built audio, reloaded when the manifest changes; also the WSGI app that serves it.
+
+    Only files listed in the manifest are served (never a half-written `.tmp-` file, the manifest
+    itself, or audio left over from an old build). The serving is a plain WhiteNoise instance built
+    with its documented `add_files`; when the manifest changes a new one is built and swapped in
+    with one assignment, so a request sees either the old set of files or the new one.
+    """
 
     def __init__(self, root: Path, tlds: dict[str, str]) -> None:
         self.root = Path(root)
         self.tlds = tlds
         self._stamp: tuple[int, int, int] | None | bool = False  # False: never loaded
-        self._files: frozenset[str] = frozenset()
+        self._files: frozenset[str] = frozenset()  # "es/<hash>.mp3", listed and on disk
+        self._static: tuple[frozenset[str], WhiteNoise] | None = None  # swapped as one
+        self._app: Any = None
         self._lock = threading.Lock()
-        self.static: WhiteNoise | None = None
 
-    def wrap(self, wsgi_app: Any) -> WhiteNoise:
+    def wrap(self, wsgi_app: Any) -> Any:
         """Serve `/audio/<lang>/<hash>.mp3` in front of `wsgi_app`, cached forever by Twilio."""
-        library = self
-
-        class AudioFiles(WhiteNoise):
-            def __call__(self, environ, start_response):
-                if environ.get("PATH_INFO", "").startswith(PREFIX):
-                    library.refresh()
-                return super().__call__(environ, start_response)
-
-        # max_age=None: only hashed files (all of them) get a Cache-Control, "immutable".
-        self.static = AudioFiles(wsgi_app, max_age=None, immutable_file_test=HASHED_NAME.pattern)
+        self._app = wsgi_app
         self._stamp = False
         self.refresh()
-        return self.static
+        return self
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(PREFIX):
+            self.refresh()
+            serving = self._static  # read once: a refresh may swap it meanwhile
+            if serving is not None and path[len(PREFIX) :] in serving[0]:
+                return serving[1](environ, start_response)
+        return self._app(environ, start_response)
+
+    def whitenoise(self) -> WhiteNoise:
+        """A WhiteNoise that knows every file now in the audio folder (one directory scan)."""
+        # max_age=None: only hashed files (all of them) get a Cache-Control, "immutable".
+        static = WhiteNoise(self._app, max_age=None, immutable_file_test=HASHED_NAME.pattern)
+        if self.root.is_dir():
+            static.add_files(str(self.root), prefix=PREFIX)
+        return static
 
     def refresh(self) -> None:
         """Reload the manifest when it changed: a stat per call, a read only after a build."""
@@ -136,6 +150,8 @@ class AudioLibrary:
         if stamp == self._stamp:
             return
         with self._lock:
+            if stamp == self._stamp:
+                return  # another thread reloaded it meanwhile
             try:
                 manifest = read_manifest(self.root)
             except (OSError, ValueError):
@@ -146,11 +162,11 @@ class AudioLibrary:
                 for entry in entries.values()
                 if (self.root / entry["file"]).is_file()
             )
-            if self.static is not None:
-                self.static.files = {
-                    PREFIX + name: self.static.get_static_file(str(self.root / name), PREFIX + name)
-                    for name in files
-                }
+            if self._app is not None:
+                try:
+                    self._static = (files, self.whitenoise())
+                except OSError:
+                    return  # a build's temporary file vanished mid-scan: try again next request
             self._files, self._stamp = files, stamp
 
     def version(self) -> object:

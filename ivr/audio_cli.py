@@ -136,12 +136,30 @@ def check_command() -> None:
               help="The caller's number (Anonymous for a withheld number).")
 @click.option("--lang", type=click.Choice(LANGUAGES), default=None,
               help="Choose this language at the greeting without typing it.")
+@click.option("--yes", is_flag=True,
+              help="Call even when DATABASE_URL is not SQLite (stores real callback requests).")
 @click.pass_context
-def call_command(ctx: click.Context, from_number: str, lang: str | None) -> None:
-    """Simulate a call in the terminal: type keys, speech ("..."), or Enter for silence."""
+def call_command(ctx: click.Context, from_number: str, lang: str | None, yes: bool) -> None:
+    """Simulate a call in the terminal: type keys, speech ("..."), or Enter for silence.
+
+    Staff alerts are off during the call. The call stores what it leaves (callback requests) in
+    the app's database, so a database other than SQLite needs --yes.
+    """
+    from .db import db
     from .simulator import Simulator
 
     # No app context around the call: each webhook gets its own, as in production (the prompt
     # trace lives in `g`, which would otherwise pile up across requests).
     app = ctx.ensure_object(ScriptInfo).load_app()
+    with app.app_context():
+        url = db.engine.url  # the engine the app really uses; building it does not connect
+    if url.get_backend_name() != "sqlite":
+        backend, host = url.get_backend_name(), url.host or "localhost"
+        where = f"{backend} database {url.database or ''} on {host}"
+        if not yes:
+            fail(f"ivr call: DATABASE_URL is a {where}, not a local SQLite file. A simulated call "
+                 "creates real callback requests there, which staff will see and may call back. "
+                 "Run it against SQLite (e.g. DATABASE_URL=sqlite:///call-test.sqlite3 after "
+                 "`ivr db upgrade`), or pass --yes if that is what you want.")
+        click.echo(f"Warning: this call stores real callback requests in the {where}.", err=True)
     Simulator(app, from_number=from_number, lang=lang).run()

@@ -12,12 +12,21 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from .prompts import LANGUAGES, TOPIC_FILE
+from .prompts import LANGUAGES
 
 TEMPLATE_FIELDS = {"menu_option": {"label": "a topic", "key": 1}}
 REQUIRED_FIELDS = {"menu_option": {"key"}}
 WORDS_PER_MINUTE = {"en": 150, "es": 160}
 MAX_SECONDS = 75
+# A topic is chosen with ONE key press, and the menus keep the other keys for themselves
+# (ivr/calls/common.py): a topic file named for one of them would never be heard.
+TOPIC_NAME = re.compile(r"(\d+)-([a-z0-9-]+)\.txt")
+TOPIC_KEYS = range(1, 8)
+RESERVED_KEYS = {
+    "0": "the key for the firm",
+    "8": "the key for leaving a callback request",
+    "9": "the key for the main menu",
+}
 BAD_TEXT = [
     (re.compile(r"[<>]"), "'<' or '>' (read out, or taken for markup)"),
     (re.compile(r"&"), "'&' (write 'and' / 'y')"),
@@ -103,12 +112,42 @@ def check(root: Path) -> list[Problem]:
             else:
                 checks = check_text(name, raw, lang)
             problems += [Problem(error, path, message) for error, message in checks]
+        problems += same_key(lang, all_names[lang])
     return problems
 
 
+def same_key(lang: str, prompt_names: set[str]) -> list[Problem]:
+    """Two topics numbered alike would share a key: the menu could offer only one of them."""
+    by_key: dict[int, list[str]] = {}
+    for name in sorted(prompt_names):
+        file = name.removeprefix("topics/") + ".txt"
+        if name.startswith("topics/") and topic_number_problem(file) is None:
+            by_key.setdefault(int(file.partition("-")[0]), []).append(name)
+    return [
+        Problem(True, f"{lang}/{name}.txt", f"key {key} is also used by {lang}/{other}.txt")
+        for key, same in sorted(by_key.items()) if len(same) > 1
+        for name in same for other in same if other != name
+    ]
+
+
+def topic_number_problem(file: str) -> str | None:
+    """Why a file under topics/ cannot be a topic, or None when its name is right."""
+    match = TOPIC_NAME.fullmatch(file)
+    if not match:
+        return "topic files are named <number>-<slug>.txt, e.g. 6-new-topic.txt"
+    number = match[1]
+    keys = f"topics are numbered {TOPIC_KEYS[0]} to {TOPIC_KEYS[-1]}"
+    if number in RESERVED_KEYS:
+        return f"{number} is {RESERVED_KEYS[number]}: {keys}"
+    if len(number) > 1 or int(number) not in TOPIC_KEYS:
+        return f"{number} cannot be pressed as one key: {keys}"
+    return None
+
+
 def check_topic(name: str, raw: str, lang: str) -> list[tuple[bool, str]]:
-    if not TOPIC_FILE.fullmatch(name.removeprefix("topics/") + ".txt"):
-        return [(True, "topic files are named <number>-<slug>.txt, e.g. 6-new-topic.txt")]
+    problem = topic_number_problem(name.removeprefix("topics/") + ".txt")
+    if problem:
+        return [(True, problem)]
     label, _, body = raw.strip().partition("\n")
     if not label.strip():
         return [(True, "empty")]

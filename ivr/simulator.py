@@ -4,6 +4,10 @@ Staff who edit prompts (and developers without a Twilio account or a phone) hear
 with the prompt file it came from, and answer with keys, typed speech or silence; `<Record>` and
 `<Dial>` ask which outcome to simulate. It follows the TwiML the way Twilio does, so what works
 here is what a caller gets.
+
+The call is real to the app: it stores callback requests in the configured database. Staff alerts
+are switched off for the simulated call (no recipients, so not even an outbox row for a worker to
+send later); `ivr call` refuses a database other than SQLite unless told `--yes`.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from twilio.request_validator import RequestValidator
 BASE = "http://localhost:5000"
 KEYS = set("0123456789*#")
 DIAL_OUTCOMES = {"c": "completed", "b": "busy", "n": "no-answer", "f": "failed", "x": "canceled"}
+# With no recipients the app queues no alert at all (see ivr/staff/alerts.py), and with "worker"
+# delivery it starts no delivery thread: nothing leaves this process, nothing is left for a worker.
+NO_ALERTS = {"ALERT_SMS_TO": [], "ALERT_EMAIL_TO": "", "SMTP_URL": "", "ALERTS_DELIVERY": "worker"}
 HELP = (
     "Type keys (e.g. 1, or 3125550100#) and Enter; \"words or say words for speech; "
     "Enter or 'wait' for silence; 'hangup' to hang up."
@@ -47,8 +54,11 @@ class Simulator:
 
     def run(self) -> None:
         click.echo(f"Calling the hotline from {self.from_number}. {HELP}")
-        trace, level = self.app.config.get("PROMPT_TRACE"), self.app.logger.level
-        self.app.config["PROMPT_TRACE"] = True
+        click.echo("(Staff alerts are off for this call: no SMS or e-mail is sent.)")
+        config = self.app.config
+        saved = {name: config.get(name) for name in [*NO_ALERTS, "PROMPT_TRACE"]}
+        level = self.app.logger.level
+        config.update(NO_ALERTS, PROMPT_TRACE=True)
         self.app.logger.setLevel(logging.WARNING)  # keep the transcript readable
         try:
             twiml = self.request("/voice", CallStatus="ringing")
@@ -59,7 +69,7 @@ class Simulator:
         except KeyboardInterrupt:
             click.echo("\ncall ended: you hung up")
         finally:
-            self.app.config["PROMPT_TRACE"] = trace
+            config.update(saved)
             self.app.logger.setLevel(level)
 
     # Talking to the app, as Twilio does ---------------------------------------------------------

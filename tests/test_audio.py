@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -251,6 +252,41 @@ def test_audio_built_while_running_is_served(app, google, tmp_path):
     manifest = json.loads((tmp_path / "audio" / "manifest.json").read_text())
     response = client.get(f"/audio/{manifest['en']['goodbye']['file']}", buffered=True)
     assert response.status_code == 200
+
+
+def test_only_audio_listed_in_the_manifest_is_served(app, build, google, audio_dir):
+    """Files on disk that no manifest entry names (left over, copied by hand, half-written by a
+    running build) are never served; an entry whose file was deleted is a 404, not an error."""
+    assert build().exit_code == 0
+    client = app.test_client()
+    manifest = json.loads((audio_dir / "manifest.json").read_text())
+    listed = manifest["en"]["goodbye"]["file"]
+    stray = audio_dir / "en" / "0123456789abcdef.mp3"
+    stray.write_bytes(b"ID3 not in the manifest")
+    partial = audio_dir / "en" / ".tmp-abc.mp3"
+    partial.write_bytes(b"ID3 half")
+    os.utime(audio_dir / "manifest.json", ns=(0, 0))  # a new stamp: the folder is scanned again
+
+    assert client.get(f"/audio/{listed}", buffered=True).status_code == 200
+    assert client.get("/audio/en/0123456789abcdef.mp3").status_code == 404
+    assert client.get("/audio/en/.tmp-abc.mp3").status_code == 404
+    assert client.get("/audio/manifest.json").status_code == 404
+
+    (audio_dir / listed).unlink()
+    os.utime(audio_dir / "manifest.json", ns=(1, 1))
+    assert client.get(f"/audio/{listed}").status_code == 404
+    assert client.get("/voice/unknown").status_code == 404  # the app behind still answers
+
+
+def test_written_files_are_world_readable_whatever_the_umask(build, google, audio_dir):
+    """The web server may run as another user than whoever ran the build."""
+    old = os.umask(0o077)
+    try:
+        assert build().exit_code == 0
+    finally:
+        os.umask(old)
+    files = [audio_dir / "manifest.json", *audio_dir.rglob("*.mp3")]
+    assert {path.stat().st_mode & 0o777 for path in files} == {0o644}
 
 
 def test_failure_midway_keeps_what_was_rendered(build, google, audio_dir, prompts_dir):

@@ -84,3 +84,48 @@ def test_long_prompt_is_a_warning(run_check, prompts_dir):
     assert result.exit_code == 0, result.output
     assert "warning: en/topics/2-bond-hearing.txt: about 80 s to listen to" in result.output
     assert "0 error(s), 1 warning(s)" in result.output
+
+
+ONE_TO_SEVEN = "topics are numbered 1 to 7"
+
+
+@pytest.mark.parametrize(
+    ("file", "message"),
+    [
+        ("8-more-help.txt", f"8 is the key for leaving a callback request: {ONE_TO_SEVEN}"),
+        ("9-more-help.txt", f"9 is the key for the main menu: {ONE_TO_SEVEN}"),
+        ("0-more-help.txt", f"0 is the key for the firm: {ONE_TO_SEVEN}"),
+        ("10-more-help.txt", f"10 cannot be pressed as one key: {ONE_TO_SEVEN}"),
+        ("01-more-help.txt", f"01 cannot be pressed as one key: {ONE_TO_SEVEN}"),
+        ("more-help.txt", "topic files are named <number>-<slug>.txt"),
+    ],
+)
+def test_topic_numbers_must_be_free_single_keys(run_check, prompts_dir, file, message):
+    """Menus take one key; 8, 9 and 0 are callback, main menu and the firm (and * and #)."""
+    for lang in ("en", "es"):
+        (prompts_dir / lang / "topics" / file).write_text("more help\n\nSome words.\n")
+    result = run_check()
+    assert result.exit_code == 1
+    for lang in ("en", "es"):
+        assert f"error: {lang}/topics/{file}: {message}" in result.output, result.output
+    assert "2 error(s), 0 warning(s)" in result.output
+
+
+def test_seven_is_the_last_topic_key(run_check, prompts_dir):
+    for lang in ("en", "es"):
+        (prompts_dir / lang / "topics" / "7-more-help.txt").write_text("more\n\nSome words.\n")
+    result = run_check()
+    assert result.exit_code == 0, result.output
+
+
+def test_two_topics_on_one_key(run_check, prompts_dir):
+    for lang in ("en", "es"):
+        (prompts_dir / lang / "topics" / "1-also-one.txt").write_text("also\n\nSome words.\n")
+    result = run_check()
+    assert result.exit_code == 1
+    assert "error: es/topics/1-also-one.txt: key 1 is also used by es/topics/1-why-denied.txt" in (
+        result.output
+    )
+    assert "error: en/topics/1-why-denied.txt: key 1 is also used by en/topics/1-also-one.txt" in (
+        result.output
+    )

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import smtplib
+
 import sqlalchemy as sa
 
 from ivr.audio_cli import call_command
 from ivr.db import db
 from ivr.models import CallbackRequest
 from ivr.prompts import Prompts
+from ivr.staff import alerts
+from ivr.staff.models import Alert
+from tests.conftest import base_config
 
 
 def call(app, *args: str, keys: list[str]):
+    with app.app_context():
+        if db.engine.url.get_backend_name() != "sqlite":
+            args = ("--yes", *args)  # the PostgreSQL run of the suite: a test database
     result = app.test_cli_runner().invoke(call_command, list(args), input="\n".join(keys) + "\n")
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
     return result.output
@@ -49,12 +57,12 @@ def test_spanish_caller_hears_a_topic_and_leaves_a_callback(app, prompts_dir):
     assert "Traceback" not in output and "could not fetch" not in output
 
 
-def test_busy_firm_then_silence_then_hang_up_while_recording(app):
-    output = call(app, "--lang", "en", "--from", "+17735551234", keys=["0", "b", "s", "h"])
+def test_busy_firm_then_callback_silence_then_hang_up_while_recording(app):
+    output = call(app, "--lang", "en", "--from", "+17735551234", keys=["0", "b", "8", "s", "h"])
 
     assert "keys> 1" in output  # chosen by --lang
     assert "dials +13125550100" in output
-    assert "en/dial_failed.txt" in output
+    assert "en/dial_failed.txt" in output and "en/option_callback.txt" in output  # the offer
     assert "en/record_nothing.txt" in output  # the silent try was counted
     assert "call ended: you hung up after leaving a message" in output
     row = stored(app)
@@ -81,3 +89,54 @@ def test_a_wrong_token_is_refused_like_a_forged_webhook(make_app, monkeypatch):
     monkeypatch.setattr(simulator, "RequestValidator", WrongToken)
     output = call(app, keys=[])
     assert "call ended: the app answered 403 FORBIDDEN" in output
+
+
+ALERTS_ON = {"ALERT_SMS_TO": "+13125550199", "ALERT_SMS_FROM": "+13125550198",
+             "ALERT_EMAIL_TO": "staff@example.org", "SMTP_URL": "smtp://mail.example.org:587"}
+
+
+def test_a_simulated_call_alerts_no_one(make_app, monkeypatch):
+    """`heroku run ivr call` must not page staff: no alert is queued, sent, or left for a worker."""
+    app = make_app(**ALERTS_ON)
+    with app.app_context():
+        assert alerts.sms_recipients() and alerts.email_recipients()  # alerts are really on
+    sent = []
+    monkeypatch.setattr(smtplib, "SMTP", lambda *a, **k: sent.append(("smtp", a)))
+    monkeypatch.setattr(alerts, "send_sms", lambda *a: sent.append(("sms", a)))
+    monkeypatch.setattr(alerts, "send_email", lambda *a: sent.append(("email", a)))
+
+    output = call(app, "--lang", "en", keys=["8", "m", "1", "#"])
+
+    assert "Staff alerts are off for this call" in output
+    assert output.rstrip().endswith("call ended: the hotline hung up")
+    assert stored(app).step == "complete"
+    for thread in app.extensions.get("ivr.alert_threads", []):
+        thread.join(5)
+    assert sent == []
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Alert)) == 0
+    for name, value in ALERTS_ON.items():  # the app is as it was after the call
+        assert app.config[name] == (["+13125550199"] if name == "ALERT_SMS_TO" else value)
+    assert app.config["ALERTS_DELIVERY"] == "thread"
+
+
+def test_a_database_other_than_sqlite_needs_yes(tmp_path, prompts_dir, monkeypatch):
+    from ivr import create_app, simulator
+
+    url = "postgresql://hotline:s3cret@db.example.org:5432/hotline"
+    app = create_app(base_config(tmp_path, DATABASE_URL=url))  # never connected to
+    ran = []
+    monkeypatch.setattr(simulator.Simulator, "run", lambda self: ran.append(self))
+    runner = app.test_cli_runner(mix_stderr=False)
+
+    result = runner.invoke(call_command, [])
+    assert result.exit_code == 1
+    assert "postgresql database hotline on db.example.org" in result.stderr
+    assert "creates real callback requests there" in result.stderr
+    assert "--yes" in result.stderr and "s3cret" not in result.stderr
+    assert ran == []
+
+    result = runner.invoke(call_command, ["--yes"])
+    assert result.exit_code == 0, result.stderr
+    assert "Warning: this call stores real callback requests" in result.stderr
+    assert len(ran) == 1

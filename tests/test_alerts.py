@@ -18,7 +18,7 @@ from aiosmtpd.controller import Controller
 from ivr import callbacks
 from ivr.cli import main
 from ivr.db import db
-from ivr.staff import alerts
+from ivr.staff import alerts, display, transports
 from ivr.staff.models import Alert
 from tests.conftest import TOKEN
 from tests.twilio_sim import Call
@@ -139,7 +139,7 @@ def test_failing_sms_is_retried_then_sent(alert_app, smtp):
     sms = next(a for a in all_alerts(alert_app) if a.channel == "sms")
     assert (sms.status, sms.attempts) == ("pending", 1)
     assert "500" in sms.last_error
-    assert sms.next_attempt_at.replace(tzinfo=dt.UTC) > dt.datetime.now(dt.UTC)
+    assert seconds_until(sms.next_attempt_at) > 0
     assert deliver(alert_app) == 0  # not due yet: backing off
     assert failing.call_count == 1
 
@@ -210,6 +210,9 @@ def test_one_alert_per_request_from_a_real_call(alert_app, smtp):
     call.follow(record.get("action"), Digits="#", **recording)
     assert call.post(status_url, RecordingStatus="completed", **recording).status_code == 204
     call.follow(record.get("action"), Digits="#", **recording)
+    assert deliver(alert_app) == 0  # not due while the caller is still choosing a number
+    call.press("1")  # the calling number
+    call.press("")  # no A-number: the request is complete
 
     assert [(a.channel, a.recipient) for a in all_alerts(alert_app)] == [
         ("email", "desk@example.org"), ("sms", STAFF_PHONE)]
@@ -270,7 +273,7 @@ def test_alerts_send_command(alert_app, smtp):
 
 def test_smtp_password_never_sent_without_tls(make_app, smtp, monkeypatch):
     """A server that offers no STARTTLS gets no password (loopback excepted, for relays)."""
-    monkeypatch.setattr(alerts, "LOOPBACK", ())
+    monkeypatch.setattr(transports, "LOOPBACK", ())
     app = make_app(ALERT_EMAIL_TO="desk@example.org", ALERTS_DELIVERY="worker",
                    SMTP_URL=smtp.url.replace("smtp://", "smtp://user:pw@"))
     with app.app_context(), pytest.raises(RuntimeError, match="refusing to send"):
@@ -291,7 +294,7 @@ def test_alerts_delivery_setting_is_checked(tmp_path):
 def test_each_commit_of_new_requests_starts_delivery(make_app):
     """Several requests in one session (a journal replay): none waits for the worker."""
     sms = sms_ok()
-    app = make_app(ALERT_SMS_TO=STAFF_PHONE, ALERT_SMS_FROM=SENDER)
+    app = make_app(ALERT_SMS_TO=STAFF_PHONE, ALERT_SMS_FROM=SENDER, ALERT_GRACE_SECONDS=0)
     with app.app_context():
         for _ in range(2):
             callbacks.save("CA" + secrets.token_hex(16), language="en", step="recorded")
@@ -299,3 +302,134 @@ def test_each_commit_of_new_requests_starts_delivery(make_app):
         thread.join(timeout=10)
     assert sms.call_count == 2
     assert [a.status for a in all_alerts(app)] == ["sent", "sent"]
+
+
+# The callback number: alerts wait for the caller to finish (or for the grace) --------------------
+@pytest.fixture
+def thread_app(make_app):
+    """Apps that alert by SMS through delivery threads (the default); their sleeping threads are
+    woken and ended after the test."""
+    made = []
+
+    def make(**config):
+        app = make_app(ALERT_SMS_TO=STAFF_PHONE, ALERT_SMS_FROM=SENDER, PUBLIC_URL=PUBLIC,
+                       **config)
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:
+        alerts.stop_threads(app)
+
+
+def recorded_call(app, digits: str = "#") -> Call:
+    """A real signed call from (312) 555-0123 in Spanish, up to its recording: the request is
+    stored, and the caller is now asked for the callback number (or hung up: digits="hangup")."""
+    sid = "RE" + secrets.token_hex(16)
+    recording = {"RecordingSid": sid, "RecordingUrl": f"{RECORDINGS}/{sid}",
+                 "RecordingDuration": "14"}
+    call = Call(app.test_client(), TOKEN)
+    call.answer()
+    call.press("2")
+    record = call.press("8").find("Record")
+    call.follow(record.get("action"), Digits=digits, **recording)
+    assert call.from_number == "+13125550123"
+    return call
+
+
+def sms_text(sms: responses.BaseResponse, index: int = -1) -> str:
+    return urllib.parse.parse_qs(sms.calls[index].request.body)["Body"][0]
+
+
+def seconds_until(moment: dt.datetime) -> float:
+    return (display.as_utc(moment) - dt.datetime.now(dt.UTC)).total_seconds()
+
+
+@responses.activate
+def test_alert_gives_the_number_the_caller_typed(thread_app):
+    sms = sms_ok()
+    app = thread_app()  # the default grace, 3 minutes
+    call = recorded_call(app)
+    [alert] = all_alerts(app)
+    assert 170 < seconds_until(alert.next_attempt_at) <= 180
+    assert sms.call_count == 0  # not while the caller is still choosing the number
+    call.press("7735550142")  # another number than the one calling
+    call.press("")  # no A-number: the last step
+    app.extensions["ivr.alert_threads"][-1].join(timeout=10)  # started by the completion
+
+    assert sms.call_count == 1
+    text = sms_text(sms)
+    assert "Call back: (773) 555-0142." in text
+    assert "555-0123" not in text and "Called from" not in text
+    [alert] = all_alerts(app)
+    assert (alert.status, alert.attempts) == ("sent", 1)
+
+
+@responses.activate
+def test_caller_who_hangs_up_after_recording_is_alerted_after_the_grace(make_app):
+    sms = sms_ok()
+    app = make_app(ALERT_SMS_TO=STAFF_PHONE, ALERT_SMS_FROM=SENDER, ALERTS_DELIVERY="worker",
+                   ALERT_GRACE_SECONDS=600)
+    recorded_call(app, digits="hangup")
+    [alert] = all_alerts(app)
+    assert 590 < seconds_until(alert.next_attempt_at) <= 600
+    assert deliver(app) == 0  # the grace has not passed
+    make_due(app)
+    assert deliver(app) == 1
+    text = sms_text(sms)
+    assert "Called from: (312) 555-0123 (no callback number given)." in text
+    assert "Call back" not in text
+
+
+@responses.activate
+def test_hung_up_call_alerted_by_the_thread_once_the_grace_passes(thread_app):
+    sms = sms_ok()
+    app = thread_app(ALERT_GRACE_SECONDS=2)
+    recorded_call(app, digits="hangup")
+    [thread] = app.extensions["ivr.alert_threads"]
+    assert sms.call_count == 0 and thread.is_alive()  # waiting out the grace
+    thread.join(timeout=10)
+    assert not thread.is_alive() and sms.call_count == 1
+    assert "Called from: (312) 555-0123" in sms_text(sms)
+
+
+@responses.activate
+def test_finishing_after_the_alert_went_sends_no_second_one(thread_app):
+    sms = sms_ok()
+    app = thread_app(ALERT_GRACE_SECONDS=1)
+    call = recorded_call(app)
+    [thread] = app.extensions["ivr.alert_threads"]
+    thread.join(timeout=10)
+    assert sms.call_count == 1  # the caller took longer than the grace
+    call.press("7735550142")
+    call.press("")
+    assert app.extensions["ivr.alert_threads"] == [thread]  # nothing pending: no new thread
+    assert sms.call_count == 1
+
+
+@responses.activate
+def test_threads_delivering_together_send_each_alert_once(thread_app):
+    sms = sms_ok()
+    app = thread_app(ALERTS_DELIVERY="worker")  # the requests start no thread themselves
+    for _ in range(3):
+        create_request(app)
+    threads = [alerts.start_thread(app) for _ in range(4)]
+    for thread in threads:
+        thread.join(timeout=10)
+    assert sms.call_count == 3
+    assert [(a.status, a.attempts) for a in all_alerts(app)] == [("sent", 1)] * 3
+
+
+def test_sleeping_thread_holds_no_connection(thread_app):
+    """While it waits out the grace the thread has closed its session: no pooled connection is
+    checked out, so no transaction, snapshot or lock is held for minutes."""
+    app = thread_app()
+    with app.app_context():
+        callbacks.save("CA" + secrets.token_hex(16), language="en", step="recorded")
+        engine = db.engine
+    [thread] = app.extensions["ivr.alert_threads"]
+    deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=10)
+    while engine.pool.checkedout() and dt.datetime.now(dt.UTC) < deadline:
+        thread.join(timeout=0.05)
+    assert thread.is_alive()  # asleep until the grace ends
+    assert engine.pool.checkedout() == 0

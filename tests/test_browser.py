@@ -87,7 +87,7 @@ def references(page) -> list[str]:
     return page.eval_on_selector_all("article.request", "els => els.map(e => e.dataset.reference)")
 
 
-def test_log_in_play_and_mark_handled(server, browser):
+def test_log_in_play_and_mark_handled(server, browser, tmp_path):
     context = browser.new_context()
     page = context.new_page()
     audio_responses = []
@@ -96,12 +96,14 @@ def test_log_in_play_and_mark_handled(server, browser):
     assert references(page) == ["700001", "700002"]
 
     card = page.locator("article[data-reference='700001']")
+    card.locator("audio").evaluate("(audio) => audio.play()")
+    # Playing means the clock moves: wait for that (up to 10 s), not a fixed time.
+    page.wait_for_function(
+        "() => document.querySelector(\"article[data-reference='700001'] audio\").currentTime > 0",
+        timeout=10000,
+    )
     played = card.locator("audio").evaluate(
-        """async (audio) => {
-            await audio.play();
-            await new Promise((done) => setTimeout(done, 700));
-            return {time: audio.currentTime, ready: audio.readyState, src: audio.currentSrc};
-        }"""
+        "(audio) => ({time: audio.currentTime, ready: audio.readyState, src: audio.currentSrc})"
     )
     assert played["time"] > 0 and played["ready"] >= 2, played
     assert played["src"].startswith(server + "/staff/requests/")
@@ -126,7 +128,7 @@ def test_log_in_play_and_mark_handled(server, browser):
     mobile = phone.new_page()
     mobile.goto(server + "/staff/")
     assert mobile.evaluate("document.documentElement.scrollWidth") <= 390
-    mobile.screenshot(path="/tmp/staff-phone.png", full_page=True)
+    mobile.screenshot(path=tmp_path / "staff-phone.png", full_page=True)  # to look at after a run
     phone.close()
 
     page.click("button:has-text('Log out')")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 
@@ -203,8 +204,48 @@ def test_staff_add_cli(app, runner):
 
 
 def test_twilio_webhooks_need_no_csrf_token(call):
-    """CSRF protection covers staff forms only: Twilio's signed posts still work."""
-    twiml = call.answer()
-    assert twiml.find("Gather") is not None
-    call.press("2")
-    assert call.twiml is not None
+    """CSRF protection covers staff forms only: Twilio's signed posts, which carry no token,
+    still get the caller's menus."""
+    welcome = call.answer()
+    assert welcome.find("Gather").get("action").startswith("/voice/language")
+    menu = call.press("2").find("Gather")
+    assert menu is not None and menu.get("action").startswith("/voice/es/menu/choice")
+    assert menu.find("Say").get("language") == "es-US"
+
+
+def login_cookie(make_app, **config):
+    """Log in on an app made with `config`; return the Set-Cookie header and the app."""
+    from werkzeug.security import generate_password_hash
+
+    from tests.conftest import StaffAuth
+
+    app = make_app(**config)
+    with app.app_context():
+        db.session.add(StaffUser(username="ana",
+                                 password_hash=generate_password_hash(STAFF_PASSWORD)))
+        db.session.commit()
+    client = app.test_client()
+    response = StaffAuth(client).login()
+    assert response.status_code == 302 and response.headers["Location"] == "/staff/"
+    return response.headers["Set-Cookie"], client
+
+
+def test_session_cookie_is_secure_outside_tests_and_ends_after_12_hours(make_app):
+    header, client = login_cookie(make_app, TESTING=False)
+    assert client.application.debug is False and client.application.testing is False
+    attributes = [part.strip().lower() for part in header.split(";")]
+    assert header.startswith("session=")
+    assert {"secure", "httponly", "samesite=lax"} <= set(attributes), header
+    cookie = client.get_cookie("session")
+    lifetime = cookie.expires - dt.datetime.now(dt.UTC)
+    assert dt.timedelta(hours=11, minutes=59) < lifetime <= dt.timedelta(hours=12), header
+    config = client.application.config
+    assert config["REMEMBER_COOKIE_SECURE"] is True and config["REMEMBER_COOKIE_HTTPONLY"] is True
+
+
+def test_tests_get_a_plain_http_cookie_unless_they_ask(make_app):
+    header, _ = login_cookie(make_app)  # TESTING: the test client speaks plain http
+    assert "secure" not in header.lower()
+    app = make_app(SESSION_COOKIE_SECURE=True, PERMANENT_SESSION_LIFETIME=60)
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+    assert app.permanent_session_lifetime == dt.timedelta(seconds=60)

@@ -132,8 +132,11 @@ def test_csv_export_uses_filters_and_defuses_formulas(client, auth, make_request
     assert rows[0]["callback_number"] == "(312) 555-0123"
 
 
-def test_chart_counts_calls_and_requests_per_day_and_language(app, client, auth, make_request):
-    today = dt.datetime.now(app.config["OFFICE_TIMEZONE"]).replace(hour=12)
+def test_chart_counts_calls_and_requests_per_day_and_language(app, client, auth, make_request,
+                                                               monkeypatch):
+    # One fixed "today" for the data and for the page, so the test holds across midnight.
+    today = dt.datetime(2026, 3, 2, 12, tzinfo=app.config["OFFICE_TIMEZONE"])
+    monkeypatch.setattr(display, "office_today", lambda: today.date())
     with app.app_context():
         for i, lang in enumerate(["en", "es", "es"]):
             db.session.add(Call(call_sid=f"CAx{i}", language=lang, created_at=today))
@@ -200,12 +203,24 @@ def test_audio_404_when_there_is_none(client, auth, make_request):
     assert client.get("/staff/requests/999/audio").status_code == 404
 
 
-def test_pages_have_a_phone_viewport(client, auth, make_request):
-    make_request()
-    login_page = client.get("/staff/login").get_data(as_text=True)
+def test_pages_are_laid_out_for_a_phone_first(client, auth, make_request):
+    """Every staff page sets the phone viewport and uses the one stylesheet, whose rules outside
+    media queries fit a 360 px screen: one column, nothing wider. (test_browser.py measures the
+    real page in Chromium at 390 px.)"""
+    request_id = make_request()
+    pages = [client.get("/staff/login").get_data(as_text=True)]
     auth.login()
-    for page in (login_page, client.get("/staff/").get_data(as_text=True)):
+    pages += [client.get(url).get_data(as_text=True)
+              for url in ("/staff/", f"/staff/requests/{request_id}")]
+    for page in pages:
         assert 'name="viewport" content="width=device-width, initial-scale=1"' in page
-    css = client.get("/static/staff/staff.css")
-    assert css.status_code == 200 and b"@media" in css.data
-    css.close()
+        assert 'rel="stylesheet" href="/static/staff/staff.css' in page
+    response = client.get("/static/staff/staff.css")
+    css = response.get_data(as_text=True)
+    response.close()
+    base, _, wide = css.partition("@media (min-width: 720px)")
+    assert wide, "the desktop layout is a min-width media query over a phone-first base"
+    assert re.search(r"\.requests \{[^}]*grid-template-columns: 1fr;", base)  # one column
+    assert "repeat(" in wide and "repeat(" not in base  # several columns only when wide
+    fixed = [int(px) for prop, px in re.findall(r"(?<![-\w])(width|min-width):\s*(\d+)px", base)]
+    assert all(px <= 360 for px in fixed), fixed

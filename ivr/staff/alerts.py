@@ -1,36 +1,37 @@
 """Alert staff to each new callback request by SMS and e-mail, once, off the caller's path.
 
-When a request is created, one outbox row per recipient is added to the same transaction (so a
-request is never stored without its alerts, and the unique key makes a second alert impossible).
+When a request is created (the recording is in), one outbox row per recipient is added to the same
+transaction, so a request is never stored without its alerts and the unique key makes a second
+alert impossible. The alerts are not due yet: the caller is still choosing the callback number
+and typing the A-number. They fall due when the caller finishes the last step
+(`callbacks.request_completed`), or after a grace period (ALERT_GRACE_SECONDS, 3 minutes) for a
+caller who hangs up mid-way. The message is written at send time, from the request as it is then.
+
 After the commit, a background thread delivers them, or, with ALERTS_DELIVERY=worker, only the
 `ivr alerts run` worker does. Each alert is claimed with one conditional UPDATE before it is sent,
-so two processes never send the same one; a failure is retried with back-off.
+so two threads or processes never send the same one; a failure is retried with back-off.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import smtplib
-import ssl
 import threading
-import time
-from email.message import EmailMessage
-from urllib.parse import unquote, urlsplit
 
 import sqlalchemy as sa
 from flask import Flask, current_app
-from twilio.rest import Client
 
 from .. import callbacks
 from ..db import db, utcnow
 from ..models import CallbackRequest
-from .display import LANGUAGES, phone
+from .display import LANGUAGES, as_utc, phone
 from .models import Alert
+from .transports import send_email, send_sms
 
 MAX_ATTEMPTS = 5
 BACKOFF = dt.timedelta(seconds=30)  # doubled after each failure: 30 s, 1, 2, 4 min
 LEASE = dt.timedelta(minutes=5)  # a claim older than this was lost with its process
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+GRACE_SECONDS = 180  # how long a request may stay unfinished before its alerts go anyway
+PATIENCE = dt.timedelta(minutes=10)  # how long a delivery thread waits for alerts to fall due
 
 
 def sms_recipients() -> list[str]:
@@ -48,7 +49,6 @@ def email_recipients() -> list[str]:
 
 
 def init_app(app: Flask) -> None:
-    app.config.setdefault("ALERTS_DELIVERY", "thread")
     with app.app_context():
         sms, email = sms_recipients(), email_recipients()
     if app.config["ALERT_SMS_TO"] and not sms:
@@ -62,24 +62,54 @@ def init_app(app: Flask) -> None:
     else:
         app.logger.info("alerts are off: set ALERT_SMS_TO and ALERT_SMS_FROM, or ALERT_EMAIL_TO "
                         "and SMTP_URL, to alert staff to new callback requests")
+    app.extensions["ivr.alerts_stop"] = threading.Event()
     callbacks.request_created.connect(queue_alerts, sender=app, weak=False)
+    callbacks.request_completed.connect(alerts_due_now, sender=app, weak=False)
+
+
+def grace() -> dt.timedelta:
+    return dt.timedelta(seconds=float(current_app.config.get("ALERT_GRACE_SECONDS",
+                                                             GRACE_SECONDS)))
 
 
 def queue_alerts(app: Flask, request: CallbackRequest) -> None:
-    """Add the request's alerts to its own transaction; never commit here."""
+    """Add the request's alerts to its own transaction, due after the grace; never commit here."""
     wanted = [("sms", to) for to in sms_recipients()] + [("email", to) for to in email_recipients()]
+    due = utcnow() + grace()
     for channel, recipient in wanted:
-        db.session.add(Alert(request_id=request.id, channel=channel, recipient=recipient))
-    if wanted and app.config["ALERTS_DELIVERY"] == "thread":
-        session = db.session
-        if not session.info.get("alerts_hook"):
-            session.info["alerts_hook"] = True
+        db.session.add(Alert(request_id=request.id, channel=channel, recipient=recipient,
+                             next_attempt_at=due))
+    if wanted:
+        deliver_after_commit(app)
 
-            def after_commit(committed) -> None:
-                committed.info.pop("alerts_hook", None)
-                start_thread(app)
 
-            sa.event.listen(session, "after_commit", after_commit, once=True)
+def alerts_due_now(app: Flask, request: CallbackRequest) -> None:
+    """The caller finished: the request's alerts need wait no longer. Inside its transaction."""
+    db.session.flush()  # alerts queued in this same transaction (a request made in one go)
+    result = db.session.execute(
+        sa.update(Alert)
+        .where(Alert.request_id == request.id, Alert.status == "pending")
+        .values(next_attempt_at=utcnow())
+    )
+    if result.rowcount:
+        deliver_after_commit(app)
+
+
+def deliver_after_commit(app: Flask) -> None:
+    """In thread mode, start one delivery thread when this transaction commits (never before:
+    the thread must see the rows, and a rolled-back request must send nothing)."""
+    if app.config["ALERTS_DELIVERY"] != "thread":
+        return
+    session = db.session
+    if session.info.get("alerts_hook"):
+        return
+    session.info["alerts_hook"] = True
+
+    def after_commit(committed) -> None:
+        committed.info.pop("alerts_hook", None)
+        start_thread(app)
+
+    sa.event.listen(session, "after_commit", after_commit, once=True)
 
 
 def start_thread(app: Flask) -> threading.Thread:
@@ -91,28 +121,46 @@ def start_thread(app: Flask) -> threading.Thread:
     return thread
 
 
-def run_for(app: Flask, patience: dt.timedelta = dt.timedelta(minutes=10)) -> None:
-    """Deliver what is due, then wait for retries that fall due soon; used by the thread."""
+def stop_threads(app: Flask, timeout: float = 10) -> None:
+    """Wake every sleeping delivery thread and let it end (shutdown and tests)."""
+    app.extensions["ivr.alerts_stop"].set()
+    for thread in app.extensions.get("ivr.alert_threads", []):
+        thread.join(timeout)
+
+
+def run_for(app: Flask, patience: dt.timedelta = PATIENCE) -> None:
+    """Deliver what is due, then wait for alerts that fall due soon (grace, retries).
+
+    While it waits the thread holds no database connection and no transaction: the session is
+    closed first, so a sleeping thread pins no pooled connection and no snapshot or lock.
+    Other threads may deliver the same alerts meanwhile; the claim lets only one send each.
+    """
+    stop = app.extensions["ivr.alerts_stop"]
     with app.app_context():
         give_up = utcnow() + patience
-        while True:
-            deliver_due()
-            wait = next_due()
-            if wait is None or wait > give_up:
-                return
-            time.sleep(max(0.0, (wait - utcnow()).total_seconds()))
+        try:
+            while True:
+                deliver_due()
+                wait = next_due()
+                db.session.close()
+                if wait is None or wait > give_up:
+                    return
+                if stop.wait(max(0.0, (wait - utcnow()).total_seconds())):
+                    return
+        except Exception:  # the alerts stay in the outbox for the next thread or the worker
+            db.session.rollback()
+            current_app.logger.exception("alert delivery thread stopped")
+        finally:
+            db.session.close()
 
 
 def next_due() -> dt.datetime | None:
+    """When the next pending alert falls due. Alerts another thread is sending are not waited
+    for: their lease (5 minutes) only matters if that process died, which the worker covers."""
     moment = db.session.scalar(
-        sa.select(sa.func.min(Alert.next_attempt_at))
-        .where(Alert.status.in_(("pending", "sending")))
+        sa.select(sa.func.min(Alert.next_attempt_at)).where(Alert.status == "pending")
     )
     return None if moment is None else as_utc(moment)
-
-
-def as_utc(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def claim(alert_id: int) -> bool:
@@ -180,45 +228,15 @@ def link(row: CallbackRequest) -> str:
 
 
 def message(row: CallbackRequest) -> list[str]:
-    """What staff need to act; no name or A-number, which SMS and e-mail carry in the clear."""
-    number = phone(row.callback_number or row.caller_number) or "no number given"
-    language = LANGUAGES.get(row.language, row.language)
-    return [f"New callback request #{row.reference} ({language}).", f"Call back: {number}.",
-            f"Listen: {link(row)}"]
-
-
-def send_sms(to: str, body: str) -> None:
-    config = current_app.config
-    client = Client(config["TWILIO_ACCOUNT_SID"], config["TWILIO_AUTH_TOKEN"])
-    client.messages.create(to=to, from_=config["ALERT_SMS_FROM"], body=body)
-
-
-def send_email(to: str, subject: str, body: str) -> None:
-    """Send through SMTP_URL: smtps:// is TLS from the start; smtp:// upgrades with STARTTLS
-    when the server offers it, and never sends a password in the clear except to loopback."""
-    config = current_app.config
-    url = urlsplit(config["SMTP_URL"])
-    if url.scheme not in ("smtp", "smtps"):
-        raise ValueError("SMTP_URL must start with smtp:// or smtps://")
-    email = EmailMessage()
-    email["From"], email["To"], email["Subject"] = config["ALERT_EMAIL_FROM"], to, subject
-    email.set_content(body)
-    context = ssl.create_default_context()
-    host = url.hostname or "localhost"
-    if url.scheme == "smtps":
-        server: smtplib.SMTP = smtplib.SMTP_SSL(host, url.port or 465, timeout=20, context=context)
+    """What staff need to act, written at send time; no name or A-number, which SMS and e-mail
+    carry in the clear. The number is labelled for what it is: one the caller chose to be called
+    back on, or only the one the call came from (a caller who hung up before choosing)."""
+    if row.callback_number:
+        number = f"Call back: {phone(row.callback_number)}."
+    elif row.caller_number:
+        number = f"Called from: {phone(row.caller_number)} (no callback number given)."
     else:
-        server = smtplib.SMTP(host, url.port or 25, timeout=20)
-    with server:
-        secure = url.scheme == "smtps"
-        if not secure:
-            server.ehlo()
-            if server.has_extn("starttls"):
-                server.starttls(context=context)
-                server.ehlo()
-                secure = True
-        if url.username:
-            if not secure and host not in LOOPBACK:
-                raise RuntimeError(f"{host} offers no TLS: refusing to send the SMTP password")
-            server.login(unquote(url.username), unquote(url.password or ""))
-        server.send_message(email)
+        number = "No number: caller ID withheld and no callback number given."
+    language = LANGUAGES.get(row.language, row.language)
+    return [f"New callback request #{row.reference} ({language}).", number,
+            f"Listen: {link(row)}"]

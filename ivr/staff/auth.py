@@ -17,6 +17,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     url_for,
 )
 from flask_login import LoginManager, current_user, login_user, logout_user
@@ -127,6 +128,7 @@ def login_post():
         return render_template("staff/login.html", form=form, error=error), 401
     db.session.execute(sa.delete(LoginAttempt).filter_by(username=username, ip=address()))
     db.session.commit()
+    session.permanent = True  # expires after PERMANENT_SESSION_LIFETIME (12 hours)
     login_user(user)
     return redirect(safe_next(request.args.get("next")))
 

@@ -106,6 +106,7 @@ def run(every: float) -> None:
         except sa.exc.SQLAlchemyError:
             db.session.rollback()
             click.echo("database error; retrying on the next pass", err=True)
+        db.session.close()  # hold no connection or transaction while asleep
         time.sleep(every)
 
 

@@ -27,6 +27,10 @@ def as_utc(moment: dt.datetime) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
+def office_today() -> dt.date:
+    return dt.datetime.now(office_tz()).date()
+
+
 def local_time(moment: dt.datetime | None) -> str:
     if moment is None:
         return ""
@@ -76,7 +80,7 @@ class Day:
 
 def daily_counts(days: int = 14, today: dt.date | None = None) -> list[Day]:
     """Calls and callback requests per local day and language, oldest first."""
-    today = today or dt.datetime.now(office_tz()).date()
+    today = today or office_today()
     first = today - dt.timedelta(days=days - 1)
     since = day_bounds(first)[0]
     table = {first + dt.timedelta(days=i): Day(first + dt.timedelta(days=i), Counter(), Counter())

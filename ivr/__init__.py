@@ -37,7 +37,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.session_interface = StaffSessions()
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
-    app.config.setdefault("SESSION_COOKIE_SECURE", not app.debug and not app.testing)
+    # Flask's defaults already hold these keys (Secure off, 31 days), so setdefault would never
+    # apply: set them unless test_config chose its own. Secure outside debug and tests; a staff
+    # session ends after 12 hours even if its cookie was copied.
+    for name, value in (("SESSION_COOKIE_SECURE", not (app.debug or app.testing)),
+                        ("REMEMBER_COOKIE_SECURE", not (app.debug or app.testing)),
+                        ("REMEMBER_COOKIE_HTTPONLY", True),
+                        ("PERMANENT_SESSION_LIFETIME", 12 * 60 * 60)):
+        if name not in (test_config or {}):
+            app.config[name] = value
     logging.basicConfig(level=logging.INFO)
 
     # Heroku's router terminates TLS: trust one proxy for the client address, scheme, host and

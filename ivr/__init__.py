@@ -60,6 +60,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["ivr.menus"] = LRU()
 
     database.init_app(app)
+    if not app.config["TWILIO_ACCOUNT_SID"]:
+        app.logger.warning(
+            "TWILIO_ACCOUNT_SID is not set: recordings cannot be copied from Twilio for staff to "
+            "play, and SMS alerts are off (fine for local use without a Twilio account)"
+        )
 
     from . import audio, calls, staff
 

@@ -131,6 +131,8 @@ def copy_later(app, request_id: int) -> threading.Thread:
                 row = db.session.get(CallbackRequest, request_id)
                 if row is not None:
                     fetch_recording(row)
+        except Exception:  # a thread's error would vanish: log it; the copy can be redone
+            app.logger.exception("recording copy for request %s failed", request_id)
         finally:
             with _copying_lock:
                 _copying.discard(request_id)

@@ -185,6 +185,12 @@ SETTINGS: list[Setting] = [
         "PUBLIC_URL", "", str, "Public https URL of the app, for links in alerts (no trailing /)."
     ),
     Setting(
+        "ALERT_GRACE_SECONDS",
+        "180",
+        lambda v: int(v) if int(v) >= 0 else _raise("must be 0 or more"),
+        "Seconds an alert waits for the caller to finish (callback number, A-number).",
+    ),
+    Setting(
         "ALERTS_DELIVERY",
         "thread",
         lambda v: v if v in ("thread", "worker") else _raise("must be thread or worker"),

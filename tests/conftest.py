@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from ivr import PROJECT_ROOT, create_app
 from ivr.db import db
 from ivr.migrate import upgrade
+from ivr.staff.alerts import stop_threads
 from tests.twilio_sim import Call
 
 TOKEN = "test-auth-token-0123456789"
@@ -72,6 +73,10 @@ def make_app(tmp_path, prompts_dir, database_url):
 
     yield make
     for app in apps:
+        # Background work (recording copies, alert delivery) must end before its database goes.
+        for thread in app.extensions.get("ivr.copy_threads", []):
+            thread.join(timeout=10)
+        stop_threads(app)
         with app.app_context():
             for engine in db.engines.values():
                 engine.dispose()

@@ -47,14 +47,19 @@ def add(username: str) -> None:
     click.echo(f"staff account {name} created")
 
 
+def existing_user(username: str) -> StaffUser:
+    user = db.session.scalar(sa.select(StaffUser).filter_by(username=normal_username(username)))
+    if user is None:
+        raise click.ClickException(f"no staff account {username!r}")
+    return user
+
+
 @staff_group.command("password")
 @click.argument("username")
 @with_appcontext
 def password(username: str) -> None:
     """Set a new password; every session of the account ends."""
-    user = db.session.scalar(sa.select(StaffUser).filter_by(username=normal_username(username)))
-    if user is None:
-        raise click.ClickException(f"no staff account {username!r}")
+    user = existing_user(username)
     user.password_hash = generate_password_hash(read_password())
     user.session_version += 1
     db.session.commit()
@@ -74,9 +79,7 @@ def list_users() -> None:
 @with_appcontext
 def remove(username: str) -> None:
     """Delete a staff account; its sessions end at once."""
-    user = db.session.scalar(sa.select(StaffUser).filter_by(username=normal_username(username)))
-    if user is None:
-        raise click.ClickException(f"no staff account {username!r}")
+    user = existing_user(username)
     db.session.delete(user)
     db.session.commit()
     click.echo(f"staff account {user.username} removed")

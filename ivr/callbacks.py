@@ -63,6 +63,14 @@ def save(call_sid: str, **fields: Any) -> CallbackRequest:
                 continue
             if name == "step" and row.step and STEPS.index(value) < STEPS.index(row.step):
                 continue  # a late, replayed or repeated step never moves a request back
+            if name.startswith("recording_") and row.recording_sid and (
+                fields.get("recording_sid") not in (None, row.recording_sid)
+            ):
+                # One request per call, and its first message stays: a second recording is
+                # logged (Twilio keeps it) rather than replacing what staff will hear.
+                current_app.logger.warning("call %s: second recording %s kept at Twilio only",
+                                           call_sid, fields.get("recording_sid"))
+                continue
             setattr(row, name, value)
         try:
             if created:

@@ -197,6 +197,9 @@ class Simulator:
                       "RecordingStatus": "completed", "RecordingChannels": "1",
                       "RecordingSource": "RecordVerb", **fields}
             _url, response = self.send(url, params)
+            # The copy runs in a background thread: let it see the hidden SID and finish.
+            for thread in self.app.extensions.get("ivr.copy_threads", []):
+                thread.join(timeout=10)
         finally:
             config["TWILIO_ACCOUNT_SID"] = account
             logger.setLevel(level)

@@ -212,7 +212,8 @@ def test_one_alert_per_request_from_a_real_call(alert_app, smtp):
     call.follow(record.get("action"), Digits="#", **recording)
     assert deliver(alert_app) == 0  # not due while the caller is still choosing a number
     call.press("1")  # the calling number
-    call.press("")  # no A-number: the request is complete
+    call.press("")  # no A-number ...
+    call.press("")  # ... pound again: the request is complete
 
     assert [(a.channel, a.recipient) for a in all_alerts(alert_app)] == [
         ("email", "desk@example.org"), ("sms", STAFF_PHONE)]
@@ -354,7 +355,8 @@ def test_alert_gives_the_number_the_caller_typed(thread_app):
     assert 170 < seconds_until(alert.next_attempt_at) <= 180
     assert sms.call_count == 0  # not while the caller is still choosing the number
     call.press("7735550142")  # another number than the one calling
-    call.press("")  # no A-number: the last step
+    call.press("")  # no A-number ...
+    call.press("")  # ... pound again: the last step
     app.extensions["ivr.alert_threads"][-1].join(timeout=10)  # started by the completion
 
     assert sms.call_count == 1
@@ -402,6 +404,7 @@ def test_finishing_after_the_alert_went_sends_no_second_one(thread_app):
     thread.join(timeout=10)
     assert sms.call_count == 1  # the caller took longer than the grace
     call.press("7735550142")
+    call.press("")
     call.press("")
     assert app.extensions["ivr.alert_threads"] == [thread]  # nothing pending: no new thread
     assert sms.call_count == 1

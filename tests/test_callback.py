@@ -103,7 +103,9 @@ def test_another_number_and_no_a_number_in_english(app, call):
     to_recording(call, "en")
     record(call)
     call.press("7735550142")
-    call.press("")  # just the pound key: skip the A-number
+    call.press("")  # just the pound key (or silence) ...
+    assert call.heard() == REAL.text("en", "anumber_again")
+    call.press("")  # ... and pound again: skip the A-number
     row = rows(app)[0]
     assert row.callback_number == "+17735550142"
     assert row.a_number is None

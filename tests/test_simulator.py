@@ -33,7 +33,7 @@ def stored(app) -> CallbackRequest:
 
 
 def test_spanish_caller_hears_a_topic_and_leaves_a_callback(app, prompts_dir):
-    output = call(app, keys=["2", "1", "8", "m", "1", "#"])
+    output = call(app, keys=["2", "1", "8", "m", "1", "#", "#"])
 
     prompts = Prompts(prompts_dir)
     topic = prompts.topic("es", 1)
@@ -43,6 +43,7 @@ def test_spanish_caller_hears_a_topic_and_leaves_a_callback(app, prompts_dir):
     assert "es/record_intro.txt" in output and "(beep) recording" in output
     assert "(recording status callback: 204)" in output
     assert "es/number_readback.txt" in output and "es/anumber_ask.txt" in output
+    assert "es/anumber_again.txt" in output
     assert output.rstrip().endswith("call ended: the hotline hung up")
 
     row = stored(app)
@@ -105,7 +106,7 @@ def test_a_simulated_call_alerts_no_one(make_app, monkeypatch):
     monkeypatch.setattr(alerts, "send_sms", lambda *a: sent.append(("sms", a)))
     monkeypatch.setattr(alerts, "send_email", lambda *a: sent.append(("email", a)))
 
-    output = call(app, "--lang", "en", keys=["8", "m", "1", "#"])
+    output = call(app, "--lang", "en", keys=["8", "m", "1", "#", "#"])
 
     assert "Staff alerts are off for this call" in output
     assert output.rstrip().endswith("call ended: the hotline hung up")

@@ -14,7 +14,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from .. import callbacks
 from ..db import db
-from ..models import Call
+from ..models import Call, CallbackRequest
 from ..prompts import Line
 from ..twiml import prompts, speak, twiml
 from .common import ask, fails, final, final_args, redirect
@@ -50,6 +50,12 @@ def start(lang: str):
             response.hangup()
             return twiml(response)
         return redirect("voice.topics.help", lang=lang)
+    existing = recorded_request()
+    if existing is not None:  # one request per call: never record over the first message
+        response = VoiceResponse()
+        speak(response, [prompts().line(lang, "already_recorded")])
+        response.redirect(url_for("voice.callback.number", lang=lang, ref=existing))
+        return twiml(response)
     lines = [prompts().line(lang, "record_nothing")] if failed else []
     response = VoiceResponse()
     speak(response, lines + [prompts().line(lang, "record_intro")])
@@ -66,6 +72,19 @@ def start(lang: str):
     # Reached only when Twilio heard nothing and recorded nothing.
     response.redirect(url_for("voice.callback.start", lang=lang, fails=failed + 1, **final_args()))
     return twiml(response)
+
+
+def recorded_request() -> str | None:
+    """The reference of this call's request when its message is already recorded."""
+    try:
+        return db.session.scalar(
+            sa.select(CallbackRequest.reference).where(
+                CallbackRequest.call_sid == call_sid(), CallbackRequest.recording_sid.is_not(None)
+            )
+        )
+    except sa.exc.SQLAlchemyError:
+        db.session.rollback()
+        return None  # the database is failing: recording again is the safe side
 
 
 def recording_fields(lang: str) -> dict[str, object]:
@@ -145,18 +164,27 @@ def number_lines(lang: str) -> list[Line]:
     return [p.line(lang, "number_ask")]
 
 
+def number_timeout() -> int | None:
+    """Short only when the caller just has to press 1 for the number read back to them."""
+    return NUMBER_TIMEOUT if caller_id(request.form.get("From", "")) else None
+
+
 @bp.route("/number", methods=["GET", "POST"])
 def number(lang: str):
     ref = request.args.get("ref", "")
     return ask(number_lines(lang), "voice.callback.number_choice", num_digits=0, keep=False,
-               timeout=NUMBER_TIMEOUT, lang=lang, ref=ref, fails=fails())
+               timeout=number_timeout(), lang=lang, ref=ref, fails=fails())
 
 
-def typed_number(digits: str) -> str | None:
-    """A number typed on the keypad, as E.164 when valid (011 starts an international number)."""
+def typed_number(digits: str, caller: str | None) -> str | None:
+    """A number typed on the keypad, as E.164 when valid. 011 starts an international number;
+    otherwise it is read as a number of the caller's own country (the U.S. when unknown)."""
+    region = "US"
+    if caller:
+        region = phonenumbers.region_code_for_number(phonenumbers.parse(caller, None)) or "US"
     text = "+" + digits[3:] if digits.startswith("011") else digits
     try:
-        parsed = phonenumbers.parse(text, "US")
+        parsed = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException:
         return None
     if not phonenumbers.is_valid_number(parsed):
@@ -169,28 +197,37 @@ def number_choice(lang: str):
     ref = request.args.get("ref", "")
     digits = request.form.get("Digits", "")
     own = caller_id(request.form.get("From", ""))
-    chosen = own if digits == "1" and own else typed_number(digits) if len(digits) > 1 else None
+    chosen = own if digits == "1" and own else None
+    if chosen is None and len(digits) > 1:
+        chosen = typed_number(digits, own)
     if chosen is None:
         failed = fails() + 1
         if failed < current_app.config["MAX_FAILURES"]:
             lines = [prompts().line(lang, "number_invalid")] if digits else []
             return ask(lines + number_lines(lang), "voice.callback.number_choice",
-                       num_digits=0, keep=False, timeout=NUMBER_TIMEOUT, lang=lang, ref=ref,
+                       num_digits=0, keep=False, timeout=number_timeout(), lang=lang, ref=ref,
                        fails=failed)
         current_app.logger.info("no valid callback number for call %s", call_sid())
     callbacks.save_or_journal(call_sid(), callback_number=chosen, step="number")
-    return redirect("voice.callback.a_number", lang=lang, ref=ref)
+    reachable = {} if chosen or own else {"unreachable": "1"}
+    return redirect("voice.callback.a_number", lang=lang, ref=ref, **reachable)
 
 
-def a_number_gather(lang: str, lines: list[Line], ref: str, failed: int) -> Response:
-    # An empty answer (just #) means "skip", so Twilio must post it rather than fall through.
+def reachable_args() -> dict[str, str]:
+    return {"unreachable": "1"} if request.args.get("unreachable") == "1" else {}
+
+
+def a_number_gather(lang: str, lines: list[Line], ref: str, failed: int, empties: int) -> Response:
+    # Twilio posts an empty answer both for a lone # and for silence: the first empty answer
+    # asks once more ("press pound again"), the second skips the step.
     return ask(lines + [prompts().line(lang, "anumber_ask")], "voice.callback.a_number_choice",
-               num_digits=0, post_empty=True, keep=False, lang=lang, ref=ref, fails=failed)
+               num_digits=0, post_empty=True, keep=False, lang=lang, ref=ref, fails=failed,
+               empties=empties, **reachable_args())
 
 
 @bp.route("/a-number", methods=["GET", "POST"])
 def a_number(lang: str):
-    return a_number_gather(lang, [], request.args.get("ref", ""), fails())
+    return a_number_gather(lang, [], request.args.get("ref", ""), fails(), 0)
 
 
 def valid_a_number(digits: str) -> str | None:
@@ -205,25 +242,32 @@ def valid_a_number(digits: str) -> str | None:
 def a_number_choice(lang: str):
     ref = request.args.get("ref", "")
     digits = request.form.get("Digits", "")
+    empties = request.args.get("empties", 0, type=int)
     a_number = valid_a_number(digits)
+    if not digits and empties == 0:
+        again = [prompts().line(lang, "anumber_again")]
+        return ask(again, "voice.callback.a_number_choice", num_digits=0, post_empty=True,
+                   keep=False, lang=lang, ref=ref, fails=fails(), empties=1, **reachable_args())
     if digits and a_number is None:
         failed = fails() + 1
         if failed < current_app.config["MAX_FAILURES"]:
             invalid = [prompts().line(lang, "anumber_invalid")]
-            return a_number_gather(lang, invalid, ref, failed)
+            return a_number_gather(lang, invalid, ref, failed, empties)
     callbacks.save_or_journal(call_sid(), a_number=a_number, step="complete")
-    return redirect("voice.callback.confirmation", lang=lang, ref=ref)
+    return redirect("voice.callback.confirmation", lang=lang, ref=ref, **reachable_args())
 
 
 @bp.route("/confirmation", methods=["GET", "POST"])
 def confirmation(lang: str):
-    """Read the reference back twice, digit by digit, and say when to expect a call."""
+    """Read the reference back twice, digit by digit, and say when to expect a call (or, with
+    no number to call, that we cannot call back)."""
     p = prompts()
     ref = request.args.get("ref", "")
     reference = [p.line(lang, "reference_number"), *p.digits(lang, ref)]
     response = VoiceResponse()
     speak(response, [p.line(lang, "confirmation"), *reference])
     speak(response, reference)
-    speak(response, [p.line(lang, "expect_call"), p.line(lang, "goodbye")])
+    after = "no_number" if reachable_args() else "expect_call"
+    speak(response, [p.line(lang, after), p.line(lang, "goodbye")])
     response.hangup()
     return twiml(response)

@@ -142,6 +142,12 @@ SETTINGS: list[Setting] = [
         "SQLAlchemy URL; postgres:// accepted. Default: SQLite in the instance folder.",
     ),
     Setting("DEFAULT_LANGUAGE", "es", _language, "Language after repeated silence: en or es."),
+    Setting(
+        "SPEECH_LANGUAGE",
+        "es-US",
+        lambda v: v if v in ("es-US", "en-US", "es-MX") else _raise("es-US, en-US or es-MX"),
+        "Speech recognizer for saying 'English' or 'español' at the greeting.",
+    ),
     Setting("STAFF_LANGUAGE", "en", _language, "Language of the whisper heard at the firm."),
     Setting("VOICE_EN", "Polly.Joanna-Neural", str, "Twilio <Say> voice for English."),
     Setting("VOICE_ES", "Polly.Lupe-Neural", str, "Twilio <Say> voice for Spanish (es-US)."),

@@ -198,3 +198,15 @@ def test_topic_files_cannot_take_reserved_keys(call, prompts_dir):
     assert heard.count("press 8") == 1  # only the callback request
     call.press("8")  # still the callback request
     assert call.twiml.find("Record") is not None
+
+
+def test_wrong_key_at_the_greeting_says_so_in_both_languages(call):
+    call.answer()
+    call.press("5")
+    heard = call.heard()
+    assert heard.startswith(f"{text('en', 'invalid')} {text('es', 'invalid')}")
+    assert text("en", "choose_language") in heard
+
+
+def test_speech_is_recognised_in_the_configured_language(call):
+    assert call.answer().find("Gather").get("language") == "es-US"

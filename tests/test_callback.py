@@ -343,3 +343,54 @@ def test_replay_stores_good_entries_despite_a_bad_one(app, tmp_path):
     assert stored["CA3"].recording_sid == "RE3"
     assert set(stored) == {"CA1", "CA2", "CA3"}
     assert result.exit_code == 0, result.output
+
+
+def test_no_number_to_call_back_is_said_not_promised(app, client):
+    call = Call(client, TOKEN, from_number="Anonymous")
+    to_recording(call, "en")
+    record(call)
+    for _ in range(3):
+        call.silence()
+    call.press("")
+    call.press("")
+    heard = call.heard()
+    assert REAL.text("en", "no_number") in heard
+    assert REAL.text("en", "expect_call") not in heard
+    assert rows(app)[0].callback_number is None
+
+
+def test_a_second_recording_never_replaces_the_first(app, call):
+    to_recording(call, "en")
+    first = recording_params()
+    record(call, digits="hangup", **first)  # stored; then, say, an error sends the caller back
+    call.follow("/voice/en/callback")
+    assert call.heard().startswith(REAL.text("en", "already_recorded"))
+    assert REAL.text("en", "number_readback") in call.heard()
+    # Even if Twilio reports a second recording for this call, the first message stays.
+    status = "/voice/en/callback/recording"
+    call.post(status, RecordingStatus="completed", **recording_params())
+    [row] = rows(app)
+    assert row.recording_sid == first["RecordingSid"]
+
+
+def test_a_typed_number_is_read_in_the_callers_own_country(app, client):
+    call = Call(client, TOKEN, from_number="+525512345678")
+    to_recording(call, "es")
+    record(call)
+    assert heard_digits(call, "es").replace(" ", "").endswith("525512345678")
+    call.press("5587654321")  # a Mexico City number, typed without the country code
+    assert rows(app)[0].callback_number == "+525587654321"
+    call = Call(client, TOKEN)
+    to_recording(call, "en")
+    record(call)
+    call.press("011525587654321")  # 011 starts an international number from anywhere
+    assert rows(app)[1].callback_number == "+525587654321"
+
+
+def test_the_short_wait_is_only_for_confirming_a_number(app, client):
+    call = Call(client, TOKEN)
+    to_recording(call, "en")
+    assert record(call).find("Gather").get("timeout") == "4"
+    call = Call(client, TOKEN, from_number="Anonymous")
+    to_recording(call, "en")
+    assert record(call).find("Gather").get("timeout") == "6"

@@ -168,3 +168,39 @@ def test_star_in_the_help_menu_repeats_it(call):
     twiml = call.press("*")
     assert REAL.text("en", "too_many_tries") in call.heard()
     assert twiml.find("Dial") is None
+
+
+def test_callback_offer_keys(call):
+    in_menu(call, "en")
+    action = call.press("0").find("Dial").get("action")
+    call.follow(action, DialCallStatus="no-answer")
+    call.press("*")
+    assert call.heard() == " ".join(
+        REAL.text("en", f"option_{name}") for name in ("callback", "menu", "repeat"))
+    call.press("5")
+    assert call.heard().startswith(REAL.text("en", "invalid"))
+    assert call.press("0").find("Dial/Number").text == FIRM  # 0 is the firm, here too
+    call.follow(call.twiml.find("Dial").get("action"), DialCallStatus="busy")
+    assert call.press("8").find("Record") is not None
+
+
+def test_a_wrong_key_in_the_help_menu_is_said_once(call):
+    in_menu(call, "es")
+    for _ in range(3):
+        call.press("6")
+    call.press("5")
+    assert call.heard().startswith(REAL.text("es", "invalid"))
+    assert REAL.text("es", "too_many_tries") in call.heard()
+    assert call.press("5").find("Dial") is not None  # a second one: the firm, final round
+
+
+def test_closed_office_menus_do_not_offer_to_talk_now(make_app):
+    app = make_app(OFFICE_HOURS="mon-fri 09:00-17:00", CLOCK=closed_clock)
+    call = Call(app.test_client(), TOKEN)
+    in_menu(call, "en")
+    assert REAL.text("en", "option_firm") not in call.heard()
+    call.press("2")
+    assert REAL.text("en", "option_firm") not in call.heard()
+    assert REAL.text("en", "option_callback") in call.heard()
+    call.press("0")  # still means the firm: the office is closed, a message is offered
+    assert call.heard().startswith(REAL.text("en", "office_closed"))

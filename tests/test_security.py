@@ -123,8 +123,9 @@ def test_error_after_hours_offers_a_callback_instead_of_ringing(make_app, monkey
     monkeypatch.setattr(topics, "menu_lines", broken)
     twiml = call.press("*")
     assert call.heard().startswith(REAL.text("en", "error"))
+    assert REAL.text("en", "office_closed") in call.heard()
     assert twiml.find("Dial") is None
-    assert twiml.find("Record") is not None  # the callback request, on its final round
+    assert call.silence().find("Record") is not None  # the callback request, final round
 
 
 def test_error_on_the_firms_leg_hangs_up_that_leg(client, prompts_dir):

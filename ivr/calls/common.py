@@ -102,6 +102,7 @@ def _gather(lines: Sequence[Line], endpoint: str, num_digits: int, speech: bool,
         options["num_digits"] = 1
     if speech:
         options.update(input="dtmf speech", speech_timeout="auto",
+                       language=config["SPEECH_LANGUAGE"],
                        hints="English, inglés, español, Spanish")
     with response.gather(**options) as gather:
         speak(gather, lines)

@@ -16,7 +16,18 @@ from flask import Blueprint, Response, current_app, request, url_for
 from twilio.twiml.voice_response import VoiceResponse
 
 from ..twiml import prompts, speak, twiml
-from .common import MAIN_MENU, ask, final, final_args, options_lines, redirect
+from .common import (
+    CALLBACK,
+    FIRM,
+    MAIN_MENU,
+    REPEAT,
+    ask,
+    fails,
+    final,
+    final_args,
+    options_lines,
+    redirect,
+)
 
 bp = Blueprint("connect", __name__)
 
@@ -43,14 +54,29 @@ def caller_id(number: str) -> str | None:
 def offer_callback(lang: str, reason: str) -> Response:
     """Say why the firm cannot take the call, then offer the callback request (8) or the menu
     (9); silence starts the callback request, the likeliest wish of someone who is waiting."""
-    lines = [prompts().line(lang, reason), *options_lines(lang, "callback", "menu")]
-    return ask(lines, "voice.connect.offer_choice", lang=lang, **final_args())
+    return ask(offer_lines(lang, reason), "voice.connect.offer_choice", lang=lang,
+               fails=0, **final_args())
+
+
+def offer_lines(lang: str, reason: str | None = None) -> list:
+    lines = [prompts().line(lang, reason)] if reason else []
+    return lines + options_lines(lang, "callback", "menu", "repeat")
 
 
 @bp.post("/<any(en, es):lang>/connect/offer")
 def offer_choice(lang: str):
-    if request.form.get("Digits") == MAIN_MENU:
+    digits = request.form.get("Digits", "")
+    if digits == MAIN_MENU:
         return redirect("voice.topics.menu", lang=lang)
+    if digits == REPEAT:
+        return ask(offer_lines(lang), "voice.connect.offer_choice", lang=lang, fails=fails(),
+                   **final_args())
+    if digits == FIRM and office_open() and not final():
+        return redirect("voice.connect.start", lang=lang)
+    failed = fails() + 1
+    if digits and digits != CALLBACK and failed < current_app.config["MAX_FAILURES"]:
+        lines = [prompts().line(lang, "invalid"), *offer_lines(lang)]
+        return ask(lines, "voice.connect.offer_choice", lang=lang, fails=failed, **final_args())
     return redirect("voice.callback.start", lang=lang, **final_args())
 
 

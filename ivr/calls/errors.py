@@ -39,7 +39,7 @@ def answer_errors(error: Exception):
     except Exception:
         closed = False
     in_callback = (request.endpoint or "").startswith("voice.callback.")
-    lines = ["error"] + (["call_again", "goodbye"] if closed and in_callback else [])
+    lines = ["error"] + (["error_goodbye"] if closed and in_callback else [])
     try:
         speak(response, [prompts().line(lang, name) for name in lines])
     except Exception:  # the apology is a courtesy; what follows is what matters
@@ -47,8 +47,8 @@ def answer_errors(error: Exception):
     if not closed:
         # The same Dial as Call Now, whisper included; nobody answering ends in a callback offer.
         dial_firm(response, lang, final=True)
-    elif not in_callback:
-        response.redirect(url_for("voice.callback.start", lang=lang, final="1"))
+    elif not in_callback:  # "the office is closed", then the offer of a callback request
+        response.redirect(url_for("voice.connect.start", lang=lang, final="1"))
     else:  # the callback request itself is failing, and nobody is at the office
         response.hangup()
     return twiml(response)

@@ -23,6 +23,7 @@ from .common import (
     options_lines,
     redirect,
 )
+from .connect import office_open
 
 bp = Blueprint("topics", __name__, url_prefix="/<any(en, es):lang>")
 
@@ -34,13 +35,18 @@ def menu_lines(lang: str) -> list[Line]:
         p.line(lang, "menu_option", label=topic.label, key=topic.number)
         for topic in p.topics(lang)
     ]
-    return lines + options_lines(lang, "firm", "callback", "repeat")
+    return lines + options_lines(lang, *firm_option(), "callback", "repeat")
+
+
+def firm_option() -> list[str]:
+    """"Talk with someone now" is said only while the office is open (0 still answers)."""
+    return ["firm"] if office_open() else []
 
 
 def topic_options(lang: str, number: int) -> list[Line]:
     """What the caller can do after a topic; "next" only when a later topic exists."""
     p = prompts()
-    options = ["repeat", "next", "menu", "firm", "callback"]
+    options = ["repeat", "next", "menu", *firm_option(), "callback"]
     if not any(t.number > number for t in p.topics(lang)):
         options.remove("next")
     return [p.line(lang, "after_topic")] + options_lines(lang, *options)
@@ -108,9 +114,12 @@ def topic_choice(lang: str, number: int):
 @bp.route("/help", methods=["GET", "POST"])
 def help(lang: str):
     """After repeated failures: the simplest choices, then the firm rather than a hang-up."""
-    lines = [prompts().line(lang, "too_many_tries")] + options_lines(lang, "firm", "callback",
-                                                                        "menu")
-    return ask(lines, "voice.topics.help_choice", lang=lang)
+    return ask(help_lines(lang), "voice.topics.help_choice", lang=lang, fails=0)
+
+
+def help_lines(lang: str) -> list[Line]:
+    return [prompts().line(lang, "too_many_tries"),
+            *options_lines(lang, *firm_option(), "callback", "menu")]
 
 
 @bp.post("/help/choice")
@@ -118,6 +127,12 @@ def help_choice(lang: str):
     digits = request.form.get("Digits", "")
     if digits == REPEAT:
         return help(lang)
-    # Silence or another wrong key here: ring the firm (or, when closed, offer a message) as the
+    chosen = common_key(lang, digits)
+    if chosen is not None:
+        return chosen
+    if digits and fails() == 0:  # one wrong key: "not an option", and the help menu again
+        lines = [prompts().line(lang, "invalid"), *help_lines(lang)]
+        return ask(lines, "voice.topics.help_choice", lang=lang, fails=1)
+    # Silence, or a second wrong key: ring the firm (or, when closed, offer a message) as the
     # caller's final round, so a silent line ends rather than cycling.
-    return common_key(lang, digits) or redirect("voice.connect.start", lang=lang, final="1")
+    return redirect("voice.connect.start", lang=lang, final="1")

@@ -50,7 +50,10 @@ def choose():
     failed = fails() + 1
     if failed >= current_app.config["MAX_FAILURES"]:
         return start(current_app.config["DEFAULT_LANGUAGE"])
-    return ask(choice_lines(greet=False), "voice.welcome.choose", speech=True, fails=failed)
+    lines = choice_lines(greet=False)
+    if request.form.get("Digits"):  # a wrong key: "not an option", in both languages
+        lines = [prompts().line("en", "invalid"), prompts().line("es", "invalid"), *lines]
+    return ask(lines, "voice.welcome.choose", speech=True, fails=failed)
 
 
 INSERT_CALL = sa.insert(Call)

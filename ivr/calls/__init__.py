@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from . import callback, connect, topics, welcome
+# `details` adds the later callback steps to callback.bp: imported for its routes.
+from . import callback, connect, details, topics, welcome  # noqa: F401
 from .common import require_twilio_signature
 from .errors import answer_errors
 

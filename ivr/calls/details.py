@@ -1,0 +1,149 @@
+"""Leave a callback request, steps 2-4: the number to call back, the A-number, the reference.
+
+Each step updates the request stored in step 1 (`callback.py`), on the same blueprint, so its
+URLs stay under /voice/<lang>/callback.
+"""
+
+from __future__ import annotations
+
+import phonenumbers
+from flask import Response, current_app, request
+from twilio.twiml.voice_response import VoiceResponse
+
+from .. import callbacks
+from ..prompts import Line
+from ..twiml import prompts, speak, twiml
+from .callback import bp, call_sid
+from .common import ask, fails, redirect
+from .connect import caller_id
+
+# Seconds Twilio waits after the last key at the number step. "Press 1" cannot end the Gather by
+# itself (a typed number may start with 1), so keep the wait after it short; a pause this long
+# between the digits of a number is rare.
+NUMBER_TIMEOUT = 4
+
+
+def spoken_number(number: str) -> str:
+    """The digits a caller would dial: national for US numbers, with country code otherwise."""
+    parsed = phonenumbers.parse(number, None)
+    if parsed.country_code == 1:
+        return str(parsed.national_number)
+    return f"{parsed.country_code}{parsed.national_number}"
+
+
+def number_lines(lang: str) -> list[Line]:
+    p = prompts()
+    own = caller_id(request.form.get("From", ""))
+    if own:
+        return [p.line(lang, "number_readback"), *p.digits(lang, spoken_number(own)),
+                p.line(lang, "number_confirm")]
+    return [p.line(lang, "number_ask")]
+
+
+def number_timeout() -> int | None:
+    """Short only when the caller just has to press 1 for the number read back to them."""
+    return NUMBER_TIMEOUT if caller_id(request.form.get("From", "")) else None
+
+
+@bp.route("/number", methods=["GET", "POST"])
+def number(lang: str):
+    ref = request.args.get("ref", "")
+    return ask(number_lines(lang), "voice.callback.number_choice", num_digits=0, keep=False,
+               timeout=number_timeout(), lang=lang, ref=ref, fails=fails())
+
+
+def typed_number(digits: str, caller: str | None) -> str | None:
+    """A number typed on the keypad, as E.164 when valid. 011 starts an international number;
+    otherwise it is read as a number of the caller's own country (the U.S. when unknown)."""
+    region = "US"
+    if caller:
+        region = phonenumbers.region_code_for_number(phonenumbers.parse(caller, None)) or "US"
+    text = "+" + digits[3:] if digits.startswith("011") else digits
+    try:
+        parsed = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+@bp.post("/number/choice")
+def number_choice(lang: str):
+    ref = request.args.get("ref", "")
+    digits = request.form.get("Digits", "")
+    own = caller_id(request.form.get("From", ""))
+    chosen = own if digits == "1" and own else None
+    if chosen is None and len(digits) > 1:
+        chosen = typed_number(digits, own)
+    if chosen is None:
+        failed = fails() + 1
+        if failed < current_app.config["MAX_FAILURES"]:
+            lines = [prompts().line(lang, "number_invalid")] if digits else []
+            return ask(lines + number_lines(lang), "voice.callback.number_choice",
+                       num_digits=0, keep=False, timeout=number_timeout(), lang=lang, ref=ref,
+                       fails=failed)
+        current_app.logger.info("no valid callback number for call %s", call_sid())
+    callbacks.save_or_journal(call_sid(), callback_number=chosen, step="number")
+    reachable = {} if chosen or own else {"unreachable": "1"}
+    return redirect("voice.callback.a_number", lang=lang, ref=ref, **reachable)
+
+
+def reachable_args() -> dict[str, str]:
+    return {"unreachable": "1"} if request.args.get("unreachable") == "1" else {}
+
+
+def a_number_gather(lang: str, lines: list[Line], ref: str, failed: int, empties: int) -> Response:
+    # Twilio posts an empty answer both for a lone # and for silence: the first empty answer
+    # asks once more ("press pound again"), the second skips the step.
+    return ask(lines + [prompts().line(lang, "anumber_ask")], "voice.callback.a_number_choice",
+               num_digits=0, post_empty=True, keep=False, lang=lang, ref=ref, fails=failed,
+               empties=empties, **reachable_args())
+
+
+@bp.route("/a-number", methods=["GET", "POST"])
+def a_number(lang: str):
+    return a_number_gather(lang, [], request.args.get("ref", ""), fails(), 0)
+
+
+def valid_a_number(digits: str) -> str | None:
+    if digits.isdigit() and len(digits) == 8:
+        return "0" + digits
+    if digits.isdigit() and len(digits) == 9:
+        return digits
+    return None
+
+
+@bp.post("/a-number/choice")
+def a_number_choice(lang: str):
+    ref = request.args.get("ref", "")
+    digits = request.form.get("Digits", "")
+    empties = request.args.get("empties", 0, type=int)
+    a_number = valid_a_number(digits)
+    if not digits and empties == 0:
+        again = [prompts().line(lang, "anumber_again")]
+        return ask(again, "voice.callback.a_number_choice", num_digits=0, post_empty=True,
+                   keep=False, lang=lang, ref=ref, fails=fails(), empties=1, **reachable_args())
+    if digits and a_number is None:
+        failed = fails() + 1
+        if failed < current_app.config["MAX_FAILURES"]:
+            invalid = [prompts().line(lang, "anumber_invalid")]
+            return a_number_gather(lang, invalid, ref, failed, empties)
+    callbacks.save_or_journal(call_sid(), a_number=a_number, step="complete")
+    return redirect("voice.callback.confirmation", lang=lang, ref=ref, **reachable_args())
+
+
+@bp.route("/confirmation", methods=["GET", "POST"])
+def confirmation(lang: str):
+    """Read the reference back twice, digit by digit, and say when to expect a call (or, with
+    no number to call, that we cannot call back)."""
+    p = prompts()
+    ref = request.args.get("ref", "")
+    reference = [p.line(lang, "reference_number"), *p.digits(lang, ref)]
+    response = VoiceResponse()
+    speak(response, [p.line(lang, "confirmation"), *reference])
+    speak(response, reference)
+    after = "no_number" if reachable_args() else "expect_call"
+    speak(response, [p.line(lang, after), p.line(lang, "goodbye")])
+    response.hangup()
+    return twiml(response)

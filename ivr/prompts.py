@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import re
 import threading
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 LANGUAGES = ("en", "es")
@@ -30,6 +31,7 @@ class Line:
     lang: str
     text: str
     source: str
+    pause: bool = False  # a short pause after it: between groups of digits in a number
 
 
 @dataclass(frozen=True)
@@ -84,9 +86,18 @@ class Prompts:
             text = text.format(**fields)
         return Line(lang, text, name)
 
-    def digits(self, lang: str, number: str) -> list[Line]:
-        """Spell a number digit by digit with the digit_N prompts, so it is heard clearly."""
-        return [self.line(lang, f"digit_{ch}") for ch in number if ch.isdigit()]
+    def digits(self, lang: str, number: str, groups: Sequence[int] = ()) -> list[Line]:
+        """Spell a number digit by digit with the digit_N prompts, so it is heard clearly, with a
+        pause after each group (e.g. 3, 3, 4 for a U.S. phone number)."""
+        ends, total = set(), 0
+        for size in groups:
+            total += size
+            ends.add(total)
+        digits = [ch for ch in number if ch.isdigit()]
+        return [
+            replace(self.line(lang, f"digit_{ch}"), pause=i + 1 in ends and i + 1 < len(digits))
+            for i, ch in enumerate(digits)
+        ]
 
     def topics(self, lang: str) -> list[Topic]:
         """Return the topics for `lang`, ordered by their number (re-read when a file changes)."""

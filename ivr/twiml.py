@@ -33,8 +33,10 @@ def speak(verb: VoiceResponse | Gather, lines: Sequence[Line]) -> None:
     audio = current_app.extensions.get("ivr.audio")
     urls = [audio.url(line) for line in lines] if audio is not None else [None]
     if all(urls):
-        for url in urls:
+        for line, url in zip(lines, urls, strict=True):
             verb.play(url)
+            if line.pause:
+                verb.pause(length=1)
         return
     group: list[Line] = []
     for line in lines:
@@ -47,9 +49,11 @@ def speak(verb: VoiceResponse | Gather, lines: Sequence[Line]) -> None:
 
 def _say(verb: VoiceResponse | Gather, lines: list[Line]) -> None:
     lang = lines[0].lang
-    # Digits read one by one are joined with commas so the voice pauses between them.
+    # Digits read one by one are joined with commas so the voice pauses between them, and with a
+    # full stop between groups (3-3-4 of a phone number) for a longer pause.
     text = " ".join(
-        line.text + ("," if line.source.startswith("digit_") else "") for line in lines
+        line.text + ("." if line.pause else "," if line.source.startswith("digit_") else "")
+        for line in lines
     ).rstrip(",")
     verb.say(text, language=SAY_LANGUAGE[lang], voice=current_app.config[f"VOICE_{lang.upper()}"])
 

@@ -221,6 +221,8 @@ def test_numbers_are_read_in_one_voice(app, build, google):
     twiml = call.follow(call.twiml.find("Record").get("action"), RecordingUrl="https://api.twilio.com/x",
                         RecordingSid="RE" + "1" * 32, RecordingDuration="7")
     assert twiml.find(".//Say") is None and twiml.find(".//Play") is not None
+    # 312 555 0123: a pause after each of the first two groups of digits.
+    assert [el.tag for el in twiml.find("Gather")].count("Pause") == 2
 
 
 def test_audio_is_served_with_cache_headers(app, build, google):

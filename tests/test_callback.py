@@ -394,3 +394,16 @@ def test_the_short_wait_is_only_for_confirming_a_number(app, client):
     call = Call(client, TOKEN, from_number="Anonymous")
     to_recording(call, "en")
     assert record(call).find("Gather").get("timeout") == "6"
+
+
+def test_numbers_are_read_in_groups(app, client):
+    call = Call(client, TOKEN)
+    to_recording(call, "en")
+    record(call)
+    said = " ".join(el.text for el in call.said())
+    assert "three, one, two. five, five, five. zero, one, two, three" in said
+    call = Call(client, TOKEN, from_number="+50223456789")  # Guatemala: 8 digits
+    to_recording(call, "es")
+    record(call)
+    said = " ".join(el.text for el in call.said())
+    assert "cinco, cero, dos. dos, tres, cuatro, cinco. seis, siete, ocho, nueve" in said

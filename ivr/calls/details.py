@@ -23,19 +23,25 @@ from .connect import caller_id
 NUMBER_TIMEOUT = 4
 
 
-def spoken_number(number: str) -> str:
-    """The digits a caller would dial: national for US numbers, with country code otherwise."""
+def spoken_number(lang: str, number: str) -> list[Line]:
+    """The digits a caller would dial, in groups: 3-3-4 for U.S. numbers; for others the country
+    code, then the national number in fours from the end, as Mexico and Central America write
+    them (55 1234 5678, 2345 6789)."""
     parsed = phonenumbers.parse(number, None)
+    national = str(parsed.national_number)
     if parsed.country_code == 1:
-        return str(parsed.national_number)
-    return f"{parsed.country_code}{parsed.national_number}"
+        return prompts().digits(lang, national, (3, 3, 4))
+    code = str(parsed.country_code)
+    head = len(national) % 4
+    sizes = ([head] if head else []) + [4] * (len(national) // 4)
+    return prompts().digits(lang, code + national, [len(code), *sizes])
 
 
 def number_lines(lang: str) -> list[Line]:
     p = prompts()
     own = caller_id(request.form.get("From", ""))
     if own:
-        return [p.line(lang, "number_readback"), *p.digits(lang, spoken_number(own)),
+        return [p.line(lang, "number_readback"), *spoken_number(lang, own),
                 p.line(lang, "number_confirm")]
     return [p.line(lang, "number_ask")]
 
@@ -139,7 +145,7 @@ def confirmation(lang: str):
     no number to call, that we cannot call back)."""
     p = prompts()
     ref = request.args.get("ref", "")
-    reference = [p.line(lang, "reference_number"), *p.digits(lang, ref)]
+    reference = [p.line(lang, "reference_number"), *p.digits(lang, ref, (3, 3))]
     response = VoiceResponse()
     speak(response, [p.line(lang, "confirmation"), *reference])
     speak(response, reference)

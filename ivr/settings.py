@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import phonenumbers
+from .phones import e164, parse_valid
 
 
 class SettingsError(RuntimeError):
@@ -22,13 +22,10 @@ class SettingsError(RuntimeError):
 
 
 def _e164(value: str) -> str:
-    try:
-        number = phonenumbers.parse(value, None)
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError(f"not an E.164 phone number ({exc})") from None
-    if not value.startswith("+") or not phonenumbers.is_valid_number(number):
+    number = parse_valid(value) if value.startswith("+") else None
+    if number is None:
         raise ValueError("not a valid E.164 phone number such as +13125550100")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return e164(number)
 
 
 def _e164_list(value: str) -> list[str]:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-import phonenumbers
 from flask import Blueprint, Response, current_app, request, url_for
 from twilio.twiml.voice_response import VoiceResponse
 
+from ..phones import parse_valid
 from ..twiml import prompts, speak, twiml
 from .common import (
     CALLBACK,
@@ -44,11 +44,7 @@ def office_open() -> bool:
 
 def caller_id(number: str) -> str | None:
     """The caller's number when it is a real E.164 number (not 'Anonymous' or 'restricted')."""
-    try:
-        parsed = phonenumbers.parse(number, None)
-    except phonenumbers.NumberParseException:
-        return None
-    return number if phonenumbers.is_valid_number(parsed) else None
+    return number if parse_valid(number) else None
 
 
 def offer_callback(lang: str, reason: str) -> Response:

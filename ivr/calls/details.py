@@ -6,11 +6,11 @@ URLs stay under /voice/<lang>/callback.
 
 from __future__ import annotations
 
-import phonenumbers
 from flask import Response, current_app, request
 from twilio.twiml.voice_response import VoiceResponse
 
 from .. import callbacks
+from ..phones import e164, parse_valid, region
 from ..prompts import Line
 from ..twiml import prompts, speak, twiml
 from .callback import bp, call_sid
@@ -27,7 +27,7 @@ def spoken_number(lang: str, number: str) -> list[Line]:
     """The digits a caller would dial, in groups: 3-3-4 for U.S. numbers; for others the country
     code, then the national number in fours from the end, as Mexico and Central America write
     them (55 1234 5678, 2345 6789)."""
-    parsed = phonenumbers.parse(number, None)
+    parsed = parse_valid(number)
     national = str(parsed.national_number)
     if parsed.country_code == 1:
         return prompts().digits(lang, national, (3, 3, 4))
@@ -61,17 +61,10 @@ def number(lang: str):
 def typed_number(digits: str, caller: str | None) -> str | None:
     """A number typed on the keypad, as E.164 when valid. 011 starts an international number;
     otherwise it is read as a number of the caller's own country (the U.S. when unknown)."""
-    region = "US"
-    if caller:
-        region = phonenumbers.region_code_for_number(phonenumbers.parse(caller, None)) or "US"
+    own = parse_valid(caller) if caller else None
     text = "+" + digits[3:] if digits.startswith("011") else digits
-    try:
-        parsed = phonenumbers.parse(text, region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(parsed):
-        return None
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    parsed = parse_valid(text, (own and region(own)) or "US")
+    return e164(parsed) if parsed else None
 
 
 @bp.post("/number/choice")

@@ -13,6 +13,7 @@ from flask import current_app
 
 from ..db import db
 from ..models import Call, CallbackRequest
+from ..phones import parse_valid, region
 
 LANGUAGES = {"en": "English", "es": "Spanish"}
 STATUS_LABELS = {"new": "New", "called_back": "Called back", "handled": "Handled"}
@@ -41,14 +42,11 @@ def phone(number: str | None) -> str:
     """National format for US numbers, international for the rest; odd values as they came."""
     if not number:
         return ""
-    try:
-        parsed = phonenumbers.parse(number, None)
-    except phonenumbers.NumberParseException:
-        return number
-    if not phonenumbers.is_valid_number(parsed):
+    parsed = parse_valid(number)
+    if parsed is None:
         return number
     formats = phonenumbers.PhoneNumberFormat
-    us = phonenumbers.region_code_for_number(parsed) == "US"
+    us = region(parsed) == "US"
     return phonenumbers.format_number(parsed, formats.NATIONAL if us else formats.INTERNATIONAL)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from twilio.request_validator import RequestValidator
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import db as database
@@ -15,6 +16,7 @@ from . import settings
 from .prompts import Prompts
 from .sessions import StaffSessions
 from .twiml import LRU
+from .wrappers import HotlineRequest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,6 +27,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     Settings are checked here, so a bad one stops the process at start-up, not mid-call.
     """
     app = Flask(__name__, instance_relative_config=True)
+    app.request_class = HotlineRequest
     source = os.environ if test_config is None else {
         k: v for k, v in test_config.items() if isinstance(v, str)
     }
@@ -58,6 +61,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config["AUDIO_DIR"] = str(app.config["AUDIO_DIR"] or PROJECT_ROOT / "audio")
     app.extensions["ivr.prompts"] = Prompts(prompts_dir)
     app.extensions["ivr.menus"] = LRU()
+    app.extensions["ivr.validator"] = RequestValidator(app.config["TWILIO_AUTH_TOKEN"])
 
     database.init_app(app)
     if not app.config["TWILIO_ACCOUNT_SID"]:

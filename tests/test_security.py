@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy.exc import OperationalError
+from werkzeug.datastructures import MultiDict
 
 from ivr.calls import topics
 from ivr.prompts import Prompts
@@ -61,6 +62,53 @@ def test_signed_https_url_behind_a_proxy_is_accepted(client):
     del headers["X-Forwarded-Proto"]
     response = client.post("/voice", data=params, headers=headers,
                            base_url="http://10.1.2.3:31000")
+    assert response.status_code == 403
+
+
+def test_signature_over_the_url_with_its_port_is_accepted(client):
+    """Twilio may sign https://host:443/… for https://host/…: the quick check fails, the full one
+    (with and without the port) accepts it."""
+    params = {"CallSid": "CA1", "From": "+13125550123"}
+    signature = sign(TOKEN, "https://hotline.example.org:443/voice", params)
+    headers = {"X-Twilio-Signature": signature, "X-Forwarded-Proto": "https",
+               "X-Forwarded-Host": "hotline.example.org"}
+    response = client.post("/voice", data=params, headers=headers)
+    assert response.status_code == 200
+    assert "<Gather" in response.get_data(as_text=True)
+
+
+def test_repeated_and_blank_fields_are_signed_like_twilio(client):
+    """The quick form parse keeps every value of a repeated field and blank values, as Twilio
+    signs them: dropping either would turn a real request into a 403."""
+    body = "CallSid=CA1&From=%2B13125550123&Digits=&StirVerstat=a&StirVerstat=b"
+    signed = {"CallSid": ["CA1"], "From": ["+13125550123"], "Digits": [""],
+              "StirVerstat": ["a", "b"]}
+    signature = sign(TOKEN, "http://localhost/voice", MultiDict(
+        [(k, v) for k, vs in signed.items() for v in vs]))
+    response = client.post("/voice", data=body, headers={"X-Twilio-Signature": signature},
+                           content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 200
+    # Drop one of the repeated values: the signature no longer matches.
+    response = client.post("/voice", data=body.rsplit("&", 1)[0],
+                           headers={"X-Twilio-Signature": signature},
+                           content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 403
+
+
+def test_garbled_or_unusual_bodies_get_a_clear_answer(client):
+    """Bytes that are not UTF-8 fail the signature (403), never a 500; a body too big for the
+    quick parse still goes through Werkzeug's parser and the same check."""
+    response = client.post("/voice", data=b"CallSid=CA1&From=\xff\xfe",
+                           headers={"X-Twilio-Signature": "x"},
+                           content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 403
+    params = {"CallSid": "CA1", "From": "+13125550123", "Note": "x" * 70_000}
+    response = client.post("/voice", data=params,
+                           headers={"X-Twilio-Signature": sign(TOKEN, "http://localhost/voice",
+                                                               params)})
+    assert response.status_code == 200
+    response = client.post("/voice", data=params, headers={"X-Twilio-Signature": sign(
+        TOKEN, "http://localhost/voice", {**params, "Note": "y"})})
     assert response.status_code == 403
 
 

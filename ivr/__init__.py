@@ -59,7 +59,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     prompts_dir = Path(app.config["PROMPTS_DIR"] or PROJECT_ROOT / "prompts")
     app.config["PROMPTS_DIR"] = str(prompts_dir)
     app.config["AUDIO_DIR"] = str(app.config["AUDIO_DIR"] or PROJECT_ROOT / "audio")
-    app.extensions["ivr.prompts"] = Prompts(prompts_dir)
+    recheck = app.config["PROMPT_RECHECK_SECONDS"]
+    app.extensions["ivr.prompts"] = Prompts(prompts_dir, recheck=recheck)
     app.extensions["ivr.menus"] = LRU()
     app.extensions["ivr.validator"] = RequestValidator(app.config["TWILIO_AUTH_TOKEN"])
 

@@ -16,6 +16,7 @@ import os
 import re
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,9 +108,11 @@ class AudioLibrary:
     with one assignment, so a request sees either the old set of files or the new one.
     """
 
-    def __init__(self, root: Path, tlds: dict[str, str]) -> None:
+    def __init__(self, root: Path, tlds: dict[str, str], recheck: float = 0.0) -> None:
         self.root = Path(root)
         self.tlds = tlds
+        self.recheck = recheck  # seconds between checks of the manifest, as for prompts
+        self._checked = float("-inf")
         self._stamp: tuple[int, int, int] | None | bool = False  # False: never loaded
         self._files: frozenset[str] = frozenset()  # "es/<hash>.mp3", listed and on disk
         self._static: tuple[frozenset[str], WhiteNoise] | None = None  # swapped as one
@@ -141,7 +144,12 @@ class AudioLibrary:
         return static
 
     def refresh(self) -> None:
-        """Reload the manifest when it changed: a stat per call, a read only after a build."""
+        """Reload the manifest when it changed: a stat at most every `recheck` seconds, a read
+        only after a build."""
+        now = time.monotonic()
+        if self._stamp is not False and now - self._checked < self.recheck:
+            return
+        self._checked = now
         try:
             info = (self.root / MANIFEST).stat()
             stamp = (info.st_mtime_ns, info.st_ino, info.st_size)
@@ -197,6 +205,7 @@ def tlds(config: dict[str, Any]) -> dict[str, str]:
 
 def init_app(app: Flask) -> None:
     """Install the audio library (used by `speak`) and serve its files before the app."""
-    library = AudioLibrary(Path(app.config["AUDIO_DIR"]), tlds(app.config))
+    library = AudioLibrary(Path(app.config["AUDIO_DIR"]), tlds(app.config),
+                           recheck=app.config["PROMPT_RECHECK_SECONDS"])
     app.extensions["ivr.audio"] = library
     app.wsgi_app = library.wrap(app.wsgi_app)  # type: ignore[method-assign]

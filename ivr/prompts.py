@@ -1,9 +1,11 @@
 """Load what callers hear from the text files under `prompts/<lang>/`.
 
-Prompts are data that staff edit, so they are read from disk on use (cached by modification time):
-an edit is heard on the next call without a restart. A topic is a file under `topics/` named
-`<number>-<slug>.txt`: its first line is the menu label, the rest is what the caller hears, so
-adding a topic file adds a menu option.
+Prompts are data that staff edit, so they are read from disk on use, cached by modification time:
+an edit is heard on the next call without a restart. The web app checks a file at most once every
+`recheck` seconds (PROMPT_RECHECK_SECONDS, 1 by default), not on every line of every webhook.
+
+A topic is a file under `topics/` named `<number>-<slug>.txt`: its first line is the menu label,
+the rest is what the caller hears, so adding a topic file adds a menu option.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -43,16 +46,21 @@ class Topic:
 
 
 class Prompts:
-    """Read prompt files for a language; every read checks the file's modification time.
+    """Read prompt files for a language, checking each file's modification time on use.
 
-    The checks use plain `os` calls on string paths: they run for every line of every webhook.
+    A file (or a language's topic folder) checked less than `recheck` seconds ago is not checked
+    again: a menu is a dozen files, and a dozen `stat` calls on every webhook are a real part of
+    what a caller waits for. `recheck=0` checks on every read (the command line and tests).
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, recheck: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.root = Path(root)
+        self.recheck = recheck
+        self._clock = clock
         self._base = str(self.root)
-        self._cache: dict[str, tuple[int, str]] = {}
-        self._topics: dict[str, tuple[tuple, list[Topic]]] = {}
+        self._cache: dict[str, tuple[int, str, float]] = {}  # path: (mtime, text, checked at)
+        self._topics: dict[str, tuple[tuple, list[Topic], float]] = {}
         self._lock = threading.Lock()
 
     def text(self, lang: str, name: str) -> str:
@@ -67,16 +75,21 @@ class Prompts:
             raise PromptError(f"empty prompt {lang}/{name}.txt")
         return text
 
-    def _read(self, path: str) -> str:
-        """The file's text, read again only when its modification time changed."""
-        mtime = os.stat(path).st_mtime_ns
+    def _read(self, path: str, check: bool = False) -> str:
+        """The file's text, read again only when its modification time changed (checked now when
+        `check`, else when the last check is older than `recheck`)."""
+        now = self._clock()
         cached = self._cache.get(path)
-        if cached and cached[0] == mtime:
+        if cached and not check and now - cached[2] < self.recheck:
             return cached[1]
-        with open(path, encoding="utf-8") as file:
-            text = file.read()
+        mtime = os.stat(path).st_mtime_ns
+        if cached and cached[0] == mtime:
+            text = cached[1]
+        else:
+            with open(path, encoding="utf-8") as file:
+                text = file.read()
         with self._lock:
-            self._cache[path] = (mtime, text)
+            self._cache[path] = (mtime, text, now)
         return text
 
     def line(self, lang: str, name: str, **fields: object) -> Line:
@@ -101,25 +114,30 @@ class Prompts:
 
     def topics(self, lang: str) -> list[Topic]:
         """Return the topics for `lang`, ordered by their number (re-read when a file changes)."""
+        now = self._clock()
+        cached = self._topics.get(lang)
+        if cached and now - cached[2] < self.recheck:
+            return cached[1]
         folder = f"{self._base}/{lang}/topics"
         try:
             entries = sorted(e for e in os.listdir(folder) if TOPIC_FILE.fullmatch(e))
         except FileNotFoundError:
             return []
         stamp = tuple((e, os.stat(f"{folder}/{e}").st_mtime_ns) for e in entries)
-        cached = self._topics.get(lang)
         if cached and cached[0] == stamp:
+            with self._lock:
+                self._topics[lang] = (stamp, cached[1], now)
             return cached[1]
         topics = []
         for entry in entries:
-            raw = self._read(f"{folder}/{entry}").strip()
+            raw = self._read(f"{folder}/{entry}", check=True).strip()
             label, _, body = raw.partition("\n")
             number = int(TOPIC_FILE.fullmatch(entry)[1])
             name = f"topics/{entry[:-4]}"
             topics.append(Topic(number, name, label.strip(), " ".join(body.split())))
         topics.sort(key=lambda t: t.number)
         with self._lock:
-            self._topics[lang] = (stamp, topics)
+            self._topics[lang] = (stamp, topics, now)
         return topics
 
     def topic(self, lang: str, number: int) -> Topic | None:

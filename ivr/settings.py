@@ -50,6 +50,13 @@ def _language(value: str) -> str:
     return value
 
 
+def _seconds(value: str) -> float:
+    number = float(value)
+    if not 0 <= number <= 3600:
+        raise ValueError("must be a number of seconds from 0 to 3600")
+    return number
+
+
 def _positive_int(value: str) -> int:
     number = int(value)
     if number <= 0:
@@ -159,6 +166,12 @@ SETTINGS: list[Setting] = [
     ),
     Setting("OFFICE_TIMEZONE", "America/Chicago", _timezone, "IANA time zone of the office."),
     Setting("PROMPTS_DIR", "", str, "Folder of prompt text files. Default: prompts/ in the repo."),
+    Setting(
+        "PROMPT_RECHECK_SECONDS",
+        "1",
+        _seconds,
+        "How often, at most, a web process checks prompt files and audio for edits (0: always).",
+    ),
     Setting("AUDIO_DIR", "", str, "Folder of rendered audio. Default: audio/ in the repo."),
     Setting("GTTS_TLD_EN", "us", str, "gTTS accent (Google domain) for English."),
     Setting("GTTS_TLD_ES", "com.mx", str, "gTTS accent (Google domain) for Spanish."),

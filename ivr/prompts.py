@@ -15,8 +15,9 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 LANGUAGES = ("en", "es")
 # Topics are keys 1-7 on a one-digit menu: 8, 9, 0, * and # mean the same on every menu.
@@ -27,9 +28,12 @@ class PromptError(LookupError):
     """A prompt is missing, empty or malformed."""
 
 
-@dataclass(frozen=True)
-class Line:
-    """One piece of speech: its language, its text and the prompt it came from."""
+class Line(NamedTuple):
+    """One piece of speech: its language, its text and the prompt it came from.
+
+    A named tuple rather than a frozen dataclass: lines are made and hashed (as keys of the TwiML
+    cache) a dozen times per webhook, and a tuple is cheaper to make and to hash.
+    """
 
     lang: str
     text: str
@@ -108,7 +112,7 @@ class Prompts:
             ends.add(total)
         digits = [ch for ch in number if ch.isdigit()]
         return [
-            replace(self.line(lang, f"digit_{ch}"), pause=i + 1 in ends and i + 1 < len(digits))
+            self.line(lang, f"digit_{ch}")._replace(pause=i + 1 in ends and i + 1 < len(digits))
             for i, ch in enumerate(digits)
         ]
 

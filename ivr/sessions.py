@@ -14,9 +14,13 @@ NO_SESSION_PREFIXES = ("/voice", "/audio/")
 
 
 class StaffSessions(SecureCookieSessionInterface):
+    def __init__(self) -> None:
+        # A NullSession refuses every write, so one instance can serve every webhook.
+        self._null = NullSession()
+
     def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
-        if request.path.startswith(NO_SESSION_PREFIXES):
-            return self.make_null_session(app)
+        if request.environ.get("PATH_INFO", "").startswith(NO_SESSION_PREFIXES):
+            return self._null
         return super().open_session(app, request)
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:

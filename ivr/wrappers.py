@@ -12,6 +12,7 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, quote
 
 from flask import Request
+from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
 
 FORM = "application/x-www-form-urlencoded"
@@ -21,7 +22,17 @@ PATH_SAFE = "!$&'()*+,/:;=@%"
 QUERY_SAFE = "!$&'()*+,/:;=?@%"
 
 
+class Fields(ImmutableMultiDict):
+    """Form and query fields, with the `getall` that twilio-python's RequestValidator tries first
+    (it falls back to `getlist` only after an AttributeError, once per field per request)."""
+
+    def getall(self, key: str) -> list[str]:
+        return self.getlist(key)
+
+
 class HotlineRequest(Request):
+    parameter_storage_class = Fields
+
     def _load_form_data(self) -> None:
         if "form" in self.__dict__:
             return

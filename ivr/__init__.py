@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import db as database
 from . import settings
+from .calllog import CallLog
 from .prompts import Prompts
 from .sessions import StaffSessions
 from .twiml import LRU
@@ -65,6 +66,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["ivr.validator"] = RequestValidator(app.config["TWILIO_AUTH_TOKEN"])
 
     database.init_app(app)
+    with app.app_context():
+        app.extensions["ivr.calllog"] = CallLog(database.db.engine)
     if not app.config["TWILIO_ACCOUNT_SID"]:
         app.logger.warning(
             "TWILIO_ACCOUNT_SID is not set: recordings cannot be copied from Twilio for staff to "

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+import sqlalchemy as sa
 
 from ivr.calls.welcome import spoken_language
+from ivr.db import db
+from ivr.models import Call as CallRow
 from ivr.prompts import Prompts
+from ivr.staff.display import as_utc
 
-from .conftest import PROJECT_ROOT
+from .conftest import PROJECT_ROOT, TOKEN
+from .twilio_sim import Call
 
 REAL = Prompts(PROJECT_ROOT / "prompts")
 
@@ -173,11 +180,6 @@ def test_menus_interrupt_and_redirect_on_silence(call):
 
 
 def test_each_call_is_counted_once_for_the_staff_chart(app, call):
-    import sqlalchemy as sa
-
-    from ivr.db import db
-    from ivr.models import Call as CallRow
-
     call.answer()
     action = call.gather().get("action")
     call.press("2")
@@ -186,6 +188,32 @@ def test_each_call_is_counted_once_for_the_staff_chart(app, call):
         rows = db.session.execute(sa.select(CallRow.call_sid, CallRow.language,
                                             CallRow.from_number)).all()
     assert rows == [(call.sid, "es", call.from_number)]
+
+
+def test_counted_call_reads_back_through_the_orm(app, call, caplog):
+    """The call row is written by a plain pooled INSERT (calllog.py): the ORM reads the same
+    values back, created_at included, on SQLite and PostgreSQL alike; a failed write is logged
+    and the caller goes on."""
+    before = dt.datetime.now(dt.UTC)
+    call.answer()
+    call.press("1")
+    with app.app_context():
+        row = db.session.scalars(sa.select(CallRow)).one()
+        assert (row.call_sid, row.language, row.from_number) == (call.sid, "en", call.from_number)
+        assert before - dt.timedelta(seconds=1) <= as_utc(row.created_at) <= dt.datetime.now(dt.UTC)
+        # Stored as the ORM stores it (on SQLite a datetime is text, in SQLAlchemy's format).
+        db.session.add(CallRow(call_sid="CAorm", language="es", created_at=row.created_at))
+        db.session.commit()
+        stored = db.session.execute(sa.text("SELECT created_at FROM calls ORDER BY id")).scalars()
+        ours, orms = [str(value) for value in stored]
+        assert ours == orms
+        db.session.execute(sa.text("DROP TABLE calls"))
+        db.session.commit()
+    second = Call(call.client, TOKEN)
+    second.answer()
+    second.press("2")
+    assert second.heard().startswith(REAL.text("es", "disclaimer"))
+    assert "could not count call" in caplog.text
 
 
 def test_topic_files_cannot_take_reserved_keys(call, prompts_dir):

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import unicodedata
 
-import sqlalchemy as sa
 from flask import Blueprint, current_app, request
 
-from ..db import db, utcnow
-from ..models import Call
 from ..twiml import prompts
 from .common import ask, fails
 from .topics import menu_lines
@@ -56,25 +53,10 @@ def choose():
     return ask(lines, "voice.welcome.choose", speech=True, fails=failed)
 
 
-INSERT_CALL = sa.insert(Call)
-
-
 def count_call(lang: str) -> None:
-    """Note the call for the staff chart; a database problem must not disturb the caller.
-
-    A plain Core insert on its own connection: the ORM's unit of work would cost more than the row,
-    on the path of every call.
-    """
-    sid = request.form.get("CallSid", "")
-    row = {"call_sid": sid, "language": lang, "from_number": request.form.get("From", ""),
-           "created_at": utcnow()}
-    try:
-        with db.engine.begin() as connection:
-            connection.execute(INSERT_CALL, row)
-    except sa.exc.IntegrityError:
-        pass  # already counted: Twilio retried the request
-    except sa.exc.SQLAlchemyError:
-        current_app.logger.warning("could not count call %s", sid, exc_info=True)
+    """Note the call for the staff chart (see calllog.py); a database problem is only logged."""
+    form = request.form
+    current_app.extensions["ivr.calllog"].add(form.get("CallSid", ""), lang, form.get("From", ""))
 
 
 def start(lang: str):

@@ -84,20 +84,25 @@ def ask(lines: Sequence[Line], endpoint: str, *, num_digits: int = 1,
     """
     if not keep:
         return twiml(_gather(lines, endpoint, num_digits, speech, post_empty, values, timeout))
-    audio = current_app.extensions.get("ivr.audio")
+    app = current_app._get_current_object()  # one proxy lookup for the reads below
+    audio = app.extensions.get("ivr.audio")
     key = (
         tuple(lines), endpoint, tuple(sorted(values.items())), num_digits, speech, post_empty,
-        timeout, request.script_root, audio.version() if audio is not None else None,
+        timeout, request.environ.get("SCRIPT_NAME", ""),
+        audio.version() if audio is not None else None,
     )
-    cache = current_app.extensions["ivr.menus"]
-    before = g.setdefault("prompt_sources", [])
+    cache = app.extensions["ivr.menus"]
     cached = cache.get(key)
+    tracing = app.config.get("PROMPT_TRACE")
     if cached is None:
-        g.prompt_sources = []
+        before = g.pop("prompt_sources", [])
         xml = str(_gather(lines, endpoint, num_digits, speech, post_empty, values, timeout))
-        cached = (xml, tuple(g.prompt_sources))
+        cached = (xml, tuple(g.pop("prompt_sources", [])))
         cache.put(key, cached)
-    g.prompt_sources = before + list(cached[1])
+        if tracing:
+            g.prompt_sources = before + list(cached[1])
+    elif tracing:
+        g.prompt_sources = g.get("prompt_sources", []) + list(cached[1])
     return twiml_text(cached[0])
 
 
@@ -126,4 +131,5 @@ def _gather(lines: Sequence[Line], endpoint: str, num_digits: int, speech: bool,
 
 
 def options_lines(lang: str, *names: str) -> list[Line]:
-    return [prompts().line(lang, f"option_{name}") for name in names]
+    p = prompts()
+    return [p.line(lang, f"option_{name}") for name in names]

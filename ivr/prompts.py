@@ -63,12 +63,30 @@ class Prompts:
         self.recheck = recheck
         self._clock = clock
         self._base = str(self.root)
-        self._cache: dict[str, tuple[int, str, float]] = {}  # path: (mtime, text, checked at)
+        self._cache: dict[str, tuple[int, str]] = {}  # path: (mtime, text)
+        self._lines: dict[tuple[str, str], tuple[Line, float]] = {}  # (lang, name): (line, checked)
         self._topics: dict[str, tuple[tuple, list[Topic], float]] = {}
         self._lock = threading.Lock()
 
     def text(self, lang: str, name: str) -> str:
         """Return the prompt's text, stripped; raise PromptError when it is missing or empty."""
+        return self._plain(lang, name).text
+
+    def line(self, lang: str, name: str, **fields: object) -> Line:
+        """Return a prompt as a Line, filling `{placeholders}` from `fields`."""
+        line = self._plain(lang, name)
+        return line._replace(text=line.text.format(**fields)) if fields else line
+
+    def _plain(self, lang: str, name: str) -> Line:
+        """The prompt as a Line with its whitespace normalised, kept until its next check.
+
+        The same Line object comes back while the text is unchanged, so its strings' hashes are
+        computed once (lines are keys of the TwiML cache).
+        """
+        now = self._clock()
+        entry = self._lines.get((lang, name))
+        if entry is not None and now - entry[1] < self.recheck:
+            return entry[0]
         if lang not in LANGUAGES:
             raise PromptError(f"unknown language {lang!r}")
         try:
@@ -77,31 +95,22 @@ class Prompts:
             raise PromptError(f"missing prompt {lang}/{name}.txt") from None
         if not text:
             raise PromptError(f"empty prompt {lang}/{name}.txt")
-        return text
-
-    def _read(self, path: str, check: bool = False) -> str:
-        """The file's text, read again only when its modification time changed (checked now when
-        `check`, else when the last check is older than `recheck`)."""
-        now = self._clock()
-        cached = self._cache.get(path)
-        if cached and not check and now - cached[2] < self.recheck:
-            return cached[1]
-        mtime = os.stat(path).st_mtime_ns
-        if cached and cached[0] == mtime:
-            text = cached[1]
-        else:
-            with open(path, encoding="utf-8") as file:
-                text = file.read()
+        line = entry[0] if entry is not None and entry[0].text == text else Line(lang, text, name)
         with self._lock:
-            self._cache[path] = (mtime, text, now)
-        return text
+            self._lines[(lang, name)] = (line, now)
+        return line
 
-    def line(self, lang: str, name: str, **fields: object) -> Line:
-        """Return a prompt as a Line, filling `{placeholders}` from `fields`."""
-        text = self.text(lang, name)
-        if fields:
-            text = text.format(**fields)
-        return Line(lang, text, name)
+    def _read(self, path: str) -> str:
+        """The file's text, read again only when its modification time changed."""
+        mtime = os.stat(path).st_mtime_ns
+        cached = self._cache.get(path)
+        if cached and cached[0] == mtime:
+            return cached[1]
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+        with self._lock:
+            self._cache[path] = (mtime, text)
+        return text
 
     def digits(self, lang: str, number: str, groups: Sequence[int] = ()) -> list[Line]:
         """Spell a number digit by digit with the digit_N prompts, so it is heard clearly, with a
@@ -134,7 +143,7 @@ class Prompts:
             return cached[1]
         topics = []
         for entry in entries:
-            raw = self._read(f"{folder}/{entry}", check=True).strip()
+            raw = self._read(f"{folder}/{entry}").strip()
             label, _, body = raw.partition("\n")
             number = int(TOPIC_FILE.fullmatch(entry)[1])
             name = f"topics/{entry[:-4]}"

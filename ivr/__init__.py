@@ -67,7 +67,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     database.init_app(app)
     with app.app_context():
-        app.extensions["ivr.calllog"] = CallLog(database.db.engine)
+        app.extensions["ivr.calllog"] = CallLog(
+            database.db.engine, flush_every=app.config["CALL_COUNT_FLUSH_SECONDS"]
+        )
     if not app.config["TWILIO_ACCOUNT_SID"]:
         app.logger.warning(
             "TWILIO_ACCOUNT_SID is not set: recordings cannot be copied from Twilio for staff to "

@@ -172,6 +172,12 @@ SETTINGS: list[Setting] = [
         _seconds,
         "How often, at most, a web process checks prompt files and audio for edits (0: always).",
     ),
+    Setting(
+        "CALL_COUNT_FLUSH_SECONDS",
+        "1",
+        _seconds,
+        "Each web process writes its queued call counts (staff chart) this often (0: in the call).",
+    ),
     Setting("AUDIO_DIR", "", str, "Folder of rendered audio. Default: audio/ in the repo."),
     Setting("GTTS_TLD_EN", "us", str, "gTTS accent (Google domain) for English."),
     Setting("GTTS_TLD_ES", "com.mx", str, "gTTS accent (Google domain) for Spanish."),

@@ -36,6 +36,9 @@ def base_config(tmp_path: Path, **overrides) -> dict:
         # Tests edit prompts and build audio between two requests: check files on every read.
         # test_prompts_recheck.py covers the default, a check at most once a second.
         "PROMPT_RECHECK_SECONDS": "0",
+        # Tests read a call's row right after the call: write it in the request.
+        # test_calllog.py covers the default, rows written in batches by a thread.
+        "CALL_COUNT_FLUSH_SECONDS": "0",
     }
     config.update(overrides)
     return config
@@ -95,6 +98,7 @@ def make_app(tmp_path, prompts_dir, database_url):
         for thread in app.extensions.get("ivr.copy_threads", []):
             thread.join(timeout=10)
         stop_threads(app)
+        app.extensions["ivr.calllog"].close()
         with app.app_context():
             for engine in db.engines.values():
                 engine.dispose()

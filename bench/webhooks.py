@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlencode
 
+import sqlalchemy as sa
 from twilio.request_validator import RequestValidator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,6 +99,13 @@ def server_cpu(process: subprocess.Popen) -> float:
     return total
 
 
+def language_steps(clients: int, requests: int) -> int:
+    """How many language choices (one stored call each) a `load` of this size makes."""
+    per_client = requests // clients
+    return clients * sum(1 for i in range(per_client) if STEPS[i % len(STEPS)][0].startswith(
+        "/voice/language"))
+
+
 def load(port: int, clients: int, requests: int, server=None) -> dict[str, float]:
     queue = multiprocessing.Queue()
     cpu_before = server_cpu(server) if server else 0.0
@@ -152,8 +160,15 @@ def main() -> None:
                 )
     finally:
         for proc in servers.values():
-            proc.terminate()
+            proc.terminate()  # SIGTERM: the hotline writes its queued call counts at exit
             proc.wait()
+    # The hotline did the work it does for callers: every language choice is a stored call.
+    expected = language_steps(args.clients, 200) + args.rounds * language_steps(args.clients,
+                                                                                 args.requests)
+    engine = sa.create_engine(env["DATABASE_URL"].replace("postgres://", "postgresql://", 1))
+    with engine.connect() as conn:
+        counted = conn.execute(sa.text("SELECT count(*) FROM calls")).scalar_one()
+    engine.dispose()
     best = {name: max(runs, key=lambda r: r["rps"]) for name, runs in results.items()}
     print(f"gunicorn workers={args.workers}, {args.clients} client processes, "
           f"{args.requests} signed requests per round, {args.rounds} rounds (best shown)")
@@ -166,6 +181,7 @@ def main() -> None:
     cpu = best["hotline"]["server_cpu_us"] / best["floor"]["server_cpu_us"]
     print(f"  hotline/floor throughput ratio: {ratio:.2f} (target >= 0.80); p99 ratio {p99:.2f}; "
           f"server CPU per request ratio {cpu:.2f}")
+    print(f"  calls stored by the hotline: {counted} of {expected} language choices")
 
 
 if __name__ == "__main__":

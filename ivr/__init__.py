@@ -17,7 +17,7 @@ from .calllog import CallLog
 from .prompts import Prompts
 from .sessions import StaffSessions
 from .twiml import LRU
-from .wrappers import HotlineRequest
+from .wrappers import HotlineFlask
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,8 +27,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     Settings are checked here, so a bad one stops the process at start-up, not mid-call.
     """
-    app = Flask(__name__, instance_relative_config=True)
-    app.request_class = HotlineRequest
+    app = HotlineFlask(__name__, instance_relative_config=True)
     source = os.environ if test_config is None else {
         k: v for k, v in test_config.items() if isinstance(v, str)
     }

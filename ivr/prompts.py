@@ -75,7 +75,7 @@ class Prompts:
     def line(self, lang: str, name: str, **fields: object) -> Line:
         """Return a prompt as a Line, filling `{placeholders}` from `fields`."""
         line = self._plain(lang, name)
-        return line._replace(text=line.text.format(**fields)) if fields else line
+        return Line(lang, line.text.format(**fields), name) if fields else line
 
     def _plain(self, lang: str, name: str) -> Line:
         """The prompt as a Line with its whitespace normalised, kept until its next check.

@@ -25,3 +25,21 @@ def test_matches_parse_qsl_on_a_twilio_body():
     body = urlencode(params)
     assert parse_form(body) == parse_qsl(body, keep_blank_values=True)
     assert dict(parse_form(body)) == params
+
+
+def test_app_still_runs_async_and_sync_views(make_app):
+    """HotlineFlask keeps Flask's answer per function: an `async def` view is still wrapped."""
+    app = make_app()
+
+    @app.get("/check/async")
+    async def check_async():
+        return "async ok"
+
+    @app.get("/check/sync")
+    def check_sync():
+        return "sync ok"
+
+    client = app.test_client()
+    for _ in range(2):  # the second time from the kept answer
+        assert client.get("/check/async").data == b"async ok"
+        assert client.get("/check/sync").data == b"sync ok"

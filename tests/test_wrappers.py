@@ -27,19 +27,21 @@ def test_matches_parse_qsl_on_a_twilio_body():
     assert dict(parse_form(body)) == params
 
 
-def test_app_still_runs_async_and_sync_views(make_app):
-    """HotlineFlask keeps Flask's answer per function: an `async def` view is still wrapped."""
+def test_app_still_tells_async_functions_from_plain_ones(make_app):
+    """HotlineFlask keeps Flask's answer per function: a plain view runs as is, an `async def`
+    one is still wrapped (or refused, when Flask's async extra is not installed), every time."""
     app = make_app()
 
-    @app.get("/check/async")
-    async def check_async():
-        return "async ok"
+    def plain():
+        return "plain"
 
-    @app.get("/check/sync")
-    def check_sync():
-        return "sync ok"
+    async def coroutine():
+        return "async"
 
-    client = app.test_client()
     for _ in range(2):  # the second time from the kept answer
-        assert client.get("/check/async").data == b"async ok"
-        assert client.get("/check/sync").data == b"sync ok"
+        assert app.ensure_sync(plain) is plain
+        try:
+            assert app.ensure_sync(coroutine) is not coroutine
+        except RuntimeError as error:  # Flask without asgiref: "Install Flask with the 'async'"
+            assert "async" in str(error)
+    assert app.test_client().post("/voice").status_code == 403  # hooks and views still run

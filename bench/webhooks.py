@@ -135,7 +135,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=3, help="alternate floor/hotline rounds")
+    parser.add_argument("--rounds", type=int, default=5, help="alternate floor/hotline rounds")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="ivr-bench-"))
@@ -181,6 +181,12 @@ def main() -> None:
     cpu = best["hotline"]["server_cpu_us"] / best["floor"]["server_cpu_us"]
     print(f"  hotline/floor throughput ratio: {ratio:.2f} (target >= 0.80); p99 ratio {p99:.2f}; "
           f"server CPU per request ratio {cpu:.2f}")
+    # Each hotline round against the floor round just before it: a neighbour's load on a shared
+    # machine slows both alike, so the median of these is the steadier figure.
+    paired = sorted(h["rps"] / f["rps"] for f, h in zip(results["floor"], results["hotline"],
+                                                         strict=True))
+    print(f"  round by round: {', '.join(f'{r:.2f}' for r in paired)} "
+          f"(median {statistics.median(paired):.2f})")
     print(f"  calls stored by the hotline: {counted} of {expected} language choices")
 
 

@@ -46,10 +46,13 @@ def parse_form(body: str) -> list[tuple[str, str]]:
 
 class Fields(ImmutableMultiDict):
     """Form and query fields, with the `getall` that twilio-python's RequestValidator tries first
-    (it falls back to `getlist` only after an AttributeError, once per field per request)."""
+    (it falls back to `getlist` only after an AttributeError, once per field per request).
 
-    def getall(self, key: str) -> list[str]:
-        return self.getlist(key)
+    A MultiDict is a dict of lists underneath: `getall` is that dict's own lookup, done in C. The
+    validator only reads the list, and the multidict is immutable.
+    """
+
+    getall = dict.__getitem__
 
 
 class HotlineRequest(Request):

@@ -27,6 +27,14 @@ def test_forged_signature_is_forbidden(client):
     assert response.status_code == 403
 
 
+def test_a_signature_header_of_any_characters_is_forbidden_not_an_error(client):
+    for header in ("é" * 28, "\u00ff", " ", "x" * 10_000):
+        response = client.post("/voice", data={"CallSid": "CA1"},
+                               headers={"X-Twilio-Signature": header})
+        assert response.status_code == 403
+        assert b"<Response" not in response.data
+
+
 def test_tampered_parameters_are_forbidden(client):
     params = {"CallSid": "CA1", "Digits": "1"}
     signature = sign(TOKEN, "http://localhost/voice/language", params)

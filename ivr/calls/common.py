@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Sequence
 from typing import NoReturn
 
 from flask import Response, abort, current_app, g, request, url_for
-from twilio.request_validator import RequestValidator, compare
+from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import VoiceResponse
 
 from ..prompts import Line
@@ -33,7 +34,8 @@ def require_twilio_signature() -> None:
         _reject(req)
     validator: RequestValidator = current_app.extensions["ivr.validator"]
     params = req.form if req.method == "POST" else {}
-    if compare(validator.compute_signature(req.sent_url(), params), signature):
+    expected = validator.compute_signature(req.sent_url(), params)
+    if hmac.compare_digest(expected.encode(), signature.encode()):  # bytes: any header is safe
         return
     if not validator.validate(req.url, params, signature):
         _reject(req)

@@ -65,17 +65,17 @@ class CallLog:
 
     def add(self, call_sid: str, language: str, from_number: str) -> None:
         """Count one call: queued for the next batch, or written now when flush_every is 0."""
-        params = self._params(call_sid, language, from_number)
+        row = (call_sid, language, from_number, utcnow())
         if not self.flush_every:
             try:
-                self._write([params])
+                self._write([row])
             except self.errors:
                 log.warning("could not count call %s", call_sid, exc_info=True)
             return
         with self._lock:
             if self._pid != os.getpid():
                 self._start()  # first call in this process (gunicorn forks after import)
-            self._queue.append(params)
+            self._queue.append(row)
             self._trim()
 
     def flush(self) -> int:
@@ -129,17 +129,18 @@ class CallLog:
             del self._queue[:extra]
             self._dropped += extra  # logged once per flush, not once per call
 
-    def _params(self, call_sid: str, language: str, from_number: str) -> Any:
-        row = {"call_sid": call_sid, "language": language, "from_number": from_number,
-               "created_at": utcnow()}
-        for name, process in self.processors.items():
-            if process is not None:
-                row[name] = process(row[name])
-        return tuple(row[name] for name in self.positions) if self.positions else row
+    def _params(self, row: tuple) -> Any:
+        """A queued (call_sid, language, from_number, created_at) as the driver's parameters."""
+        values = {}
+        for name, value in zip(COLUMNS, row, strict=True):
+            process = self.processors[name]
+            values[name] = process(value) if process is not None else value
+        return tuple(values[name] for name in self.positions) if self.positions else values
 
-    def _write(self, batch: list[Any]) -> int:
-        """Insert `batch` in one transaction; rows already stored (Twilio retried a request) are
+    def _write(self, rows: list[tuple]) -> int:
+        """Insert `rows` in one transaction; rows already stored (Twilio retried a request) are
         skipped. Returns the number of new rows; raises when the database fails."""
+        batch = [self._params(row) for row in rows]
         connection = self.engine.raw_connection()
         try:
             cursor = connection.cursor()

@@ -66,6 +66,7 @@ class Prompts:
         self._cache: dict[str, tuple[int, str]] = {}  # path: (mtime, text)
         self._lines: dict[tuple[str, str], tuple[Line, float]] = {}  # (lang, name): (line, checked)
         self._topics: dict[str, tuple[tuple, list[Topic], float]] = {}
+        self._filled: dict[tuple, Line] = {}
         self._lock = threading.Lock()
 
     def text(self, lang: str, name: str) -> str:
@@ -75,7 +76,18 @@ class Prompts:
     def line(self, lang: str, name: str, **fields: object) -> Line:
         """Return a prompt as a Line, filling `{placeholders}` from `fields`."""
         line = self._plain(lang, name)
-        return Line(lang, line.text.format(**fields), name) if fields else line
+        if not fields:
+            return line
+        # Only menu options have fields (a topic's label and key): few, and the same on every
+        # call, so each filled line is kept, keyed by its template's current text.
+        key = (line, tuple(fields.items()))
+        filled = self._filled.get(key)
+        if filled is None:
+            filled = Line(lang, line.text.format(**fields), name)
+            if len(self._filled) >= 1024:
+                self._filled.clear()  # edits left old entries behind: start again
+            self._filled[key] = filled
+        return filled
 
     def _plain(self, lang: str, name: str) -> Line:
         """The prompt as a Line with its whitespace normalised, kept until its next check.

@@ -83,3 +83,15 @@ def test_recheck_setting_is_checked_at_start_up(make_app):
     for bad in ("-1", "soon", "nan", "86400"):
         with pytest.raises(SettingsError, match="PROMPT_RECHECK_SECONDS"):
             make_app(PROMPT_RECHECK_SECONDS=bad)
+
+
+def test_filled_lines_follow_their_template_and_fields(prompts_dir):
+    prompts = Prompts(prompts_dir)
+    first = prompts.line("en", "menu_option", label="bond hearings", key=2)
+    assert "bond hearings" in first.text and "2" in first.text
+    assert prompts.line("en", "menu_option", label="bond hearings", key=2) is first  # kept
+    assert "appeals" in prompts.line("en", "menu_option", label="appeals", key=3).text
+    edit(prompts_dir / "en" / "menu_option.txt", "Key {key}: {label}.")
+    assert prompts.line("en", "menu_option", label="bond hearings", key=2).text == (
+        "Key 2: bond hearings."
+    )

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from twilio.request_validator import RequestValidator
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import db as database
@@ -16,6 +15,7 @@ from . import settings
 from .calllog import CallLog
 from .prompts import Prompts
 from .sessions import StaffSessions
+from .signatures import Signatures
 from .twiml import LRU
 from .wrappers import HotlineFlask
 
@@ -62,7 +62,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     recheck = app.config["PROMPT_RECHECK_SECONDS"]
     app.extensions["ivr.prompts"] = Prompts(prompts_dir, recheck=recheck)
     app.extensions["ivr.menus"] = LRU()
-    app.extensions["ivr.validator"] = RequestValidator(app.config["TWILIO_AUTH_TOKEN"])
+    app.extensions["ivr.signatures"] = Signatures(
+        app.config["TWILIO_AUTH_TOKEN"], app.config["TWILIO_WEBHOOK_SHARED_KEYS"]
+    )
 
     database.init_app(app)
     with app.app_context():

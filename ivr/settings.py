@@ -50,6 +50,13 @@ def _language(value: str) -> str:
     return value
 
 
+def _secrets(value: str) -> list[str]:
+    secrets = [part.strip() for part in value.split(",")] if value.strip() else []
+    if any(not secret for secret in secrets):
+        raise ValueError("comma-separated secrets, none empty")
+    return secrets
+
+
 def _seconds(value: str) -> float:
     number = float(value)
     if not 0 <= number <= 3600:
@@ -129,6 +136,13 @@ SETTINGS: list[Setting] = [
         None,
         str,
         "Checks X-Twilio-Signature on every webhook; also the REST API password.",
+    ),
+    Setting(
+        "TWILIO_WEBHOOK_SHARED_KEYS",
+        "",
+        _secrets,
+        "Only if a Twilio Webhook Rule signs our URLs with a SharedKey: its secret (several, "
+        "comma-separated, while rotating).",
     ),
     Setting(
         "TWILIO_ACCOUNT_SID",

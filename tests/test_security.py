@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy.exc import OperationalError
+from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 
 from ivr.calls import topics
@@ -118,6 +119,43 @@ def test_garbled_or_unusual_bodies_get_a_clear_answer(client):
     response = client.post("/voice", data=params, headers={"X-Twilio-Signature": sign(
         TOKEN, "http://localhost/voice", {**params, "Note": "y"})})
     assert response.status_code == 403
+
+
+SHARED = "shared-key-secret-0123456789abcdef"
+SETTINGS = "key=webhooks_sharedkey_0123,algorithm=HMAC_SHA256"
+
+
+def shared_post(client, secret: str, settings: str | None, algorithm: str = "HMAC_SHA256"):
+    params = {"CallSid": "CA1", "From": "+13125550123"}
+    signature = RequestValidator(secret).compute_signature("http://localhost/voice", params,
+                                                           algorithm)
+    headers = {"X-Twilio-Signature": signature}
+    if settings is not None:
+        headers["X-Twilio-Webhooks-Signature-Settings"] = settings
+    return client.post("/voice", data=params, headers=headers)
+
+
+def test_a_sharedkey_signature_is_accepted_when_its_secret_is_set(make_app):
+    client = make_app(TWILIO_WEBHOOK_SHARED_KEYS=f"old-secret, {SHARED}").test_client()
+    response = shared_post(client, SHARED, SETTINGS)  # the second secret: mid-rotation
+    assert response.status_code == 200
+    assert "<Gather" in response.get_data(as_text=True)
+    assert shared_post(client, SHARED, "key=webhooks_sharedkey_0123,algorithm=HMAC_SHA1",
+                       algorithm="HMAC_SHA1").status_code == 200
+    # The header names the key and hash: the Auth Token, or another hash, no longer passes.
+    assert shared_post(client, TOKEN, SETTINGS).status_code == 403
+    assert shared_post(client, SHARED, "key=webhooks_sharedkey_0123,algorithm=HMAC_SHA1"
+                       ).status_code == 403
+    assert shared_post(client, SHARED, "key=x,algorithm=HMAC_MD5").status_code == 403
+    assert shared_post(client, "another-secret", SETTINGS).status_code == 403
+    # Without the header, the Auth Token as always; a SharedKey signature is then forged.
+    assert shared_post(client, TOKEN, None, algorithm="HMAC_SHA1").status_code == 200
+    assert shared_post(client, SHARED, None).status_code == 403
+
+
+def test_a_sharedkey_signature_without_its_secret_is_refused_and_logged(client, caplog):
+    assert shared_post(client, SHARED, SETTINGS).status_code == 403
+    assert "set TWILIO_WEBHOOK_SHARED_KEYS" in caplog.text
 
 
 def test_unexpected_error_still_answers_with_twiml(call, monkeypatch):

@@ -14,6 +14,7 @@ import http.client
 import multiprocessing
 import os
 import secrets
+import shlex
 import socket
 import statistics
 import subprocess
@@ -42,10 +43,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def serve(target: str, port: int, workers: int, env: dict[str, str]) -> subprocess.Popen:
+def serve(target: str, port: int, workers: int, env: dict[str, str],
+          extra: list[str]) -> subprocess.Popen:
     command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-               "--workers", str(workers), "--log-level", "warning", target]
-    process = subprocess.Popen(command, cwd=ROOT, env=env)
+               "--workers", str(workers), "--log-level", "warning", *extra, target]
+    # Access logs (with --access-logfile -) are written and thrown away, as a log drain would.
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -136,6 +139,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5, help="alternate floor/hotline rounds")
+    parser.add_argument("--gunicorn-args", default="",
+                        help="more gunicorn options for both apps, e.g. the Procfile's "
+                             "'--access-logfile -'")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="ivr-bench-"))
@@ -145,8 +151,8 @@ def main() -> None:
     subprocess.run([str(Path(sys.executable).with_name("ivr")), "db", "upgrade"], cwd=ROOT, env=env,
                    check=True, capture_output=True)
     servers = {
-        "floor": serve("bench.floor:app", free_port(), args.workers, env),
-        "hotline": serve("ivr:create_app()", free_port(), args.workers, env),
+        name: serve(target, free_port(), args.workers, env, shlex.split(args.gunicorn_args))
+        for name, target in (("floor", "bench.floor:app"), ("hotline", "ivr:create_app()"))
     }
     ports = {name: int(proc.args[4].split(":")[1]) for name, proc in servers.items()}
     try:
@@ -170,7 +176,7 @@ def main() -> None:
         counted = conn.execute(sa.text("SELECT count(*) FROM calls")).scalar_one()
     engine.dispose()
     best = {name: max(runs, key=lambda r: r["rps"]) for name, runs in results.items()}
-    print(f"gunicorn workers={args.workers}, {args.clients} client processes, "
+    print(f"gunicorn workers={args.workers} {args.gunicorn_args}, {args.clients} client processes, "
           f"{args.requests} signed requests per round, {args.rounds} rounds (best shown)")
     for name, result in best.items():
         print(f"  {name:8} {result['rps']:8.0f} req/s   p50 {result['p50_ms']:6.1f} ms   "

@@ -44,7 +44,8 @@ class CallLog:
         self.limit = limit
         dialect = engine.dialect
         table = Call.__table__
-        compiled = sa.insert(table).compile(dialect=dialect, column_keys=list(COLUMNS))
+        # inline(): no RETURNING of the new id, which nobody reads.
+        compiled = sa.insert(table).inline().compile(dialect=dialect, column_keys=list(COLUMNS))
         self.sql = compiled.string
         # qmark/format drivers (sqlite3) take a tuple in this order; pyformat ones (psycopg) a dict.
         self.positions = tuple(compiled.positiontup) if compiled.positional else None
@@ -55,6 +56,8 @@ class CallLog:
         self.dbapi = dialect.loaded_dbapi
         # The DBAPI's own errors, and SQLAlchemy's (the pool wraps a failed connect in them).
         self.errors = (self.dbapi.Error, sa.exc.SQLAlchemyError)
+        # Errors about the rows themselves, not the database: a retry would fail the same way.
+        self.refused = (self.dbapi.IntegrityError, self.dbapi.DataError)
         self._queue: list[Any] = []
         self._dropped = 0
         self._lock = threading.Lock()  # guards the queue
@@ -65,7 +68,8 @@ class CallLog:
 
     def add(self, call_sid: str, language: str, from_number: str) -> None:
         """Count one call: queued for the next batch, or written now when flush_every is 0."""
-        row = (call_sid, language, from_number, utcnow())
+        # Cut to the columns' lengths: one over-long value must not fail a whole batch.
+        row = (call_sid[:64], language[:2], from_number[:255], utcnow())
         if not self.flush_every:
             try:
                 self._write([row])
@@ -138,8 +142,11 @@ class CallLog:
         return tuple(values[name] for name in self.positions) if self.positions else values
 
     def _write(self, rows: list[tuple]) -> int:
-        """Insert `rows` in one transaction; rows already stored (Twilio retried a request) are
-        skipped. Returns the number of new rows; raises when the database fails."""
+        """Insert `rows` in one transaction. If the database refuses the batch for what is in it
+        (a CallSid already stored because Twilio retried a request, a value it will not take),
+        each row is tried alone and only the refused ones are skipped. Returns the number of new
+        rows; raises when the database itself fails (unreachable, a missing table), so that the
+        caller keeps the rows for the next try."""
         batch = [self._params(row) for row in rows]
         connection = self.engine.raw_connection()
         try:
@@ -149,16 +156,20 @@ class CallLog:
                     cursor.executemany(self.sql, batch)
                     connection.commit()
                     return len(batch)
-                except self.dbapi.IntegrityError:
+                except self.refused:
                     connection.rollback()
                 written = 0
-                for params in batch:  # one by one, so a duplicate loses only itself
+                for params in batch:  # one by one, so a refused row loses only itself
                     try:
                         cursor.execute(self.sql, params)
                         connection.commit()
                         written += 1
                     except self.dbapi.IntegrityError:
+                        connection.rollback()  # already counted
+                    except self.refused:
                         connection.rollback()
+                        log.warning("call count refused by the database: %r", params,
+                                    exc_info=True)
                 return written
             finally:
                 cursor.close()

@@ -24,7 +24,7 @@ class Call(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     call_sid: Mapped[str] = mapped_column(String(64), unique=True)
     language: Mapped[str] = mapped_column(String(2))
-    from_number: Mapped[str] = mapped_column(String(32), default="")
+    from_number: Mapped[str] = mapped_column(String(255), default="")  # SIP addresses too
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -37,7 +37,7 @@ class CallbackRequest(Model):
     call_sid: Mapped[str] = mapped_column(String(64), unique=True)
     reference: Mapped[str] = mapped_column(String(12), unique=True)
     language: Mapped[str] = mapped_column(String(2))
-    caller_number: Mapped[str] = mapped_column(String(32), default="")
+    caller_number: Mapped[str] = mapped_column(String(255), default="")  # SIP addresses too
     callback_number: Mapped[str | None] = mapped_column(String(32))
     a_number: Mapped[str | None] = mapped_column(String(9))
     # How far the caller got: recorded, number (callback number given), complete.

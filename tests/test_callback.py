@@ -160,6 +160,16 @@ def test_hang_up_right_after_recording_still_leaves_a_request(app, call):
     assert row.language == "es" and len(row.reference) == 6
 
 
+def test_a_call_from_a_sip_address_is_stored_whole(app, client):
+    """Over SIP, Twilio's From is an address (here 49 characters): it is stored, not refused."""
+    sip = "sip:+13125550123@hotline-firm.sip.us1.twilio.com"
+    call = Call(client, TOKEN, from_number=sip)
+    to_recording(call, "en")
+    record(call, digits="hangup")
+    [row] = rows(app)
+    assert row.caller_number == sip and row.step == "recorded"
+
+
 @pytest.mark.parametrize("steps", [1, 2])
 def test_hang_up_during_later_steps_keeps_what_was_given(app, call, steps):
     to_recording(call, "en")

@@ -146,3 +146,29 @@ def test_gunicorn_stopped_by_sigterm_writes_its_queued_counts(make_app, database
         _, errors = server.communicate(timeout=30)
     assert b"Traceback" not in errors, errors.decode()
     assert sorted(sid for sid, _, _ in rows(app)) == sids
+
+
+SIP = "sip:+13125550123@hotline-firm.sip.us1.twilio.com"  # 49 characters
+
+
+def test_a_refused_row_costs_only_itself(app, caplog):
+    """A value the database will not take (PostgreSQL refuses a NUL in text) drops that one count,
+    logged; the rest of the batch, and later batches, are written. Long SIP addresses fit."""
+    with app.app_context():
+        log = CallLog(db.engine, flush_every=3600)
+    try:
+        log.add("CAgood1", "en", SIP)
+        log.add("CAbad", "en", "+1312\x00")
+        log.add("CAgood2", "es", "+13125550123")
+        written = log.flush()
+        log.add("CAlater", "es", "+13125550123")
+        assert log.flush() == 1
+    finally:
+        log.close()
+    stored = [sid for sid, _, _ in rows(app)]
+    if app.config["DATABASE_URL"].startswith("postgresql"):
+        assert written == 2 and stored == ["CAgood1", "CAgood2", "CAlater"]
+        assert "call count refused by the database" in caplog.text
+    else:  # SQLite stores the NUL
+        assert written == 3 and stored == ["CAgood1", "CAbad", "CAgood2", "CAlater"]
+    assert (SIP in {number for _, _, number in rows(app)})

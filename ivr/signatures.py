@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 from collections.abc import Callable, Mapping
 
 from twilio.request_validator import RequestValidator, get_signature_algorithm
@@ -24,9 +25,10 @@ class Signatures:
     def __init__(self, auth_token: str, shared_keys: list[str]) -> None:
         self.auth_token = RequestValidator(auth_token)
         self.shared_keys = [RequestValidator(secret) for secret in shared_keys]
+        self._last_warning = float("-inf")
 
-    def valid(self, environ: Mapping[str, str], url_as_sent: str, full_url: Callable[[], str],
-              params: Mapping[str, str]) -> bool:
+    def valid(self, environ: Mapping[str, str], url_as_sent: str | None,
+              full_url: Callable[[], str], params: Mapping[str, str]) -> bool:
         """True when the request's signature is Twilio's, over this URL and these fields.
 
         First the URL exactly as sent (one HMAC, the common case); only when that fails,
@@ -43,18 +45,33 @@ class Signatures:
             algorithm = get_signature_algorithm(settings)
             validators = self.shared_keys
             if not validators:
-                log.error("Twilio signed this webhook with a SharedKey (%s): set "
-                          "TWILIO_WEBHOOK_SHARED_KEYS to its secret, or every call is refused",
-                          settings)
+                self._missing_keys(settings)
                 return False
+        if url_as_sent is not None and self._matches(validators, url_as_sent, params, signature,
+                                                     algorithm):
+            return True
+        url = full_url()
+        return any(v.validate(url, params, signature, algorithm) for v in validators)
+
+    @staticmethod
+    def _matches(validators: list[RequestValidator], url: str, params: Mapping[str, str],
+                 signature: str, algorithm: str | None) -> bool:
         for validator in validators:
             try:
-                expected = validator.compute_signature(url_as_sent, params, algorithm)
-            except ValueError:  # an algorithm twilio-python does not know
-                log.warning("unsupported webhook signature algorithm in %r", settings)
+                expected = validator.compute_signature(url, params, algorithm)
+            except ValueError:  # an algorithm twilio-python does not know: validate() says so
                 return False
             # Bytes: compare_digest refuses str with non-ASCII characters; a header may hold any.
             if hmac.compare_digest(expected.encode(), signature.encode()):
                 return True
-        url = full_url()
-        return any(v.validate(url, params, signature, algorithm) for v in validators)
+        return False
+
+    def _missing_keys(self, settings: str) -> None:
+        """Say loudly, but once a minute per process, that SharedKey-signed calls are refused
+        (anyone can send the header, so it must not flood the log)."""
+        now = time.monotonic()
+        if now - self._last_warning < 60:
+            return
+        self._last_warning = now
+        log.error("a webhook says Twilio signed it with a SharedKey (%s), and "
+                  "TWILIO_WEBHOOK_SHARED_KEYS is not set: such calls are refused", settings[:200])

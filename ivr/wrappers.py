@@ -9,11 +9,13 @@ this class reads such a body in one call and builds the URL from the WSGI enviro
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, unquote_plus
 
 from flask import Flask, Request
+from werkzeug import urls as _registers_url_quote  # noqa: F401  (KEEP_ESCAPES)
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -22,14 +24,20 @@ FORM = "application/x-www-form-urlencoded"
 QUICK_LIMIT = 64 * 1024
 PATH_SAFE = "!$&'()*+,/:;=@%"
 QUERY_SAFE = "!$&'()*+,/:;=?@%"
+DEFAULT_PORTS = {"http": ":80", "https": ":443"}
+KEEP_ESCAPES = "werkzeug.url_quote"  # the codec error handler Werkzeug registers and parses with
+# A host name, IPv4 or [IPv6] address, with an optional port: nothing that could change the URL.
+_PLAIN_HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]+)?|\[[0-9A-Fa-f:.]+\](:[0-9]+)?").fullmatch
 
 
 def parse_form(body: str) -> list[tuple[str, str]]:
-    """The same pairs as `parse_qsl(body, keep_blank_values=True)`, Werkzeug's own parse.
+    """The pairs Werkzeug's form parser gives for a UTF-8 body: `parse_qsl(body,
+    keep_blank_values=True, errors="werkzeug.url_quote")`, where an invalid escape such as `%E2`
+    is kept as written.
 
     Unquoting is skipped for names and values with no `%` or `+` (most of Twilio's fields, such
     as `CallSid=CA…` or `Digits=2`); it is most of parse_qsl's cost. tests/test_wrappers.py checks
-    the two agree on random bodies.
+    this agrees with Werkzeug on random bodies.
     """
     items = []
     for pair in body.split("&"):
@@ -37,9 +45,9 @@ def parse_form(body: str) -> list[tuple[str, str]]:
             continue
         name, _, value = pair.partition("=")
         if "%" in name or "+" in name:
-            name = unquote_plus(name)
+            name = unquote_plus(name, errors=KEEP_ESCAPES)
         if "%" in value or "+" in value:
-            value = unquote_plus(value)
+            value = unquote_plus(value, errors=KEEP_ESCAPES)
         items.append((name, value))
     return items
 
@@ -74,25 +82,37 @@ class HotlineRequest(Request):
         if limit is not None and length > limit:
             raise RequestEntityTooLarge()
         body = environ["wsgi.input"].read(length) if length else b""
-        # Undecodable bytes are replaced, so a garbled body fails the signature check with a 403
-        # instead of raising.
+        # A body that is not UTF-8 (Twilio's always is) has its bad bytes replaced, so it fails
+        # the signature check with a 403; Werkzeug's own parser would raise, and a caller-facing
+        # error answer would follow.
         items = parse_form(body.decode(errors="replace"))
         self._cached_data = body  # get_data() still returns the body
         d = self.__dict__
         d["form"], d["files"] = self.parameter_storage_class(items), self.parameter_storage_class()
 
-    def sent_url(self) -> str:
-        """The URL as the client sent it (after ProxyFix), percent-encoded as on the wire.
+    def sent_url(self) -> str | None:
+        """The URL as the client sent it (after ProxyFix), percent-encoded as on the wire, or None
+        when the Host header is not a plain host name (then only `request.url` is checked).
 
-        `request.url` is the same URL as an IRI, built through several cached properties; Twilio
-        signs the URL it requested, which for this app's ASCII URLs is this string.
+        `request.url` is the same URL as an IRI, built through several cached properties. Like
+        Werkzeug's, the port is left out when it is the scheme's default: behind Heroku's router
+        ProxyFix makes the host `name:443` (from X-Forwarded-Port), and Twilio signed `https://name/`.
         """
         environ = self.environ
-        host = environ.get("HTTP_HOST") or environ["SERVER_NAME"]
-        path = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""), safe=PATH_SAFE)
-        url = f"{environ['wsgi.url_scheme']}://{host}{path}"
-        query = environ.get("QUERY_STRING")
-        return f"{url}?{quote(query, safe=QUERY_SAFE)}" if query else url
+        scheme = environ["wsgi.url_scheme"]
+        host = environ.get("HTTP_HOST", "")
+        if not _PLAIN_HOST(host):
+            return None
+        default = DEFAULT_PORTS.get(scheme)
+        if default and host.endswith(default):
+            host = host[: -len(default)]
+        try:  # WSGI strings carry the raw bytes as latin-1: quote those bytes
+            path = quote((environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))
+                         .encode("latin-1"), safe=PATH_SAFE)
+            query = quote(environ.get("QUERY_STRING", "").encode("latin-1"), safe=QUERY_SAFE)
+        except UnicodeEncodeError:
+            return None
+        return f"{scheme}://{host}{path}?{query}" if query else f"{scheme}://{host}{path}"
 
 
 class HotlineFlask(Flask):

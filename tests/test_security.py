@@ -74,6 +74,29 @@ def test_signed_https_url_behind_a_proxy_is_accepted(client):
     assert response.status_code == 403
 
 
+def test_behind_herokus_router_one_hmac_checks_a_request(client, monkeypatch):
+    """Heroku's router sends X-Forwarded-Proto and X-Forwarded-Port: 443, and ProxyFix makes the
+    host name:443; Twilio signed https://name/voice. The quick check must still match, so a
+    request costs one HMAC, not the three of a failed quick check plus validate()."""
+    computed = []
+    original = RequestValidator.compute_signature
+
+    def counting(self, uri, params, algorithm=None):
+        computed.append(uri)
+        return original(self, uri, params, algorithm)
+
+    monkeypatch.setattr(RequestValidator, "compute_signature", counting)
+    params = {"CallSid": "CA1", "From": "+13125550123"}
+    headers = {"X-Twilio-Signature": sign(TOKEN, "https://hotline.example.org/voice", params),
+               "X-Forwarded-Proto": "https", "X-Forwarded-Port": "443",
+               "X-Forwarded-For": "54.172.60.1"}
+    computed.clear()
+    response = client.post("/voice", data=params, headers=headers,
+                           base_url="http://hotline.example.org")
+    assert response.status_code == 200
+    assert computed == ["https://hotline.example.org/voice"]
+
+
 def test_signature_over_the_url_with_its_port_is_accepted(client):
     """Twilio may sign https://host:443/… for https://host/…: the quick check fails, the full one
     (with and without the port) accepts it."""
@@ -155,7 +178,9 @@ def test_a_sharedkey_signature_is_accepted_when_its_secret_is_set(make_app):
 
 def test_a_sharedkey_signature_without_its_secret_is_refused_and_logged(client, caplog):
     assert shared_post(client, SHARED, SETTINGS).status_code == 403
-    assert "set TWILIO_WEBHOOK_SHARED_KEYS" in caplog.text
+    assert "TWILIO_WEBHOOK_SHARED_KEYS is not set" in caplog.text
+    assert shared_post(client, SHARED, SETTINGS).status_code == 403
+    assert caplog.text.count("TWILIO_WEBHOOK_SHARED_KEYS is not set") == 1  # not a flood
 
 
 def test_unexpected_error_still_answers_with_twiml(call, monkeypatch):

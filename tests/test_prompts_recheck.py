@@ -79,6 +79,20 @@ def test_the_running_app_hears_an_edit_after_the_window(make_app, prompts_dir):
     assert second.heard().startswith("Información general, nada más.")
 
 
+def test_the_running_app_keeps_a_prompt_within_the_window(make_app, prompts_dir):
+    """The setting reaches the app: with a long window an edit is not looked for yet."""
+    app = make_app(PROMPT_RECHECK_SECONDS="3600")
+    first = Call(app.test_client(), TOKEN)
+    first.answer()
+    first.press("2")
+    before = first.heard()
+    edit(prompts_dir / "es" / "disclaimer.txt", "Información general, nada más.\n")
+    second = Call(app.test_client(), TOKEN)
+    second.answer()
+    second.press("2")
+    assert second.heard() == before
+
+
 def test_recheck_setting_is_checked_at_start_up(make_app):
     for bad in ("-1", "soon", "nan", "86400"):
         with pytest.raises(SettingsError, match="PROMPT_RECHECK_SECONDS"):

@@ -1,8 +1,9 @@
 """Load what callers hear from the text files under `prompts/<lang>/`.
 
 Prompts are data that staff edit, so they are read from disk on use, cached by modification time:
-an edit is heard on the next call without a restart. The web app checks a file at most once every
-`recheck` seconds (PROMPT_RECHECK_SECONDS, 1 by default), not on every line of every webhook.
+an edit is heard without a restart. The web app checks a file at most once every `recheck` seconds
+(PROMPT_RECHECK_SECONDS, 1 by default), not on every line of every webhook, and keeps a built menu
+as long (`kept`), so an edit is heard by calls that start within two such windows.
 
 A topic is a file under `topics/` named `<number>-<slug>.txt`: its first line is the menu label,
 the rest is what the caller hears, so adding a topic file adds a menu option.
@@ -67,6 +68,7 @@ class Prompts:
         self._lines: dict[tuple[str, str], tuple[Line, float]] = {}  # (lang, name): (line, checked)
         self._topics: dict[str, tuple[tuple, list[Topic], float]] = {}
         self._filled: dict[tuple, Line] = {}
+        self._kept: dict[tuple, tuple[tuple[Line, ...], float]] = {}
         self._lock = threading.Lock()
 
     def text(self, lang: str, name: str) -> str:
@@ -123,6 +125,21 @@ class Prompts:
         with self._lock:
             self._cache[path] = (mtime, text)
         return text
+
+    def kept(self, key: tuple, build: Callable[[], Sequence[Line]]) -> list[Line]:
+        """`build()`, kept for `recheck` seconds under `key`: for menus made of a dozen prompts.
+
+        `key` must hold everything the lines depend on besides the prompt files (the language,
+        whether the office is open, ...). The files behind kept lines are looked at again when the
+        entry expires, so an edit is heard within two `recheck` windows.
+        """
+        now = self._clock()
+        entry = self._kept.get(key)
+        if entry is None or now - entry[1] >= self.recheck:
+            entry = (tuple(build()), now)
+            with self._lock:
+                self._kept[key] = entry
+        return list(entry[0])
 
     def digits(self, lang: str, number: str, groups: Sequence[int] = ()) -> list[Line]:
         """Spell a number digit by digit with the digit_N prompts, so it is heard clearly, with a

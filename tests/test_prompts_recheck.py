@@ -72,7 +72,7 @@ def test_the_running_app_hears_an_edit_after_the_window(make_app, prompts_dir):
     call.answer()
     call.press("2")
     edit(prompts_dir / "es" / "disclaimer.txt", "Información general, nada más.\n")
-    time.sleep(0.4)
+    time.sleep(0.7)  # two windows: a menu kept from lines checked just before (Prompts.kept)
     second = Call(app.test_client(), TOKEN)
     second.answer()
     second.press("2")
@@ -109,3 +109,23 @@ def test_filled_lines_follow_their_template_and_fields(prompts_dir):
     assert prompts.line("en", "menu_option", label="bond hearings", key=2).text == (
         "Key 2: bond hearings."
     )
+
+
+def test_kept_lines_are_rebuilt_after_the_window(prompts_dir):
+    clock = Clock()
+    prompts = Prompts(prompts_dir, recheck=1.0, clock=clock)
+    builds = []
+
+    def build():
+        builds.append(clock.now)
+        return [prompts.line("en", "menu_intro")]
+
+    first = prompts.kept(("menu", "en"), build)
+    first.append("a caller's list may be changed")  # a copy: the kept lines are not
+    edit(prompts_dir / "en" / "menu_intro.txt", "Edited menu.")
+    clock.now += 0.5
+    assert prompts.kept(("menu", "en"), build) == first[:1] and len(builds) == 1
+    assert prompts.kept(("menu", "es"), build) and len(builds) == 2  # another key: built
+    clock.now += 0.6
+    assert prompts.kept(("menu", "en"), build)[0].text == "Edited menu."
+    assert len(builds) == 3

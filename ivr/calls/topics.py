@@ -30,12 +30,17 @@ bp = Blueprint("topics", __name__, url_prefix="/<any(en, es):lang>")
 
 def menu_lines(lang: str) -> list[Line]:
     p = prompts()
-    lines = [p.line(lang, "menu_intro")]
-    lines += [
-        p.line(lang, "menu_option", label=topic.label, key=topic.number)
-        for topic in p.topics(lang)
-    ]
-    return lines + options_lines(lang, *firm_option(), "callback", "repeat")
+    firm = firm_option()
+
+    def build() -> list[Line]:
+        lines = [p.line(lang, "menu_intro")]
+        lines += [
+            p.line(lang, "menu_option", label=topic.label, key=topic.number)
+            for topic in p.topics(lang)
+        ]
+        return lines + options_lines(lang, *firm, "callback", "repeat")
+
+    return p.kept(("menu", lang, *firm), build)
 
 
 def firm_option() -> list[str]:
@@ -46,10 +51,15 @@ def firm_option() -> list[str]:
 def topic_options(lang: str, number: int) -> list[Line]:
     """What the caller can do after a topic; "next" only when a later topic exists."""
     p = prompts()
-    options = ["repeat", "next", "menu", *firm_option(), "callback"]
-    if not any(t.number > number for t in p.topics(lang)):
-        options.remove("next")
-    return [p.line(lang, "after_topic")] + options_lines(lang, *options)
+    firm = firm_option()
+
+    def build() -> list[Line]:
+        options = ["repeat", "next", "menu", *firm, "callback"]
+        if not any(t.number > number for t in p.topics(lang)):
+            options.remove("next")
+        return [p.line(lang, "after_topic")] + options_lines(lang, *options)
+
+    return p.kept(("after_topic", lang, number, *firm), build)
 
 
 def common_key(lang: str, digits: str):

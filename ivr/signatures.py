@@ -13,12 +13,27 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 
 log = logging.getLogger(__name__)
 SETTINGS_HEADER = "HTTP_X_TWILIO_WEBHOOKS_SIGNATURE_SETTINGS"  # its WSGI environ key
+
+
+def signed_fields(pairs: Iterable[tuple[str, str]]) -> str:
+    """The fields as Twilio's signature covers them, to follow the URL: each name then its value,
+    names in order and each name's values in order, every (name, value) once.
+
+    twilio-python's `compute_signature(url, params)` makes the same string with a Python loop per
+    field, then the HMAC; a call's ~25 fields made that loop most of the check. Here the string is
+    one sort and one join, and `compute_signature(url + fields, None)` does the HMAC, so the hash
+    is still twilio-python's. If this string ever differed from what Twilio signed, the HMAC would
+    not match and `validate` would decide: it can only make a genuine request slower, never let
+    a forged one through. tests/test_signatures.py checks it equals twilio-python's on random
+    fields.
+    """
+    return "".join(map("".join, sorted(set(pairs))))
 
 
 class Signatures:
@@ -28,9 +43,11 @@ class Signatures:
         self._last_warning = float("-inf")
 
     def valid(self, environ: Mapping[str, str], url_as_sent: str | None,
-              full_url: Callable[[], str], params: Mapping[str, str]) -> bool:
+              full_url: Callable[[], str], params: Mapping[str, str],
+              pairs: Iterable[tuple[str, str]]) -> bool:
         """True when the request's signature is Twilio's, over this URL and these fields.
 
+        `params` are the fields as a multidict, `pairs` the same fields as (name, value) pairs.
         First the URL exactly as sent (one HMAC, the common case); only when that fails,
         `RequestValidator.validate`, which also tries the URL with and without its port, as
         Twilio's own signing is inconsistent about ports.
@@ -47,18 +64,19 @@ class Signatures:
             if not validators:
                 self._missing_keys(settings)
                 return False
-        if url_as_sent is not None and self._matches(validators, url_as_sent, params, signature,
-                                                     algorithm):
+        if url_as_sent is not None and self._matches(
+            validators, url_as_sent + signed_fields(pairs), signature, algorithm
+        ):
             return True
         url = full_url()
         return any(v.validate(url, params, signature, algorithm) for v in validators)
 
     @staticmethod
-    def _matches(validators: list[RequestValidator], url: str, params: Mapping[str, str],
-                 signature: str, algorithm: str | None) -> bool:
+    def _matches(validators: list[RequestValidator], signed: str, signature: str,
+                 algorithm: str | None) -> bool:
         for validator in validators:
             try:
-                expected = validator.compute_signature(url, params, algorithm)
+                expected = validator.compute_signature(signed, None, algorithm)
             except ValueError:  # an algorithm twilio-python does not know: validate() says so
                 return False
             # Bytes: compare_digest refuses str with non-ASCII characters; a header may hold any.

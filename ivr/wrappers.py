@@ -45,11 +45,26 @@ def parse_form(body: str) -> list[tuple[str, str]]:
             continue
         name, _, value = pair.partition("=")
         if "%" in name or "+" in name:
-            name = unquote_plus(name, errors=KEEP_ESCAPES)
+            name = _unquote(name)
         if "%" in value or "+" in value:
-            value = unquote_plus(value, errors=KEEP_ESCAPES)
+            value = _unquote(value)
         items.append((name, value))
     return items
+
+
+_UNQUOTED: dict[str, str] = {}
+
+
+def _unquote(text: str) -> str:
+    """unquote_plus, remembered: the escaped values of a call repeat on every step (its From, To,
+    Caller and Called numbers: `%2B1312…`), and the firm's own number on every call."""
+    try:
+        return _UNQUOTED[text]
+    except KeyError:
+        if len(_UNQUOTED) >= 4096:
+            _UNQUOTED.clear()
+        plain = _UNQUOTED[text] = unquote_plus(text, errors=KEEP_ESCAPES)
+        return plain
 
 
 class Fields(ImmutableMultiDict):
@@ -87,8 +102,15 @@ class HotlineRequest(Request):
         # error answer would follow.
         items = parse_form(body.decode(errors="replace"))
         self._cached_data = body  # get_data() still returns the body
+        self._form_pairs = items
         d = self.__dict__
         d["form"], d["files"] = self.parameter_storage_class(items), self.parameter_storage_class()
+
+    def form_pairs(self) -> list[tuple[str, str]]:
+        """The form's (name, value) pairs in the order sent (for the signature check)."""
+        self._load_form_data()
+        pairs = getattr(self, "_form_pairs", None)
+        return pairs if pairs is not None else list(self.form.items(multi=True))
 
     def sent_url(self) -> str | None:
         """The URL as the client sent it (after ProxyFix), percent-encoded as on the wire, or None

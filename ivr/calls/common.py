@@ -24,8 +24,11 @@ def require_twilio_signature() -> None:
     """Answer 403 unless the request carries Twilio's signature of this exact URL and body."""
     req = request._get_current_object()  # one proxy lookup for the several reads below
     signatures: Signatures = current_app.extensions["ivr.signatures"]
-    params = req.form if req.method == "POST" else {}
-    if not signatures.valid(req.environ, req.sent_url(), lambda: req.url, params):
+    if req.method == "POST":
+        params, pairs = req.form, req.form_pairs()
+    else:
+        params, pairs = {}, ()
+    if not signatures.valid(req.environ, req.sent_url(), lambda: req.url, params, pairs):
         _reject(req)
 
 

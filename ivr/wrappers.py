@@ -78,6 +78,9 @@ class Fields(ImmutableMultiDict):
     getall = dict.__getitem__
 
 
+NO_FILES = Fields()  # immutable, so one empty instance serves every urlencoded request
+
+
 class HotlineRequest(Request):
     parameter_storage_class = Fields
 
@@ -104,7 +107,7 @@ class HotlineRequest(Request):
         self._cached_data = body  # get_data() still returns the body
         self._form_pairs = items
         d = self.__dict__
-        d["form"], d["files"] = self.parameter_storage_class(items), self.parameter_storage_class()
+        d["form"], d["files"] = self.parameter_storage_class(items), NO_FILES
 
     def form_pairs(self) -> list[tuple[str, str]]:
         """The form's (name, value) pairs in the order sent (for the signature check)."""

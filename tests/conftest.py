@@ -15,6 +15,7 @@ from ivr import PROJECT_ROOT, create_app
 from ivr.db import db
 from ivr.migrate import upgrade
 from ivr.staff.alerts import stop_threads
+from tests.pg_server import pg_server  # noqa: F401  (a fixture)
 from tests.twilio_sim import Call
 
 TOKEN = "test-auth-token-0123456789"

@@ -471,7 +471,7 @@ class Run:
         self.dir = RUNS / self.tag
         self.dir.mkdir(parents=True, exist_ok=True)
         for old in ("web.log", "worker.log", "release.log", "fake_twilio.log",
-                    "twilio_events.jsonl", "ca.pem"):
+                    "twilio_events.jsonl", "ca.pem", "fallback.jsonl"):
             (self.dir / old).unlink(missing_ok=True)
         self.procs = Processes()
         self.pg = Postgres() if args.db == "pg" else None
@@ -516,6 +516,8 @@ class Run:
             "FIRM_PHONE_NUMBER": "+13125550100",
             "OFFICE_HOURS": self.office_hours(),
             "NO_PROXY": "127.0.0.1,localhost",
+            # The database-fault fallback file: this run's own, never an earlier run's leftovers.
+            "FALLBACK_PATH": str(self.dir / "fallback.jsonl"),
         })
         if self.pg:
             self.pg.ensure()
@@ -635,6 +637,8 @@ class Run:
         args = self.args
         monitor = Monitor(self)
         self.result["idle_before"] = monitor.snapshot()
+        self.result["loadavg_before"] = os.getloadavg()
+        cpu_before = time.process_time()
         salt = random.randrange(90000000)
         callers = [Caller(self.burst, i, salt) for i in range(args.calls)]
         threading.stack_size(512 * 1024)
@@ -669,6 +673,7 @@ class Run:
         if self.pg:
             self.pg.ensure_started()
         self.result["wall_s"] = round(wall, 2)
+        self.result["client_cpu_s"] = round(time.process_time() - cpu_before, 2)
         self.result["faults"] = self.faults
         time.sleep(args.settle)
         monitor.stop.set()
@@ -791,7 +796,9 @@ class Run:
         return dict(kinds)
 
     def logs(self) -> dict:
-        out = {}
+        fallback = self.dir / "fallback.jsonl"
+        out = {"fallback_lines_left": len(fallback.read_text().splitlines())
+               if fallback.exists() else 0}
         for name in ("web", "worker"):
             path = self.dir / f"{name}.log"
             if not path.exists():

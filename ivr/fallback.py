@@ -38,7 +38,7 @@ def path(app: Flask) -> Path:
 
 def keep(entry: dict[str, Any], error: BaseException | None = None) -> None:
     """Keep one step that the database refused: one log line and one line in the file."""
-    app = current_app._get_current_object()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
     entry = {"at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **entry}
     if error is not None:
         entry["error"] = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:160]}" \

@@ -122,9 +122,18 @@ def proc_status(pid: int) -> dict[str, float] | None:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port below Linux's ephemeral range, which outgoing connections (the app's to
+    PostgreSQL, other sessions' on this box) draw from: a port from there may be taken before
+    gunicorn binds it."""
+    for _ in range(200):
+        port = random.randrange(20000, 32000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
+    raise SystemExit("no free port between 20000 and 32000")
 
 
 def read_procfile() -> dict[str, str]:
@@ -579,8 +588,18 @@ class Run:
         self.burst = Burst(self.port, self.token, self.account, ear)
         probe = Caller(self.burst, -1, 0)
         deadline = time.monotonic() + 60
+        retries = 0
         while True:
             if self.web.poll() is not None:
+                log = (self.dir / "web.log").read_text(errors="replace")
+                if retries < 3 and "Address already in use" in log:
+                    retries += 1  # the port was taken meanwhile (gunicorn gave up): another
+                    self.port = self.burst.port = free_port()
+                    env["PORT"] = str(self.port)
+                    (self.dir / "web.log").unlink()
+                    self.web = self.procs.start(self.procfile["web"], env, self.dir / "web.log")
+                    deadline = time.monotonic() + 60
+                    continue
                 raise SystemExit(f"web exited (rc {self.web.returncode}): see web.log")
             status, *_ = self.burst.send(probe, "/voice", {"CallStatus": "ringing"}, "probe")
             if status == 200:

@@ -836,6 +836,7 @@ class Run:
                      if not ln.startswith("BENCH ")]
             out[name] = {"lines": len(lines),
                          "tracebacks": sum(ln.startswith("Traceback") for ln in lines),
+                         "fallback_kept": sum("IVR-JOURNAL" in ln for ln in lines),
                          "errors": sum(" ERROR" in ln or ln.startswith("ERROR") for ln in lines),
                          "worker_timeouts": sum("WORKER TIMEOUT" in ln for ln in lines)}
         return out

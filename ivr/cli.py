@@ -93,8 +93,10 @@ def callbacks_copy_recordings() -> None:
 def _register_commands() -> None:
     from .audio_cli import audio_group, call_command, prompts_group
     from .staff.cli import alerts_group, staff_group
+    from .twilio_setup import twilio_group
 
-    for command in (audio_group, prompts_group, call_command, staff_group, alerts_group):
+    for command in (audio_group, prompts_group, call_command, staff_group, alerts_group,
+                    twilio_group):
         main.add_command(command)
 
 

@@ -77,9 +77,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             "play, and SMS alerts are off (fine for local use without a Twilio account)"
         )
 
-    from . import audio, calls, staff
+    from . import audio, calls, site, staff
 
     app.register_blueprint(calls.bp)
+    app.register_blueprint(site.bp)
     audio.init_app(app)
     staff.init_app(app)
     return app

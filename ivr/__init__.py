@@ -12,7 +12,6 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import db as database
 from . import settings
-from .calllog import CallLog
 from .prompts import Prompts
 from .sessions import StaffSessions
 from .signatures import Signatures
@@ -67,20 +66,17 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
 
     database.init_app(app)
-    with app.app_context():
-        app.extensions["ivr.calllog"] = CallLog(
-            database.db.engine, flush_every=app.config["CALL_COUNT_FLUSH_SECONDS"]
-        )
     if not app.config["TWILIO_ACCOUNT_SID"]:
         app.logger.warning(
             "TWILIO_ACCOUNT_SID is not set: recordings cannot be copied from Twilio for staff to "
             "play, and SMS alerts are off (fine for local use without a Twilio account)"
         )
 
-    from . import audio, calls, site, staff
+    from . import audio, calls, fallback, recordings, site, staff  # noqa: F401  (recordings: jobs)
 
     app.register_blueprint(calls.bp)
     app.register_blueprint(site.bp)
     audio.init_app(app)
     staff.init_app(app)
+    fallback.init_app(app)
     return app

@@ -26,9 +26,9 @@ from twilio.request_validator import RequestValidator
 BASE = "http://localhost:5000"
 KEYS = set("0123456789*#")
 DIAL_OUTCOMES = {"c": "completed", "b": "busy", "n": "no-answer", "f": "failed", "x": "canceled"}
-# With no recipients the app queues no alert at all (see ivr/staff/alerts.py), and with "worker"
-# delivery it starts no delivery thread: nothing leaves this process, nothing is left for a worker.
-NO_ALERTS = {"ALERT_SMS_TO": [], "ALERT_EMAIL_TO": "", "SMTP_URL": "", "ALERTS_DELIVERY": "worker"}
+# With no recipients the app queues no alert at all (see ivr/staff/alerts.py): nothing is left for
+# the worker to send.
+NO_ALERTS = {"ALERT_SMS_TO": [], "ALERT_EMAIL_TO": "", "SMTP_URL": ""}
 HELP = (
     "Type keys (e.g. 1, or 3125550100#) and Enter; \"words or say words for speech; "
     "Enter or 'wait' for silence; 'hangup' to hang up."
@@ -185,24 +185,12 @@ class Simulator:
         return following
 
     def recording_status(self, url: str, fields: dict[str, str]) -> None:
-        """Twilio's callback once the recording is stored. The app would copy the audio from
-        Twilio; there is none, so the account SID is hidden for this request and the app skips it.
-        """
-        config, logger = self.app.config, self.app.logger
-        account, level = config["TWILIO_ACCOUNT_SID"], logger.level
-        config["TWILIO_ACCOUNT_SID"] = ""
-        logger.setLevel(logging.CRITICAL)
-        try:
-            params = {"AccountSid": self.account, "CallSid": self.sid,
-                      "RecordingStatus": "completed", "RecordingChannels": "1",
-                      "RecordingSource": "RecordVerb", **fields}
-            _url, response = self.send(url, params)
-            # The copy runs in a background thread: let it see the hidden SID and finish.
-            for thread in self.app.extensions.get("ivr.copy_threads", []):
-                thread.join(timeout=10)
-        finally:
-            config["TWILIO_ACCOUNT_SID"] = account
-            logger.setLevel(level)
+        """Twilio's callback once the recording is stored. The copy it queues is the worker's
+        (`ivr worker`), which would fetch the audio from Twilio."""
+        params = {"AccountSid": self.account, "CallSid": self.sid,
+                  "RecordingStatus": "completed", "RecordingChannels": "1",
+                  "RecordingSource": "RecordVerb", **fields}
+        _url, response = self.send(url, params)
         click.echo(f"  (recording status callback: {response.status_code})")
 
     def dial(self, verb: ET.Element) -> ET.Element | None:

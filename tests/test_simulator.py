@@ -8,10 +8,10 @@ import sqlalchemy as sa
 
 from ivr.audio_cli import call_command
 from ivr.db import db
+from ivr.jobs import Job
 from ivr.models import CallbackRequest
 from ivr.prompts import Prompts
 from ivr.staff import alerts
-from ivr.staff.models import Alert
 from tests.conftest import base_config
 
 
@@ -112,14 +112,12 @@ def test_a_simulated_call_alerts_no_one(make_app, monkeypatch):
     assert "Staff alerts are off for this call" in output
     assert output.rstrip().endswith("call ended: the hotline hung up")
     assert stored(app).step == "complete"
-    for thread in app.extensions.get("ivr.alert_threads", []):
-        thread.join(5)
     assert sent == []
     with app.app_context():
-        assert db.session.scalar(sa.select(sa.func.count()).select_from(Alert)) == 0
+        kinds = db.session.scalars(sa.select(Job.kind)).all()
+        assert not [kind for kind in kinds if kind.startswith("alert-")]
     for name, value in ALERTS_ON.items():  # the app is as it was after the call
         assert app.config[name] == (["+13125550199"] if name == "ALERT_SMS_TO" else value)
-    assert app.config["ALERTS_DELIVERY"] == "thread"
 
 
 def test_a_database_other_than_sqlite_needs_yes(tmp_path, prompts_dir, monkeypatch):

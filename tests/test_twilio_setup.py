@@ -13,8 +13,8 @@ from responses import matchers
 
 from ivr import create_app
 from ivr.cli import main
-from ivr.db import db
 from tests.conftest import FIRM, base_config
+from tests.test_site import close
 
 SID = "AC" + "0" * 32
 API = f"https://api.twilio.com/2010-04-01/Accounts/{SID}"
@@ -38,9 +38,7 @@ def make_twilio_app(tmp_path, prompts_dir):
 
     yield make
     for app in apps:
-        app.extensions["ivr.calllog"].close()
-        with app.app_context():
-            db.engine.dispose()
+        close(app)
 
 
 @pytest.fixture

@@ -17,9 +17,6 @@ from .db import db
 bp = Blueprint("site", __name__)
 
 NO_STORE = {"Cache-Control": "no-store"}
-# Seconds a health check may wait for the database (libpq counts whole seconds, 2 at least): a
-# hung server must answer 503 quickly, not hold the check (and a web worker) until the TCP timeout.
-TIMEOUT = 2
 
 
 @bp.get("/")
@@ -43,18 +40,22 @@ def healthz():
 def health_engine(app: Flask) -> sa.Engine:
     """An engine of its own, with short timeouts and no pool.
 
-    Not the app's pool: its connections have no timeouts (a call's statements must not be cut
-    short), and a check must not wait behind webhooks for one. A new connection per check is a
-    few milliseconds, and it proves the database takes connections, which is what callers need.
+    Not the app's pool: its statements have no time limit (a call's writes must not be cut
+    short), and a check must not wait behind webhooks for a pooled connection. A new connection
+    per check costs a few milliseconds, and proves the database takes connections, which is what
+    callers need.
     """
     engine = app.extensions.get("ivr.health_engine")
     if engine is None:
+        # DB_TIMEOUT_SECONDS, as for webhooks: a hung server answers 503 within it, rather than
+        # holding the check (and a web worker) until the TCP timeout.
+        timeout = app.config["DB_TIMEOUT_SECONDS"]
         url = db.engine.url
         if url.get_backend_name() == "postgresql":
-            args = {"connect_timeout": TIMEOUT,
-                    "options": f"-c statement_timeout={TIMEOUT * 1000}"}
+            args = {"connect_timeout": max(1, round(timeout)),  # libpq: whole seconds
+                    "options": f"-c statement_timeout={round(timeout * 1000)}"}
         else:
-            args = {"timeout": TIMEOUT}  # SQLite: how long to wait for a locked file
+            args = {"timeout": timeout}  # SQLite: how long to wait for a locked file
         engine = sa.create_engine(url, poolclass=NullPool, connect_args=args)
         app.extensions["ivr.health_engine"] = engine
     return engine

@@ -21,10 +21,10 @@ import requests
 from flask import current_app, url_for
 from flask.cli import with_appcontext
 from twilio.base.exceptions import TwilioException, TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 from twilio.twiml.voice_response import VoiceResponse
 
+from . import twilio_api
 from .phones import e164, parse_valid
 from .prompts import LANGUAGES, PromptError
 from .twiml import SAY_LANGUAGE
@@ -72,10 +72,10 @@ def fallback_twiml() -> str:
             response.say(prompts.text(lang, name), language=SAY_LANGUAGE[lang],
                          voice=config[f"VOICE_{lang.upper()}"])
 
-    say("fallback")
+    say("app_down")
     response.dial(config["FIRM_PHONE_NUMBER"], timeout=config["DIAL_TIMEOUT"],
                   answer_on_bridge=True)
-    say("fallback_goodbye")
+    say("app_down_goodbye")
     response.hangup()
     return str(response)
 
@@ -103,13 +103,10 @@ def fallback(output: Path | None) -> None:
 
 # Talking to Twilio --------------------------------------------------------------------------------
 def client() -> Client:
-    config = current_app.config
-    if not config["TWILIO_ACCOUNT_SID"]:
+    if not current_app.config["TWILIO_ACCOUNT_SID"]:
         raise click.ClickException("TWILIO_ACCOUNT_SID is not set: it and TWILIO_AUTH_TOKEN are "
                                    "the account's credentials for Twilio's API")
-    # A bounded wait: a hung API answers with an error rather than a terminal that never returns.
-    return Client(config["TWILIO_ACCOUNT_SID"], config["TWILIO_AUTH_TOKEN"],
-                  http_client=TwilioHttpClient(timeout=30))
+    return twilio_api.client()  # with a timeout: a hung API is an error, not a frozen terminal
 
 
 @contextmanager

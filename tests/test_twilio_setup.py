@@ -82,12 +82,12 @@ def test_fallback_apologises_in_both_languages_and_rings_the_firm(run, prompts_d
     assert [child.tag for child in root] == ["Say", "Say", "Dial", "Say", "Say", "Hangup"]
     says = [(s.get("language"), s.get("voice"), s.text) for s in root.iter("Say")]
     text = {(lang, name): (prompts_dir / lang / f"{name}.txt").read_text().strip()
-            for lang in ("en", "es") for name in ("fallback", "fallback_goodbye")}
+            for lang in ("en", "es") for name in ("app_down", "app_down_goodbye")}
     assert says == [  # DEFAULT_LANGUAGE (es) first
-        ("es-US", "Polly.Lupe-Neural", text["es", "fallback"]),
-        ("en-US", "Polly.Joanna-Neural", text["en", "fallback"]),
-        ("es-US", "Polly.Lupe-Neural", text["es", "fallback_goodbye"]),
-        ("en-US", "Polly.Joanna-Neural", text["en", "fallback_goodbye"]),
+        ("es-US", "Polly.Lupe-Neural", text["es", "app_down"]),
+        ("en-US", "Polly.Joanna-Neural", text["en", "app_down"]),
+        ("es-US", "Polly.Lupe-Neural", text["es", "app_down_goodbye"]),
+        ("en-US", "Polly.Joanna-Neural", text["en", "app_down_goodbye"]),
     ]
     dial = root.find("Dial")
     assert dial.text == FIRM and dial.get("timeout") == "20"
@@ -97,7 +97,7 @@ def test_fallback_apologises_in_both_languages_and_rings_the_firm(run, prompts_d
 
 
 def test_fallback_follows_the_prompt_files_and_voices(run, prompts_dir, tmp_path):
-    (prompts_dir / "en" / "fallback.txt").write_text("Sorry, we are down.\n")
+    (prompts_dir / "en" / "app_down.txt").write_text("Sorry, we are down.\n")
     out = tmp_path / "fallback.xml"
     result = run("fallback", "--output", str(out), DEFAULT_LANGUAGE="en", VOICE_EN="Polly.Matthew")
     assert result.exit_code == 0, result.output
@@ -107,10 +107,10 @@ def test_fallback_follows_the_prompt_files_and_voices(run, prompts_dir, tmp_path
 
 
 def test_fallback_with_a_missing_prompt_is_a_clear_error(run, prompts_dir):
-    (prompts_dir / "es" / "fallback_goodbye.txt").unlink()
+    (prompts_dir / "es" / "app_down_goodbye.txt").unlink()
     result = run("fallback")
     assert result.exit_code == 1
-    assert "missing prompt es/fallback_goodbye.txt" in result.output
+    assert "missing prompt es/app_down_goodbye.txt" in result.output
     assert "Traceback" not in result.output
 
 

@@ -89,7 +89,7 @@ def worker_command(once: bool, concurrency: int | None) -> None:
     """Run background jobs: recording copies, staff alerts (the Procfile's `worker:`)."""
     from .worker import run
 
-    run(current_app._get_current_object(), once=once, concurrency=concurrency)
+    run(current_app._get_current_object(), once=once, concurrency=concurrency)  # type: ignore[attr-defined]
 
 
 def _register_commands() -> None:

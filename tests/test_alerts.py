@@ -18,9 +18,9 @@ from aiosmtpd.controller import Controller
 from ivr import callbacks, jobs
 from ivr.cli import main
 from ivr.db import db
+from ivr.emulator import Call
 from ivr.staff import alerts, display, transports
 from tests.conftest import TOKEN
-from tests.twilio_sim import Call
 
 SID = "AC" + "0" * 32
 MESSAGES = f"https://api.twilio.com/2010-04-01/Accounts/{SID}/Messages.json"

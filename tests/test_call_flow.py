@@ -9,12 +9,12 @@ import sqlalchemy as sa
 
 from ivr.calls.welcome import spoken_language
 from ivr.db import db
+from ivr.emulator import Call
 from ivr.models import Call as CallRow
 from ivr.prompts import Prompts
 from ivr.staff.display import as_utc
 
 from .conftest import PROJECT_ROOT, TOKEN
-from .twilio_sim import Call
 
 REAL = Prompts(PROJECT_ROOT / "prompts")
 

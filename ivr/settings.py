@@ -244,7 +244,10 @@ SETTINGS: list[Setting] = [
         "SMTP_URL", "", _smtp_url, "smtp://user:pass@host:port or smtps://...; empty: no e-mail."
     ),
     Setting(
-        "PUBLIC_URL", "", str, "Public https URL of the app, for links in alerts (no trailing /)."
+        "PUBLIC_URL",
+        "",
+        str,
+        "Public https URL of the app: links in alerts, the Voice URL `ivr twilio setup` sets.",
     ),
     Setting(
         "ALERT_GRACE_SECONDS",

@@ -160,7 +160,7 @@ def main() -> None:
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="ivr-bench-"))
-    env = {**os.environ, "SECRET_KEY": "bench", "TWILIO_AUTH_TOKEN": TOKEN,
+    env = {**os.environ, "SECRET_KEY": "bench-" + "0" * 32, "TWILIO_AUTH_TOKEN": TOKEN,
            "FIRM_PHONE_NUMBER": "+13125550100", "OFFICE_HOURS": "always",
            "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{tmp}/bench.db")}
     subprocess.run([str(Path(sys.executable).with_name("ivr")), "db", "upgrade"], cwd=ROOT, env=env,

@@ -113,8 +113,8 @@ def test_gunicorn_stopped_by_sigterm_writes_its_queued_counts(make_app, database
     app = make_app()
     upgrade(app)
     port = free_port()
-    env = {**os.environ, "SECRET_KEY": "x", "TWILIO_AUTH_TOKEN": TOKEN, "FIRM_PHONE_NUMBER": FIRM,
-           "DATABASE_URL": database_url, "OFFICE_HOURS": "always",
+    env = {**os.environ, "SECRET_KEY": "x" * 32, "TWILIO_AUTH_TOKEN": TOKEN,
+           "FIRM_PHONE_NUMBER": FIRM, "DATABASE_URL": database_url, "OFFICE_HOURS": "always",
            "CALL_COUNT_FLUSH_SECONDS": "3600"}
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
@@ -132,11 +132,11 @@ def test_gunicorn_stopped_by_sigterm_writes_its_queued_counts(make_app, database
                 time.sleep(0.1)
         sids = [f"CA{i:032d}" for i in range(6)]
         for sid in sids:
-            url = f"http://127.0.0.1:{port}/voice/language?fails=0"
+            url = f"https://127.0.0.1:{port}/voice/language?fails=0"  # TLS ends at the router
             params = {"CallSid": sid, "From": "+13125550123", "Digits": "2"}
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             conn.request("POST", "/voice/language?fails=0", body=urlencode(params), headers={
-                "Content-Type": "application/x-www-form-urlencoded",
+                "Content-Type": "application/x-www-form-urlencoded", "X-Forwarded-Proto": "https",
                 "X-Twilio-Signature": sign(TOKEN, url, params)})
             assert conn.getresponse().status == 200
             conn.close()

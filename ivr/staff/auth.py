@@ -1,13 +1,15 @@
 """Staff accounts: log in, log out, and the login rate limit.
 
 Failed logins are counted in the database per username and address, so the limit holds across
-every web process. Logging out bumps the account's session version, which ends every session of
-that account, including a copied cookie.
+every web process. A login starts a new session and lasts PERMANENT_SESSION_LIFETIME (12 hours)
+from the moment it was made, however busy the session. Logging out replaces the account's session
+token, which ends every session of that account, including a copied cookie.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import sqlalchemy as sa
 from flask import (
@@ -27,7 +29,7 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from ..db import db, utcnow
-from .models import LoginAttempt, StaffUser
+from .models import LoginAttempt, StaffUser, new_session_token
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -50,14 +52,17 @@ def normal_username(name: str) -> str:
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> StaffUser | None:
-    ident, _, version = user_id.partition(":")
-    if not ident.isdigit() or not version.isdigit():
+def load_user(session_token: str) -> StaffUser | None:
+    """The account this session belongs to, while its login is younger than the lifetime.
+
+    The signed cookie is re-issued as the session is used, so its own age cannot tell: the time
+    of login, kept in the session at login, does.
+    """
+    login_at = session.get("login_at")
+    lifetime = current_app.permanent_session_lifetime.total_seconds()
+    if not isinstance(login_at, int) or not 0 <= time.time() - login_at < lifetime:
         return None
-    user = db.session.get(StaffUser, int(ident))
-    if user is None or user.session_version != int(version):
-        return None
-    return user
+    return db.session.scalar(sa.select(StaffUser).filter_by(session_token=session_token))
 
 
 @login_manager.unauthorized_handler
@@ -128,7 +133,11 @@ def login_post():
         return render_template("staff/login.html", form=form, error=error), 401
     db.session.execute(sa.delete(LoginAttempt).filter_by(username=username, ip=address()))
     db.session.commit()
-    session.permanent = True  # expires after PERMANENT_SESSION_LIFETIME (12 hours)
+    # A new session: nothing from before the login (a CSRF secret an attacker planted with their
+    # own cookie) carries over into the logged-in one.
+    session.clear()
+    session.permanent = True  # the cookie expires after PERMANENT_SESSION_LIFETIME (12 hours)
+    session["login_at"] = int(time.time())
     login_user(user)
     return redirect(safe_next(request.args.get("next")))
 
@@ -136,7 +145,7 @@ def login_post():
 @bp.post("/logout")
 def logout():
     user = current_user._get_current_object()
-    user.session_version += 1
+    user.session_token = new_session_token()
     db.session.commit()
     logout_user()
     flash("You are logged out.")

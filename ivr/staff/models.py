@@ -7,6 +7,7 @@ processes: a limit or a "sent" flag held by one process would mean nothing to th
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 
 from sqlalchemy import DateTime, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -17,6 +18,10 @@ CHANNELS = ("sms", "email")
 ALERT_STATUSES = ("pending", "sending", "sent", "failed")
 
 
+def new_session_token() -> str:
+    return secrets.token_urlsafe(32)  # 43 characters
+
+
 class StaffUser(Model):
     """A person who may hear requests and mark them handled."""
 
@@ -25,8 +30,10 @@ class StaffUser(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(80), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
-    # Part of the session cookie: bumped on logout or password change, so a copied cookie dies.
-    session_version: Mapped[int] = mapped_column(default=1)
+    # What the session cookie names the account by: random, so a cookie of a removed account never
+    # matches another (SQLite reuses row ids), and replaced on logout or password change, so a
+    # copied cookie dies.
+    session_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_session_token)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     # Flask-Login's user protocol.
@@ -35,7 +42,7 @@ class StaffUser(Model):
     is_anonymous = False
 
     def get_id(self) -> str:
-        return f"{self.id}:{self.session_version}"
+        return self.session_token
 
 
 class LoginAttempt(Model):

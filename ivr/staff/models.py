@@ -46,7 +46,11 @@ class StaffUser(Model):
 
 
 class LoginAttempt(Model):
-    """A failed login, counted per username and address over a sliding window."""
+    """A login attempt, counted per username (and address) over a sliding window.
+
+    Written before the password is checked; a successful login deletes its address's rows, so
+    what remains are failures (and attempts being checked right now).
+    """
 
     __tablename__ = "staff_login_attempts"
     __table_args__ = (Index("ix_staff_login_attempts_lookup", "username", "ip", "created_at"),)

@@ -56,6 +56,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             "only. Unset FLASK_DEBUG (or set it to 0) where gunicorn serves the hotline."
         )
     logging.basicConfig(level=logging.INFO)
+    # Whatever this process writes (the SQLite database and its WAL, the journal file) holds
+    # callers' numbers, recordings or password hashes: readable by its own user only.
+    os.umask(0o077)
 
     # Heroku's router terminates TLS: trust one proxy for the client address, scheme, host and
     # port, so the URL checked against X-Twilio-Signature is the https URL Twilio signed and

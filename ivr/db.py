@@ -41,7 +41,8 @@ def init_app(app: Flask) -> None:
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
         url = f"sqlite:///{Path(app.instance_path) / 'hotline.sqlite3'}"
         app.config["DATABASE_URL"] = url
-    engine_options = {"url": url}
+    # Bound parameters (callers' numbers, A-numbers) stay out of error messages and tracebacks.
+    engine_options = {"url": url, "hide_parameters": True}
     if url.startswith("postgresql"):
         engine_options["pool_pre_ping"] = True
     app.config.setdefault("SQLALCHEMY_ENGINES", {"default": engine_options})

@@ -93,7 +93,8 @@ def admit_attempt(username: str) -> bool:
 
     The attempt is written before the password is checked, and counted with every attempt before
     it in the same transaction, so parallel tries cannot all pass the check together: on SQLite
-    the INSERT takes the one write lock first; on PostgreSQL the account's row is locked.
+    the INSERT takes the one write lock first; on PostgreSQL the account's row is locked (an
+    unknown username has no row to lock, and no password to find).
     """
     db.session.rollback()  # a fresh transaction that starts with the write
     db.session.add(LoginAttempt(username=username, ip=address()))

@@ -13,6 +13,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from .. import callbacks
 from ..db import db
+from ..hours import promise_lines
 from ..models import Call, CallbackRequest
 from ..twiml import prompts, speak, twiml
 from .common import fails, final, final_args, redirect
@@ -136,6 +137,6 @@ def storage_failed(lang: str):
     if office_open() and not final():
         response.redirect(url_for("voice.connect.start", lang=lang, final="1"))
     else:
-        speak(response, [prompts().line(lang, "expect_call"), prompts().line(lang, "goodbye")])
+        speak(response, [*promise_lines(lang), prompts().line(lang, "goodbye")])
         response.hangup()
     return twiml(response)

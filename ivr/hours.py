@@ -141,5 +141,21 @@ def closed_lines(lang: str) -> list[Line]:
 
 
 def promise_lines(lang: str, promise: str = "expect_call") -> list[Line]:
-    """The callback promise (or 'call us again'), followed by when the office works."""
-    return [prompts().line(lang, promise), *reopen_lines(lang), *hours_lines(lang)]
+    """The callback promise (or 'call us again'), followed by when the office works; with a
+    call-back promised, what a family needs before it: the number it comes from (when
+    CALLBACK_FROM_NUMBER is set), what to have ready, that it stays with the legal team."""
+    p = prompts()
+    lines = [p.line(lang, promise), *reopen_lines(lang), *hours_lines(lang)]
+    if promise != "expect_call":
+        return lines
+    number = current_app.config["CALLBACK_FROM_NUMBER"]
+    if number:
+        lines += [p.line(lang, "callback_from"), *spoken_number(lang, number)]
+    return lines + [p.line(lang, "before_callback"), p.line(lang, "confidential")]
+
+
+def spoken_number(lang: str, number: str) -> list[Line]:
+    """An E.164 number digit by digit: 3-3-4 in the U.S., as callers write it down."""
+    if number.startswith("+1") and len(number) == 12:
+        return prompts().digits(lang, number[2:], (3, 3, 4))
+    return prompts().digits(lang, number[1:])

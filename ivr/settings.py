@@ -200,6 +200,13 @@ SETTINGS: list[Setting] = [
     ),
     Setting("OFFICE_TIMEZONE", "America/Chicago", _timezone, "IANA time zone of the office."),
     Setting(
+        "CALLBACK_FROM_NUMBER",
+        "",
+        lambda v: _e164(v) if v else "",
+        "E.164 number the firm's call-backs come from; said digit by digit with the callback "
+        "promise (empty: not said).",
+    ),
+    Setting(
         "OFFICE_CLOSED_DATES",
         "",
         closed_dates,

@@ -169,6 +169,24 @@ def test_menus_offer_a_person_first_and_only_while_the_office_is_open(make_app, 
         assert untrue not in REAL.topic(lang, 5).body
 
 
+@pytest.mark.parametrize(("lang", "words"), [
+    ("en", "We will call you from this number: three, one, two. five, five, five. zero, one, "
+           "nine, nine. Before we call, please have ready the detained person's A-number"),
+    ("es", "Le vamos a llamar desde este número: tres, uno, dos. cinco, cinco, cinco. cero, "
+           "uno, nueve, nueve. Antes de que le llamemos, tenga a la mano el número A"),
+])
+def test_the_callback_promise_says_what_a_family_needs_before_the_call(make_app, lang, words):
+    app = make_app(CALLBACK_FROM_NUMBER="+13125550199")
+    call = start(app, lang)
+    leave_message(call, lang)
+    assert words in call.heard()
+    assert text(lang, "confidential") in call.heard()
+    call = start(make_app(), lang)  # no number set: none promised
+    leave_message(call, lang)
+    assert text(lang, "callback_from") not in call.heard()
+    assert text(lang, "before_callback") in call.heard()
+
+
 # The words ---------------------------------------------------------------------------------------
 
 def test_the_caller_is_the_relative_not_the_detained_person(call):
@@ -243,8 +261,9 @@ def test_prompts_check_lists_lines_awaiting_approval(run_check, prompts_dir, cal
     assert result.exit_code == 0, result.output
     listed = [line for line in result.output.splitlines() if line.startswith("approve: ")]
     assert {line.split(":")[1].strip() for line in listed} == {
-        f"{lang}/topics/{name}.txt" for lang in LANGUAGES
-        for name in ("2-bond-hearing", "3-appeal")
+        f"{lang}/{name}.txt" for lang in LANGUAGES
+        for name in ("topics/2-bond-hearing", "topics/3-appeal", "before_callback",
+                     "callback_from", "confidential")
     }
     assert "approve: en/topics/3-appeal.txt: The 30 days count from the judge's decision." in (
         result.output)
@@ -254,7 +273,7 @@ def test_prompts_check_lists_lines_awaiting_approval(run_check, prompts_dir, cal
     result = run_check()
     assert ("approve: en/goodbye.txt: We answer within a day. (a promise about the firm)"
             in result.output)
-    assert "5 line(s) awaiting the firm's approval" in result.output
+    assert f"{len(listed) + 1} line(s) awaiting the firm's approval" in result.output
     assert REAL.__class__(prompts_dir).text("en", "goodbye") == (
         "Thank you for calling. We answer within a day.")
 

@@ -72,6 +72,8 @@ def _fill(lang: str, name: str, **fields: object) -> str:
 
 def spoken_time(lang: str, time: dt.time) -> str:
     """'9 a.m.', '5:30 de la tarde': the 12-hour clock in the words of `time_<part of day>`."""
+    if time in (dt.time(0), dt.time.max):  # 00:00, or 24:00 as OFFICE_HOURS writes a close
+        return prompts().text(lang, "words/time_midnight")
     hour = time.hour % 12 or 12
     number = f"{hour}" if time.minute == 0 else f"{hour}:{time.minute:02d}"
     part = ("morning" if time.hour < 12 else "noon" if time.hour == 12
@@ -112,10 +114,9 @@ def hours_lines(lang: str) -> list[Line]:
     hours: OfficeHours | None = current_app.config["OFFICE_HOURS"]
     if hours is None:  # always open: no hours to give
         return []
-    closes = hours.closes if hours.closes != dt.time.max else dt.time(0)
     line = prompts().line(lang, "office_hours", days=spoken_days(lang, hours.days),
                           opens=spoken_time(lang, hours.opens),
-                          closes=spoken_time(lang, closes), zone=spoken_zone(lang))
+                          closes=spoken_time(lang, hours.closes), zone=spoken_zone(lang))
     return [line]
 
 

@@ -113,6 +113,23 @@ def test_changing_the_setting_changes_what_is_said(make_app, lang, expected):
     assert f"{text(lang, 'expect_call')} {expected}" in call.heard()
 
 
+@pytest.mark.parametrize(("hours", "lang", "expected"), [
+    ("mon 12:00-24:00", "en", "Our office is open on Monday, from 12 p.m. to midnight, "
+                              "Central time."),
+    ("mon 12:00-24:00", "es", "Nuestra oficina está abierta los lunes, de 12 del mediodía a "
+                              "medianoche, hora del centro"),
+    ("fri-mon 19:30-23:00", "en", "Friday to Monday, from 7:30 p.m. to 11 p.m."),
+    ("fri-mon 19:30-23:00", "es", "de viernes a lunes, de 7:30 de la noche a 11 de la noche"),
+    ("always", "en", "Our office is closed today. We reopen on Wednesday, December 2. To leave"),
+])
+def test_any_office_hours_are_said_in_words(make_app, hours, lang, expected):
+    app = make_app(OFFICE_HOURS=hours, OFFICE_CLOSED_DATES="2026-12-01",
+                   CLOCK=at(2026, 12, 1, 10, 0))  # a Tuesday, and closed
+    call = start(app, lang)
+    call.press("0")
+    assert expected in call.heard()
+
+
 @pytest.mark.parametrize(("lang", "closed", "reopen"), [
     ("en", "Our office is closed today.", "We reopen on Monday, December 28."),
     ("es", "Hoy nuestra oficina está cerrada.", "Volvemos a abrir el lunes 28 de diciembre."),

@@ -126,6 +126,8 @@ def check(root: Path) -> list[Problem]:
                 checks = check_text(name, raw, lang)
             problems += [Problem(error, path, message) for error, message in checks]
         problems += same_key(lang, all_names[lang])
+    problems += [Problem(True, approval.path, "an '# approve:' note with no line below it to mark")
+                 for approval in approvals(root) if not approval.text]
     return problems
 
 

@@ -293,6 +293,11 @@ def test_prompts_check_lists_lines_awaiting_approval(run_check, prompts_dir, cal
     assert f"{len(listed) + 1} line(s) awaiting the firm's approval" in result.output
     assert REAL.__class__(prompts_dir).text("en", "goodbye") == (
         "Thank you for calling. We answer within a day.")
+    # A note that marks nothing is an error: the firm would approve an empty line.
+    (prompts_dir / "es" / "goodbye.txt").write_text("Adiós.\n# approve: falta la línea\n")
+    result = run_check()
+    assert result.exit_code == 1
+    assert "error: es/goodbye.txt: an '# approve:' note with no line below it" in result.output
 
 
 def test_prompts_check_prints_what_an_edit_costs_a_caller(run_check, prompts_dir):

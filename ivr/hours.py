@@ -110,7 +110,7 @@ def spoken_zone(lang: str) -> str:
 
 
 def hours_lines(lang: str) -> list[Line]:
-    """'Our office is open Monday to Friday, from 9 a.m. to 5 p.m., Central time.'"""
+    """'We are open Monday to Friday, from 9 a.m. to 5 p.m., Central time.'"""
     hours: OfficeHours | None = current_app.config["OFFICE_HOURS"]
     if hours is None:  # always open: no hours to give
         return []

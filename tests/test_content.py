@@ -84,9 +84,9 @@ def test_disclaimer_also_comes_first_after_silence_at_the_greeting(call):
 # The office: hours, holidays, and what topic 5 and the menus offer ------------------------------
 
 @pytest.mark.parametrize(("lang", "expected"), [
-    ("en", "Our office is closed right now. Our office is open Monday to Friday, from 9 a.m. "
+    ("en", "Our office is closed right now. We are open Monday to Friday, from 9 a.m. "
            "to 5 p.m., Central time."),
-    ("es", "En este momento nuestra oficina está cerrada. Nuestra oficina está abierta de lunes "
+    ("es", "En este momento nuestra oficina está cerrada. Abrimos de lunes "
            "a viernes, de 9 de la mañana a 5 de la tarde, hora del centro de los Estados Unidos."),
 ])
 def test_closed_office_says_its_hours_from_the_setting(make_app, lang, expected):
@@ -98,8 +98,8 @@ def test_closed_office_says_its_hours_from_the_setting(make_app, lang, expected)
 
 
 @pytest.mark.parametrize(("lang", "expected"), [
-    ("en", "Our office is open Tuesday to Saturday, from 8:30 a.m. to 1 p.m., Eastern time."),
-    ("es", "Nuestra oficina está abierta de martes a sábado, de 8:30 de la mañana a 1 de la "
+    ("en", "We are open Tuesday to Saturday, from 8:30 a.m. to 1 p.m., Eastern time."),
+    ("es", "Abrimos de martes a sábado, de 8:30 de la mañana a 1 de la "
            "tarde, hora del este de los Estados Unidos."),
 ])
 def test_changing_the_setting_changes_what_is_said(make_app, lang, expected):
@@ -114,9 +114,9 @@ def test_changing_the_setting_changes_what_is_said(make_app, lang, expected):
 
 
 @pytest.mark.parametrize(("hours", "lang", "expected"), [
-    ("mon 12:00-24:00", "en", "Our office is open on Monday, from 12 p.m. to midnight, "
+    ("mon 12:00-24:00", "en", "We are open on Monday, from 12 p.m. to midnight, "
                               "Central time."),
-    ("mon 12:00-24:00", "es", "Nuestra oficina está abierta los lunes, de 12 del mediodía a "
+    ("mon 12:00-24:00", "es", "Abrimos los lunes, de 12 del mediodía a "
                               "medianoche, hora del centro"),
     ("fri-mon 19:30-23:00", "en", "Friday to Monday, from 7:30 p.m. to 11 p.m."),
     ("fri-mon 19:30-23:00", "es", "de viernes a lunes, de 7:30 de la noche a 11 de la noche"),
@@ -142,7 +142,7 @@ def test_a_closure_date_changes_the_closed_message_and_the_callback_promise(
     call = start(app, lang)
     assert text(lang, "option_firm") not in call.heard()  # no 0 on a holiday
     assert call.press("0").find("Dial") is None
-    assert call.heard().startswith(f"{closed} {reopen} {text(lang, 'office_hours')[:12]}")
+    assert call.heard().startswith(f"{closed} {reopen} {text(lang, 'office_hours').split('{')[0]}")
     leave_message(call, lang)
     assert f"{text(lang, 'expect_call')} {reopen}" in call.heard()
 
@@ -160,7 +160,7 @@ def test_a_closure_date_changes_the_closed_message_and_the_callback_promise(
     call = start(app, lang)
     leave_message(call, lang)
     assert reopen not in call.heard()
-    assert text(lang, "office_hours")[:12] in call.heard()
+    assert text(lang, "office_hours").split("{")[0] in call.heard()
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)

@@ -55,6 +55,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             "only. Unset FLASK_DEBUG (or set it to 0) where gunicorn serves the hotline."
         )
     logging.basicConfig(level=logging.INFO)
+    # twilio-python logs every request and response at INFO (about ten lines per API call); the
+    # jobs log their own one line per failure.
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
     # Whatever this process writes (the SQLite database and its WAL, the journal file) holds
     # callers' numbers, recordings or password hashes: readable by its own user only.
     os.umask(0o077)

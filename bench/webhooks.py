@@ -162,6 +162,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="ivr-bench-"))
     env = {**os.environ, "SECRET_KEY": "bench", "TWILIO_AUTH_TOKEN": TOKEN,
            "FIRM_PHONE_NUMBER": "+13125550100", "OFFICE_HOURS": "always",
+           "FORWARDED_PROXIES": "1", "PUBLIC_URL": f"https://{HOST}",  # as on Heroku
            "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{tmp}/bench.db")}
     subprocess.run([str(Path(sys.executable).with_name("ivr")), "db", "upgrade"], cwd=ROOT, env=env,
                    check=True, capture_output=True)

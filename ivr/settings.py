@@ -71,6 +71,19 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _public_url(value: str) -> str:
+    if value and not re.fullmatch(r"https?://[^/?#@\s]+(/[^?#\s]*)?", value):
+        raise ValueError("an http(s) URL such as https://hotline.example.org, no query")
+    return value.rstrip("/")
+
+
+def _proxies(value: str) -> int:
+    number = int(value)
+    if not 0 <= number <= 5:
+        raise ValueError("must be a whole number of proxies from 0 to 5")
+    return number
+
+
 def _timezone(value: str) -> ZoneInfo:
     try:
         return ZoneInfo(value)
@@ -181,12 +194,6 @@ SETTINGS: list[Setting] = [
     Setting("OFFICE_TIMEZONE", "America/Chicago", _timezone, "IANA time zone of the office."),
     Setting("PROMPTS_DIR", "", str, "Folder of prompt text files. Default: prompts/ in the repo."),
     Setting(
-        "PROMPT_RECHECK_SECONDS",
-        "1",
-        _seconds,
-        "How often, at most, a web process checks prompt files and audio for edits (0: always).",
-    ),
-    Setting(
         "CALL_COUNT_FLUSH_SECONDS",
         "1",
         _seconds,
@@ -218,7 +225,18 @@ SETTINGS: list[Setting] = [
         "SMTP_URL", "", _smtp_url, "smtp://user:pass@host:port or smtps://...; empty: no e-mail."
     ),
     Setting(
-        "PUBLIC_URL", "", str, "Public https URL of the app, for links in alerts (no trailing /)."
+        "PUBLIC_URL",
+        "",
+        _public_url,
+        "Public https URL of the app: links in alerts, and the only host Twilio signatures are "
+        "checked against. Set it in production.",
+    ),
+    Setting(
+        "FORWARDED_PROXIES",
+        "0",
+        _proxies,
+        "How many proxies in front of the app add X-Forwarded-For/Proto/Port (Heroku: 1). "
+        "0: those headers are ignored.",
     ),
     Setting(
         "ALERT_GRACE_SECONDS",

@@ -30,17 +30,12 @@ bp = Blueprint("topics", __name__, url_prefix="/<any(en, es):lang>")
 
 def menu_lines(lang: str) -> list[Line]:
     p = prompts()
-    firm = firm_option()
-
-    def build() -> list[Line]:
-        lines = [p.line(lang, "menu_intro")]
-        lines += [
-            p.line(lang, "menu_option", label=topic.label, key=topic.number)
-            for topic in p.topics(lang)
-        ]
-        return lines + options_lines(lang, *firm, "callback", "repeat")
-
-    return p.kept(("menu", lang, *firm), build)
+    lines = [p.line(lang, "menu_intro")]
+    lines += [
+        p.line(lang, "menu_option", label=topic.label, key=topic.number)
+        for topic in p.topics(lang)
+    ]
+    return lines + options_lines(lang, *firm_option(), "callback", "repeat")
 
 
 def firm_option() -> list[str]:
@@ -51,15 +46,10 @@ def firm_option() -> list[str]:
 def topic_options(lang: str, number: int) -> list[Line]:
     """What the caller can do after a topic; "next" only when a later topic exists."""
     p = prompts()
-    firm = firm_option()
-
-    def build() -> list[Line]:
-        options = ["repeat", "next", "menu", *firm, "callback"]
-        if not any(t.number > number for t in p.topics(lang)):
-            options.remove("next")
-        return [p.line(lang, "after_topic")] + options_lines(lang, *options)
-
-    return p.kept(("after_topic", lang, number, *firm), build)
+    options = ["repeat", "next", "menu", *firm_option(), "callback"]
+    if not any(t.number > number for t in p.topics(lang)):
+        options.remove("next")
+    return [p.line(lang, "after_topic")] + options_lines(lang, *options)
 
 
 def common_key(lang: str, digits: str):
@@ -83,7 +73,7 @@ def retry(lang: str, lines: list[Line], endpoint: str, **values: object):
     return ask(lines, endpoint, lang=lang, fails=failed, **values)
 
 
-@bp.route("/menu", methods=["GET", "POST"])
+@bp.post("/menu")
 def menu(lang: str):
     return ask(menu_lines(lang), "voice.topics.menu_choice", lang=lang, fails=0)
 
@@ -98,7 +88,7 @@ def menu_choice(lang: str):
     return common_key(lang, digits) or retry(lang, menu_lines(lang), "voice.topics.menu_choice")
 
 
-@bp.route("/topics/<int:number>", methods=["GET", "POST"])
+@bp.post("/topics/<int:number>")
 def topic(lang: str, number: int):
     found = prompts().topic(lang, number)
     if found is None:  # a topic file removed mid-call
@@ -121,7 +111,7 @@ def topic_choice(lang: str, number: int):
     )
 
 
-@bp.route("/help", methods=["GET", "POST"])
+@bp.post("/help")
 def help(lang: str):
     """After repeated failures: the simplest choices, then the firm rather than a hang-up."""
     return ask(help_lines(lang), "voice.topics.help_choice", lang=lang, fails=0)

@@ -27,12 +27,8 @@ def spoken_language(speech: str) -> str | None:
 
 def choice_lines(greet: bool):
     p = prompts()
-
-    def build():
-        lines = [p.line("en", "welcome"), p.line("es", "welcome")] if greet else []
-        return lines + [p.line("en", "choose_language"), p.line("es", "choose_language")]
-
-    return p.kept(("choice", greet), build)
+    lines = [p.line("en", "welcome"), p.line("es", "welcome")] if greet else []
+    return lines + [p.line("en", "choose_language"), p.line("es", "choose_language")]
 
 
 @bp.post("")

@@ -321,3 +321,13 @@ def test_huge_digits_are_an_invalid_key_not_an_error(call):
     call.press("1")
     call.follow(call.gather().get("action"), Digits="7" * 5000)
     assert call.heard().startswith(REAL.text("en", "invalid"))
+
+
+def test_without_a_proxy_a_spoofed_address_buys_no_more_login_attempts(client, auth):
+    """FORWARDED_PROXIES=0: each try claims another X-Forwarded-For, the limit still holds."""
+    for n in range(5):
+        response = auth.login("ana", "wrong password",
+                              headers={"X-Forwarded-For": f"192.0.2.{n + 1}"})
+        assert response.status_code == 401
+    response = auth.login(headers={"X-Forwarded-For": "198.51.100.7"})
+    assert response.status_code == 429

@@ -24,8 +24,8 @@ FIRM = "0"
 def require_twilio_signature() -> None:
     """Answer 403 unless the request carries Twilio's signature of this exact URL and body.
 
-    The body is read only after MAX_CONTENT_LENGTH was checked (Werkzeug answers 413 first), and
-    every webhook is a POST, so every field a view reads is one the signature covers.
+    A body over MAX_CONTENT_LENGTH was refused before this (ivr/limits.py), and every webhook is
+    a POST, so every field a view reads is one the signature covers.
     """
     signatures: Signatures = current_app.extensions["ivr.signatures"]
     if not signatures.valid(signed_url(), request.form,

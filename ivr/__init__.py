@@ -12,7 +12,6 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import db as database
 from . import limits, settings
-from .calllog import CallLog
 from .prompts import Prompts
 from .sessions import StaffSessions
 from .signatures import Signatures
@@ -74,20 +73,17 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
 
     database.init_app(app)
-    with app.app_context():
-        app.extensions["ivr.calllog"] = CallLog(
-            database.db.engine, flush_every=app.config["CALL_COUNT_FLUSH_SECONDS"]
-        )
     if not app.config["TWILIO_ACCOUNT_SID"]:
         app.logger.warning(
             "TWILIO_ACCOUNT_SID is not set: recordings cannot be copied from Twilio for staff to "
             "play, and SMS alerts are off (fine for local use without a Twilio account)"
         )
 
-    from . import audio, calls, staff
+    from . import audio, calls, fallback, recordings, staff  # noqa: F401  (recordings: jobs)
 
     app.before_request(limits.refuse_large_bodies)
     app.register_blueprint(calls.bp)
     audio.init_app(app)
     staff.init_app(app)
+    fallback.init_app(app)
     return app

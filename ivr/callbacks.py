@@ -1,25 +1,24 @@
-"""Store callback requests idempotently, copy their recordings, and replay the journal.
+"""Store callback requests idempotently, queue their recording copies, replay the fallback.
 
 `save` is the one way a request is written: keyed by CallSid, it creates or updates the row, so a
-duplicated or out-of-order Twilio callback never makes a second request. When the database fails,
-the caller's data goes to the journal (see `journal.py`) and the caller is still looked after.
+duplicated or out-of-order Twilio callback never makes a second request. A new recording's copy
+job is queued in the same transaction (see `jobs.py`, `recordings.py`). When the database fails,
+what the caller gave is kept by `fallback.py` and the call goes on as on a good day.
 """
 
 from __future__ import annotations
 
-import secrets
-import threading
+from collections.abc import Iterable
 from typing import Any
 
-import requests
 import sqlalchemy as sa
 from blinker import Namespace
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from . import journal
+from . import fallback, jobs, references
 from .db import db
-from .models import CallbackRequest
+from .models import Call, CallbackRequest
 
 FIELDS = {
     "language", "caller_number", "callback_number", "a_number", "step", "recording_sid",
@@ -33,16 +32,16 @@ request_created = signals.signal("callback-request-created")
 # receivers can act on a request whose callback number and A-number are now final.
 request_completed = signals.signal("callback-request-completed")
 
-TWILIO_API = "https://api.twilio.com/"
 STEPS = ("recorded", "number", "complete")
 
 
-def new_reference() -> str:
-    return f"{secrets.randbelow(900000) + 100000}"
+def save(call_sid: str, *, alerted: bool = False, **fields: Any) -> CallbackRequest:
+    """Create or update the request of `call_sid`; raise SQLAlchemyError if the database fails.
 
-
-def save(call_sid: str, **fields: Any) -> CallbackRequest:
-    """Create or update the request of `call_sid`; raise SQLAlchemyError if the database fails."""
+    A `reference` given is the one the caller heard (the `<Record>` action's), so it wins over a
+    reference chosen when the status callback made the row first. `alerted`: staff were already
+    alerted directly while the database was down, so no alert is queued again.
+    """
     unknown = set(fields) - FIELDS - {"reference"}
     if unknown:
         raise TypeError(f"unknown fields {sorted(unknown)}")
@@ -51,13 +50,16 @@ def save(call_sid: str, **fields: Any) -> CallbackRequest:
         if row is None:
             row = CallbackRequest(
                 call_sid=call_sid,
-                reference=fields.get("reference") or new_reference(),
+                reference=fields.get("reference") or references.take(call_sid),
                 # A replayed journal may hold only a later step: the row still needs a language.
                 language=fields.get("language") or current_app.config["DEFAULT_LANGUAGE"],
             )
             db.session.add(row)
         created = row.id is None
         completing = fields.get("step") == "complete" and row.step != "complete"
+        if fields.get("reference") and not created:
+            row.reference = fields["reference"]
+        new_recording = bool(fields.get("recording_sid")) and row.recording_sid is None
         for name, value in fields.items():
             if name == "reference" or value is None:
                 continue
@@ -73,12 +75,14 @@ def save(call_sid: str, **fields: Any) -> CallbackRequest:
                 continue
             setattr(row, name, value)
         try:
-            if created:
-                db.session.flush()
-                request_created.send(current_app._get_current_object(), request=row)
-            if completing:
-                db.session.flush()
-                request_completed.send(current_app._get_current_object(), request=row)
+            db.session.flush()
+            if created and not alerted:
+                request_created.send(current_app._get_current_object(), request=row)  # type: ignore[attr-defined]
+            if new_recording and not row.audio_type:
+                jobs.enqueue("copy-recording", f"copy-recording:{row.recording_sid}",
+                             {"request_id": row.id})
+            if completing and not alerted:
+                request_completed.send(current_app._get_current_object(), request=row)  # type: ignore[attr-defined]
             db.session.commit()
             return row
         except IntegrityError:
@@ -89,100 +93,92 @@ def save(call_sid: str, **fields: Any) -> CallbackRequest:
     raise AssertionError("unreachable")
 
 
-def save_or_journal(call_sid: str, **fields: Any) -> CallbackRequest | None:
-    """Save, or journal the data and return None when the database cannot take it."""
+def save_or_keep(call_sid: str, **fields: Any) -> CallbackRequest | None:
+    """Save, or keep the step in the fallback and return None when the database cannot take it."""
     try:
         return save(call_sid, **fields)
-    except sa.exc.SQLAlchemyError:
+    except sa.exc.SQLAlchemyError as exc:
         db.session.rollback()
-        current_app.logger.exception("database failed storing callback for call %s", call_sid)
-        journal.write({"call_sid": call_sid, **fields})
+        fallback.keep({"call_sid": call_sid, **fields}, exc)
         return None
 
 
-def replay(entries) -> tuple[int, int]:
-    """Store journal entries, each on its own; entries already stored change nothing.
-
-    Return (stored, failed): one bad entry (a line cut short in a log dump) must not stop the
-    others from being recovered.
-    """
-    stored = failed = 0
-    for entry in entries:
-        call_sid = entry.pop("call_sid")
-        fields = {k: v for k, v in entry.items() if k in FIELDS | {"reference"}}
-        try:
-            save(call_sid, **fields)
-            stored += 1
-        except (sa.exc.SQLAlchemyError, TypeError, ValueError):
-            db.session.rollback()
-            current_app.logger.exception("could not replay journal entry for call %s", call_sid)
-            failed += 1
-    return stored, failed
-
-
-_copying: set[int] = set()
-_copying_lock = threading.Lock()
-
-
-def copy_later(app, request_id: int) -> threading.Thread:
-    """Copy a recording in a background thread: neither Twilio's status callback nor the web
-    worker should wait on a media download. A copy cut short (a restart) is made on first play
-    in the dashboard, or by `ivr callbacks copy-recordings`."""
-
-    def run() -> None:
-        with _copying_lock:
-            if request_id in _copying:  # a duplicate status callback: one copy is enough
-                return
-            _copying.add(request_id)
-        try:
-            with app.app_context():
-                row = db.session.get(CallbackRequest, request_id)
-                if row is not None:
-                    fetch_recording(row)
-        except Exception:  # a thread's error would vanish: log it; the copy can be redone
-            app.logger.exception("recording copy for request %s failed", request_id)
-        finally:
-            with _copying_lock:
-                _copying.discard(request_id)
-
-    thread = threading.Thread(target=run, name="ivr-recording-copy", daemon=True)
-    thread.start()
-    threads = app.extensions.setdefault("ivr.copy_threads", [])
-    threads[:] = [t for t in threads if t.is_alive()] + [thread]
-    return thread
-
-
-def fetch_recording(row: CallbackRequest) -> bool:
-    """Copy the recording's audio into the database with the account's credentials.
-
-    Twilio may enforce HTTP auth on media URLs, so the app always authenticates; the browser only
-    ever gets audio through the staff pages. Return True when the copy is stored.
-    """
-    config = current_app.config
-    if row.audio_type or not row.recording_url:
-        return bool(row.audio_type)
-    if not row.recording_url.startswith(TWILIO_API):
-        # Never send the account's credentials anywhere but Twilio's API.
-        current_app.logger.error("refusing recording URL %s", row.recording_url)
-        return False
-    auth = (config["TWILIO_ACCOUNT_SID"], config["TWILIO_AUTH_TOKEN"])
-    if not auth[0]:
-        current_app.logger.warning("TWILIO_ACCOUNT_SID unset: recording %s not copied",
-                                   row.recording_sid)
-        return False
+def count_call(call_sid: str, language: str, from_number: str) -> None:
+    """Count a call for the staff chart, in the request (a killed process loses only its own
+    call); kept in the fallback when the database cannot take it."""
     try:
-        reply = requests.get(row.recording_url + ".mp3", auth=auth, timeout=10)
-        reply.raise_for_status()
-    except requests.RequestException:
-        current_app.logger.exception("could not fetch recording %s", row.recording_sid)
+        insert_call(call_sid, language, from_number)
+        db.session.commit()
+    except sa.exc.SQLAlchemyError as exc:
+        db.session.rollback()
+        fallback.keep({"call_sid": call_sid, "kind": "call", "language": language,
+                       "from_number": from_number}, exc)
+
+
+def insert_call(call_sid: str, language: str, from_number: str, **extra: Any) -> None:
+    dialect = db.session.get_bind().dialect.name
+    insert = (sa.dialects.postgresql.insert if dialect == "postgresql"
+              else sa.dialects.sqlite.insert)
+    db.session.execute(
+        insert(Call).values(call_sid=call_sid[:64], language=language[:2],
+                            from_number=(from_number or "")[:255], **extra)
+        .on_conflict_do_nothing(index_elements=["call_sid"])
+    )
+
+
+def database_answers() -> bool:
+    try:
+        db.session.execute(sa.select(1))
+        db.session.commit()
+        return True
+    except sa.exc.SQLAlchemyError:
+        db.session.rollback()
         return False
-    row.audio = reply.content
-    row.audio_type = "audio/mpeg"
-    db.session.commit()
-    if not config["KEEP_RECORDINGS_AT_TWILIO"]:
+
+
+def replay(entries: Iterable[dict[str, Any]]) -> tuple[int, int, list[dict[str, Any]]]:
+    """Store kept entries, each on its own; entries already stored change nothing.
+
+    Return (stored, failed, refused): one bad entry (a line cut short in a log dump) must not
+    stop the others. Entries of one call are applied in order, the one that carries the
+    reference the caller heard first. Raises SQLAlchemyError if the database itself is down.
+    """
+    entries = [dict(e) for e in entries]
+    alerted = {e["call_sid"] for e in entries if e.get("alerted")}
+    # Stable: a call's entries keep their order, except that the reference comes first.
+    entries.sort(key=lambda e: 0 if e.get("reference") else 1)
+    stored = failed = 0
+    refused: list[dict[str, Any]] = []
+    for entry in entries:
+        call_sid = entry["call_sid"]
+        if entry.get("alerted"):
+            continue
         try:
-            requests.delete(row.recording_url + ".json", auth=auth, timeout=10).raise_for_status()
-        except requests.RequestException:
-            current_app.logger.warning("copied but could not delete recording %s at Twilio",
-                                       row.recording_sid)
-    return True
+            if entry.get("kind") == "call":
+                created = fallback_time(entry)
+                insert_call(call_sid, entry.get("language", ""), entry.get("from_number", ""),
+                            **({"created_at": created} if created else {}))
+                db.session.commit()
+            else:
+                fields = {k: v for k, v in entry.items() if k in FIELDS | {"reference"}}
+                save(call_sid, alerted=call_sid in alerted, **fields)
+            stored += 1
+        except (sa.exc.OperationalError, sa.exc.InterfaceError):
+            db.session.rollback()
+            raise  # the database is down again: the whole file stays for the next try
+        except (sa.exc.SQLAlchemyError, TypeError, ValueError) as exc:
+            db.session.rollback()
+            current_app.logger.error("could not replay entry for call %s: %s", call_sid,
+                                     jobs.reason(exc))
+            failed += 1
+            refused.append(entry)
+    return stored, failed, refused
+
+
+def fallback_time(entry: dict[str, Any]):
+    import datetime as dt
+
+    try:
+        return dt.datetime.fromisoformat(entry["at"]) if entry.get("at") else None
+    except ValueError:
+        return None

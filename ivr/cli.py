@@ -49,22 +49,24 @@ def db_upgrade() -> None:
 
 @main.group("callbacks")
 def callbacks_group() -> None:
-    """Callback requests: recover from the journal, copy recordings."""
+    """Callback requests: recover what the fallback kept, copy recordings."""
 
 
 @callbacks_group.command("replay")
 @click.argument("source", type=click.File("r", encoding="utf-8"))
 @with_appcontext
 def callbacks_replay(source) -> None:
-    """Store requests journaled while the database was down (a journal file or a log dump).
+    """Store what callers gave while the database was down, from a fallback file or a log dump
+    (e.g. `heroku logs -n 1500 | ivr callbacks replay -`).
 
-    Replaying twice is harmless: requests are keyed by CallSid.
+    The web processes apply their own fallback file automatically; this is for a machine that is
+    gone. Replaying twice is harmless: requests are keyed by CallSid.
     """
-    from . import callbacks, journal
+    from . import callbacks, fallback
 
-    stored, failed = callbacks.replay(journal.read(source))
-    click.echo(f"replayed {stored} journal entries" + (f", {failed} failed (see the log)"
-                                                       if failed else ""))
+    stored, failed, _refused = callbacks.replay(fallback.read(source))
+    click.echo(f"replayed {stored} entries" + (f", {failed} failed (see the log)"
+                                               if failed else ""))
     if failed:
         sys.exit(1)
 
@@ -72,22 +74,22 @@ def callbacks_replay(source) -> None:
 @callbacks_group.command("copy-recordings")
 @with_appcontext
 def callbacks_copy_recordings() -> None:
-    """Copy into the database every recording not copied yet (e.g. after a Twilio outage)."""
-    import sqlalchemy as sa
+    """Queue a copy of every recording not copied yet (also those whose copy gave up)."""
+    from . import recordings
 
-    from . import callbacks
-    from .db import db
-    from .models import CallbackRequest
+    click.echo(f"queued {recordings.queue_missing()} recording copies for the worker")
 
-    pending = db.session.scalars(
-        sa.select(CallbackRequest).where(
-            CallbackRequest.audio_type.is_(None), CallbackRequest.recording_url.is_not(None)
-        )
-    ).all()
-    copied = sum(callbacks.fetch_recording(row) for row in pending)
-    click.echo(f"copied {copied} of {len(pending)} recordings")
-    if copied < len(pending):
-        sys.exit(1)
+
+@main.command("worker")
+@click.option("--once", is_flag=True, help="Run the jobs that are due now, then stop.")
+@click.option("--concurrency", type=int, default=None,
+              help="Jobs at once (default: JOB_CONCURRENCY).")
+@with_appcontext
+def worker_command(once: bool, concurrency: int | None) -> None:
+    """Run background jobs: recording copies, staff alerts (the Procfile's `worker:`)."""
+    from .worker import run
+
+    run(current_app._get_current_object(), once=once, concurrency=concurrency)  # type: ignore[attr-defined]
 
 
 def _register_commands() -> None:

@@ -41,9 +41,17 @@ def init_app(app: Flask) -> None:
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
         url = f"sqlite:///{Path(app.instance_path) / 'hotline.sqlite3'}"
         app.config["DATABASE_URL"] = url
-    engine_options = {"url": url}
+    # A webhook never waits long for the database: a connection from the pool, a new connection,
+    # or SQLite's write lock within DB_TIMEOUT_SECONDS, or the step goes to the fallback.
+    # No bound parameters (phone numbers, A-numbers) in SQLAlchemy's error messages.
+    timeout = app.config["DB_TIMEOUT_SECONDS"]
+    engine_options: dict = {"url": url, "hide_parameters": True}
+    if url.rstrip("/") not in ("sqlite:", "sqlite://"):  # in-memory SQLite has no pool to wait on
+        engine_options["pool_timeout"] = timeout
     if url.startswith("postgresql"):
         engine_options["pool_pre_ping"] = True
+        engine_options["connect_args"] = {"connect_timeout": max(1, round(timeout))}
+    app.extensions["ivr.sqlite_busy_ms"] = int(timeout * 1000)
     app.config.setdefault("SQLALCHEMY_ENGINES", {"default": engine_options})
     db.init_app(app)
     # The extension also registers a teardown for async sessions, which Flask runs through
@@ -54,13 +62,17 @@ def init_app(app: Flask) -> None:
     ]
     if url.startswith("sqlite"):
         with app.app_context():
-            event.listen(db.engine, "connect", _sqlite_pragmas)
+            busy_ms = app.extensions["ivr.sqlite_busy_ms"]
+            event.listen(db.engine, "connect", _sqlite_pragmas(busy_ms))
 
 
-def _sqlite_pragmas(connection, _record) -> None:
-    """WAL lets readers and a writer share the file; NORMAL sync is durable in WAL mode."""
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
+def _sqlite_pragmas(busy_ms: int):
+    def connect(connection, _record) -> None:
+        """WAL lets readers and a writer share the file; NORMAL sync is durable in WAL mode."""
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+        cursor.close()
+
+    return connect

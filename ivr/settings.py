@@ -193,12 +193,6 @@ SETTINGS: list[Setting] = [
     ),
     Setting("OFFICE_TIMEZONE", "America/Chicago", _timezone, "IANA time zone of the office."),
     Setting("PROMPTS_DIR", "", str, "Folder of prompt text files. Default: prompts/ in the repo."),
-    Setting(
-        "CALL_COUNT_FLUSH_SECONDS",
-        "1",
-        _seconds,
-        "Each web process writes its queued call counts (staff chart) this often (0: in the call).",
-    ),
     Setting("AUDIO_DIR", "", str, "Folder of rendered audio. Default: audio/ in the repo."),
     Setting("GTTS_TLD_EN", "us", str, "gTTS accent (Google domain) for English."),
     Setting("GTTS_TLD_ES", "com.mx", str, "gTTS accent (Google domain) for Spanish."),
@@ -206,10 +200,42 @@ SETTINGS: list[Setting] = [
         "RECORDING_MAX_SECONDS", "120", _positive_int, "Longest callback message, in seconds."
     ),
     Setting(
-        "JOURNAL_PATH",
+        "FALLBACK_PATH",
         "",
         str,
-        "Extra copy of the fallback journal (JSON lines); it is always written to the log too.",
+        "File that keeps what callers gave while the database was down, until it is applied "
+        "(default: fallback.jsonl in the instance folder). Also written to the log.",
+    ),
+    Setting(
+        "FALLBACK_RETRY_SECONDS",
+        "2",
+        lambda v: _seconds(v) or _raise("must be more than 0"),
+        "How often each process retries applying the fallback file while the database is down.",
+    ),
+    Setting(
+        "DB_TIMEOUT_SECONDS",
+        "3",
+        lambda v: _seconds(v) or _raise("must be more than 0"),
+        "Longest wait for a database connection (pool, or connecting): a webhook that cannot get "
+        "one goes on with the fallback instead of holding the caller.",
+    ),
+    Setting(
+        "JOB_CONCURRENCY",
+        "4",
+        _positive_int,
+        "Background jobs run at once by a worker process (threads).",
+    ),
+    Setting(
+        "WORKER_IN_WEB",
+        "false",
+        lambda v: v.lower() in ("1", "true", "yes"),
+        "One-dyno set-up: each web process also runs the background jobs (gunicorn.conf.py).",
+    ),
+    Setting(
+        "JOB_LEASE_SECONDS",
+        "120",
+        lambda v: _seconds(v) or _raise("must be more than 0"),
+        "A job whose worker died is taken again after this long (longer than any job runs).",
     ),
     Setting(
         "KEEP_RECORDINGS_AT_TWILIO",
@@ -243,12 +269,6 @@ SETTINGS: list[Setting] = [
         "180",
         lambda v: int(v) if int(v) >= 0 else _raise("must be 0 or more"),
         "Seconds an alert waits for the caller to finish (callback number, A-number).",
-    ),
-    Setting(
-        "ALERTS_DELIVERY",
-        "thread",
-        lambda v: v if v in ("thread", "worker") else _raise("must be thread or worker"),
-        "thread: web processes send alerts after the request; worker: only `ivr alerts run`.",
     ),
 ]
 

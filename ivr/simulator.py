@@ -17,18 +17,19 @@ import secrets
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import click
 from flask import Flask
-from twilio.request_validator import RequestValidator
+
+from .emulator import Call, collect
 
 BASE = "http://localhost:5000"
 KEYS = set("0123456789*#")
 DIAL_OUTCOMES = {"c": "completed", "b": "busy", "n": "no-answer", "f": "failed", "x": "canceled"}
-# With no recipients the app queues no alert at all (see ivr/staff/alerts.py), and with "worker"
-# delivery it starts no delivery thread: nothing leaves this process, nothing is left for a worker.
-NO_ALERTS = {"ALERT_SMS_TO": [], "ALERT_EMAIL_TO": "", "SMTP_URL": "", "ALERTS_DELIVERY": "worker"}
+# With no recipients the app queues no alert at all (see ivr/staff/alerts.py): nothing is left for
+# the worker to send.
+NO_ALERTS = {"ALERT_SMS_TO": [], "ALERT_EMAIL_TO": "", "SMTP_URL": ""}
 HELP = (
     "Type keys (e.g. 1, or 3125550100#) and Enter; \"words or say words for speech; "
     "Enter or 'wait' for silence; 'hangup' to hang up."
@@ -45,15 +46,15 @@ class Simulator:
     def __init__(self, app: Flask, *, from_number: str, lang: str | None = None,
                  to_number: str = "+18005550100") -> None:
         self.app = app
-        self.client = app.test_client()
-        self.validator = RequestValidator(app.config["TWILIO_AUTH_TOKEN"])
         self.account = app.config.get("TWILIO_ACCOUNT_SID") or "AC" + "0" * 32
-        self.sid = "CA" + secrets.token_hex(16)
-        self.from_number, self.to_number, self.lang = from_number, to_number, lang
+        self.call = Call(app.test_client(), app.config["TWILIO_AUTH_TOKEN"],
+                         from_number=from_number, to_number=to_number, base=BASE)
+        self.sid = self.call.sid
+        self.lang = lang
         self.url = BASE + "/voice"
 
     def run(self) -> None:
-        click.echo(f"Calling the hotline from {self.from_number}. {HELP}")
+        click.echo(f"Calling the hotline from {self.call.from_number}. {HELP}")
         click.echo("(Staff alerts are off for this call: no SMS or e-mail is sent.)")
         config = self.app.config
         saved = {name: config.get(name) for name in [*NO_ALERTS, "PROMPT_TRACE"]}
@@ -72,26 +73,13 @@ class Simulator:
             config.update(saved)
             self.app.logger.setLevel(level)
 
-    # Talking to the app, as Twilio does ---------------------------------------------------------
+    # Talking to the app, as Twilio does (emulator.py) ------------------------------------------
     def params(self, **extra: str) -> dict[str, str]:
-        return {"CallSid": self.sid, "AccountSid": self.account, "From": self.from_number,
-                "To": self.to_number, "CallStatus": "in-progress", "Direction": "inbound",
-                "ApiVersion": "2010-04-01", **extra}
+        return self.call.params(AccountSid=self.account, **extra)
 
     def send(self, url: str, params: dict[str, str], method: str = "POST"):
-        """Sign and send one webhook; for GET, Twilio puts the parameters in the query string."""
-        url = urljoin(self.url, url)
-        if method == "GET":
-            url += ("&" if "?" in url else "?") + urlencode(params)
-            params = {}
-        parts = urlsplit(url)
-        return url, self.client.open(
-            parts.path + (f"?{parts.query}" if parts.query else ""),
-            method=method,
-            data=params,
-            base_url=f"{parts.scheme}://{parts.netloc}",
-            headers={"X-Twilio-Signature": self.validator.compute_signature(url, params)},
-        )
+        self.call.url = self.url
+        return self.call.send(url, params, method)
 
     def request(self, url: str, method: str = "POST", **extra: str) -> ET.Element:
         url, response = self.send(url, self.params(**extra), method)
@@ -185,24 +173,12 @@ class Simulator:
         return following
 
     def recording_status(self, url: str, fields: dict[str, str]) -> None:
-        """Twilio's callback once the recording is stored. The app would copy the audio from
-        Twilio; there is none, so the account SID is hidden for this request and the app skips it.
-        """
-        config, logger = self.app.config, self.app.logger
-        account, level = config["TWILIO_ACCOUNT_SID"], logger.level
-        config["TWILIO_ACCOUNT_SID"] = ""
-        logger.setLevel(logging.CRITICAL)
-        try:
-            params = {"AccountSid": self.account, "CallSid": self.sid,
-                      "RecordingStatus": "completed", "RecordingChannels": "1",
-                      "RecordingSource": "RecordVerb", **fields}
-            _url, response = self.send(url, params)
-            # The copy runs in a background thread: let it see the hidden SID and finish.
-            for thread in self.app.extensions.get("ivr.copy_threads", []):
-                thread.join(timeout=10)
-        finally:
-            config["TWILIO_ACCOUNT_SID"] = account
-            logger.setLevel(level)
+        """Twilio's callback once the recording is stored. The copy it queues is the worker's
+        (`ivr worker`), which would fetch the audio from Twilio."""
+        params = {"AccountSid": self.account, "CallSid": self.sid,
+                  "RecordingStatus": "completed", "RecordingChannels": "1",
+                  "RecordingSource": "RecordVerb", **fields}
+        _url, response = self.send(url, params)
         click.echo(f"  (recording status callback: {response.status_code})")
 
     def dial(self, verb: ET.Element) -> ET.Element | None:
@@ -219,18 +195,6 @@ class Simulator:
             DialCallDuration="95" if status == "completed" else "0",
             DialBridged="true" if status == "completed" else "false",
         )
-
-
-def collect(typed: str, num_digits: int, finish_on_key: str) -> str:
-    """The Digits Twilio sends: keys up to the finish key, or up to numDigits."""
-    digits = ""
-    for key in typed:
-        if finish_on_key and key in finish_on_key:
-            break
-        digits += key
-        if num_digits and len(digits) >= num_digits:
-            break
-    return digits
 
 
 def hear(verb: ET.Element) -> None:

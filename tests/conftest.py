@@ -13,9 +13,9 @@ import sqlalchemy as sa
 
 from ivr import PROJECT_ROOT, create_app
 from ivr.db import db
+from ivr.emulator import Call
 from ivr.migrate import upgrade
-from ivr.staff.alerts import stop_threads
-from tests.twilio_sim import Call
+from tests.pg_server import pg_server  # noqa: F401  (a fixture)
 
 TOKEN = "test-auth-token-0123456789"
 FIRM = "+13125550100"
@@ -33,9 +33,7 @@ def base_config(tmp_path: Path, **overrides) -> dict:
         "DEFAULT_LANGUAGE": "es",
         "PROMPTS_DIR": str(tmp_path / "prompts"),
         "AUDIO_DIR": str(tmp_path / "audio"),
-        # Tests read a call's row right after the call: write it in the request.
-        # test_calllog.py covers the default, rows written in batches by a thread.
-        "CALL_COUNT_FLUSH_SECONDS": "0",
+        "FALLBACK_PATH": str(tmp_path / "fallback.jsonl"),
     }
     config.update(overrides)
     return config
@@ -91,11 +89,10 @@ def make_app(tmp_path, prompts_dir, database_url):
 
     yield make
     for app in apps:
-        # Background work (recording copies, alert delivery) must end before its database goes.
-        for thread in app.extensions.get("ivr.copy_threads", []):
-            thread.join(timeout=10)
-        stop_threads(app)
-        app.extensions["ivr.calllog"].close()
+        # The fallback's thread must end before its database goes.
+        drainer = app.extensions.get("ivr.fallback")
+        if drainer is not None:
+            drainer.stop()
         with app.app_context():
             for engine in db.engines.values():
                 engine.dispose()

@@ -1,5 +1,5 @@
-"""Alerts: SMS faked at Twilio's HTTP edge, e-mail through a real SMTP server on loopback,
-retries after failures, and exactly one alert per request and recipient."""
+"""Alerts: queued jobs, SMS faked at Twilio's HTTP edge, e-mail through a real SMTP server on
+loopback, retries after failures, and exactly one alert per request and recipient."""
 
 from __future__ import annotations
 
@@ -15,13 +15,12 @@ import responses
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
-from ivr import callbacks
+from ivr import callbacks, jobs
 from ivr.cli import main
 from ivr.db import db
+from ivr.emulator import Call
 from ivr.staff import alerts, display, transports
-from ivr.staff.models import Alert
 from tests.conftest import TOKEN
-from tests.twilio_sim import Call
 
 SID = "AC" + "0" * 32
 MESSAGES = f"https://api.twilio.com/2010-04-01/Accounts/{SID}/Messages.json"
@@ -66,7 +65,7 @@ def smtp():
 def alert_app(make_app, smtp):
     return make_app(ALERT_SMS_TO=STAFF_PHONE, ALERT_SMS_FROM=SENDER,
                     ALERT_EMAIL_TO="desk@example.org", SMTP_URL=smtp.url, PUBLIC_URL=PUBLIC,
-                    ALERTS_DELIVERY="worker")
+                    ALERT_GRACE_SECONDS="0")
 
 
 def sms_ok() -> responses.BaseResponse:
@@ -81,24 +80,46 @@ def create_request(app, **fields) -> int:
         return row.id
 
 
+class Alert:
+    """An alert job as the tests read it."""
+
+    def __init__(self, job: jobs.Job) -> None:
+        self.id, self.status, self.attempts = job.id, job.status, job.attempts
+        self.channel = job.kind.removeprefix("alert-")
+        self.recipient = job.data["recipient"]
+        self.request_id = job.data["request_id"]
+        self.last_error, self.run_at = job.last_error, job.run_at
+
+
 def all_alerts(app) -> list[Alert]:
     with app.app_context():
-        found = db.session.scalars(sa.select(Alert).order_by(Alert.channel)).all()
-        db.session.expunge_all()
-        return found
+        found = db.session.scalars(
+            sa.select(jobs.Job).where(jobs.Job.kind.startswith("alert-")).order_by(jobs.Job.kind)
+        ).all()
+        return [Alert(job) for job in found]
 
 
 def make_due(app) -> None:
-    """Pretend the back-off has passed."""
+    """Pretend the grace or the back-off has passed."""
     with app.app_context():
-        db.session.execute(sa.update(Alert).values(next_attempt_at=dt.datetime(2000, 1, 1,
-                                                                               tzinfo=dt.UTC)))
+        db.session.execute(sa.update(jobs.Job).values(
+            run_at=dt.datetime(2000, 1, 1, tzinfo=dt.UTC)))
         db.session.commit()
 
 
 def deliver(app) -> int:
-    with app.app_context():
-        return alerts.deliver_due()
+    """Run the due jobs as the worker does; return how many alerts are now sent."""
+    before = sum(a.status == "done" for a in all_alerts(app))
+    jobs.run_pending(app)
+    return sum(a.status == "done" for a in all_alerts(app)) - before
+
+
+def seconds_until(moment: dt.datetime) -> float:
+    return (display.as_utc(moment) - dt.datetime.now(dt.UTC)).total_seconds()
+
+
+def sms_text(sms: responses.BaseResponse, index: int = -1) -> str:
+    return urllib.parse.parse_qs(sms.calls[index].request.body)["Body"][0]
 
 
 @responses.activate
@@ -109,6 +130,7 @@ def test_sms_and_email_sent_once(alert_app, smtp):
         ("email", "pending"), ("sms", "pending")]
     assert sms.call_count == 0 and smtp.messages == []  # nothing sent on the request's path
     assert deliver(alert_app) == 2
+    make_due(alert_app)
     assert deliver(alert_app) == 0  # and never again
 
     assert sms.call_count == 1
@@ -128,18 +150,20 @@ def test_sms_and_email_sent_once(alert_app, smtp):
     text = email.get_content().replace("\r\n", "\n")
     assert f"Listen: {PUBLIC}/staff/requests/{request_id}\n" in text
     assert "Call back: (312) 555-0123." in text and "012345678" not in text
-    assert all(a.status == "sent" and a.attempts == 1 for a in all_alerts(alert_app))
+    assert all(a.status == "done" and a.attempts == 1 for a in all_alerts(alert_app))
 
 
 @responses.activate
-def test_failing_sms_is_retried_then_sent(alert_app, smtp):
+def test_failing_sms_is_retried_then_sent(alert_app, smtp, caplog):
     failing = responses.post(MESSAGES, status=500, json={"code": 20500, "message": "boom"})
     create_request(alert_app)
-    deliver(alert_app)
+    with caplog.at_level(logging.WARNING):
+        deliver(alert_app)
     sms = next(a for a in all_alerts(alert_app) if a.channel == "sms")
     assert (sms.status, sms.attempts) == ("pending", 1)
     assert "500" in sms.last_error
-    assert seconds_until(sms.next_attempt_at) > 0
+    assert seconds_until(sms.run_at) > 0
+    assert "Traceback" not in caplog.text and "attempt 1 of 5 failed" in caplog.text
     assert deliver(alert_app) == 0  # not due yet: backing off
     assert failing.call_count == 1
 
@@ -147,8 +171,22 @@ def test_failing_sms_is_retried_then_sent(alert_app, smtp):
     make_due(alert_app)
     assert deliver(alert_app) == 1
     sms = next(a for a in all_alerts(alert_app) if a.channel == "sms")
-    assert (sms.status, sms.attempts, sms.last_error) == ("sent", 2, None)
+    assert (sms.status, sms.attempts, sms.last_error) == ("done", 2, None)
     assert len(smtp.messages) == 1
+
+
+@responses.activate
+def test_sms_refused_for_good_is_not_retried(alert_app, smtp):
+    """21610: the recipient opted out. A retry would fail the same way."""
+    refused = responses.post(MESSAGES, status=400,
+                             json={"code": 21610, "message": "Attempt to send to unsubscribed"})
+    create_request(alert_app)
+    deliver(alert_app)
+    make_due(alert_app)
+    deliver(alert_app)
+    sms = next(a for a in all_alerts(alert_app) if a.channel == "sms")
+    assert (sms.status, sms.attempts) == ("failed", 1) and "21610" in sms.last_error
+    assert refused.call_count == 1
 
 
 @responses.activate
@@ -163,34 +201,79 @@ def test_failing_smtp_is_retried_then_sent(alert_app, smtp):
     make_due(alert_app)
     assert deliver(alert_app) == 1
     assert len(smtp.messages) == 1
-    assert all(a.status == "sent" for a in all_alerts(alert_app))
+    assert all(a.status == "done" for a in all_alerts(alert_app))
 
 
 @responses.activate
 def test_alert_given_up_after_max_attempts(make_app):
     responses.post(MESSAGES, status=500)
-    app = make_app(ALERT_SMS_TO=STAFF_PHONE, ALERT_SMS_FROM=SENDER, ALERTS_DELIVERY="worker",
-                   ALERT_MAX_ATTEMPTS=2)
+    app = make_app(ALERT_SMS_TO=STAFF_PHONE, ALERT_SMS_FROM=SENDER, ALERT_GRACE_SECONDS="0")
     create_request(app)
-    deliver(app)
-    make_due(app)
-    deliver(app)
-    make_due(app)
-    assert deliver(app) == 0
+    for _ in range(6):
+        deliver(app)
+        make_due(app)
     [alert] = all_alerts(app)
-    assert (alert.status, alert.attempts) == ("failed", 2)
+    assert (alert.status, alert.attempts) == ("failed", 5)
 
 
-def test_claim_is_exclusive_and_a_lost_claim_is_taken_over(make_app):
-    app = make_app(ALERT_SMS_TO=STAFF_PHONE, ALERT_SMS_FROM=SENDER, ALERTS_DELIVERY="worker")
+@responses.activate
+def test_sms_not_sent_twice_after_a_crash_between_send_and_commit(make_app):
+    """The guarantee for SMS: at most once. Twilio takes the message, then the worker dies before
+    it records that (simulated by a BaseException, which nothing in the worker catches). The job
+    stays claimed; once its lease runs out it is found abandoned and failed, not sent again."""
+    app = make_app(ALERT_SMS_TO=STAFF_PHONE, ALERT_SMS_FROM=SENDER, ALERT_GRACE_SECONDS="0",
+                   JOB_LEASE_SECONDS="60")
+
+    class Died(BaseException):
+        pass
+
+    def accept_then_die(request):
+        sent.append(request.body)
+        raise Died
+
+    sent: list = []
+    responses.add_callback(responses.POST, MESSAGES, callback=accept_then_die)
     create_request(app)
+    with pytest.raises(Died):
+        jobs.run_pending(app)
+    assert len(sent) == 1
     [alert] = all_alerts(app)
+    assert alert.status == "running"
+    deliver(app)  # the lease has not run out: nobody takes it
+    assert len(sent) == 1
+    with app.app_context():  # the lease runs out
+        db.session.execute(sa.update(jobs.Job).values(
+            locked_until=dt.datetime(2000, 1, 1, tzinfo=dt.UTC)))
+        db.session.commit()
+    deliver(app)
+    assert len(sent) == 1  # never twice
+    [alert] = all_alerts(app)
+    assert alert.status == "failed" and "may already have received" in alert.last_error
+
+
+@responses.activate
+def test_email_after_a_crash_is_sent_again(make_app, smtp):
+    """E-mail is at least once: a worker that died mid-job leaves it to be taken again."""
+    app = make_app(ALERT_EMAIL_TO="desk@example.org", SMTP_URL=smtp.url,
+                   ALERT_GRACE_SECONDS="0")
+    create_request(app)
+    with app.app_context():  # claimed by a process that then died
+        assert jobs.claim(lease=60) is not None
+        db.session.execute(sa.update(jobs.Job).values(
+            locked_until=dt.datetime(2000, 1, 1, tzinfo=dt.UTC)))
+        db.session.commit()
+    assert deliver(app) == 1
+    assert len(smtp.messages) == 1
+    [alert] = all_alerts(app)
+    assert alert.attempts == 2
+
+
+def test_claim_is_exclusive(make_app):
+    app = make_app(ALERT_SMS_TO=STAFF_PHONE, ALERT_SMS_FROM=SENDER, ALERT_GRACE_SECONDS="0")
+    create_request(app)
     with app.app_context():
-        assert alerts.claim(alert.id) is True
-        assert alerts.claim(alert.id) is False  # a second process gets nothing
-    make_due(app)  # the claiming process died: its lease ran out
-    with app.app_context():
-        assert alerts.claim(alert.id) is True
+        assert jobs.claim(lease=60) is not None
+        assert jobs.claim(lease=60) is None  # a second thread or process gets nothing
 
 
 @responses.activate
@@ -210,7 +293,6 @@ def test_one_alert_per_request_from_a_real_call(alert_app, smtp):
     call.follow(record.get("action"), Digits="#", **recording)
     assert call.post(status_url, RecordingStatus="completed", **recording).status_code == 204
     call.follow(record.get("action"), Digits="#", **recording)
-    assert deliver(alert_app) == 0  # not due while the caller is still choosing a number
     call.press("1")  # the calling number
     call.press("")  # no A-number ...
     call.press("")  # ... pound again: the request is complete
@@ -218,29 +300,9 @@ def test_one_alert_per_request_from_a_real_call(alert_app, smtp):
     assert [(a.channel, a.recipient) for a in all_alerts(alert_app)] == [
         ("email", "desk@example.org"), ("sms", STAFF_PHONE)]
     assert deliver(alert_app) == 2
+    make_due(alert_app)
+    deliver(alert_app)
     assert sms.call_count == 1 and len(smtp.messages) == 1
-
-
-def test_database_refuses_a_second_alert(alert_app):
-    request_id = create_request(alert_app)
-    with alert_app.app_context():
-        db.session.add(Alert(request_id=request_id, channel="sms", recipient=STAFF_PHONE))
-        with pytest.raises(sa.exc.IntegrityError):
-            db.session.commit()
-
-
-@responses.activate
-def test_default_delivery_is_a_thread_after_commit(make_app):
-    sms = sms_ok()
-    app = make_app(ALERT_SMS_TO=STAFF_PHONE, ALERT_SMS_FROM=SENDER, PUBLIC_URL=PUBLIC)
-    assert app.config["ALERTS_DELIVERY"] == "thread"
-    create_request(app)
-    threads = app.extensions["ivr.alert_threads"]
-    assert len(threads) == 1
-    threads[0].join(timeout=10)
-    assert not threads[0].is_alive()
-    assert sms.call_count == 1
-    assert [a.status for a in all_alerts(app)] == ["sent"]
 
 
 def test_alerts_off_says_so_and_queues_nothing(make_app, caplog):
@@ -249,7 +311,6 @@ def test_alerts_off_says_so_and_queues_nothing(make_app, caplog):
     assert "alerts are off" in caplog.text
     create_request(app)
     assert all_alerts(app) == []
-    assert "ivr.alert_threads" not in app.extensions
 
 
 def test_half_configured_sms_is_reported(make_app, caplog):
@@ -259,70 +320,30 @@ def test_half_configured_sms_is_reported(make_app, caplog):
 
 
 @responses.activate
-def test_alerts_send_command(alert_app, smtp):
+def test_alerts_list_and_worker_once_commands(alert_app, smtp):
     sms = sms_ok()
     create_request(alert_app)
     runner = alert_app.test_cli_runner()
     result = runner.invoke(main, ["alerts", "list"])
     assert result.exit_code == 0 and result.output.count("pending") == 2
-    result = runner.invoke(main, ["alerts", "send"])
+    result = runner.invoke(main, ["worker", "--once"])
     assert result.exit_code == 0, result.output
-    assert "2 alert(s) sent" in result.output
     assert sms.call_count == 1 and len(smtp.messages) == 1
     assert runner.invoke(main, ["alerts", "list"]).output == ""
+    assert runner.invoke(main, ["alerts", "list", "--all"]).output.count("sent") == 2
 
 
 def test_smtp_password_never_sent_without_tls(make_app, smtp, monkeypatch):
     """A server that offers no STARTTLS gets no password (loopback excepted, for relays)."""
     monkeypatch.setattr(transports, "LOOPBACK", ())
-    app = make_app(ALERT_EMAIL_TO="desk@example.org", ALERTS_DELIVERY="worker",
+    app = make_app(ALERT_EMAIL_TO="desk@example.org",
                    SMTP_URL=smtp.url.replace("smtp://", "smtp://user:pw@"))
     with app.app_context(), pytest.raises(RuntimeError, match="refusing to send"):
         alerts.send_email("desk@example.org", "s", "b")
     assert smtp.messages == []
 
 
-def test_alerts_delivery_setting_is_checked(tmp_path):
-    from ivr import create_app
-    from ivr.settings import SettingsError
-    from tests.conftest import base_config
-
-    with pytest.raises(SettingsError, match="ALERTS_DELIVERY"):
-        create_app(base_config(tmp_path, ALERTS_DELIVERY="carrier-pigeon"))
-
-
-@responses.activate
-def test_each_commit_of_new_requests_starts_delivery(make_app):
-    """Several requests in one session (a journal replay): none waits for the worker."""
-    sms = sms_ok()
-    app = make_app(ALERT_SMS_TO=STAFF_PHONE, ALERT_SMS_FROM=SENDER, ALERT_GRACE_SECONDS=0)
-    with app.app_context():
-        for _ in range(2):
-            callbacks.save("CA" + secrets.token_hex(16), language="en", step="recorded")
-    for thread in app.extensions["ivr.alert_threads"]:
-        thread.join(timeout=10)
-    assert sms.call_count == 2
-    assert [a.status for a in all_alerts(app)] == ["sent", "sent"]
-
-
 # The callback number: alerts wait for the caller to finish (or for the grace) --------------------
-@pytest.fixture
-def thread_app(make_app):
-    """Apps that alert by SMS through delivery threads (the default); their sleeping threads are
-    woken and ended after the test."""
-    made = []
-
-    def make(**config):
-        app = make_app(ALERT_SMS_TO=STAFF_PHONE, ALERT_SMS_FROM=SENDER, PUBLIC_URL=PUBLIC,
-                       **config)
-        made.append(app)
-        return app
-
-    yield make
-    for app in made:
-        alerts.stop_threads(app)
-
-
 def recorded_call(app, digits: str = "#") -> Call:
     """A real signed call from (312) 555-0123 in Spanish, up to its recording: the request is
     stored, and the caller is now asked for the callback number (or hung up: digits="hangup")."""
@@ -338,43 +359,34 @@ def recorded_call(app, digits: str = "#") -> Call:
     return call
 
 
-def sms_text(sms: responses.BaseResponse, index: int = -1) -> str:
-    return urllib.parse.parse_qs(sms.calls[index].request.body)["Body"][0]
-
-
-def seconds_until(moment: dt.datetime) -> float:
-    return (display.as_utc(moment) - dt.datetime.now(dt.UTC)).total_seconds()
+def sms_app(make_app, **config):
+    return make_app(ALERT_SMS_TO=STAFF_PHONE, ALERT_SMS_FROM=SENDER, PUBLIC_URL=PUBLIC, **config)
 
 
 @responses.activate
-def test_alert_gives_the_number_the_caller_typed(thread_app):
+def test_alert_waits_for_the_caller_and_gives_the_number_typed(make_app):
     sms = sms_ok()
-    app = thread_app()  # the default grace, 3 minutes
+    app = sms_app(make_app)  # the default grace, 3 minutes
     call = recorded_call(app)
     [alert] = all_alerts(app)
-    assert 170 < seconds_until(alert.next_attempt_at) <= 180
-    assert sms.call_count == 0  # not while the caller is still choosing the number
+    assert 170 < seconds_until(alert.run_at) <= 180
+    assert deliver(app) == 0  # not while the caller is still choosing the number
     call.press("7735550142")  # another number than the one calling
     call.press("")  # no A-number ...
-    call.press("")  # ... pound again: the last step
-    app.extensions["ivr.alert_threads"][-1].join(timeout=10)  # started by the completion
-
-    assert sms.call_count == 1
+    call.press("")  # ... pound again: the last step makes the alert due now
+    assert deliver(app) == 1
     text = sms_text(sms)
     assert "Call back: (773) 555-0142." in text
     assert "555-0123" not in text and "Called from" not in text
-    [alert] = all_alerts(app)
-    assert (alert.status, alert.attempts) == ("sent", 1)
 
 
 @responses.activate
 def test_caller_who_hangs_up_after_recording_is_alerted_after_the_grace(make_app):
     sms = sms_ok()
-    app = make_app(ALERT_SMS_TO=STAFF_PHONE, ALERT_SMS_FROM=SENDER, ALERTS_DELIVERY="worker",
-                   ALERT_GRACE_SECONDS=600)
+    app = sms_app(make_app, ALERT_GRACE_SECONDS="600")
     recorded_call(app, digits="hangup")
     [alert] = all_alerts(app)
-    assert 590 < seconds_until(alert.next_attempt_at) <= 600
+    assert 590 < seconds_until(alert.run_at) <= 600
     assert deliver(app) == 0  # the grace has not passed
     make_due(app)
     assert deliver(app) == 1
@@ -384,55 +396,34 @@ def test_caller_who_hangs_up_after_recording_is_alerted_after_the_grace(make_app
 
 
 @responses.activate
-def test_hung_up_call_alerted_by_the_thread_once_the_grace_passes(thread_app):
+def test_finishing_after_the_alert_went_sends_no_second_one(make_app):
     sms = sms_ok()
-    app = thread_app(ALERT_GRACE_SECONDS=2)
-    recorded_call(app, digits="hangup")
-    [thread] = app.extensions["ivr.alert_threads"]
-    assert sms.call_count == 0 and thread.is_alive()  # waiting out the grace
-    thread.join(timeout=10)
-    assert not thread.is_alive() and sms.call_count == 1
-    assert "Called from: (312) 555-0123" in sms_text(sms)
-
-
-@responses.activate
-def test_finishing_after_the_alert_went_sends_no_second_one(thread_app):
-    sms = sms_ok()
-    app = thread_app(ALERT_GRACE_SECONDS=1)
+    app = sms_app(make_app)
     call = recorded_call(app)
-    [thread] = app.extensions["ivr.alert_threads"]
-    thread.join(timeout=10)
-    assert sms.call_count == 1  # the caller took longer than the grace
+    make_due(app)
+    assert deliver(app) == 1  # the caller took longer than the grace
     call.press("7735550142")
     call.press("")
     call.press("")
-    assert app.extensions["ivr.alert_threads"] == [thread]  # nothing pending: no new thread
+    make_due(app)
+    assert deliver(app) == 0
     assert sms.call_count == 1
 
 
 @responses.activate
-def test_threads_delivering_together_send_each_alert_once(thread_app):
+def test_worker_threads_together_send_each_alert_once(make_app):
     sms = sms_ok()
-    app = thread_app(ALERTS_DELIVERY="worker")  # the requests start no thread themselves
-    for _ in range(3):
+    app = sms_app(make_app, ALERT_GRACE_SECONDS="0")
+    for _ in range(6):
         create_request(app)
-    threads = [alerts.start_thread(app) for _ in range(4)]
-    for thread in threads:
-        thread.join(timeout=10)
-    assert sms.call_count == 3
-    assert [(a.status, a.attempts) for a in all_alerts(app)] == [("sent", 1)] * 3
+    worker = jobs.Worker(app, concurrency=4, poll=0.05)
+    worker.start()
+    import time
 
-
-def test_sleeping_thread_holds_no_connection(thread_app):
-    """While it waits out the grace the thread has closed its session: no pooled connection is
-    checked out, so no transaction, snapshot or lock is held for minutes."""
-    app = thread_app()
-    with app.app_context():
-        callbacks.save("CA" + secrets.token_hex(16), language="en", step="recorded")
-        engine = db.engine
-    [thread] = app.extensions["ivr.alert_threads"]
-    deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=10)
-    while engine.pool.checkedout() and dt.datetime.now(dt.UTC) < deadline:
-        thread.join(timeout=0.05)
-    assert thread.is_alive()  # asleep until the grace ends
-    assert engine.pool.checkedout() == 0
+    deadline = time.monotonic() + 30
+    while any(a.status != "done" for a in all_alerts(app)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    worker.stop.set()
+    worker.join(timeout=10)
+    assert sms.call_count == 6
+    assert [(a.status, a.attempts) for a in all_alerts(app)] == [("done", 1)] * 6

@@ -18,9 +18,9 @@ from urllib.parse import urlencode
 import pytest
 
 from ivr import PROJECT_ROOT
+from ivr.emulator import sign
 
 from .conftest import FIRM, TOKEN
-from .twilio_sim import sign
 
 MIB = 1024 * 1024
 BODY = 10 * MIB

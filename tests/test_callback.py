@@ -10,13 +10,14 @@ import pytest
 import responses
 import sqlalchemy as sa
 
+from ivr import fallback, jobs
 from ivr.cli import main
 from ivr.db import db
+from ivr.emulator import Call
 from ivr.models import CallbackRequest
 from ivr.prompts import Prompts
 
 from .conftest import PROJECT_ROOT, TOKEN
-from .twilio_sim import Call
 
 REAL = Prompts(PROJECT_ROOT / "prompts")
 ACCOUNT = "AC" + "0" * 32
@@ -24,9 +25,22 @@ API = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Recordings"
 
 
 def copies_done(app) -> None:
-    """Wait for the recording copies, which run off the webhook's path."""
-    for thread in app.extensions.get("ivr.copy_threads", []):
-        thread.join(timeout=10)
+    """Run the background jobs that are due, as the worker would (recording copies)."""
+    jobs.run_pending(app)
+
+
+def job_rows(app, kind: str) -> list[jobs.Job]:
+    with app.app_context():
+        found = db.session.scalars(sa.select(jobs.Job).where(jobs.Job.kind == kind)).all()
+        db.session.expunge_all()
+        return found
+
+
+def make_due(app) -> None:
+    """Pretend the back-off has passed."""
+    with app.app_context():
+        db.session.execute(sa.update(jobs.Job).values(run_at=sa.func.now()))
+        db.session.commit()
 
 
 def rows(app) -> list[CallbackRequest]:
@@ -243,13 +257,45 @@ def test_recording_kept_at_twilio_when_configured(make_app):
 
 
 @responses.activate
-def test_failed_copy_leaves_the_request_and_can_be_retried(app, call, runner):
+def test_recording_copy_is_queued_with_the_request_not_made_in_the_webhook(app, call):
+    params = recording_params()
+    media = responses.get(f"{params['RecordingUrl']}.mp3", body=b"ID3ok",
+                          content_type="audio/mpeg")
+    responses.delete(f"{params['RecordingUrl']}.json", status=204)
+    to_recording(call, "en")
+    call.post(call.twiml.find("Record").get("recordingStatusCallback"),
+              RecordingStatus="completed", **params)
+    record(call, **params)
+    assert media.call_count == 0  # no webhook talked to Twilio
+    [job] = job_rows(app, "copy-recording")
+    assert job.status == "pending" and job.data == {"request_id": rows(app)[0].id}
+    copies_done(app)
+    assert media.call_count == 1 and rows(app)[0].audio_type == "audio/mpeg"
+    assert [j.status for j in job_rows(app, "delete-recording")] == ["done"]
+
+
+@responses.activate
+def test_failed_copy_is_retried_with_backoff_then_by_command(app, call, runner, caplog):
     params = recording_params()
     responses.get(f"{params['RecordingUrl']}.mp3", status=503)
     to_recording(call, "en")
     call.post(call.twiml.find("Record").get("recordingStatusCallback"),
               RecordingStatus="completed", **params)
+    with caplog.at_level(logging.WARNING, logger="ivr.jobs"):
+        copies_done(app)
+    [job] = job_rows(app, "copy-recording")
+    assert job.status == "pending" and job.attempts == 1 and "503" in job.last_error
+    # One line with the reason, not a traceback.
+    [line] = [r for r in caplog.records if r.name == "ivr.jobs"]
+    assert "attempt 1 of 8" in line.getMessage() and line.exc_info is None
+    copies_done(app)  # not due yet: nothing happens
+    assert job_rows(app, "copy-recording")[0].attempts == 1
+    make_due(app)
+    with app.app_context():  # the last attempt fails too: given up
+        db.session.execute(sa.update(jobs.Job).values(max_attempts=2))
+        db.session.commit()
     copies_done(app)
+    assert job_rows(app, "copy-recording")[0].status == "failed"
     [row] = rows(app)
     assert row.audio_type is None
     responses.replace(responses.GET, f"{params['RecordingUrl']}.mp3", body=b"ID3ok",
@@ -257,7 +303,9 @@ def test_failed_copy_leaves_the_request_and_can_be_retried(app, call, runner):
     responses.delete(f"{params['RecordingUrl']}.json", status=204)
     result = runner.invoke(main, ["callbacks", "copy-recordings"])
     assert result.exit_code == 0, result.output
-    assert "copied 1 of 1" in result.output
+    assert "queued 1 recording" in result.output
+    copies_done(app)
+    assert rows(app)[0].audio_type == "audio/mpeg"
 
 
 @responses.activate
@@ -270,6 +318,8 @@ def test_credentials_are_never_sent_outside_twilio(app, call):
     copies_done(app)
     assert len(responses.calls) == 0  # no request at all, so no credentials
     assert rows(app)[0].audio_type is None
+    [job] = job_rows(app, "copy-recording")
+    assert job.status == "failed" and "refusing" in job.last_error
 
 
 def break_table(app, broken: bool) -> None:
@@ -280,55 +330,62 @@ def break_table(app, broken: bool) -> None:
         conn.execute(sa.text(f"ALTER TABLE {source} RENAME TO {target}"))
 
 
-def test_database_failure_mid_call_is_journaled_and_replayed(make_app, tmp_path, caplog):
-    journal = tmp_path / "journal.jsonl"
-    app = make_app(JOURNAL_PATH=str(journal))
+def wait_applied(app, timeout: float = 20) -> None:
+    """Wait (no timing asserted) for the process's fallback thread to apply the file."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while fallback.pending(app) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not fallback.pending(app), fallback.path(app).read_text()
+
+
+def finish_call(call: Call, lang: str) -> str:
+    """From the recording on: keep the number, type an A-number; return the reference heard."""
+    record(call)
+    assert REAL.text(lang, "number_confirm") in call.heard()
+    call.press("1")
+    call.press("12345678#")
+    assert REAL.text(lang, "confirmation") in call.heard()
+    return call.twiml  # the confirmation
+
+
+def test_database_failure_mid_call_does_not_shorten_it(make_app, caplog):
+    app = make_app(FALLBACK_RETRY_SECONDS="0.2")
     call = Call(app.test_client(), TOKEN)
     to_recording(call, "es")
     break_table(app, broken=True)
-    params = recording_params()
-    with caplog.at_level(logging.ERROR):
-        twiml = record(call, **params)
-    # The caller is reassured and put through to the firm, not dropped.
-    assert call.heard().startswith(REAL.text("es", "save_failed"))
-    assert twiml.find("Dial/Number").text == "+13125550100"
-    # An operator can tell from the log, which holds everything needed to recover.
-    journal_lines = [r.getMessage() for r in caplog.records if "IVR-JOURNAL" in r.getMessage()]
-    assert len(journal_lines) == 1 and params["RecordingSid"] in journal_lines[0]
-    assert params["RecordingSid"] in journal.read_text()
+    with caplog.at_level(logging.WARNING):
+        finish_call(call, "es")
+    reference = heard_digits(call, "es").split()[0]
+    assert len(reference) == 6 and call.twiml.find("Hangup") is not None
+    # Kept: one compact line per step, without a traceback, in the log and in the file.
+    kept = [r for r in caplog.records if "IVR-JOURNAL" in r.getMessage()]
+    assert len(kept) == 3 and all(r.exc_info is None for r in kept)
+    assert len(fallback.path(app).read_text().splitlines()) == 3
 
     break_table(app, broken=False)
-    runner = app.test_cli_runner()
-    result = runner.invoke(main, ["callbacks", "replay", str(journal)])
-    assert result.exit_code == 0, result.output
-    # Replaying the log dump too (or twice) changes nothing more.
-    log_dump = tmp_path / "heroku.log"
-    log_dump.write_text("2026-11-28T00:00:00 app[web.1]: " + journal_lines[0] + "\n")
-    runner.invoke(main, ["callbacks", "replay", str(log_dump)])
+    wait_applied(app)  # applied by the process itself, with no manual step
     [row] = rows(app)
-    assert row.call_sid == call.sid and row.recording_sid == params["RecordingSid"]
+    assert (row.call_sid, row.reference, row.step) == (call.sid, reference, "complete")
+    assert row.callback_number == call.from_number and row.a_number == "012345678"
     assert row.caller_number == call.from_number and row.language == "es"
-
-
-def test_database_failure_outside_office_hours_says_we_will_call(make_app):
-    import datetime as dt
-
-    app = make_app(OFFICE_HOURS="mon-fri 09:00-17:00",
-                   CLOCK=lambda: dt.datetime(2026, 11, 29, 18, 0, tzinfo=dt.UTC))
-    call = Call(app.test_client(), TOKEN)
-    to_recording(call, "en")
-    break_table(app, broken=True)
-    twiml = record(call)
-    assert REAL.text("en", "expect_call") in call.heard()
-    assert twiml.find("Hangup") is not None
-    break_table(app, broken=False)
+    # The log dump replayed too (or twice) changes nothing more.
+    runner = app.test_cli_runner()
+    log_dump = "".join("2026-11-28T00:00:00 app[web.1]: " + r.getMessage() + "\n" for r in kept)
+    with runner.isolated_filesystem():
+        with open("heroku.log", "w") as out:
+            out.write(log_dump)
+        result = runner.invoke(main, ["callbacks", "replay", "heroku.log"])
+    assert result.exit_code == 0, result.output
+    assert [(r.reference, r.step) for r in rows(app)] == [(reference, "complete")]
 
 
 def test_database_failure_in_a_later_step_does_not_stop_the_call(app, call, caplog):
     to_recording(call, "en")
     record(call)
     break_table(app, broken=True)
-    with caplog.at_level(logging.ERROR):
+    with caplog.at_level(logging.WARNING):
         call.press("1")
     assert REAL.text("en", "anumber_ask") in call.heard()
     assert any("IVR-JOURNAL" in r.getMessage() and "callback_number" in r.getMessage()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from ivr.emulator import Call
 from ivr.prompts import Prompts
 
 from .conftest import TOKEN
-from .twilio_sim import Call
 
 
 def test_an_edit_is_heard_by_the_next_call(client, prompts_dir):

@@ -8,11 +8,11 @@ from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 
 from ivr.calls import topics
+from ivr.emulator import Call, sign
 from ivr.prompts import Prompts
 from ivr.settings import SettingsError
 
 from .conftest import FIRM, PROJECT_ROOT, TOKEN
-from .twilio_sim import Call, sign
 
 REAL = Prompts(PROJECT_ROOT / "prompts")
 

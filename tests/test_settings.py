@@ -30,7 +30,7 @@ def test_defaults():
         ("OFFICE_TIMEZONE", "Mars/Olympus", "IANA"),
         ("ALERT_SMS_TO", "+13125550100, nope", "E.164"),
         ("TWILIO_WEBHOOK_SHARED_KEYS", "old,,new", "none empty"),
-        ("CALL_COUNT_FLUSH_SECONDS", "-1", "0 to 3600"),
+        ("JOB_LEASE_SECONDS", "-1", "0 to 3600"),
     ],
 )
 def test_malformed_setting_is_a_clear_startup_error(name, value, words):

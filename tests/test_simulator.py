@@ -8,10 +8,10 @@ import sqlalchemy as sa
 
 from ivr.audio_cli import call_command
 from ivr.db import db
+from ivr.jobs import Job
 from ivr.models import CallbackRequest
 from ivr.prompts import Prompts
 from ivr.staff import alerts
-from ivr.staff.models import Alert
 from tests.conftest import base_config
 
 
@@ -78,19 +78,17 @@ def test_typed_speech_and_end_of_input(app):
     assert "call ended: input ended; you hung up" in output
 
 
-def test_a_wrong_token_is_refused_like_a_forged_webhook(make_app, monkeypatch):
-    app = make_app()
-    real = app.config["TWILIO_AUTH_TOKEN"]
+def test_a_wrong_token_is_refused_like_a_forged_webhook(make_app, capsys, monkeypatch):
+    import io
+
     from ivr import simulator
 
-    class WrongToken(simulator.RequestValidator):
-        def __init__(self, token: str) -> None:
-            assert token == real
-            super().__init__("not-the-token")
-
-    monkeypatch.setattr(simulator, "RequestValidator", WrongToken)
-    output = call(app, keys=[])
-    assert "call ended: the app answered 403 FORBIDDEN" in output
+    app = make_app()
+    sim = simulator.Simulator(app, from_number="+13125550123")
+    sim.call.token = "not-the-token"  # signed, but not with this app's token
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    sim.run()
+    assert "call ended: the app answered 403 FORBIDDEN" in capsys.readouterr().out
 
 
 ALERTS_ON = {"ALERT_SMS_TO": "+13125550199", "ALERT_SMS_FROM": "+13125550198",
@@ -112,14 +110,12 @@ def test_a_simulated_call_alerts_no_one(make_app, monkeypatch):
     assert "Staff alerts are off for this call" in output
     assert output.rstrip().endswith("call ended: the hotline hung up")
     assert stored(app).step == "complete"
-    for thread in app.extensions.get("ivr.alert_threads", []):
-        thread.join(5)
     assert sent == []
     with app.app_context():
-        assert db.session.scalar(sa.select(sa.func.count()).select_from(Alert)) == 0
+        kinds = db.session.scalars(sa.select(Job.kind)).all()
+        assert not [kind for kind in kinds if kind.startswith("alert-")]
     for name, value in ALERTS_ON.items():  # the app is as it was after the call
         assert app.config[name] == (["+13125550199"] if name == "ALERT_SMS_TO" else value)
-    assert app.config["ALERTS_DELIVERY"] == "thread"
 
 
 def test_a_database_other_than_sqlite_needs_yes(tmp_path, prompts_dir, monkeypatch):

@@ -2,7 +2,8 @@
 
 The request is keyed by CallSid, and every later step (`details.py`: callback number, A-number,
 reference) updates it, so a caller who hangs up at any point still leaves what they gave. If the
-database fails, what they left goes to the journal and the caller is still looked after.
+database fails, what they left is kept by `fallback.py` and the call goes on exactly as on a good
+day: the reference comes from this process's reserved stash (`references.py`), not the database.
 """
 
 from __future__ import annotations
@@ -11,12 +12,11 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, request, url_for
 from twilio.twiml.voice_response import VoiceResponse
 
-from .. import callbacks
+from .. import callbacks, references
 from ..db import db
 from ..models import Call, CallbackRequest
 from ..twiml import prompts, speak, twiml
 from .common import fails, final, final_args, redirect
-from .connect import office_open
 
 bp = Blueprint("callback", __name__, url_prefix="/<any(en, es):lang>/callback")
 
@@ -92,14 +92,14 @@ def recorded(lang: str):
         if hung_up:
             return twiml(VoiceResponse())
         return redirect("voice.callback.start", lang=lang, fails=fails() + 1, **final_args())
-    row = callbacks.save_or_journal(
-        call_sid(), caller_number=request.form.get("From", ""), step="recorded", **fields
+    heard = references.take(call_sid())
+    row = callbacks.save_or_keep(
+        call_sid(), reference=heard, caller_number=request.form.get("From", ""),
+        step="recorded", **fields
     )
     if hung_up:
         return twiml(VoiceResponse())
-    if row is None:
-        return storage_failed(lang)
-    return redirect("voice.callback.number", lang=lang, ref=row.reference)
+    return redirect("voice.callback.number", lang=lang, ref=row.reference if row else heard)
 
 
 @bp.post("/recording")
@@ -107,17 +107,13 @@ def recording_status(lang: str):
     """Twilio's recording status callback: may come late, twice, or before the action.
 
     It carries no caller number, so the one noted when the call chose its language is used (the
-    `<Record>` action fills it in otherwise). The copy of the audio is made off this request.
+    `<Record>` action fills it in otherwise). The copy of the audio is a job queued with the row.
     """
     form = request.form
     fields = recording_fields(lang)
     if form.get("RecordingStatus") != "completed" or not fields["recording_duration"]:
         return Response(status=204)  # nothing was said: no request to store
-    row = callbacks.save_or_journal(
-        call_sid(), caller_number=calling_number(), step="recorded", **fields
-    )
-    if row is not None:
-        callbacks.copy_later(current_app._get_current_object(), row.id)
+    callbacks.save_or_keep(call_sid(), caller_number=calling_number(), step="recorded", **fields)
     return Response(status=204)
 
 
@@ -127,15 +123,3 @@ def calling_number() -> str | None:
     except sa.exc.SQLAlchemyError:
         db.session.rollback()
         return None
-
-
-def storage_failed(lang: str):
-    """The database failed: reassure; then the firm when open (once), else when to expect a call."""
-    response = VoiceResponse()
-    speak(response, [prompts().line(lang, "save_failed")])
-    if office_open() and not final():
-        response.redirect(url_for("voice.connect.start", lang=lang, final="1"))
-    else:
-        speak(response, [prompts().line(lang, "expect_call"), prompts().line(lang, "goodbye")])
-        response.hangup()
-    return twiml(response)

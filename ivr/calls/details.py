@@ -83,7 +83,7 @@ def number_choice(lang: str):
                        num_digits=0, keep=False, timeout=number_timeout(), lang=lang, ref=ref,
                        fails=failed)
         current_app.logger.info("no valid callback number for call %s", call_sid())
-    callbacks.save_or_journal(call_sid(), callback_number=chosen, step="number")
+    callbacks.save_or_keep(call_sid(), callback_number=chosen, step="number")
     reachable = {} if chosen or own else {"unreachable": "1"}
     return redirect("voice.callback.a_number", lang=lang, ref=ref, **reachable)
 
@@ -128,7 +128,7 @@ def a_number_choice(lang: str):
         if failed < current_app.config["MAX_FAILURES"]:
             invalid = [prompts().line(lang, "anumber_invalid")]
             return a_number_gather(lang, invalid, ref, failed, empties)
-    callbacks.save_or_journal(call_sid(), a_number=a_number, step="complete")
+    callbacks.save_or_keep(call_sid(), a_number=a_number, step="complete")
     return redirect("voice.callback.confirmation", lang=lang, ref=ref, **reachable_args())
 
 

@@ -6,6 +6,7 @@ import unicodedata
 
 from flask import Blueprint, current_app, request
 
+from .. import callbacks, references
 from ..twiml import prompts
 from .common import ask, fails
 from .topics import menu_lines
@@ -53,14 +54,9 @@ def choose():
     return ask(lines, "voice.welcome.choose", speech=True, fails=failed)
 
 
-def count_call(lang: str) -> None:
-    """Note the call for the staff chart (see calllog.py); a database problem is only logged."""
-    form = request.form
-    current_app.extensions["ivr.calllog"].add(form.get("CallSid", ""), lang, form.get("From", ""))
-
-
 def start(lang: str):
     """Say the disclaimer once, then the main menu in the chosen language, in one answer."""
-    count_call(lang)
+    callbacks.count_call(request.form.get("CallSid", ""), lang, request.form.get("From", ""))
+    references.top_up()  # so a reference is at hand even if the database fails later in the call
     lines = [prompts().line(lang, "disclaimer"), *menu_lines(lang)]
     return ask(lines, "voice.topics.menu_choice", lang=lang, fails=0)

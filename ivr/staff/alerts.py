@@ -1,37 +1,35 @@
 """Alert staff to each new callback request by SMS and e-mail, once, off the caller's path.
 
-When a request is created (the recording is in), one outbox row per recipient is added to the same
-transaction, so a request is never stored without its alerts and the unique key makes a second
-alert impossible. The alerts are not due yet: the caller is still choosing the callback number
-and typing the A-number. They fall due when the caller finishes the last step
+When a request is created (the recording is in), one job per recipient is queued in the same
+transaction (see `jobs.py`), so a request is never stored without its alerts, and the job's key
+makes a second alert impossible. The alerts are not due yet: the caller is still choosing the
+callback number and typing the A-number. They fall due when the caller finishes the last step
 (`callbacks.request_completed`), or after a grace period (ALERT_GRACE_SECONDS, 3 minutes) for a
 caller who hangs up mid-way. The message is written at send time, from the request as it is then.
 
-After the commit, a background thread delivers them, or, with ALERTS_DELIVERY=worker, only the
-`ivr alerts run` worker does. Each alert is claimed with one conditional UPDATE before it is sent,
-so two threads or processes never send the same one; a failure is retried with back-off.
+SMS are `once` jobs: sent at most once even if the worker dies mid-send (a duplicate SMS is
+noticed; a lost one still leaves the e-mail and the dashboard). E-mails are retried until sent.
+While the database is down, `fallback.py` calls `alert_directly` with what callers gave.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
+from typing import Any
 
+import requests
 import sqlalchemy as sa
 from flask import Flask, current_app
+from twilio.base.exceptions import TwilioRestException
 
-from .. import callbacks
+from .. import callbacks, jobs
 from ..db import db, utcnow
 from ..models import CallbackRequest
-from .display import LANGUAGES, as_utc, phone
-from .models import Alert
+from .display import LANGUAGES, phone
 from .transports import send_email, send_sms
 
-MAX_ATTEMPTS = 5
-BACKOFF = dt.timedelta(seconds=30)  # doubled after each failure: 30 s, 1, 2, 4 min
-LEASE = dt.timedelta(minutes=5)  # a claim older than this was lost with its process
 GRACE_SECONDS = 180  # how long a request may stay unfinished before its alerts go anyway
-PATIENCE = dt.timedelta(minutes=10)  # how long a delivery thread waits for alerts to fall due
+CHANNELS = ("sms", "email")
 
 
 def sms_recipients() -> list[str]:
@@ -57,167 +55,85 @@ def init_app(app: Flask) -> None:
     if app.config["ALERT_EMAIL_TO"] and not email:
         app.logger.warning("ALERT_EMAIL_TO is set but SMTP_URL is not: no e-mail alerts")
     if sms or email:
-        app.logger.info("alerts on: %d SMS and %d e-mail recipients, delivered by %s",
-                        len(sms), len(email), app.config["ALERTS_DELIVERY"])
+        app.logger.info("alerts on: %d SMS and %d e-mail recipients, sent by the worker",
+                        len(sms), len(email))
     else:
         app.logger.info("alerts are off: set ALERT_SMS_TO and ALERT_SMS_FROM, or ALERT_EMAIL_TO "
                         "and SMTP_URL, to alert staff to new callback requests")
-    app.extensions["ivr.alerts_stop"] = threading.Event()
     callbacks.request_created.connect(queue_alerts, sender=app, weak=False)
     callbacks.request_completed.connect(alerts_due_now, sender=app, weak=False)
 
 
-def grace() -> dt.timedelta:
-    return dt.timedelta(seconds=float(current_app.config.get("ALERT_GRACE_SECONDS",
-                                                             GRACE_SECONDS)))
+def grace() -> float:
+    return float(current_app.config.get("ALERT_GRACE_SECONDS", GRACE_SECONDS))
+
+
+def recipients() -> list[tuple[str, str]]:
+    return [("sms", to) for to in sms_recipients()] + [("email", to) for to in email_recipients()]
+
+
+def key(request_id: int, channel: str = "", recipient: str = "") -> str:
+    return f"alert:{request_id}:" + (f"{channel}:{recipient}" if channel else "")
 
 
 def queue_alerts(app: Flask, request: CallbackRequest) -> None:
-    """Add the request's alerts to its own transaction, due after the grace; never commit here."""
-    wanted = [("sms", to) for to in sms_recipients()] + [("email", to) for to in email_recipients()]
-    due = utcnow() + grace()
-    for channel, recipient in wanted:
-        db.session.add(Alert(request_id=request.id, channel=channel, recipient=recipient,
-                             next_attempt_at=due))
-    if wanted:
-        deliver_after_commit(app)
+    """Queue the request's alerts in its own transaction, due after the grace; never commit."""
+    for channel, recipient in recipients():
+        jobs.enqueue(f"alert-{channel}", key(request.id, channel, recipient),
+                     {"request_id": request.id, "recipient": recipient}, delay=grace())
 
 
 def alerts_due_now(app: Flask, request: CallbackRequest) -> None:
     """The caller finished: the request's alerts need wait no longer. Inside its transaction."""
-    db.session.flush()  # alerts queued in this same transaction (a request made in one go)
-    result = db.session.execute(
-        sa.update(Alert)
-        .where(Alert.request_id == request.id, Alert.status == "pending")
-        .values(next_attempt_at=utcnow())
-    )
-    if result.rowcount:
-        deliver_after_commit(app)
-
-
-def deliver_after_commit(app: Flask) -> None:
-    """In thread mode, start one delivery thread when this transaction commits (never before:
-    the thread must see the rows, and a rolled-back request must send nothing)."""
-    if app.config["ALERTS_DELIVERY"] != "thread":
-        return
-    session = db.session
-    if session.info.get("alerts_hook"):
-        return
-    session.info["alerts_hook"] = True
-
-    def after_commit(committed) -> None:
-        committed.info.pop("alerts_hook", None)
-        start_thread(app)
-
-    sa.event.listen(session, "after_commit", after_commit, once=True)
-
-
-def start_thread(app: Flask) -> threading.Thread:
-    thread = threading.Thread(target=run_for, args=(app,), name="ivr-alerts", daemon=True)
-    thread.start()
-    # Kept so tests and shutdown can join them; finished ones are dropped so the list stays small.
-    threads = app.extensions.setdefault("ivr.alert_threads", [])
-    threads[:] = [t for t in threads if t.is_alive()] + [thread]
-    return thread
-
-
-def stop_threads(app: Flask, timeout: float = 10) -> None:
-    """Wake every sleeping delivery thread and let it end (shutdown and tests)."""
-    app.extensions["ivr.alerts_stop"].set()
-    for thread in app.extensions.get("ivr.alert_threads", []):
-        thread.join(timeout)
-
-
-def run_for(app: Flask, patience: dt.timedelta = PATIENCE) -> None:
-    """Deliver what is due, then wait for alerts that fall due soon (grace, retries).
-
-    While it waits the thread holds no database connection and no transaction: the session is
-    closed first, so a sleeping thread pins no pooled connection and no snapshot or lock.
-    Other threads may deliver the same alerts meanwhile; the claim lets only one send each.
-    """
-    stop = app.extensions["ivr.alerts_stop"]
-    with app.app_context():
-        give_up = utcnow() + patience
-        try:
-            while True:
-                deliver_due()
-                wait = next_due()
-                db.session.close()
-                if wait is None or wait > give_up:
-                    return
-                if stop.wait(max(0.0, (wait - utcnow()).total_seconds())):
-                    return
-        except Exception:  # the alerts stay in the outbox for the next thread or the worker
-            db.session.rollback()
-            current_app.logger.exception("alert delivery thread stopped")
-        finally:
-            db.session.close()
-
-
-def next_due() -> dt.datetime | None:
-    """When the next pending alert falls due. Alerts another thread is sending are not waited
-    for: their lease (5 minutes) only matters if that process died, which the worker covers."""
-    moment = db.session.scalar(
-        sa.select(sa.func.min(Alert.next_attempt_at)).where(Alert.status == "pending")
-    )
-    return None if moment is None else as_utc(moment)
-
-
-def claim(alert_id: int) -> bool:
-    """Take the alert for this process: only one UPDATE can match, across every process."""
-    now = utcnow()
-    result = db.session.execute(
-        sa.update(Alert)
-        .where(Alert.id == alert_id, Alert.status.in_(("pending", "sending")),
-               Alert.next_attempt_at <= now)
-        .values(status="sending", attempts=Alert.attempts + 1, next_attempt_at=now + LEASE)
+    db.session.execute(
+        sa.update(jobs.Job)
+        .where(jobs.Job.key.startswith(key(request.id)), jobs.Job.status == "pending",
+               jobs.Job.attempts == 0)
+        .values(run_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    db.session.commit()
-    return result.rowcount == 1
 
 
-def deliver_due() -> int:
-    """Send every alert that is due (new, retry time reached, or claim abandoned); return count."""
-    due = db.session.scalars(
-        sa.select(Alert.id)
-        .where(Alert.status.in_(("pending", "sending")), Alert.next_attempt_at <= utcnow())
-        .order_by(Alert.id)
-    ).all()
-    sent = 0
-    for alert_id in due:
-        if claim(alert_id):
-            sent += deliver(alert_id)
-    return sent
+def request_or_none(request_id: int) -> CallbackRequest | None:
+    row = db.session.get(CallbackRequest, request_id)
+    if row is not None:
+        db.session.expunge(row)  # its fields stay readable after the commit below
+    db.session.commit()  # hold no connection while the message is sent
+    return row
 
 
-def deliver(alert_id: int) -> bool:
-    alert = db.session.get(Alert, alert_id, populate_existing=True)
-    row = db.session.get(CallbackRequest, alert.request_id)
+@jobs.handler("alert-sms", once=True, max_attempts=5)
+def alert_sms(payload: dict[str, Any]) -> None:
+    row = request_or_none(payload["request_id"])
+    if row is not None:
+        sms(payload["recipient"], " ".join(message(row)))
+
+
+@jobs.handler("alert-email", max_attempts=5)
+def alert_email(payload: dict[str, Any]) -> None:
+    row = request_or_none(payload["request_id"])
+    if row is not None:
+        send_email(payload["recipient"], f"New callback request #{row.reference}",
+                   "\n".join(message(row)) + "\n")
+
+
+def sms(to: str, body: str) -> None:
+    """Send an SMS through Twilio; a failure that cannot have sent it (refused, unreachable,
+    Twilio 5xx or 429) is retried, anything else is final."""
     try:
-        if alert.channel == "sms":
-            send_sms(alert.recipient, " ".join(message(row)))
-        else:
-            subject = f"New callback request #{row.reference}"
-            send_email(alert.recipient, subject, "\n".join(message(row)) + "\n")
-    except Exception as exc:  # whatever went wrong is recorded, and retried later
-        db.session.rollback()
-        current_app.logger.warning("alert %s (%s) failed, attempt %d: %s",
-                                   alert.id, alert.channel, alert.attempts, exc)
-        alert.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-        limit = current_app.config.get("ALERT_MAX_ATTEMPTS", MAX_ATTEMPTS)
-        if alert.attempts >= limit:
-            alert.status = "failed"
-            current_app.logger.error("alert %s for request %s given up after %d attempts",
-                                     alert.id, row.reference, alert.attempts)
-        else:
-            alert.status = "pending"
-            alert.next_attempt_at = utcnow() + BACKOFF * 2 ** (alert.attempts - 1)
-        db.session.commit()
-        return False
-    alert.status, alert.sent_at, alert.last_error = "sent", utcnow(), None
-    db.session.commit()
-    return True
+        send_sms(to, body)
+    except TwilioRestException as exc:
+        if exc.status >= 500 or exc.status == 429:
+            raise
+        raise jobs.Permanent(f"Twilio {exc.status} {exc.code}: {exc.msg}") from None
+    except (requests.exceptions.ConnectTimeout, requests.exceptions.ProxyError):
+        raise  # never reached Twilio: safe to try again
+    except requests.ConnectionError as exc:
+        if "NewConnectionError" in str(exc) or "NameResolutionError" in str(exc):
+            raise  # refused or not resolved: nothing was sent
+        raise jobs.Permanent(f"the SMS may have been sent: {jobs.reason(exc)}") from None
+    except requests.exceptions.Timeout:
+        raise jobs.Permanent("no answer from Twilio; the SMS may have been sent") from None
 
 
 def link(row: CallbackRequest) -> str:
@@ -240,3 +156,54 @@ def message(row: CallbackRequest) -> list[str]:
     language = LANGUAGES.get(row.language, row.language)
     return [f"New callback request #{row.reference} ({language}).", number,
             f"Listen: {link(row)}"]
+
+
+def alert_directly(entries: list[dict[str, Any]]) -> list[str]:
+    """While the database is down: alert staff now, from the kept entries, for each call that
+    finished (or was left longer than the grace ago) and was not alerted yet. Returns the marks
+    to keep (one per call alerted), so neither a retry nor the replay alerts it again."""
+    import json
+
+    calls: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        if entry.get("kind") == "call":
+            continue
+        merged = calls.setdefault(entry["call_sid"], {"first": entry.get("at")})
+        merged.update({k: v for k, v in entry.items() if v is not None})
+    now = utcnow()
+    marks = []
+    for call_sid, fields in calls.items():
+        if fields.get("alerted") or not fields.get("recording_sid"):
+            continue
+        first = fields.get("first")
+        old = first and dt.datetime.fromisoformat(first) + dt.timedelta(seconds=grace()) < now
+        if fields.get("step") != "complete" and not old:
+            continue
+        lines = direct_message(fields)
+        sent = False
+        for channel, recipient in recipients():
+            try:
+                if channel == "sms":
+                    send_sms(recipient, " ".join(lines))
+                else:
+                    send_email(recipient, f"New callback request #{fields.get('reference', '?')}",
+                               "\n".join(lines) + "\n")
+                sent = True
+            except Exception as exc:  # one line each; the e-mail may still go
+                current_app.logger.warning("direct alert for call %s by %s failed: %s",
+                                           call_sid, channel, jobs.reason(exc))
+        if sent:
+            marks.append(json.dumps({"call_sid": call_sid, "alerted": True}))
+    return marks
+
+
+def direct_message(fields: dict[str, Any]) -> list[str]:
+    language = LANGUAGES.get(fields.get("language", ""), fields.get("language", ""))
+    if fields.get("callback_number"):
+        number = f"Call back: {phone(fields['callback_number'])}."
+    elif fields.get("caller_number"):
+        number = f"Called from: {phone(fields['caller_number'])} (no callback number given)."
+    else:
+        number = "No number: caller ID withheld and no callback number given."
+    return [f"New callback request #{fields.get('reference', '?')} ({language}).", number,
+            "The database is down: the message will be on the dashboard once it is back."]

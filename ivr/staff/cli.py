@@ -1,9 +1,8 @@
-"""Staff commands: `ivr staff add|list|remove|password` and `ivr alerts send|run|list`."""
+"""Staff commands: `ivr staff add|list|remove|password` and `ivr alerts list`."""
 
 from __future__ import annotations
 
 import sys
-import time
 
 import click
 import sqlalchemy as sa
@@ -11,9 +10,9 @@ from flask.cli import with_appcontext
 from werkzeug.security import generate_password_hash
 
 from ..db import db
-from . import alerts
+from ..jobs import Job
 from .auth import normal_username
-from .models import Alert, StaffUser
+from .models import StaffUser
 
 MIN_PASSWORD = 10
 
@@ -90,37 +89,16 @@ def alerts_group() -> None:
     """Alerts to staff."""
 
 
-@alerts_group.command("send")
-@with_appcontext
-def send() -> None:
-    """Deliver every alert that is due now (for a scheduler)."""
-    click.echo(f"{alerts.deliver_due()} alert(s) sent")
-
-
-@alerts_group.command("run")
-@click.option("--every", default=15.0, show_default=True, help="Seconds between passes.")
-@with_appcontext
-def run(every: float) -> None:
-    """Deliver due alerts forever (the Procfile `worker:` process)."""
-    click.echo(f"delivering alerts every {every:g} s")
-    while True:
-        try:
-            alerts.deliver_due()
-        except sa.exc.SQLAlchemyError:
-            db.session.rollback()
-            click.echo("database error; retrying on the next pass", err=True)
-        db.session.close()  # hold no connection or transaction while asleep
-        time.sleep(every)
-
-
 @alerts_group.command("list")
 @click.option("--all", "show_all", is_flag=True, help="Include sent alerts.")
 @with_appcontext
 def list_alerts(show_all: bool) -> None:
     """Show alerts not yet sent (or all), with their last error."""
-    query = sa.select(Alert).order_by(Alert.id)
+    query = sa.select(Job).where(Job.kind.startswith("alert-")).order_by(Job.id)
     if not show_all:
-        query = query.where(Alert.status != "sent")
-    for alert in db.session.scalars(query):
-        click.echo(f"{alert.id}\trequest {alert.request_id}\t{alert.channel}\t{alert.recipient}\t"
-                   f"{alert.status}\tattempts {alert.attempts}\t{alert.last_error or ''}")
+        query = query.where(Job.status != "done")
+    for job in db.session.scalars(query):
+        data = job.data
+        click.echo(f"{job.id}\trequest {data.get('request_id')}\t{job.kind[6:]}\t"
+                   f"{data.get('recipient')}\t{'sent' if job.status == 'done' else job.status}\t"
+                   f"attempts {job.attempts}\t{job.last_error or ''}")

@@ -20,7 +20,7 @@ from sqlalchemy.orm import undefer
 from wtforms import StringField, TextAreaField
 from wtforms.validators import AnyOf, Length
 
-from .. import callbacks
+from .. import recordings
 from ..db import db, utcnow
 from ..models import STATUSES, CallbackRequest
 from . import display
@@ -141,9 +141,12 @@ def update(request_id: int):
 def audio(request_id: int):
     row = get_or_404(request_id, undefer(CallbackRequest.audio))
     if row.audio is None:
-        callbacks.fetch_recording(row)  # copies it into the database for next time
-    if row.audio is None:
-        abort(404)
+        # The worker copies it from Twilio; a page never waits on Twilio (it shares the web
+        # processes with the callers' webhooks). Queue it again in case the copy gave up.
+        if row.recording_sid:
+            recordings.queue_missing()
+        return Response("The recording is not copied from Twilio yet; try again in a minute.",
+                        status=404, mimetype="text/plain")
     return send_file(io.BytesIO(row.audio), mimetype=row.audio_type or "audio/mpeg",
                      conditional=True, max_age=0)
 

@@ -1,20 +1,17 @@
-"""What the staff side keeps: accounts, login attempts (for rate limiting) and the alert outbox.
+"""What the staff side keeps: accounts and login attempts (for rate limiting).
 
-Login attempts and alerts live in the database, not in memory, because the app runs as several
-processes: a limit or a "sent" flag held by one process would mean nothing to the others.
+Login attempts live in the database, not in memory, because the app runs as several
+processes: a limit held by one process would mean nothing to the others.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import DateTime, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import DateTime, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..db import Model, utcnow
-
-CHANNELS = ("sms", "email")
-ALERT_STATUSES = ("pending", "sending", "sent", "failed")
 
 
 class StaffUser(Model):
@@ -47,25 +44,4 @@ class LoginAttempt(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(80))
     ip: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
-class Alert(Model):
-    """One message to one recipient about one request: the outbox row that makes it sent once."""
-
-    __tablename__ = "staff_alerts"
-    __table_args__ = (UniqueConstraint("request_id", "channel", "recipient"),
-                      Index("ix_staff_alerts_due", "status", "next_attempt_at"))
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    request_id: Mapped[int] = mapped_column(
-        ForeignKey("callback_requests.id", ondelete="CASCADE"), index=True
-    )
-    channel: Mapped[str] = mapped_column(String(8))
-    recipient: Mapped[str] = mapped_column(String(254))
-    status: Mapped[str] = mapped_column(String(16), default="pending")
-    attempts: Mapped[int] = mapped_column(default=0)
-    last_error: Mapped[str | None] = mapped_column(Text)
-    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,33 @@
+"""Gunicorn settings for the Procfile's `web:` (gunicorn reads this file from the working folder).
+
+Worker model: `gthread`, several threads per process. Sync workers serve one request at a time, so
+one slow client (a staff member's phone on a bad connection uploading a form) holds a whole
+process while Twilio's webhooks queue behind it; Heroku's router does not buffer requests the way
+nginx would. With threads, a slow client holds one thread, and the bodies are small and capped
+(MAX_CONTENT_LENGTH). The app does no network I/O in a request (background work is queued, see
+ivr/jobs.py), so threads never wait on Twilio; async workers (gevent) would buy nothing more and
+would need monkey-patching of psycopg. Threads per process are bounded by WEB_THREADS.
+"""
+
+import os
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("WEB_THREADS", "4"))
+# Twilio gives up on a webhook after 15 s; a request still running after 20 s is stuck.
+timeout = 20
+graceful_timeout = 25  # within Heroku's 30 s between SIGTERM and SIGKILL
+keepalive = 5
+accesslog = "-"
+# Restart workers now and then so a slow leak in any library cannot grow without bound.
+max_requests = 5000
+max_requests_jitter = 500
+
+
+def post_worker_init(worker):
+    """One-dyno set-up: with WORKER_IN_WEB=1 each web process also runs the background jobs."""
+    if os.environ.get("WORKER_IN_WEB", "").lower() in ("1", "true", "yes"):
+        from ivr.worker import Background
+
+        Background(worker.wsgi).start()

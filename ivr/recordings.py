@@ -1,0 +1,98 @@
+"""Copy each callback recording from Twilio into the database, then delete it at Twilio: jobs.
+
+Staff must be able to play a message whatever Twilio keeps, so the audio is copied with the
+account's credentials (Twilio may enforce HTTP auth on media URLs). Both steps are jobs (see
+`jobs.py`): queued with the request, run by the worker, retried with back-off, and never holding a
+database connection while Twilio answers (or does not).
+"""
+
+from __future__ import annotations
+
+import requests
+import sqlalchemy as sa
+from flask import current_app
+from twilio.base.exceptions import TwilioRestException
+
+from . import jobs
+from .db import db
+from .models import CallbackRequest
+from .twilio_api import client
+
+TWILIO_API = "https://api.twilio.com/"
+TIMEOUT = (5, 30)  # seconds to connect, and between bytes of the answer
+
+
+def credentials() -> tuple[str, str]:
+    config = current_app.config
+    if not config["TWILIO_ACCOUNT_SID"]:
+        raise jobs.Permanent("TWILIO_ACCOUNT_SID is not set: recordings cannot be copied")
+    return config["TWILIO_ACCOUNT_SID"], config["TWILIO_AUTH_TOKEN"]
+
+
+def download(url: str) -> bytes:
+    """The recording's MP3 from Twilio; raise Permanent for answers a retry will not change."""
+    if not url.startswith(TWILIO_API):
+        # Never send the account's credentials anywhere but Twilio's API.
+        raise jobs.Permanent(f"refusing recording URL {url}")
+    reply = requests.get(url + ".mp3", auth=credentials(), timeout=TIMEOUT)
+    if reply.status_code in (401, 403):
+        raise jobs.Permanent(f"Twilio refused the credentials ({reply.status_code})")
+    # 404: a recording is sometimes not ready the moment its callback arrives; retried.
+    reply.raise_for_status()
+    return reply.content
+
+
+@jobs.handler("copy-recording")
+def copy_recording(payload: dict) -> None:
+    request_id = payload["request_id"]
+    row = db.session.execute(
+        sa.select(CallbackRequest.recording_url, CallbackRequest.recording_sid,
+                  CallbackRequest.audio_type).where(CallbackRequest.id == request_id)
+    ).first()
+    db.session.commit()  # hold no connection while Twilio answers
+    if row is None or row.audio_type or not row.recording_url:
+        return  # deleted, already copied (a duplicate job), or nothing to copy
+    audio = download(row.recording_url)
+    db.session.execute(
+        sa.update(CallbackRequest)
+        .where(CallbackRequest.id == request_id, CallbackRequest.audio_type.is_(None))
+        .values(audio=audio, audio_type="audio/mpeg")
+        .execution_options(synchronize_session=False)
+    )
+    if not current_app.config["KEEP_RECORDINGS_AT_TWILIO"]:
+        jobs.enqueue("delete-recording", f"delete-recording:{row.recording_sid}",
+                     {"recording_sid": row.recording_sid})
+    db.session.commit()
+
+
+@jobs.handler("delete-recording")
+def delete_recording(payload: dict) -> None:
+    """Delete Twilio's copy once ours is stored; a recording already gone is fine."""
+    try:
+        client().recordings(payload["recording_sid"]).delete()
+    except TwilioRestException as exc:
+        if exc.status == 404:
+            return
+        if exc.status < 500 and exc.status != 429:
+            raise jobs.Permanent(f"Twilio {exc.status} {exc.code}: {exc.msg}") from None
+        raise
+
+
+def queue_missing() -> int:
+    """Queue a copy for every request whose recording is not copied and has no copy job yet
+    (rows from before the queue existed); a failed job is queued again. Return how many."""
+    rows = db.session.execute(
+        sa.select(CallbackRequest.id, CallbackRequest.recording_sid).where(
+            CallbackRequest.audio_type.is_(None), CallbackRequest.recording_url.is_not(None)
+        )
+    ).all()
+    for request_id, sid in rows:
+        key = f"copy-recording:{sid}"
+        db.session.execute(
+            sa.update(jobs.Job).where(jobs.Job.key == key, jobs.Job.status == "failed")
+            .values(status="pending", attempts=0, run_at=sa.func.now(), finished_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        jobs.enqueue("copy-recording", key, {"request_id": request_id})
+    db.session.commit()
+    return len(rows)

@@ -1,7 +1,9 @@
 """A body over MAX_CONTENT_LENGTH is refused before a worker reads it, chunked bodies included.
 
-Against the Procfile's server (gunicorn, sync workers) on 127.0.0.1, with raw sockets: the test
-client cannot show what a worker reads from the network or how much memory that takes.
+Against the Procfile's server (gunicorn with the project's gunicorn.conf.py) on 127.0.0.1, with
+raw sockets: the test client cannot show what a worker reads from the network or how much memory
+that takes. (A threaded worker may still read and drop the rest of a refused body, 8 KiB at a time,
+to keep the connection alive: the answer does not wait for it, and memory does not grow.)
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def memory(pid: int) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """One gunicorn sync worker, as the Procfile runs it; yields (port, worker pid)."""
+    """One gunicorn worker process, configured as the Procfile runs it; yields (port, its pid)."""
     tmp = tmp_path_factory.mktemp("gunicorn")
     port = free_port()
     env = {**os.environ, "SECRET_KEY": "s" * 32, "TWILIO_AUTH_TOKEN": TOKEN,

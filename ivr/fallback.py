@@ -93,7 +93,7 @@ def apply(app: Flask) -> tuple[int, int] | None:
     cut what was applied, never during the database work or an alert, so no caller waits on it.
     A second lock file lets one process at a time apply.
     """
-    from . import callbacks
+    from . import store
     from .staff import alerts
 
     file = path(app)
@@ -109,12 +109,12 @@ def apply(app: Flask) -> tuple[int, int] | None:
             text = handle.read()
         entries = list(read(text.splitlines()))
         with app.app_context():
-            if not callbacks.database_answers():
+            if not store.database_answers():
                 marks = alerts.alert_directly(entries)
                 if marks:  # so that neither a retry nor the replay alerts these calls again
                     append(file, marks)
                 return None
-            stored, failed, kept = callbacks.replay(entries)
+            stored, failed, kept = store.replay(entries)
         with open(file, "r+", encoding="utf-8") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             rest = handle.read()[len(text):]  # appended while we applied: kept for next time

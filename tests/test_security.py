@@ -7,10 +7,10 @@ from sqlalchemy.exc import OperationalError
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 
-from ivr.calls import topics
 from ivr.emulator import Call, sign
 from ivr.prompts import Prompts
 from ivr.settings import SettingsError
+from ivr.voice import topics
 
 from .conftest import FIRM, PROJECT_ROOT, TOKEN
 

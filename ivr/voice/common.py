@@ -86,7 +86,7 @@ def ask(lines: Sequence[Line], endpoint: str, *, num_digits: int = 1,
     When the caller says nothing, the `<Redirect>` posts to the same action without `Digits`, so the
     action counts silence and invalid keys in one place.
 
-    `keep` is ignored: TwiML is no longer kept per process. calls/details.py still passes
+    `keep` is ignored: TwiML is no longer kept per process. voice/details.py still passes
     `keep=False`; drop the parameter together with those four arguments.
     """
     return twiml(_gather(lines, endpoint, num_digits, speech, post_empty, values, timeout))

@@ -44,6 +44,15 @@ def _smtp_url(value: str) -> str:
     return value
 
 
+def _secret_key(value: str) -> str:
+    if len(value.encode()) < 32:
+        raise ValueError(
+            "too short: at least 32 bytes, e.g. from "
+            "python3 -c 'import secrets; print(secrets.token_hex(32))'"
+        )
+    return value
+
+
 def _language(value: str) -> str:
     if value not in ("en", "es"):
         raise ValueError("must be en or es")
@@ -143,7 +152,12 @@ class Setting:
 
 
 SETTINGS: list[Setting] = [
-    Setting("SECRET_KEY", None, str, "Signs staff sessions and CSRF tokens. Long and random."),
+    Setting(
+        "SECRET_KEY",
+        None,
+        _secret_key,
+        "Signs staff sessions and CSRF tokens. Random, at least 32 bytes.",
+    ),
     Setting(
         "TWILIO_AUTH_TOKEN",
         None,
@@ -254,8 +268,8 @@ SETTINGS: list[Setting] = [
         "PUBLIC_URL",
         "",
         _public_url,
-        "Public https URL of the app: links in alerts, and the only host Twilio signatures are "
-        "checked against. Set it in production.",
+        "Public https URL of the app: links in alerts, the Voice URL `ivr twilio setup` sets, "
+        "and the only host Twilio signatures are checked against. Set it in production.",
     ),
     Setting(
         "FORWARDED_PROXIES",

@@ -53,7 +53,7 @@ def server(tmp_path_factory):
     port = free_port()
     env = {**os.environ, "SECRET_KEY": "s" * 32, "TWILIO_AUTH_TOKEN": TOKEN,
            "FIRM_PHONE_NUMBER": FIRM, "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
-           "OFFICE_HOURS": "always"}
+           "OFFICE_HOURS": "always", "FORWARDED_PROXIES": "1"}  # as behind Heroku's router
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
          "--log-level", "warning", "ivr:create_app()"],
@@ -86,14 +86,17 @@ def post_form(port: int, path: str, params: dict[str, str], signed: bool = False
     headers = {"Content-Type": "application/x-www-form-urlencoded",
                "Content-Length": str(len(body))}
     if signed:
-        headers["X-Twilio-Signature"] = sign(TOKEN, f"http://127.0.0.1:{port}{path}", params)
+        headers["X-Twilio-Signature"] = sign(TOKEN, f"https://127.0.0.1:{port}{path}", params)
     with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
         sock.sendall(request_head(port, path, headers) + body)
         return status(sock)
 
 
 def request_head(port: int, path: str, headers: dict[str, str]) -> bytes:
-    lines = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}",
+    """A POST's request line and headers, as Heroku's router forwards a request that came over
+    https (outside debug, plain http would be redirected to https)."""
+    lines = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "X-Forwarded-Proto: https",
+             "X-Forwarded-For: 192.0.2.1",
              *(f"{name}: {value}" for name, value in headers.items())]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 

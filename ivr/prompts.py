@@ -7,6 +7,10 @@ milliseconds a caller waits on the network for every step anyway.
 
 A topic is a file under `topics/` named `<number>-<slug>.txt`: its first line is the menu label,
 the rest is what the caller hears, so adding a topic file adds a menu option.
+
+A line starting with `#` is a note for the people who edit prompts and is never spoken; the
+one kind the tools read is `# approve: <why>`, which marks the line below it as awaiting the
+firm's approval (`ivr prompts check` lists them; see docs/for-the-firm.md).
 """
 
 from __future__ import annotations
@@ -21,6 +25,11 @@ from typing import NamedTuple
 LANGUAGES = ("en", "es")
 # Topics are keys 1-7 on a one-digit menu: 8, 9, 0, * and # mean the same on every menu.
 TOPIC_FILE = re.compile(r"([1-7])-([a-z0-9-]+)\.txt")
+
+
+def spoken_text(raw: str) -> str:
+    """The file's text without its `#` note lines: what a caller can hear."""
+    return "\n".join(line for line in raw.splitlines() if not line.lstrip().startswith("#"))
 
 
 class PromptError(LookupError):
@@ -61,7 +70,7 @@ class Prompts:
             raise PromptError(f"unknown language {lang!r}")
         path = self.root / lang / f"{name}.txt"
         try:
-            text = " ".join(path.read_text(encoding="utf-8").split())
+            text = " ".join(spoken_text(path.read_text(encoding="utf-8")).split())
         except FileNotFoundError:
             raise PromptError(f"missing prompt {lang}/{name}.txt") from None
         if not text:
@@ -90,7 +99,7 @@ class Prompts:
             return []
         topics = []
         for entry in entries:
-            raw = (folder / entry).read_text(encoding="utf-8").strip()
+            raw = spoken_text((folder / entry).read_text(encoding="utf-8")).strip()
             label, _, body = raw.partition("\n")
             number = int(TOPIC_FILE.fullmatch(entry)[1])
             name = f"topics/{entry[:-4]}"

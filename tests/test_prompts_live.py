@@ -29,7 +29,7 @@ def test_an_edited_menu_option_is_heard_mid_call(call, prompts_dir):
     (prompts_dir / "en" / "topics" / "6-visits.txt").write_text("visiting hours\n\nVisits.\n",
                                                                encoding="utf-8")
     call.press("*")
-    assert call.heard().startswith("Edited menu.")
+    assert "Edited menu." in call.heard()
     assert "visiting hours" in call.heard()
 
 

@@ -80,8 +80,11 @@ def fails() -> int:
 
 def ask(lines: Sequence[Line], endpoint: str, *, num_digits: int = 1,
         speech: bool = False, post_empty: bool = False, keep: bool = True,
-        timeout: int | None = None, **values: object) -> Response:
+        timeout: int | None = None, before: Sequence[Line] = (), **values: object) -> Response:
     """Say `lines` inside a `<Gather>` (so a key interrupts them) posting to `endpoint`.
+
+    `before` is said ahead of the `<Gather>`, where no key can cut it short: for the one thing
+    every caller must hear in full (the disclaimer).
 
     When the caller says nothing, the `<Redirect>` posts to the same action without `Digits`, so the
     action counts silence and invalid keys in one place.
@@ -89,15 +92,17 @@ def ask(lines: Sequence[Line], endpoint: str, *, num_digits: int = 1,
     `keep` is ignored: TwiML is no longer kept per process. voice/details.py still passes
     `keep=False`; drop the parameter together with those four arguments.
     """
-    return twiml(_gather(lines, endpoint, num_digits, speech, post_empty, values, timeout))
+    return twiml(_gather(lines, endpoint, num_digits, speech, post_empty, values, timeout,
+                         before))
 
 
 def _gather(lines: Sequence[Line], endpoint: str, num_digits: int, speech: bool,
             post_empty: bool, values: dict[str, object],
-            timeout: int | None = None) -> VoiceResponse:
+            timeout: int | None = None, before: Sequence[Line] = ()) -> VoiceResponse:
     config = current_app.config
     action = url_for(endpoint, **values)
     response = VoiceResponse()
+    speak(response, before)
     options: dict[str, object] = {
         "action": action,
         "timeout": timeout or config["GATHER_TIMEOUT"],

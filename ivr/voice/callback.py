@@ -26,7 +26,7 @@ def call_sid() -> str:
     return request.form.get("CallSid", "")
 
 
-@bp.route("", methods=["GET", "POST"])
+@bp.route("", methods=["POST"])
 def start(lang: str):
     failed = fails()
     if failed >= current_app.config["MAX_FAILURES"]:

@@ -54,7 +54,7 @@ def number_timeout() -> int | None:
     return NUMBER_TIMEOUT if caller_id(request.form.get("From", "")) else None
 
 
-@bp.route("/number", methods=["GET", "POST"])
+@bp.route("/number", methods=["POST"])
 def number(lang: str):
     ref = request.args.get("ref", "")
     return ask(number_lines(lang), "voice.details.number_choice", num_digits=0, keep=False,
@@ -103,7 +103,7 @@ def a_number_gather(lang: str, lines: list[Line], ref: str, failed: int, empties
                empties=empties, **reachable_args())
 
 
-@bp.route("/a-number", methods=["GET", "POST"])
+@bp.route("/a-number", methods=["POST"])
 def a_number(lang: str):
     return a_number_gather(lang, [], request.args.get("ref", ""), fails(), 0)
 
@@ -135,7 +135,7 @@ def a_number_choice(lang: str):
     return redirect("voice.details.confirmation", lang=lang, ref=ref, **reachable_args())
 
 
-@bp.route("/confirmation", methods=["GET", "POST"])
+@bp.route("/confirmation", methods=["POST"])
 def confirmation(lang: str):
     """Read the reference back twice, digit by digit, and say when to expect a call (or, with
     no number to call, that we cannot call back)."""

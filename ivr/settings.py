@@ -340,6 +340,11 @@ def load(environ: Mapping[str, str]) -> dict[str, Any]:
             config[setting.name] = setting.parse(raw.strip())
         except ValueError as exc:
             problems.append(f"{setting.name}={raw!r} is invalid: {exc}")
+    if "DYNO" in environ and config.get("FORWARDED_PROXIES") == 0:
+        # On Heroku every request comes through its router: without trusting it, every request
+        # looks like plain http, and the https redirect would send every caller round in a loop.
+        problems.append("FORWARDED_PROXIES must be 1 on Heroku (DYNO is set): its router is the "
+                        "proxy that says a request came over https")
     if problems:
         raise SettingsError("Hotline settings are wrong:\n  " + "\n  ".join(problems))
     return config

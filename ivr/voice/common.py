@@ -79,7 +79,7 @@ def fails() -> int:
 
 
 def ask(lines: Sequence[Line], endpoint: str, *, num_digits: int = 1,
-        speech: bool = False, post_empty: bool = False, keep: bool = True,
+        speech: bool = False, post_empty: bool = False,
         timeout: int | None = None, before: Sequence[Line] = (), **values: object) -> Response:
     """Say `lines` inside a `<Gather>` (so a key interrupts them) posting to `endpoint`.
 
@@ -88,9 +88,6 @@ def ask(lines: Sequence[Line], endpoint: str, *, num_digits: int = 1,
 
     When the caller says nothing, the `<Redirect>` posts to the same action without `Digits`, so the
     action counts silence and invalid keys in one place.
-
-    `keep` is ignored: TwiML is no longer kept per process. voice/details.py still passes
-    `keep=False`; drop the parameter together with those four arguments.
     """
     return twiml(_gather(lines, endpoint, num_digits, speech, post_empty, values, timeout,
                          before))

@@ -72,7 +72,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             "play, and SMS alerts are off (fine for local use without a Twilio account)"
         )
 
-    from . import audio, calls, fallback, recordings, staff  # noqa: F401  (recordings: jobs)
+    from . import audio, calls, fallback, recordings, retention, staff  # noqa: F401  (jobs)
 
     app.register_blueprint(calls.bp)
     audio.init_app(app)

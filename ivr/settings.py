@@ -247,6 +247,13 @@ SETTINGS: list[Setting] = [
         "PUBLIC_URL", "", str, "Public https URL of the app, for links in alerts (no trailing /)."
     ),
     Setting(
+        "RETENTION_DAYS",
+        "90",
+        _positive_int,
+        "Days after a request is handled (or called back) before its recording and personal "
+        "data are deleted; calls' numbers go the same number of days after the call.",
+    ),
+    Setting(
         "ALERT_GRACE_SECONDS",
         "180",
         lambda v: int(v) if int(v) >= 0 else _raise("must be 0 or more"),

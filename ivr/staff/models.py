@@ -1,4 +1,4 @@
-"""What the staff side keeps: accounts and login attempts (for rate limiting).
+"""What the staff side keeps: accounts (with their role) and login attempts (for rate limiting).
 
 Login attempts live in the database, not in memory, because the app runs as several
 processes: a limit held by one process would mean nothing to the others.
@@ -13,9 +13,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ..db import Model, utcnow
 
+ROLES = ("staff", "admin")
+
 
 class StaffUser(Model):
-    """A person who may hear requests and mark them handled."""
+    """A person who may hear requests and mark them handled; an admin may also manage accounts,
+    export, delete and read the audit log (see roles.py)."""
 
     __tablename__ = "staff_users"
 
@@ -24,6 +27,7 @@ class StaffUser(Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     # Part of the session cookie: bumped on logout or password change, so a copied cookie dies.
     session_version: Mapped[int] = mapped_column(default=1)
+    role: Mapped[str] = mapped_column(String(16), default="staff")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     # Flask-Login's user protocol.
@@ -33,6 +37,10 @@ class StaffUser(Model):
 
     def get_id(self) -> str:
         return f"{self.id}:{self.session_version}"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
 
 
 class LoginAttempt(Model):

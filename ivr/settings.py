@@ -247,6 +247,14 @@ SETTINGS: list[Setting] = [
         "PUBLIC_URL", "", str, "Public https URL of the app, for links in alerts (no trailing /)."
     ),
     Setting(
+        "STAFF_2FA",
+        "auto",
+        lambda v: v if v in ("auto", "required", "optional") else _raise(
+            "must be auto, required or optional"),
+        "Staff log in with a code from an authenticator app too: required, optional (for those "
+        "who enrolled), or auto (required except in debug and tests).",
+    ),
+    Setting(
         "RETENTION_DAYS",
         "90",
         _positive_int,

@@ -240,7 +240,8 @@ def login_cookie(make_app, **config):
 
 
 def test_session_cookie_is_secure_outside_tests_and_ends_after_12_hours(make_app):
-    header, client = login_cookie(make_app, TESTING=False)
+    # (Two factors, required outside tests, are tested in test_twofactor.py.)
+    header, client = login_cookie(make_app, TESTING=False, STAFF_2FA="optional")
     assert client.application.debug is False and client.application.testing is False
     attributes = [part.strip().lower() for part in header.split(";")]
     assert header.startswith("session=")

@@ -11,7 +11,7 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFProtect
 
 from .. import retention
-from . import admin, alerts, auth, dashboard, roles
+from . import admin, alerts, auth, dashboard, roles, twofactor
 from .auth import login_manager
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
@@ -46,6 +46,7 @@ def require_login() -> Response | None:
 
 
 bp.before_request(roles.check)  # after require_login: the right account for this page
+bp.before_request(twofactor.enforce)
 bp.after_request(admin.audit_views)
 
 
@@ -64,6 +65,7 @@ def secure_headers(response: Response) -> Response:
 bp.register_blueprint(auth.bp)
 bp.register_blueprint(dashboard.bp)
 bp.register_blueprint(admin.bp)
+bp.register_blueprint(twofactor.bp)
 
 
 def init_app(app: Flask) -> None:

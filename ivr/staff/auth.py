@@ -17,10 +17,9 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
-from flask_login import LoginManager, current_user, login_user, logout_user
+from flask_login import LoginManager, current_user, logout_user
 from flask_wtf import FlaskForm
 from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import PasswordField, StringField
@@ -33,7 +32,10 @@ bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
 login_manager.login_view = "staff.auth.login"
 login_manager.login_message = None
-PUBLIC_ENDPOINTS = {"staff.auth.login", "staff.auth.login_post"}
+PUBLIC_ENDPOINTS = {"staff.auth.login", "staff.auth.login_post",
+                    # After the password, before the code (twofactor.py checks the session).
+                    "staff.twofactor.code", "staff.twofactor.code_post",
+                    "staff.twofactor.setup", "staff.twofactor.setup_post"}
 MAX_FAILURES = 5
 WINDOW = dt.timedelta(minutes=15)
 # Checked when the username is unknown, so a wrong name takes as long as a wrong password.
@@ -128,9 +130,9 @@ def login_post():
         return render_template("staff/login.html", form=form, error=error), 401
     db.session.execute(sa.delete(LoginAttempt).filter_by(username=username, ip=address()))
     db.session.commit()
-    session.permanent = True  # expires after PERMANENT_SESSION_LIFETIME (12 hours)
-    login_user(user)
-    return redirect(safe_next(request.args.get("next")))
+    from .twofactor import after_password  # imports this module
+
+    return after_password(user, request.args.get("next"))
 
 
 @bp.post("/logout")

@@ -1,4 +1,4 @@
-"""Staff commands: `ivr staff add|list|remove|password|role` and `ivr alerts list`.
+"""Staff commands: `ivr staff add|list|remove|password|role|reset-2fa` and `ivr alerts list`.
 
 Account changes are audited with the actor `cli` (whoever has a shell on the server)."""
 
@@ -15,7 +15,7 @@ from .. import audit
 from ..db import db
 from ..jobs import Job
 from .auth import normal_username
-from .models import ROLES, StaffUser
+from .models import ROLES, RecoveryCode, StaffUser
 
 MIN_PASSWORD = 10
 
@@ -98,7 +98,9 @@ def set_role(username: str, role: str) -> None:
 def list_users() -> None:
     """List staff accounts."""
     for user in db.session.scalars(sa.select(StaffUser).order_by(StaffUser.username)):
-        click.echo(f"{user.username}\t{user.role}\tcreated {user.created_at:%Y-%m-%d}")
+        factors = "2fa" if user.totp_secret else "no 2fa"
+        click.echo(f"{user.username}\t{user.role}\t{factors}\t"
+                   f"created {user.created_at:%Y-%m-%d}")
 
 
 @staff_group.command("remove")
@@ -107,10 +109,29 @@ def list_users() -> None:
 def remove(username: str) -> None:
     """Delete a staff account; its sessions end at once."""
     user = existing_user(username)
+    # Explicitly: SQLite does not enforce the foreign key's cascade, and a later account may get
+    # the same id.
+    db.session.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     db.session.delete(user)
     audit.record("account", CLI, detail=f"removed {user.username}")
     db.session.commit()
     click.echo(f"staff account {user.username} removed")
+
+
+@staff_group.command("reset-2fa")
+@click.argument("username")
+@with_appcontext
+def reset_2fa(username: str) -> None:
+    """Forget the account's authenticator and recovery codes (a lost phone); its sessions end,
+    and its next login sets up two factors again."""
+    user = existing_user(username)
+    user.totp_secret = None
+    user.totp_last_step = None
+    user.session_version += 1
+    db.session.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    audit.record("account", CLI, detail=f"reset two factors of {user.username}")
+    db.session.commit()
+    click.echo(f"two factors of {user.username} reset: the next login sets them up again")
 
 
 @click.group("alerts")

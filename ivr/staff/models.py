@@ -1,4 +1,5 @@
-"""What the staff side keeps: accounts (with their role) and login attempts (for rate limiting).
+"""What the staff side keeps: accounts (with their role and second factor), recovery codes, and
+login attempts (for rate limiting).
 
 Login attempts live in the database, not in memory, because the app runs as several
 processes: a limit held by one process would mean nothing to the others.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import DateTime, Index, String
+from sqlalchemy import DateTime, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..db import Model, utcnow
@@ -28,6 +29,10 @@ class StaffUser(Model):
     # Part of the session cookie: bumped on logout or password change, so a copied cookie dies.
     session_version: Mapped[int] = mapped_column(default=1)
     role: Mapped[str] = mapped_column(String(16), default="staff")
+    # The TOTP secret (base32) once enrolled, and the last time step used, so a code seen over a
+    # shoulder cannot be used a second time (see twofactor.py).
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_last_step: Mapped[int | None]
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     # Flask-Login's user protocol.
@@ -53,3 +58,15 @@ class LoginAttempt(Model):
     username: Mapped[str] = mapped_column(String(80))
     ip: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RecoveryCode(Model):
+    """A one-time code that stands in for a lost phone; only its SHA-256 is kept."""
+
+    __tablename__ = "staff_recovery_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id", ondelete="CASCADE"),
+                                         index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

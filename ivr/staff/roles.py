@@ -18,6 +18,11 @@ REQUIRED = {
     "staff.auth.login": PUBLIC,
     "staff.auth.login_post": PUBLIC,
     "staff.auth.logout": STAFF,
+    # Reached after the password; each checks the half-logged-in session itself.
+    "staff.twofactor.code": PUBLIC,
+    "staff.twofactor.code_post": PUBLIC,
+    "staff.twofactor.setup": PUBLIC,
+    "staff.twofactor.setup_post": PUBLIC,
     "staff.requests.index": STAFF,
     "staff.requests.detail": STAFF,
     "staff.requests.update": STAFF,

@@ -1,4 +1,4 @@
-"""roles, the audit log
+"""roles, the audit log, two factors
 
 Revision ID: 0005c
 Revises: 0004
@@ -6,7 +6,8 @@ Create Date: 2026-11-30 02:10:00
 
 Staff accounts get a role (staff or admin); the first account, the one that set the hotline up,
 becomes the admin. `audit_log` is append-only: triggers refuse UPDATE and DELETE, so the app's
-own database user cannot rewrite it.
+own database user cannot rewrite it. Staff accounts get a TOTP secret and one-time recovery
+codes (stored hashed).
 """
 
 import sqlalchemy as sa
@@ -24,6 +25,21 @@ def upgrade() -> None:
     with op.batch_alter_table("staff_users") as batch:
         batch.add_column(sa.Column("role", sa.String(length=16), nullable=False,
                                    server_default="staff"))
+        batch.add_column(sa.Column("totp_secret", sa.String(length=64), nullable=True))
+        batch.add_column(sa.Column("totp_last_step", sa.Integer(), nullable=True))
+    op.create_table(
+        "staff_recovery_codes",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("code_hash", sa.String(length=64), nullable=False),
+        sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(["user_id"], ["staff_users.id"],
+                                name=op.f("fk_staff_recovery_codes_user_id_staff_users"),
+                                ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_staff_recovery_codes")),
+    )
+    op.create_index(op.f("ix_staff_recovery_codes_user_id"), "staff_recovery_codes",
+                    ["user_id"])
     op.execute("UPDATE staff_users SET role = 'admin' "
                "WHERE id = (SELECT MIN(id) FROM staff_users)")
     op.create_table(
@@ -57,5 +73,9 @@ def downgrade() -> None:
         op.execute("DROP FUNCTION audit_log_refuse()")
     op.drop_index("ix_audit_log_created_at", table_name="audit_log")
     op.drop_table("audit_log")
+    op.drop_index(op.f("ix_staff_recovery_codes_user_id"), table_name="staff_recovery_codes")
+    op.drop_table("staff_recovery_codes")
     with op.batch_alter_table("staff_users") as batch:
+        batch.drop_column("totp_last_step")
+        batch.drop_column("totp_secret")
         batch.drop_column("role")

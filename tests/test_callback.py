@@ -11,7 +11,7 @@ import responses
 import sqlalchemy as sa
 
 from ivr import fallback, jobs
-from ivr.cli import main
+from ivr.commands import main
 from ivr.db import db
 from ivr.emulator import Call
 from ivr.models import CallbackRequest

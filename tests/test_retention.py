@@ -11,7 +11,7 @@ import time_machine
 
 from ivr import jobs, retention, worker
 from ivr.audit import AuditEntry
-from ivr.cli import main
+from ivr.commands import main
 from ivr.db import db
 from ivr.models import Call, CallbackRequest
 from tests.conftest import csrf_token

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from werkzeug.security import generate_password_hash
 
-from ivr.cli import main
+from ivr.commands import main
 from ivr.db import db
 from ivr.staff import roles
 from ivr.staff.models import StaffUser
@@ -113,11 +113,11 @@ def test_migration_makes_the_existing_first_account_admin(make_app):
 
         config = alembic_config()
         config.attributes["connection"] = connection
-        command.downgrade(config, "0004")
+        command.downgrade(config, "0005")
         for name in ("old-first", "old-second"):
             connection.execute(sa.text(
-                "INSERT INTO staff_users (username, password_hash, session_version, created_at) "
-                "VALUES (:name, 'x', 1, CURRENT_TIMESTAMP)"), {"name": name})
+                "INSERT INTO staff_users (username, password_hash, session_token, created_at) "
+                "VALUES (:name, 'x', :name, CURRENT_TIMESTAMP)"), {"name": name})
     upgrade(app)
     with app.app_context():
         found = dict(db.session.execute(sa.select(StaffUser.username, StaffUser.role)).all())

@@ -6,7 +6,7 @@ import smtplib
 
 import sqlalchemy as sa
 
-from ivr.audio_cli import call_command
+from ivr.commands.audio import call_command
 from ivr.db import db
 from ivr.jobs import Job
 from ivr.models import CallbackRequest

@@ -10,7 +10,7 @@ import pyotp
 import pytest
 import sqlalchemy as sa
 
-from ivr.cli import main
+from ivr.commands import main
 from ivr.db import db
 from ivr.staff.models import RecoveryCode, StaffUser
 from tests.conftest import StaffAuth, csrf_token

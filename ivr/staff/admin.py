@@ -71,8 +71,8 @@ def audit_views(response: Response) -> Response:
     elif request.endpoint == "staff.requests.export" and response.status_code == 200:
         rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))[1:]
         references = [row[0] for row in rows if row]
-        filters = {k: request.args[k] for k in EXPORT_FILTERS if request.args.get(k)}
-        if request.args.get("q"):
+        filters = {k: request.values[k] for k in EXPORT_FILTERS if request.values.get(k)}
+        if request.values.get("q"):
             filters["q"] = "(a search)"
         detail = (f"{len(references)} rows; filters: "
                   f"{', '.join(f'{k}={v}' for k, v in filters.items()) or 'none'}; "

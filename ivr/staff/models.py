@@ -8,6 +8,7 @@ processes: a limit held by one process would mean nothing to the others.
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 
 from sqlalchemy import DateTime, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -15,6 +16,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ..db import Model, utcnow
 
 ROLES = ("staff", "admin")
+
+
+def new_session_token() -> str:
+    return secrets.token_urlsafe(32)  # 43 characters
 
 
 class StaffUser(Model):
@@ -26,8 +31,10 @@ class StaffUser(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(80), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
-    # Part of the session cookie: bumped on logout or password change, so a copied cookie dies.
-    session_version: Mapped[int] = mapped_column(default=1)
+    # What the session cookie names the account by: random, so a cookie of a removed account never
+    # matches another (SQLite reuses row ids), and replaced on logout or password change, so a
+    # copied cookie dies.
+    session_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_session_token)
     role: Mapped[str] = mapped_column(String(16), default="staff")
     # The TOTP secret (base32) once enrolled, and the last time step used, so a code seen over a
     # shoulder cannot be used a second time (see twofactor.py).
@@ -41,7 +48,7 @@ class StaffUser(Model):
     is_anonymous = False
 
     def get_id(self) -> str:
-        return f"{self.id}:{self.session_version}"
+        return self.session_token
 
     @property
     def is_admin(self) -> bool:
@@ -49,7 +56,11 @@ class StaffUser(Model):
 
 
 class LoginAttempt(Model):
-    """A failed login, counted per username and address over a sliding window."""
+    """A login attempt, counted per username (and address) over a sliding window.
+
+    Written before the password is checked; a successful login deletes its address's rows, so
+    what remains are failures (and attempts being checked right now).
+    """
 
     __tablename__ = "staff_login_attempts"
     __table_args__ = (Index("ix_staff_login_attempts_lookup", "username", "ip", "created_at"),)

@@ -24,6 +24,7 @@ REQUIRED = {
     "staff.twofactor.setup": PUBLIC,
     "staff.twofactor.setup_post": PUBLIC,
     "staff.requests.index": STAFF,
+    "staff.requests.search": STAFF,
     "staff.requests.detail": STAFF,
     "staff.requests.update": STAFF,
     "staff.requests.audio": STAFF,

@@ -81,14 +81,17 @@ def pending_user() -> StaffUser | None:
     data = session.get(PENDING)
     if not isinstance(data, dict) or time.time() - data.get("at", 0) > PENDING_SECONDS:
         return None
-    return auth.load_user(str(data.get("user", "")))
+    token = str(data.get("user", ""))  # the session token: logout or a new password ends it
+    return db.session.scalar(sa.select(StaffUser).filter_by(session_token=token))
 
 
 def finish(user: StaffUser, next_url: str | None) -> str:
     """Log `user` in (every factor checked); return where to go."""
-    session.pop(PENDING, None)
-    session.pop(NEW_SECRET, None)
-    session.permanent = True  # expires after PERMANENT_SESSION_LIFETIME (12 hours)
+    # A new session: nothing from before the login (a CSRF secret an attacker planted with their
+    # own cookie, the pending state) carries over into the logged-in one.
+    session.clear()
+    session.permanent = True  # the cookie expires after PERMANENT_SESSION_LIFETIME (12 hours)
+    session["login_at"] = int(time.time())
     login_user(user)
     return auth.safe_next(next_url)
 
@@ -169,7 +172,7 @@ def code_post():
     if not form.validate_on_submit():
         return render_template("staff/twofactor.html", form=form), 400
     name = limited_name(user)
-    if auth.too_many_failures(name):
+    if not auth.admit_attempt(name):  # counted before it is checked, as a password is
         current_app.logger.warning("code rate limit hit for %r from %s", name, auth.address())
         error = "Too many wrong codes. Wait 15 minutes, then try again."
         return render_template("staff/twofactor.html", form=form, error=error), 429
@@ -177,18 +180,19 @@ def code_post():
     recovery = False
     if not use_totp(user, text):
         recovery = use_recovery_code(user, text)
-        if not recovery:
+        if not recovery:  # the attempt stays counted as a failure
             db.session.rollback()
-            auth.record_failure(name)
             error = "Wrong code. Use the newest code from your app, or a recovery code."
             return render_template("staff/twofactor.html", form=form, error=error), 401
     db.session.execute(sa.delete(LoginAttempt).filter_by(username=name, ip=auth.address()))
     if recovery:
         audit.record("account", user.username, detail="logged in with a recovery code")
+    db.session.commit()
+    target = finish(user, (session.get(PENDING) or {}).get("next"))
+    if recovery:  # after finish: a new session starts there
         flash("You used a recovery code; each works once. If your phone is lost, ask an admin "
               "to reset your two factors.")
-    db.session.commit()
-    return redirect(finish(user, session[PENDING].get("next")))
+    return redirect(target)
 
 
 def enrolling_user() -> StaffUser | None:
@@ -224,13 +228,13 @@ def setup_post():
     if not form.validate_on_submit():
         return setup_page(user, form), 400
     name = limited_name(user)
-    if auth.too_many_failures(name):
+    if not auth.admit_attempt(name):
         return setup_page(user, form, "Too many wrong codes. Wait 15 minutes."), 429
     step = totp_step(secret, normal_code(form.code.data))
     if step is None:
-        auth.record_failure(name)
         return setup_page(user, form, "That code does not match: check the phone's clock and "
                                       "try the newest code."), 401
+    db.session.execute(sa.delete(LoginAttempt).filter_by(username=name, ip=auth.address()))
     user = db.session.get(StaffUser, user.id)
     user.totp_secret, user.totp_last_step = secret, step
     codes = new_recovery_codes(user)

@@ -1,7 +1,7 @@
 """roles, the audit log, two factors
 
 Revision ID: 0005c
-Revises: 0004
+Revises: 0005
 Create Date: 2026-11-30 02:10:00
 
 Staff accounts get a role (staff or admin); the first account, the one that set the hotline up,
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005c"
-down_revision = "0004"
+down_revision = "0005"  # chained after main's 0005 (staff session tokens) at the merge
 branch_labels = None
 depends_on = None
 

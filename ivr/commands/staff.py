@@ -14,8 +14,8 @@ from werkzeug.security import generate_password_hash
 from .. import audit
 from ..db import db
 from ..jobs import Job
-from .auth import normal_username
-from .models import ROLES, RecoveryCode, StaffUser
+from ..staff.auth import normal_username
+from ..staff.models import ROLES, RecoveryCode, StaffUser, new_session_token
 
 MIN_PASSWORD = 10
 
@@ -73,7 +73,7 @@ def password(username: str) -> None:
     """Set a new password; every session of the account ends."""
     user = existing_user(username)
     user.password_hash = generate_password_hash(read_password())
-    user.session_version += 1
+    user.session_token = new_session_token()
     audit.record("account", CLI, detail=f"new password for {user.username}")
     db.session.commit()
     click.echo(f"password of {user.username} changed")
@@ -87,7 +87,7 @@ def set_role(username: str, role: str) -> None:
     """Make an account staff or admin; its sessions end, so the new role applies at once."""
     user = existing_user(username)
     user.role = role
-    user.session_version += 1
+    user.session_token = new_session_token()
     audit.record("account", CLI, detail=f"{user.username} is now {role}")
     db.session.commit()
     click.echo(f"{user.username} is now {role}")
@@ -127,7 +127,7 @@ def reset_2fa(username: str) -> None:
     user = existing_user(username)
     user.totp_secret = None
     user.totp_last_step = None
-    user.session_version += 1
+    user.session_token = new_session_token()
     db.session.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     audit.record("account", CLI, detail=f"reset two factors of {user.username}")
     db.session.commit()

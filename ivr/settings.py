@@ -247,6 +247,19 @@ SETTINGS: list[Setting] = [
         "PUBLIC_URL", "", str, "Public https URL of the app, for links in alerts (no trailing /)."
     ),
     Setting(
+        "HOTLINE_NUMBER",
+        "",
+        lambda v: _e164(v) if v else "",
+        "E.164 number families call (a Twilio number): the caller ID of staff call-backs. "
+        "Empty: no Call back button.",
+    ),
+    Setting(
+        "CALLBACK_TARGET_HOURS",
+        "8",
+        _positive_int,
+        "Office hours a request may wait for a first call-back before it is flagged overdue.",
+    ),
+    Setting(
         "ALERT_GRACE_SECONDS",
         "180",
         lambda v: int(v) if int(v) >= 0 else _raise("must be 0 or more"),

@@ -13,6 +13,7 @@ from ..db import db
 from ..jobs import Job
 from .auth import normal_username
 from .models import StaffUser
+from .profile import staff_phone
 
 MIN_PASSWORD = 10
 
@@ -35,13 +36,19 @@ def read_password() -> str:
 
 @staff_group.command("add")
 @click.argument("username")
+@click.option("--phone", default="", help="Their phone, which a call-back rings first.")
 @with_appcontext
-def add(username: str) -> None:
+def add(username: str, phone: str) -> None:
     """Create a staff account; the password is prompted (or read from stdin)."""
     name = normal_username(username)
     if not name or db.session.scalar(sa.select(StaffUser.id).filter_by(username=name)):
         raise click.ClickException(f"{name!r} is empty or already exists")
-    db.session.add(StaffUser(username=name, password_hash=generate_password_hash(read_password())))
+    number = staff_phone(phone) if phone.strip() else None
+    if phone.strip() and number is None:
+        raise click.ClickException(f"{phone!r} is not a phone number: give it with its country "
+                                   "code, e.g. +13125550100")
+    db.session.add(StaffUser(username=name, phone=number,
+                             password_hash=generate_password_hash(read_password())))
     db.session.commit()
     click.echo(f"staff account {name} created")
 
@@ -70,7 +77,8 @@ def password(username: str) -> None:
 def list_users() -> None:
     """List staff accounts."""
     for user in db.session.scalars(sa.select(StaffUser).order_by(StaffUser.username)):
-        click.echo(f"{user.username}\tcreated {user.created_at:%Y-%m-%d}")
+        click.echo(f"{user.username}\tcreated {user.created_at:%Y-%m-%d}\t"
+                   f"phone {user.phone or '-'}")
 
 
 @staff_group.command("remove")

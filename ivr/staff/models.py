@@ -24,6 +24,8 @@ class StaffUser(Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     # Part of the session cookie: bumped on logout or password change, so a copied cookie dies.
     session_version: Mapped[int] = mapped_column(default=1)
+    # E.164; a call-back through the hotline rings this phone first (see staff/calling.py).
+    phone: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     # Flask-Login's user protocol.

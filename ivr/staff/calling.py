@@ -116,13 +116,13 @@ def place_call(payload: dict[str, Any]) -> None:
     except TwilioRestException as exc:
         if exc.status >= 500 or exc.status == 429:
             raise  # Twilio did not take it: try again
-        outcome(attempt_id, "failed", text=f"Twilio {exc.code}: {exc.msg}"[:200])
+        outcome(attempt_id, "refused", text=f"Twilio {exc.code}: {exc.msg}"[:200])
         raise jobs.Permanent(f"Twilio {exc.status} {exc.code}: {exc.msg}") from None
     except (requests.exceptions.ConnectTimeout, requests.exceptions.ProxyError):
         raise  # never reached Twilio
     except requests.RequestException as exc:
         if "NewConnectionError" in str(exc) or "NameResolutionError" in str(exc):
             raise
-        outcome(attempt_id, "failed", text="no answer from Twilio")
+        outcome(attempt_id, "not-connected", text="no answer from Twilio")
         raise jobs.Permanent(f"the call may have been placed: {jobs.reason(exc)}") from None
     current_app.logger.info("call-back attempt %s: staff leg %s", attempt_id, call.sid)

@@ -29,6 +29,7 @@ OPEN = ("new", "trying")  # the family still waits for someone to reach them
 OUTCOMES = {
     "reached": "reached", "no-answer": "no answer", "busy": "busy", "failed": "failed",
     "canceled": "hung up before the family answered", "not-connected": "not connected",
+    "refused": "Twilio refused the call",
 }
 DIALLED = ("reached", "no-answer", "busy", "failed")  # the family's phone was called
 CALLING_FOR = dt.timedelta(minutes=10)

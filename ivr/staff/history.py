@@ -190,11 +190,12 @@ def claim(request_id: int, username: str) -> str:
     dialect = db.session.get_bind().dialect.name
     insert = (sa.dialects.postgresql.insert if dialect == "postgresql"
               else sa.dialects.sqlite.insert)
-    taken = db.session.execute(
+    taken = db.session.scalar(
         insert(RequestClaim).values(request_id=request_id, username=username,
                                     claimed_at=utcnow())
         .on_conflict_do_nothing(index_elements=["request_id"])
-    ).rowcount
+        .returning(RequestClaim.username)
+    )
     if taken:
         add(request_id, "claim", username)
         return username

@@ -14,7 +14,6 @@ from flask import Blueprint, Response, current_app, request, url_for
 from twilio.twiml.voice_response import VoiceResponse
 
 from ..db import db
-from ..models import CallbackRequest
 from ..staff import calling, history
 from ..twiml import prompts, speak, twiml
 
@@ -26,11 +25,12 @@ DIAL_OUTCOMES = {"completed": "reached", "answered": "reached", "no-answer": "no
                  "busy": "busy", "failed": "failed", "canceled": "canceled"}
 
 
-def attempt_request(attempt: int) -> CallbackRequest | None:
+def attempt_target(attempt: int) -> tuple[str | None, str, str | None]:
+    """(number to call, language, reference or None) of a call-back attempt."""
     event = db.session.get(history.RequestEvent, attempt)
     if event is None or event.kind != "call":
-        return None
-    return db.session.get(CallbackRequest, event.request_id)
+        return None, current_app.config["DEFAULT_LANGUAGE"], None
+    return calling.attempt_target(event)
 
 
 def goodbye(name: str) -> Response:
@@ -43,16 +43,19 @@ def goodbye(name: str) -> Response:
 @bp.post("/<int:attempt>")
 def answer(attempt: int):
     """Heard by the staff member who picks up: which request, in which language, press 1."""
-    row = attempt_request(attempt)
+    number, language, reference = attempt_target(attempt)
+    db.session.commit()
     response = VoiceResponse()
-    if row is None:
+    if number is None:
         response.hangup()
         return twiml(response)
     staff = current_app.config["STAFF_LANGUAGE"]
     p = prompts()
-    lines = [p.line(staff, "staffcall_intro"), *p.digits(staff, row.reference, (3, 3)),
-             p.line(staff, f"staffcall_lang_{row.language}")]
-    db.session.commit()
+    if reference:
+        lines = [p.line(staff, "staffcall_intro"), *p.digits(staff, reference, (3, 3))]
+    else:
+        lines = [p.line(staff, "staffcall_missed")]
+    lines.append(p.line(staff, f"staffcall_lang_{language}"))
     with response.gather(num_digits=1, timeout=8,
                          action=url_for("voice.staffcall.connect", attempt=attempt)) as gather:
         speak(gather, lines)
@@ -64,8 +67,7 @@ def answer(attempt: int):
 @bp.post("/<int:attempt>/connect")
 def connect(attempt: int):
     """1 dials the family from the hotline's number; anything else ends the call."""
-    row = attempt_request(attempt)
-    number = calling.family_number(row) if row is not None else None
+    number = attempt_target(attempt)[0]
     db.session.commit()
     if request.form.get("Digits") != "1" or number is None:
         return goodbye("staffcall_no_key")

@@ -10,7 +10,7 @@ from flask import Blueprint, Flask, Response, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFProtect
 
-from . import alerts, auth, dashboard, profile
+from . import alerts, auth, dashboard, missed, profile
 from .auth import login_manager
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
@@ -53,6 +53,7 @@ def secure_headers(response: Response) -> Response:
 bp.register_blueprint(auth.bp)
 bp.register_blueprint(dashboard.bp)
 bp.register_blueprint(profile.bp)
+bp.register_blueprint(missed.bp)
 
 
 def init_app(app: Flask) -> None:

@@ -23,7 +23,7 @@ from twilio.base.exceptions import TwilioRestException
 
 from .. import jobs, twilio_api
 from ..db import db
-from ..models import CallbackRequest
+from ..models import Call, CallbackRequest
 from ..phones import e164, parse_valid
 from . import history
 from .models import StaffUser
@@ -40,12 +40,21 @@ def family_number(row: CallbackRequest) -> str | None:
     return None
 
 
+def valid_number(number: str | None) -> str | None:
+    parsed = parse_valid(number or "")
+    return e164(parsed) if parsed is not None else None
+
+
 def unavailable(row: CallbackRequest, user: StaffUser) -> str | None:
     """Why the Call back button cannot work for this request and person, or None."""
+    return unavailable_for(family_number(row), user)
+
+
+def unavailable_for(number: str | None, user: StaffUser) -> str | None:
     config = current_app.config
     if not (config["HOTLINE_NUMBER"] and config["TWILIO_ACCOUNT_SID"] and config["PUBLIC_URL"]):
         return "Call back needs HOTLINE_NUMBER, TWILIO_ACCOUNT_SID and PUBLIC_URL set."
-    if family_number(row) is None:
+    if valid_number(number) is None:
         return "No number to call."
     if not user.phone:
         return "Add your phone number on your profile to call back."
@@ -58,6 +67,27 @@ def start(row: CallbackRequest, user: StaffUser) -> history.RequestEvent:
     history.claim(row.id, user.username)  # calling takes it, unless a colleague already has
     jobs.enqueue("staff-call", f"staff-call:{attempt.id}", {"attempt_id": attempt.id})
     return attempt
+
+
+def start_missed(call: Call, user: StaffUser) -> history.RequestEvent:
+    """The same for a missed call (no request): the number it came from."""
+    attempt = history.add(None, "call", user.username, call_id=call.id,
+                          text=f"to {valid_number(call.from_number)}")
+    jobs.enqueue("staff-call", f"staff-call:{attempt.id}", {"attempt_id": attempt.id})
+    return attempt
+
+
+def attempt_target(attempt: history.RequestEvent) -> tuple[str | None, str, str | None]:
+    """(number to call, language, reference or None for a missed call) of an attempt."""
+    if attempt.request_id is not None:
+        row = db.session.get(CallbackRequest, attempt.request_id)
+        if row is not None:
+            return family_number(row), row.language, row.reference
+    elif attempt.call_id is not None:
+        call = db.session.get(Call, attempt.call_id)
+        if call is not None:
+            return valid_number(call.from_number), call.language, None
+    return None, current_app.config["DEFAULT_LANGUAGE"], None
 
 
 def public_url(endpoint: str, **values: Any) -> str:
@@ -73,8 +103,11 @@ def outcome(attempt_id: int, result: str, *, duration: int | None = None, text: 
     if attempt is None or attempt.kind != "call":
         return False
     try:
-        history.add(attempt.request_id, "outcome", actor or attempt.actor,
+        history.add(attempt.request_id, "outcome", actor or attempt.actor, call_id=attempt.call_id,
                     attempt_id=attempt_id, outcome=result, duration=duration, text=text)
+        if attempt.request_id is None:  # a missed call has no status
+            db.session.commit()
+            return True
         status = db.session.scalar(
             sa.select(CallbackRequest.status).where(CallbackRequest.id == attempt.request_id))
         if result == "reached" and status in history.OPEN:
@@ -95,12 +128,12 @@ def place_call(payload: dict[str, Any]) -> None:
     if attempt is None:
         db.session.commit()
         return
-    row = db.session.get(CallbackRequest, attempt.request_id)
+    number = attempt_target(attempt)[0]
     user = db.session.scalar(sa.select(StaffUser).filter_by(username=attempt.actor))
     staff_phone = user.phone if user else None
     attempt_id = attempt.id
     db.session.commit()  # hold no connection while Twilio answers
-    if row is None or not staff_phone or family_number(row) is None:
+    if not staff_phone or number is None:
         outcome(attempt_id, "not-connected", text="no staff phone or family number")
         raise jobs.Permanent("no staff phone or family number")
     config = current_app.config

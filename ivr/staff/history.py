@@ -46,8 +46,11 @@ class RequestEvent(Model):
     __table_args__ = (Index("ix_request_events_request", "request_id", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    request_id: Mapped[int] = mapped_column(
+    # A request's event, or (call-backs to a missed call, see missed.py) a call's.
+    request_id: Mapped[int | None] = mapped_column(
         ForeignKey("callback_requests.id", ondelete="CASCADE"))
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"),
+                                                index=True)
     # note | status | claim | release | call | outcome | listen | export
     kind: Mapped[str] = mapped_column(String(16))
     actor: Mapped[str | None] = mapped_column(String(80))  # None: the hotline itself
@@ -72,7 +75,7 @@ class RequestClaim(Model):
     claimed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-def add(request_id: int, kind: str, actor: str | None, **fields) -> RequestEvent:
+def add(request_id: int | None, kind: str, actor: str | None, **fields) -> RequestEvent:
     """Append an event in the current transaction (not committed)."""
     event = RequestEvent(request_id=request_id, kind=kind, actor=actor, **fields)
     db.session.add(event)
@@ -127,14 +130,15 @@ class Summary:
         return [e for e in self.events if e.kind == "note"]
 
 
-def summaries(request_ids: list[int]) -> dict[int, Summary]:
-    """The history of each request in `request_ids`, in two queries."""
+def summaries(request_ids: list[int], by: str = "request") -> dict[int, Summary]:
+    """The history of each request in `request_ids` (or of each missed call, by="call"), in
+    two queries."""
     found = {i: Summary([], None, 0, False, 0) for i in request_ids}
     if not request_ids:
         return found
+    column = RequestEvent.call_id if by == "call" else RequestEvent.request_id
     rows = db.session.scalars(
-        sa.select(RequestEvent).where(RequestEvent.request_id.in_(request_ids))
-        .order_by(RequestEvent.id)
+        sa.select(RequestEvent).where(column.in_(request_ids)).order_by(RequestEvent.id)
     )
     # An attempt without an outcome is "calling" for a while only: a job that failed for good
     # (Twilio down for its retries) must not grey out the button for ever.
@@ -142,17 +146,20 @@ def summaries(request_ids: list[int]) -> dict[int, Summary]:
     attempts: dict[int, set[int]] = {i: set() for i in request_ids}
     answered: dict[int, set[int]] = {i: set() for i in request_ids}
     for event in rows:
-        summary = found[event.request_id]
+        key = event.call_id if by == "call" else event.request_id
+        summary = found[key]
         summary.events.append(event)
         summary.last_id = event.id
         if event.kind == "call" and as_utc(event.created_at) > recent:
-            attempts[event.request_id].add(event.id)
+            attempts[key].add(event.id)
         elif event.kind == "outcome":
-            answered[event.request_id].add(event.attempt_id)
+            answered[key].add(event.attempt_id)
             if event.outcome in DIALLED:
                 summary.attempts += 1
     for request_id, summary in found.items():
         summary.calling = bool(attempts[request_id] - answered[request_id])
+    if by == "call":
+        return found
     for claim in db.session.scalars(
         sa.select(RequestClaim).where(RequestClaim.request_id.in_(request_ids))
     ):

@@ -1,13 +1,15 @@
-"""call-backs through the hotline, request history, claims
+"""call-backs through the hotline, request history, claims, missed calls
 
 Revision ID: 0005b
 Revises: 0004
 Create Date: 2026-11-30 02:00:00
 
 Staff get a phone number (a call-back rings it first). Each request gets an append-only history
-(`request_events`) and at most one claim (`request_claims`). The status "called back" said only
-that someone had tried: such requests become "trying", which stays in the to-do group, and the
-one note each request had becomes the first note of its history, by whoever saved it.
+(`request_events`) and at most one claim (`request_claims`); `call_marks` notes what a call did
+(the firm did not answer, a topic heard) for the missed-calls list.
+The status "called back" said only that someone had tried: such requests become "trying",
+which stays in the to-do group, and the one note each request had becomes the first note of its
+history, by whoever saved it.
 (Named 0005b: a sibling 0005 is being written at the same time; the two are chained on merge.)
 """
 
@@ -26,7 +28,8 @@ def upgrade() -> None:
     op.create_table(
         "request_events",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("request_id", sa.Integer(), nullable=False),
+        sa.Column("request_id", sa.Integer(), nullable=True),
+        sa.Column("call_id", sa.Integer(), nullable=True),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("actor", sa.String(length=80), nullable=True),
         sa.Column("text", sa.Text(), nullable=False),
@@ -40,10 +43,25 @@ def upgrade() -> None:
             ["request_id"], ["callback_requests.id"],
             name=op.f("fk_request_events_request_id_callback_requests"), ondelete="CASCADE",
         ),
+        sa.ForeignKeyConstraint(
+            ["call_id"], ["calls.id"], name=op.f("fk_request_events_call_id_calls"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_request_events")),
         sa.UniqueConstraint("attempt_id", name=op.f("uq_request_events_attempt_id")),
     )
     op.create_index("ix_request_events_request", "request_events", ["request_id", "id"])
+    op.create_index(op.f("ix_request_events_call_id"), "request_events", ["call_id"])
+    op.create_table(
+        "call_marks",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("call_sid", sa.String(length=64), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("detail", sa.String(length=40), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_call_marks")),
+    )
+    op.create_index(op.f("ix_call_marks_call_sid"), "call_marks", ["call_sid"])
     op.create_table(
         "request_claims",
         sa.Column("request_id", sa.Integer(), nullable=False),
@@ -75,7 +93,10 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute(sa.text("UPDATE callback_requests SET status = 'called_back' "
                        "WHERE status IN ('trying', 'reached')"))
+    op.drop_index(op.f("ix_call_marks_call_sid"), table_name="call_marks")
+    op.drop_table("call_marks")
     op.drop_table("request_claims")
+    op.drop_index(op.f("ix_request_events_call_id"), table_name="request_events")
     op.drop_index("ix_request_events_request", table_name="request_events")
     op.drop_table("request_events")
     with op.batch_alter_table("staff_users") as batch:

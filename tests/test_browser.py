@@ -249,3 +249,27 @@ def test_call_back_end_to_end(loop_server, browser, tmp_path):
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=tmp_path / "call-back-phone.png", full_page=True)
     context.close()
+
+
+def test_missed_call_appears_after_an_unanswered_call_now(loop_server, browser, monkeypatch):
+    from ivr.staff import missed
+    from tests.conftest import TOKEN
+    from tests.twilio_sim import Call
+
+    monkeypatch.setattr(missed, "SETTLE", dt.timedelta(0))
+    app, base = loop_server
+    caller = Call(app.test_client(), TOKEN, from_number="+13125550111")
+    caller.answer()
+    caller.press("2")  # español
+    dial = caller.press("0").find("Dial")  # Call Now; nobody at the firm accepts
+    caller.follow(dial.get("action"), DialCallStatus="no-answer")
+    context, page = log_in_as(browser, base, "alice", viewport={"width": 390, "height": 844},
+                              is_mobile=True, has_touch=True)
+    page.click("a:has-text('Missed calls')")
+    page.wait_for_url(base + "/staff/missed")
+    card = page.locator(f"article[data-call='{caller.sid}']")
+    assert "Asked for the firm; nobody answered." in card.inner_text()
+    assert "(312) 555-0111" in card.inner_text() and "ES · Spanish" in card.inner_text()
+    assert card.locator("button:has-text('Call back')").is_enabled()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    context.close()

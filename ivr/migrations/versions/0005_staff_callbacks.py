@@ -43,10 +43,6 @@ def upgrade() -> None:
             ["request_id"], ["callback_requests.id"],
             name=op.f("fk_request_events_request_id_callback_requests"), ondelete="CASCADE",
         ),
-        sa.ForeignKeyConstraint(
-            ["call_id"], ["calls.id"], name=op.f("fk_request_events_call_id_calls"),
-            ondelete="CASCADE",
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_request_events")),
         sa.UniqueConstraint("attempt_id", name=op.f("uq_request_events_attempt_id")),
     )

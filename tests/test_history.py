@@ -224,3 +224,16 @@ def test_migration_keeps_old_notes_and_called_back_means_trying(make_app):
         assert row.status == "trying"
         assert [(e.kind, e.actor, e.text) for e in history.events(row.id)] == [
             ("note", "bob", "No contestó")]
+
+
+def test_missing_recording_says_so_and_404_is_a_page(client, auth, make_request):
+    request_id = make_request(recording_url="https://api.twilio.com/x/RE1", recording_sid="RE1")
+    auth.login()
+    card = client_card(client, request_id)
+    assert "<audio" not in card and "not copied from Twilio yet" in card
+    for url in ("/staff/requests/999", "/staff/nowhere"):
+        response = client.get(url)
+        assert response.status_code == 404 and "Not found" in response.get_data(as_text=True)
+        assert "Callback requests" in response.get_data(as_text=True)
+        assert response.headers["Cache-Control"] == "no-store"
+    assert client.post("/voice/nowhere").status_code in (403, 404)

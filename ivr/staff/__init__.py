@@ -6,9 +6,10 @@ view added later cannot forget to: the recordings hold names, detention places a
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, Response, request
+from flask import Blueprint, Flask, Response, render_template, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.exceptions import NotFound
 
 from . import alerts, auth, dashboard, missed, profile
 from .auth import login_manager
@@ -56,6 +57,15 @@ bp.register_blueprint(profile.bp)
 bp.register_blueprint(missed.bp)
 
 
+def not_found(error: NotFound):
+    """A staff page that does not exist gets a page with a way back; a webhook keeps Flask's."""
+    if not request.path.startswith(bp.url_prefix + "/"):
+        return error
+    response = Response(render_template("staff/404.html"), status=404, mimetype="text/html")
+    response.headers.update(HEADERS)
+    return response
+
+
 def init_app(app: Flask) -> None:
     """Add login, CSRF protection, the /staff pages and alerts to `app`."""
     # A form left open all day must still post: bind CSRF tokens to the session, not to an hour.
@@ -71,4 +81,5 @@ def init_app(app: Flask) -> None:
     app.after_request_funcs[None].remove(hook)
     app.after_request_funcs.setdefault("staff", []).append(hook)
     app.register_blueprint(bp)
+    app.register_error_handler(NotFound, not_found)
     alerts.init_app(app)

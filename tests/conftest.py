@@ -13,9 +13,9 @@ import sqlalchemy as sa
 
 from ivr import PROJECT_ROOT, create_app
 from ivr.db import db
+from ivr.emulator import Call
 from ivr.migrate import upgrade
 from tests.pg_server import pg_server  # noqa: F401  (a fixture)
-from tests.twilio_sim import Call
 
 TOKEN = "test-auth-token-0123456789"
 FIRM = "+13125550100"
@@ -24,7 +24,7 @@ FIRM = "+13125550100"
 def base_config(tmp_path: Path, **overrides) -> dict:
     config = {
         "TESTING": True,
-        "SECRET_KEY": "test-secret",
+        "SECRET_KEY": "test-secret-" + "0" * 32,  # settings refuse one under 32 bytes
         "TWILIO_AUTH_TOKEN": TOKEN,
         "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
         "FIRM_PHONE_NUMBER": FIRM,
@@ -189,7 +189,7 @@ def make_request(app):
             row = CallbackRequest(**values)
             db.session.add(row)
             db.session.flush()
-            if values.get("note"):  # a note lives in the request's history (migration 0005b)
+            if values.get("note"):  # a note lives in the request's history (migration 0006)
                 from ivr.staff import history
 
                 history.add(row.id, "note", values.get("handled_by") or "ana",

@@ -212,8 +212,8 @@ def test_call_back_end_to_end(loop_server, browser, tmp_path):
     import responses
 
     from ivr import jobs
+    from ivr.emulator import Call
     from tests.conftest import TOKEN
-    from tests.twilio_sim import Call
 
     app, base = loop_server
     context, page = log_in_as(browser, base, "alice", viewport={"width": 390, "height": 844},
@@ -252,9 +252,9 @@ def test_call_back_end_to_end(loop_server, browser, tmp_path):
 
 
 def test_missed_call_appears_after_an_unanswered_call_now(loop_server, browser, monkeypatch):
+    from ivr.emulator import Call
     from ivr.staff import missed
     from tests.conftest import TOKEN
-    from tests.twilio_sim import Call
 
     monkeypatch.setattr(missed, "SETTLE", dt.timedelta(0))
     app, base = loop_server

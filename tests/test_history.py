@@ -9,7 +9,7 @@ import re
 import sqlalchemy as sa
 from werkzeug.security import generate_password_hash
 
-from ivr.cli import main
+from ivr.commands import main
 from ivr.db import db
 from ivr.migrate import alembic_config
 from ivr.models import CallbackRequest
@@ -212,7 +212,7 @@ def test_migration_keeps_old_notes_and_called_back_means_trying(make_app):
     with app.app_context(), db.engine.begin() as connection:
         config = alembic_config()
         config.attributes["connection"] = connection
-        command.downgrade(config, "0004")
+        command.downgrade(config, "0005")
         connection.execute(sa.text(
             "INSERT INTO callback_requests (call_sid, reference, language, caller_number, step, "
             "status, note, handled_by, handled_at, created_at, updated_at) VALUES "

@@ -12,10 +12,10 @@ from werkzeug.security import generate_password_hash
 
 from ivr import jobs
 from ivr.db import db
+from ivr.emulator import Call
 from ivr.staff import history, missed
 from ivr.staff.models import StaffUser
 from tests.conftest import STAFF_PASSWORD, TOKEN, StaffAuth, csrf_token
-from tests.twilio_sim import Call
 
 SID = "AC" + "0" * 32
 CALLS = f"https://api.twilio.com/2010-04-01/Accounts/{SID}/Calls.json"
@@ -60,9 +60,9 @@ def test_unanswered_call_now_and_hang_ups_are_listed(app, client):
     answered.follow(dial.get("action"), DialCallStatus="completed", DialBridged="true")
     with_request = place(client, "+13125550133")
     with app.app_context():
-        from ivr import callbacks
+        from ivr import store
 
-        callbacks.save(with_request.sid, language="es", recording_sid="RE1",
+        store.save(with_request.sid, language="es", recording_sid="RE1",
                        recording_url="https://api.twilio.com/x", recording_duration=5)
     StaffAuth(client).login()
     found = listed(client)

@@ -13,11 +13,11 @@ from werkzeug.security import generate_password_hash
 
 from ivr import jobs
 from ivr.db import db
+from ivr.emulator import Call
 from ivr.models import CallbackRequest
 from ivr.staff import history
 from ivr.staff.models import StaffUser
 from tests.conftest import STAFF_PASSWORD, TOKEN, StaffAuth, csrf_token
-from tests.twilio_sim import Call
 
 SID = "AC" + "0" * 32
 CALLS = f"https://api.twilio.com/2010-04-01/Accounts/{SID}/Calls.json"

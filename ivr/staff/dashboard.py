@@ -2,6 +2,10 @@
 
 Audio is always served by the app from the database copy (fetched from Twilio with the account's
 credentials the first time if need be), so the page never holds a Twilio URL.
+
+A search is posted, never put in the URL: what staff search for is phone numbers and A-numbers,
+and URLs end up in access logs, the router's logs and browser history. Status, language and
+dates, which identify nobody, stay in the URL so a filtered list can be linked to.
 """
 
 from __future__ import annotations
@@ -13,7 +17,17 @@ import re
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, send_file
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import undefer
@@ -51,14 +65,15 @@ class Filters:
     mine: bool = False
 
     @classmethod
-    def from_args(cls) -> Filters:
-        args = request.args
+    def from_request(cls) -> Filters:
+        """From the posted form (a search), or from the URL's query (no search words there)."""
+        args = request.form if request.method == "POST" else request.args
         return cls(
             status=args.get("status", "") if args.get("status") in STATUSES else "",
             language=args.get("language", "") if args.get("language") in display.LANGUAGES else "",
             start=parse_date(args.get("start")),
             end=parse_date(args.get("end")),
-            q=args.get("q", "").strip()[:40],
+            q=request.form.get("q", "").strip()[:40],
             mine=args.get("mine") == "1",
         )
 
@@ -92,8 +107,9 @@ class Filters:
         return query.order_by(group, oldest_waiting.asc(), CallbackRequest.created_at.desc(),
                               CallbackRequest.id.desc())
 
-    def args(self) -> dict[str, str]:
-        values = {"status": self.status, "language": self.language, "q": self.q,
+    def url_args(self) -> dict[str, str]:
+        """The filters that may go in a URL: all but the search words."""
+        values = {"status": self.status, "language": self.language,
                   "start": self.start.isoformat() if self.start else "",
                   "end": self.end.isoformat() if self.end else "", "mine": "1" if self.mine else ""}
         return {k: v for k, v in values.items() if v}
@@ -128,12 +144,22 @@ def page_context(rows: list[CallbackRequest]) -> dict:
 
 @bp.get("/")
 def index():
-    filters = Filters.from_args()
+    return listing(Filters.from_request())
+
+
+@bp.post("/")
+def search():
+    return listing(Filters.from_request())
+
+
+def listing(filters: Filters) -> str:
     rows = db.session.scalars(filters.query().limit(PAGE + 1)).all()
     days = display.daily_counts()
+    # Marking a request handled comes back to the list, filtered as it was (less the search).
+    here = url_for("staff.requests.index", **filters.url_args())
     return render_template(
         "staff/index.html", rows=rows[:PAGE], more=len(rows) > PAGE, filters=filters,
-        chart=display.chart(days), days=days, here=request.full_path, **page_context(rows[:PAGE]),
+        chart=display.chart(days), days=days, here=here, **page_context(rows[:PAGE]),
     )
 
 
@@ -283,9 +309,9 @@ def csv_phone(number: str | None) -> str:
     return "00" + text[1:] if text.startswith("+") else text
 
 
-@bp.get("/requests.csv")
+@bp.route("/requests.csv", methods=["GET", "POST"])
 def export():
-    filters = Filters.from_args()
+    filters = Filters.from_request()
     rows = db.session.scalars(filters.query()).all()
     summaries = history.summaries([r.id for r in rows])
     out = io.StringIO()

@@ -1,7 +1,7 @@
 """call-backs through the hotline, request history, claims, missed calls
 
-Revision ID: 0005b
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-30 02:00:00
 
 Staff get a phone number (a call-back rings it first). Each request gets an append-only history
@@ -10,14 +10,13 @@ Staff get a phone number (a call-back rings it first). Each request gets an appe
 The status "called back" said only that someone had tried: such requests become "trying",
 which stays in the to-do group, and the one note each request had becomes the first note of its
 history, by whoever saved it.
-(Named 0005b: a sibling 0005 is being written at the same time; the two are chained on merge.)
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005b"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, request, url_for
 from twilio.twiml.voice_response import VoiceResponse
 
-from .. import callbacks, references
+from .. import references, store
 from ..db import db
 from ..models import Call, CallbackRequest
 from ..twiml import prompts, speak, twiml
@@ -40,7 +40,7 @@ def start(lang: str):
     if existing is not None:  # one request per call: never record over the first message
         response = VoiceResponse()
         speak(response, [prompts().line(lang, "already_recorded")])
-        response.redirect(url_for("voice.callback.number", lang=lang, ref=existing))
+        response.redirect(url_for("voice.details.number", lang=lang, ref=existing))
         return twiml(response)
     lines = [prompts().line(lang, "record_nothing")] if failed else []
     response = VoiceResponse()
@@ -93,13 +93,13 @@ def recorded(lang: str):
             return twiml(VoiceResponse())
         return redirect("voice.callback.start", lang=lang, fails=fails() + 1, **final_args())
     heard = references.take(call_sid())
-    row = callbacks.save_or_keep(
+    row = store.save_or_keep(
         call_sid(), reference=heard, caller_number=request.form.get("From", ""),
         step="recorded", **fields
     )
     if hung_up:
         return twiml(VoiceResponse())
-    return redirect("voice.callback.number", lang=lang, ref=row.reference if row else heard)
+    return redirect("voice.details.number", lang=lang, ref=row.reference if row else heard)
 
 
 @bp.post("/recording")
@@ -113,7 +113,7 @@ def recording_status(lang: str):
     fields = recording_fields(lang)
     if form.get("RecordingStatus") != "completed" or not fields["recording_duration"]:
         return Response(status=204)  # nothing was said: no request to store
-    callbacks.save_or_keep(call_sid(), caller_number=calling_number(), step="recorded", **fields)
+    store.save_or_keep(call_sid(), caller_number=calling_number(), step="recorded", **fields)
     return Response(status=204)
 
 

@@ -6,7 +6,7 @@ import unicodedata
 
 from flask import Blueprint, current_app, request
 
-from .. import callbacks, references
+from .. import references, store
 from ..twiml import prompts
 from .common import ask, fails
 from .topics import menu_lines
@@ -60,7 +60,7 @@ def choose():
 
 def start(lang: str):
     """Say the disclaimer once, then the main menu in the chosen language, in one answer."""
-    callbacks.count_call(request.form.get("CallSid", ""), lang, request.form.get("From", ""))
+    store.count_call(request.form.get("CallSid", ""), lang, request.form.get("From", ""))
     references.top_up()  # so a reference is at hand even if the database fails later in the call
     lines = [prompts().line(lang, "disclaimer"), *menu_lines(lang)]
     return ask(lines, "voice.topics.menu_choice", lang=lang, fails=0)

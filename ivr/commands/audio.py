@@ -18,8 +18,8 @@ from flask.cli import ScriptInfo, with_appcontext
 from gtts import gTTS, gTTSError
 from tqdm import tqdm
 
-from . import audio
-from .prompts import LANGUAGES, PromptError, Prompts
+from .. import audio
+from ..prompts import LANGUAGES, PromptError, Prompts
 
 
 def render(text: str, lang: str, tld: str) -> bytes:
@@ -120,7 +120,7 @@ def prompts_group() -> None:
 @with_appcontext
 def check_command() -> None:
     """Check every prompt in both languages; exit 1 on errors (warnings are only printed)."""
-    from .promptcheck import check
+    from ..promptcheck import check
 
     problems = check(Path(current_app.config["PROMPTS_DIR"]))
     for problem in problems:
@@ -145,8 +145,8 @@ def call_command(ctx: click.Context, from_number: str, lang: str | None, yes: bo
     Staff alerts are off during the call. The call stores what it leaves (callback requests) in
     the app's database, so a database other than SQLite needs --yes.
     """
-    from .db import db
-    from .simulator import Simulator
+    from ..db import db
+    from ..simulator import Simulator
 
     # No app context around the call: each webhook gets its own, as in production (the prompt
     # trace lives in `g`, which would otherwise pile up across requests).
@@ -162,4 +162,7 @@ def call_command(ctx: click.Context, from_number: str, lang: str | None, yes: bo
                  "Run it against SQLite (e.g. DATABASE_URL=sqlite:///call-test.sqlite3 after "
                  "`ivr db upgrade`), or pass --yes if that is what you want.")
         click.echo(f"Warning: this call stores real callback requests in the {where}.", err=True)
+    # The simulated call never leaves this process: plain http, as with `ivr run`, even where the
+    # app otherwise redirects to https (no debug, e.g. `heroku run ivr call --yes`).
+    app.config["HTTPS_ONLY"] = False
     Simulator(app, from_number=from_number, lang=lang).run()

@@ -38,7 +38,7 @@ def answer_errors(error: Exception):
         closed = not office_open()
     except Exception:
         closed = False
-    in_callback = (request.endpoint or "").startswith("voice.callback.")
+    in_callback = (request.endpoint or "").startswith(("voice.callback.", "voice.details."))
     lines = ["error"] + (["error_goodbye"] if closed and in_callback else [])
     try:
         speak(response, [prompts().line(lang, name) for name in lines])

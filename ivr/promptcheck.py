@@ -2,6 +2,9 @@
 
 A missing translation or an empty file would break a call in one language only, and text such as
 `<`, `&` or a URL is read out as noise: cheaper to catch at the desk than on the line.
+
+It also lists every line marked `# approve: <why>` (the line below the mark awaits the firm's
+approval; see docs/for-the-firm.md), so nobody ships one without knowing.
 """
 
 from __future__ import annotations
@@ -12,9 +15,18 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from .prompts import LANGUAGES
+from .prompts import LANGUAGES, spoken_text
 
-TEMPLATE_FIELDS = {"menu_option": {"label": "a topic", "key": 1}}
+# Prompts filled in by the code, with a sample of each field (the hours come from settings).
+TEMPLATE_FIELDS: dict[str, dict[str, object]] = {
+    "menu_option": {"label": "a topic", "key": 1},
+    "office_hours": {"days": "Monday to Friday", "opens": "9 a.m.", "closes": "5 p.m.",
+                     "zone": "Central time"},
+    "reopen": {"weekday": "Monday", "month": "December", "day": 28},
+    "words/days_range": {"first": "Monday", "last": "Friday"},
+    "words/days_one": {"day": "Monday"},
+    **{f"words/time_{part}": {"time": "9"} for part in ("morning", "noon", "afternoon", "evening")},
+}
 REQUIRED_FIELDS = {"menu_option": {"key"}}
 WORDS_PER_MINUTE = {"en": 150, "es": 160}
 MAX_SECONDS = 75
@@ -104,6 +116,7 @@ def check(root: Path) -> list[Problem]:
             except UnicodeDecodeError:
                 problems.append(Problem(True, path, "not UTF-8 text"))
                 continue
+            raw = spoken_text(raw)
             checks: list[tuple[bool, str]]
             if name.startswith("topics/"):
                 checks = check_topic(name, raw, lang)
@@ -113,6 +126,8 @@ def check(root: Path) -> list[Problem]:
                 checks = check_text(name, raw, lang)
             problems += [Problem(error, path, message) for error, message in checks]
         problems += same_key(lang, all_names[lang])
+    problems += [Problem(True, approval.path, "an '# approve:' note with no line below it to mark")
+                 for approval in approvals(root) if not approval.text]
     return problems
 
 
@@ -155,3 +170,38 @@ def check_topic(name: str, raw: str, lang: str) -> list[tuple[bool, str]]:
         return [(True, "needs a label line, a blank line, then the text callers hear")]
     found = [(e, f"label: {m}") for e, m in check_text("topic_label", label, lang)]
     return found + check_text(name, body, lang)
+
+
+APPROVE = re.compile(r"\s*#\s*approve:\s*(.*)", re.I)
+
+
+@dataclass(frozen=True)
+class Approval:
+    """A line awaiting the firm's approval: where it is, why, and the words a caller would hear."""
+
+    path: str
+    why: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"approve: {self.path}: {self.text} ({self.why})"
+
+
+def approvals(root: Path) -> list[Approval]:
+    """Every `# approve:` mark under `root` with the spoken line below it, in a stable order."""
+    found: list[Approval] = []
+    for lang in LANGUAGES:
+        for name in sorted(names(root, lang)):
+            path = f"{lang}/{name}.txt"
+            try:
+                lines = (root / path).read_text(encoding="utf-8").splitlines()
+            except UnicodeDecodeError:
+                continue  # `check` reports it
+            for i, line in enumerate(lines):
+                mark = APPROVE.fullmatch(line)
+                if not mark:
+                    continue
+                below = next((rest for rest in lines[i + 1:]
+                              if rest.strip() and not rest.lstrip().startswith("#")), "")
+                found.append(Approval(path, mark[1].strip(), " ".join(below.split())))
+    return found

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, current_app, request
 from twilio.twiml.voice_response import VoiceResponse
 
 from .. import store
+from ..hours import promise_lines
 from ..phones import e164, parse_valid, region
 from ..prompts import Line
 from ..twiml import prompts, speak, twiml
@@ -145,6 +146,6 @@ def confirmation(lang: str):
     speak(response, [p.line(lang, "confirmation"), *reference])
     speak(response, reference)
     after = "no_number" if reachable_args() else "expect_call"
-    speak(response, [p.line(lang, after), p.line(lang, "goodbye")])
+    speak(response, [*promise_lines(lang, after), p.line(lang, "goodbye")])
     response.hangup()
     return twiml(response)

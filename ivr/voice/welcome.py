@@ -27,13 +27,18 @@ def spoken_language(speech: str) -> str | None:
 
 
 def choice_lines(greet: bool):
+    """Each language's welcome next to its own key, most callers' language (DEFAULT_LANGUAGE)
+    first: nobody waits through the other language before hearing how to choose theirs."""
     p = prompts()
+    first = current_app.config["DEFAULT_LANGUAGE"]
+    order = (first, *(lang for lang in ("en", "es") if lang != first))
 
     def build():
-        lines = [p.line("en", "welcome"), p.line("es", "welcome")] if greet else []
-        return lines + [p.line("en", "choose_language"), p.line("es", "choose_language")]
+        return [line for lang in order
+                for line in ([p.line(lang, "welcome")] if greet else [])
+                + [p.line(lang, "choose_language")]]
 
-    return p.kept(("choice", greet), build)
+    return p.kept(("choice", greet, first), build)
 
 
 @bp.post("")
@@ -59,8 +64,9 @@ def choose():
 
 
 def start(lang: str):
-    """Say the disclaimer once, then the main menu in the chosen language, in one answer."""
+    """Say the disclaimer once, in full (outside the menu's Gather, so no key cuts it short),
+    then the main menu in the chosen language, in one answer."""
     store.count_call(request.form.get("CallSid", ""), lang, request.form.get("From", ""))
     references.top_up()  # so a reference is at hand even if the database fails later in the call
-    lines = [prompts().line(lang, "disclaimer"), *menu_lines(lang)]
-    return ask(lines, "voice.topics.menu_choice", lang=lang, fails=0)
+    return ask(menu_lines(lang), "voice.topics.menu_choice", lang=lang, fails=0,
+               before=[prompts().line(lang, "disclaimer")])

@@ -217,8 +217,9 @@ SETTINGS: list[Setting] = [
         "CALLBACK_FROM_NUMBER",
         "",
         lambda v: _e164(v) if v else "",
-        "E.164 number the firm's call-backs come from; said digit by digit with the callback "
-        "promise (empty: not said).",
+        "E.164 number the firm's call-backs come from (a Twilio number, best the hotline's "
+        "own): said digit by digit with the callback promise, and the caller ID of the "
+        "dashboard's Call back (empty: not said, no Call back button).",
     ),
     Setting(
         "OFFICE_CLOSED_DATES",
@@ -296,13 +297,6 @@ SETTINGS: list[Setting] = [
         "",
         str,
         "Public https URL of the app: links in alerts, the Voice URL `ivr twilio setup` sets.",
-    ),
-    Setting(
-        "HOTLINE_NUMBER",
-        "",
-        lambda v: _e164(v) if v else "",
-        "E.164 number families call (a Twilio number): the caller ID of staff call-backs. "
-        "Empty: no Call back button.",
     ),
     Setting(
         "CALLBACK_TARGET_HOURS",

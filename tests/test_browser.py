@@ -147,7 +147,7 @@ PUBLIC = "https://hotline.example.org"
 @pytest.fixture
 def loop_server(make_app):
     """A hotline with call-backs on, two staff (alice has a phone) and one Spanish request."""
-    app = make_app(HOTLINE_NUMBER=HOTLINE, PUBLIC_URL=PUBLIC)
+    app = make_app(CALLBACK_FROM_NUMBER=HOTLINE, PUBLIC_URL=PUBLIC)
     with app.app_context():
         for name, phone in (("alice", "+13125550199"), ("bob", None)):
             db.session.add(StaffUser(username=name, phone=phone,

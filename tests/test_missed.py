@@ -26,7 +26,7 @@ HOTLINE = "+13125550177"
 @pytest.fixture
 def app(make_app, monkeypatch):
     monkeypatch.setattr(missed, "SETTLE", missed.dt.timedelta(0))  # list calls at once
-    app = make_app(HOTLINE_NUMBER=HOTLINE, PUBLIC_URL=PUBLIC)
+    app = make_app(CALLBACK_FROM_NUMBER=HOTLINE, PUBLIC_URL=PUBLIC)
     with app.app_context():
         db.session.add(StaffUser(username="ana", phone="+13125550199",
                                  password_hash=generate_password_hash(STAFF_PASSWORD)))

@@ -29,7 +29,7 @@ FAMILY = "+525512345678"
 
 @pytest.fixture
 def app(make_app):
-    return make_app(HOTLINE_NUMBER=HOTLINE, PUBLIC_URL=PUBLIC, STAFF_LANGUAGE="en")
+    return make_app(CALLBACK_FROM_NUMBER=HOTLINE, PUBLIC_URL=PUBLIC, STAFF_LANGUAGE="en")
 
 
 def add_staff(app, name: str, phone: str | None) -> None:
@@ -98,8 +98,8 @@ def test_call_back_reaches_the_family_from_the_hotline_number(app, client, ana, 
 
     leg = staff_leg(client, sent)
     heard = " ".join(say.text for say in leg.gather().iter("Say"))
-    assert heard == ("Call-back for reference one, two, three. four, five, six, in Spanish. "
-                     "Press 1 to connect.")
+    assert heard.startswith("Call-back for reference one, two, three. four, five, six")
+    assert heard.endswith(" in Spanish. Press 1 to connect.")
     leg.press("1")
     dial = leg.twiml.find("Dial")
     assert dial.get("callerId") == HOTLINE and dial.find("Number").text == FAMILY

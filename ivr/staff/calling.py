@@ -2,8 +2,9 @@
 
 A family often does not answer an unknown mobile, and a staff member's own number should not be
 given away. So the button queues a job; the worker asks Twilio to ring the staff member's phone
-(their profile's number), and `calls/staffcall.py` whispers which request it is, waits for 1, and
-dials the family with HOTLINE_NUMBER — the number they called — as caller ID. The outcome comes
+(their profile's number), and `voice/staffcall.py` whispers which request it is, waits for 1, and
+dials the family with CALLBACK_FROM_NUMBER as caller ID (the number callers are told the call-back
+comes from; best the hotline's own), so they see a number they know. The outcome comes
 back from `<Dial>`'s action and lands on the request's history.
 
 The job is `once`: a worker that dies mid-request to Twilio must not ring a phone twice. The page
@@ -52,8 +53,9 @@ def unavailable(row: CallbackRequest, user: StaffUser) -> str | None:
 
 def unavailable_for(number: str | None, user: StaffUser) -> str | None:
     config = current_app.config
-    if not (config["HOTLINE_NUMBER"] and config["TWILIO_ACCOUNT_SID"] and config["PUBLIC_URL"]):
-        return "Call back needs HOTLINE_NUMBER, TWILIO_ACCOUNT_SID and PUBLIC_URL set."
+    needed = ("CALLBACK_FROM_NUMBER", "TWILIO_ACCOUNT_SID", "PUBLIC_URL")
+    if not all(config[name] for name in needed):
+        return "Call back needs CALLBACK_FROM_NUMBER, TWILIO_ACCOUNT_SID and PUBLIC_URL set."
     if valid_number(number) is None:
         return "No number to call."
     if not user.phone:
@@ -140,7 +142,7 @@ def place_call(payload: dict[str, Any]) -> None:
     try:
         call = twilio_api.client().calls.create(
             to=staff_phone,
-            from_=config["HOTLINE_NUMBER"],
+            from_=config["CALLBACK_FROM_NUMBER"],
             url=public_url("voice.staffcall.answer", attempt=attempt_id),
             status_callback=public_url("voice.staffcall.staff_status", attempt=attempt_id),
             timeout=RING_STAFF_SECONDS,

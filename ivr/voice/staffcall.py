@@ -2,7 +2,7 @@
 
 Twilio rings the staff member's phone (queued by `staff/calling.py`); they hear which request it
 is ("Call-back for reference 123 456, in Spanish. Press 1 to connect") in STAFF_LANGUAGE. Pressing
-1 dials the family with HOTLINE_NUMBER as caller ID, so the family sees the number they called.
+1 dials the family with CALLBACK_FROM_NUMBER as caller ID: the number they were told to expect.
 Requiring a key keeps the staff phone's voicemail from calling the family. The Dial's action
 records the outcome on the request's history; the staff leg's status callback records a call that
 never got as far as the family. Nothing is recorded (`record="do-not-record"`): see the README.
@@ -73,7 +73,7 @@ def connect(attempt: int):
         return goodbye("staffcall_no_key")
     response = VoiceResponse()
     dial = response.dial(
-        caller_id=current_app.config["HOTLINE_NUMBER"],
+        caller_id=current_app.config["CALLBACK_FROM_NUMBER"],
         timeout=FAMILY_RING_SECONDS,
         action=url_for("voice.staffcall.done", attempt=attempt),
         record="do-not-record",

@@ -36,16 +36,12 @@ def menu_lines(lang: str, firm: list[str] | None = None) -> list[Line]:
     p = prompts()
     firm = firm_option() if firm is None else firm
     first, last = (firm, ["callback", "repeat"]) if firm else (["callback"], ["repeat"])
-
-    def build() -> list[Line]:
-        lines = options_lines(lang, *first) + [p.line(lang, "menu_intro")]
-        lines += [
-            p.line(lang, "menu_option", label=topic.label, key=topic.number)
-            for topic in p.topics(lang)
-        ]
-        return lines + options_lines(lang, *last)
-
-    return p.kept(("menu", lang, *firm), build)
+    lines = options_lines(lang, *first) + [p.line(lang, "menu_intro")]
+    lines += [
+        p.line(lang, "menu_option", label=topic.label, key=topic.number)
+        for topic in p.topics(lang)
+    ]
+    return lines + options_lines(lang, *last)
 
 
 def firm_option() -> list[str]:
@@ -59,14 +55,10 @@ def topic_options(lang: str, number: int, firm: list[str] | None = None) -> list
     today" leads to). Kept short: it follows every topic."""
     p = prompts()
     firm = firm_option() if firm is None else firm
-
-    def build() -> list[Line]:
-        options = ["next", *firm, "callback", "repeat", "menu"]
-        if not any(t.number > number for t in p.topics(lang)):
-            options.remove("next")
-        return options_lines(lang, *options)
-
-    return p.kept(("after_topic", lang, number, *firm), build)
+    options = ["next", *firm, "callback", "repeat", "menu"]
+    if not any(t.number > number for t in p.topics(lang)):
+        options.remove("next")
+    return options_lines(lang, *options)
 
 
 def common_key(lang: str, digits: str):
@@ -90,7 +82,7 @@ def retry(lang: str, lines: list[Line], endpoint: str, **values: object):
     return ask(lines, endpoint, lang=lang, fails=failed, **values)
 
 
-@bp.route("/menu", methods=["GET", "POST"])
+@bp.post("/menu")
 def menu(lang: str):
     return ask(menu_lines(lang), "voice.topics.menu_choice", lang=lang, fails=0)
 
@@ -105,7 +97,7 @@ def menu_choice(lang: str):
     return common_key(lang, digits) or retry(lang, menu_lines(lang), "voice.topics.menu_choice")
 
 
-@bp.route("/topics/<int:number>", methods=["GET", "POST"])
+@bp.post("/topics/<int:number>")
 def topic(lang: str, number: int):
     found = prompts().topic(lang, number)
     if found is None:  # a topic file removed mid-call
@@ -129,7 +121,7 @@ def topic_choice(lang: str, number: int):
     )
 
 
-@bp.route("/help", methods=["GET", "POST"])
+@bp.post("/help")
 def help(lang: str):
     """After repeated failures: the simplest choices, then the firm rather than a hang-up."""
     return ask(help_lines(lang), "voice.topics.help_choice", lang=lang, fails=0)

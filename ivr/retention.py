@@ -26,7 +26,8 @@ from . import audit, jobs
 from .db import db, utcnow
 from .models import Call, CallbackRequest
 
-REACHED = ("called_back", "handled")  # statuses after which the clock runs (see models.STATUSES)
+# Statuses after which the clock runs (staff/history.py; "called_back" is the old name).
+REACHED = ("reached", "handled", "called_back")
 ERASED = dict(caller_number="", callback_number=None, a_number=None, note="",
               recording_url=None, audio=None, audio_type=None)
 
@@ -88,6 +89,15 @@ def erase(request_ids: list[int], actor: str, action: str = "delete") -> int:
     ).all()
     db.session.execute(
         sa.update(CallbackRequest).where(CallbackRequest.id.in_(request_ids)).values(**ERASED)
+        .execution_options(synchronize_session=False)
+    )
+    from .staff.history import RequestEvent
+
+    # Staff notes are in the request's history: their words go, the fact of a note stays.
+    db.session.execute(
+        sa.update(RequestEvent)
+        .where(RequestEvent.request_id.in_(request_ids), RequestEvent.kind == "note")
+        .values(text="")
         .execution_options(synchronize_session=False)
     )
     for row in rows:

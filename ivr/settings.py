@@ -230,8 +230,9 @@ SETTINGS: list[Setting] = [
         "CALLBACK_FROM_NUMBER",
         "",
         lambda v: _e164(v) if v else "",
-        "E.164 number the firm's call-backs come from; said digit by digit with the callback "
-        "promise (empty: not said).",
+        "E.164 number the firm's call-backs come from (a Twilio number, best the hotline's "
+        "own): said digit by digit with the callback promise, and the caller ID of the "
+        "dashboard's Call back (empty: not said, no Call back button).",
     ),
     Setting(
         "OFFICE_CLOSED_DATES",
@@ -326,6 +327,12 @@ SETTINGS: list[Setting] = [
         _positive_int,
         "Days after a request is handled (or called back) before its recording and personal "
         "data are deleted; calls' numbers go the same number of days after the call.",
+    ),
+    Setting(
+        "CALLBACK_TARGET_HOURS",
+        "8",
+        _positive_int,
+        "Office hours a request may wait for a first call-back before it is flagged overdue.",
     ),
     Setting(
         "ALERT_GRACE_SECONDS",

@@ -185,6 +185,12 @@ def make_request(app):
         with app.app_context():
             row = CallbackRequest(**values)
             db.session.add(row)
+            db.session.flush()
+            if values.get("note"):  # a note lives in the request's history (migration 0006)
+                from ivr.staff import history
+
+                history.add(row.id, "note", values.get("handled_by") or "ana",
+                            text=values["note"])
             db.session.commit()
             return row.id
 

@@ -50,7 +50,8 @@ def counts(app) -> dict:
 def handle(client, request_id: int, note: str = NOTE) -> None:
     token = csrf_token(client, f"/staff/requests/{request_id}")
     response = client.post(f"/staff/requests/{request_id}",
-                           data={"status": "handled", "note": note, "csrf_token": token})
+                           data={"status": "handled", "seen_status": "new", "note": note,
+                                 "csrf_token": token})
     assert response.status_code == 302
 
 

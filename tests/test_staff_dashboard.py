@@ -16,7 +16,7 @@ from alembic.migration import MigrationContext
 from ivr import jobs
 from ivr.db import Model, db
 from ivr.models import Call, CallbackRequest
-from ivr.staff import display
+from ivr.staff import display, history
 from tests.conftest import csrf_token
 
 UTC = dt.UTC
@@ -34,14 +34,17 @@ def test_migrations_match_the_models(app):
     assert diff == []
 
 
-def test_list_unhandled_first_then_newest(client, auth, make_request):
+def test_list_waiting_oldest_first_then_reached_then_handled_newest(client, auth, make_request):
     t = dt.datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
     make_request(reference="111111", created_at=t, status="new")
     make_request(reference="222222", created_at=t + dt.timedelta(hours=2), status="handled")
     make_request(reference="333333", created_at=t + dt.timedelta(hours=1), status="new")
+    make_request(reference="444444", created_at=t - dt.timedelta(hours=1), status="trying")
+    make_request(reference="555555", created_at=t + dt.timedelta(hours=3), status="handled")
+    make_request(reference="666666", created_at=t + dt.timedelta(hours=4), status="reached")
     auth.login()
     assert references(client.get("/staff/").get_data(as_text=True)) == [
-        "333333", "111111", "222222"]
+        "444444", "111111", "333333", "666666", "555555", "222222"]
 
 
 def test_list_shows_readable_fields(client, auth, make_request):
@@ -53,7 +56,7 @@ def test_list_shows_readable_fields(client, auth, make_request):
     assert "(312) 555-0123" in page  # US: national
     assert "+44 20 7183 8750" in page  # elsewhere: international
     assert "012-345-678" in page
-    assert "2026-03-02 09:05" in page  # 15:05 UTC is 09:05 in Chicago
+    assert "Mon 2026-03-02 09:05 CST" in page  # 15:05 UTC is 09:05 in Chicago (on hover)
     assert "1:15" in page and "Spanish" in page
     assert "api.twilio.com" not in page
 
@@ -69,16 +72,19 @@ def test_mark_handled_with_note(app, client, auth, make_request):
     auth.login()
     token = csrf_token(client, "/staff/")
     response = client.post(f"/staff/requests/{request_id}?next=/staff/%3Fstatus%3Dnew",
-                           data={"csrf_token": token, "status": "handled",
-                                 "note": "Called back, bond hearing Friday"})
-    assert response.status_code == 302 and response.headers["Location"] == "/staff/?status=new"
+                           data={"csrf_token": token, "status": "handled", "seen_status": "new",
+                                 "seen": "0", "note": "Called back, bond hearing Friday"})
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/staff/?status=new#r{request_id}"  # at the card
     with app.app_context():
         row = db.session.get(CallbackRequest, request_id)
-        assert (row.status, row.note, row.handled_by) == (
-            "handled", "Called back, bond hearing Friday", "ana")
-        assert row.handled_at is not None
+        assert row.status == "handled"
+        events = [(e.kind, e.actor, e.text, e.status_from, e.status_to)
+                  for e in history.events(request_id)]
+    assert events == [("note", "ana", "Called back, bond hearing Friday", None, None),
+                      ("status", "ana", "", "new", "handled")]
     page = client.get("/staff/?status=new").get_data(as_text=True)
-    assert "Request 555555: handled." in page  # the flash message
+    assert "Request 555555: note added, status handled." in page  # the flash message
     assert "555555" not in references(page)
     page = client.get(f"/staff/requests/{request_id}").get_data(as_text=True)
     assert "bond hearing Friday" in page and "ana" in page
@@ -98,7 +104,7 @@ def test_filters_and_search(client, auth, make_request):
     day = dt.datetime(2026, 3, 2, 18, 0, tzinfo=UTC)
     make_request(reference="100001", language="en", callback_number="+13125550111", created_at=day)
     make_request(reference="100002", language="es", callback_number="+13125550222",
-                 created_at=day - dt.timedelta(days=1), status="called_back")
+                 created_at=day - dt.timedelta(days=1), status="trying")
     make_request(reference="100003", language="es", callback_number="+13125550333",
                  created_at=day - dt.timedelta(days=2), a_number="087654321")
     auth.login()
@@ -115,7 +121,7 @@ def test_filters_and_search(client, auth, make_request):
 
     assert refs("") == {"100001", "100002", "100003"}
     assert refs("language=en") == {"100001"}
-    assert refs("status=called_back") == {"100002"}
+    assert refs("status=trying") == {"100002"}
     assert refs("start=2026-03-01&end=2026-03-01") == {"100002"}
     assert refs("start=2026-03-02") == {"100001"}
     assert search("(312) 555-0222") == {"100002"}
@@ -127,19 +133,32 @@ def test_filters_and_search(client, auth, make_request):
     assert refs("status=bogus&start=notadate") == {"100001", "100002", "100003"}
 
 
-def test_csv_export_uses_filters_and_defuses_formulas(client, auth, make_request):
-    make_request(reference="100001", language="en", note='=HYPERLINK("http://x","y")',
-                 a_number="012345678")
+def test_csv_export_uses_filters_and_defuses_formulas(app, client, auth, make_request):
+    first = make_request(reference="100001", language="en", note='=HYPERLINK("http://x","y")',
+                         a_number="012345678", callback_number="+525512345678")
     make_request(reference="100002", language="es")
     auth.login()
     response = client.get("/staff/requests.csv?language=en")
     assert response.status_code == 200 and response.mimetype == "text/csv"
     assert "attachment" in response.headers["Content-Disposition"]
-    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert response.data.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM, for Excel
+    rows = list(csv.DictReader(io.StringIO(response.data.decode("utf-8-sig"))))
     assert [r["reference"] for r in rows] == ["100001"]
-    assert rows[0]["note"] == "'=HYPERLINK(\"http://x\",\"y\")"
+    assert rows[0]["notes"].endswith(': =HYPERLINK("http://x","y")')
     assert rows[0]["a_number"] == "012-345-678"
-    assert rows[0]["callback_number"] == "(312) 555-0123"
+    assert rows[0]["caller_number"] == "(312) 555-0123"
+    assert rows[0]["callback_number"] == "0052 55 1234 5678"  # no visible apostrophe
+    assert rows[0]["language"] == "English" and rows[0]["status"] == "New"
+    with app.app_context():
+        assert [(e.kind, e.actor) for e in history.events(first)][-1] == ("export", "ana")
+
+
+def test_csv_cell_defuses_formulas_in_every_disguise():
+    from ivr.staff.dashboard import csv_cell
+
+    for text in ("=1+1", "+1", "-1", "@SUM(A1)", " =1+1", "\u3000=1", "\uff1d1+1", "\t=1"):
+        assert csv_cell(text).startswith("'"), text
+    assert csv_cell("Hablé con la hermana") == "Hablé con la hermana"
 
 
 def test_chart_counts_calls_and_requests_per_day_and_language(app, client, auth, make_request,

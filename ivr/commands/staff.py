@@ -16,6 +16,7 @@ from ..db import db
 from ..jobs import Job
 from ..staff.auth import normal_username
 from ..staff.models import ROLES, RecoveryCode, StaffUser, new_session_token
+from ..staff.profile import staff_phone
 
 MIN_PASSWORD = 10
 
@@ -42,18 +43,23 @@ CLI = "cli"  # the audit log's actor for changes made on the server
 @staff_group.command("add")
 @click.argument("username")
 @click.option("--admin", is_flag=True, help="May also export, delete and read the audit log.")
+@click.option("--phone", default="", help="Their phone, which a call-back rings first.")
 @with_appcontext
-def add(username: str, admin: bool) -> None:
+def add(username: str, admin: bool, phone: str) -> None:
     """Create a staff account; the password is prompted (or read from stdin).
 
     The first account is an admin, so somebody can always manage the others."""
     name = normal_username(username)
     if not name or db.session.scalar(sa.select(StaffUser.id).filter_by(username=name)):
         raise click.ClickException(f"{name!r} is empty or already exists")
+    number = staff_phone(phone) if phone.strip() else None
+    if phone.strip() and number is None:
+        raise click.ClickException(f"{phone!r} is not a phone number: give it with its country "
+                                   "code, e.g. +13125550100")
     first = db.session.scalar(sa.select(StaffUser.id).limit(1)) is None
     role = "admin" if admin or first else "staff"
-    db.session.add(StaffUser(username=name, password_hash=generate_password_hash(read_password()),
-                             role=role))
+    db.session.add(StaffUser(username=name, phone=number, role=role,
+                             password_hash=generate_password_hash(read_password())))
     audit.record("account", CLI, detail=f"added {name} ({role})")
     db.session.commit()
     click.echo(f"{role} account {name} created")
@@ -100,7 +106,7 @@ def list_users() -> None:
     for user in db.session.scalars(sa.select(StaffUser).order_by(StaffUser.username)):
         factors = "2fa" if user.totp_secret else "no 2fa"
         click.echo(f"{user.username}\t{user.role}\t{factors}\t"
-                   f"created {user.created_at:%Y-%m-%d}")
+                   f"created {user.created_at:%Y-%m-%d}\tphone {user.phone or '-'}")
 
 
 @staff_group.command("remove")

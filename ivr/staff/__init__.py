@@ -6,12 +6,13 @@ view added later cannot forget to: the recordings hold names, detention places a
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, Response, request
+from flask import Blueprint, Flask, Response, render_template, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.exceptions import NotFound
 
 from .. import retention
-from . import admin, alerts, auth, dashboard, roles, twofactor
+from . import admin, alerts, auth, dashboard, missed, profile, roles, twofactor
 from .auth import login_manager
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
@@ -66,6 +67,17 @@ bp.register_blueprint(auth.bp)
 bp.register_blueprint(dashboard.bp)
 bp.register_blueprint(admin.bp)
 bp.register_blueprint(twofactor.bp)
+bp.register_blueprint(profile.bp)
+bp.register_blueprint(missed.bp)
+
+
+def not_found(error: NotFound):
+    """A staff page that does not exist gets a page with a way back; a webhook keeps Flask's."""
+    if not request.path.startswith(bp.url_prefix + "/"):
+        return error
+    response = Response(render_template("staff/404.html"), status=404, mimetype="text/html")
+    response.headers.update(HEADERS)
+    return response
 
 
 def init_app(app: Flask) -> None:
@@ -78,5 +90,6 @@ def init_app(app: Flask) -> None:
     csrf.init_app(app)
     login_manager.init_app(app)
     app.register_blueprint(bp)
+    app.register_error_handler(NotFound, not_found)
     alerts.init_app(app)
     admin.init_app(app)

@@ -31,22 +31,27 @@ from flask import (
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import undefer
-from wtforms import StringField, TextAreaField
-from wtforms.validators import AnyOf, Length
+from wtforms import IntegerField, StringField, TextAreaField
+from wtforms.validators import AnyOf, Length, Optional
 
 from .. import recordings
 from ..db import db, utcnow
-from ..models import STATUSES, CallbackRequest
-from . import display
+from ..models import CallbackRequest
+from . import calling, display, history
 from .auth import safe_next
+from .history import OPEN, STATUS_LABELS, STATUSES, RequestClaim
 
 bp = Blueprint("requests", __name__)
 PAGE = 200
 
 
 class HandleForm(FlaskForm):
-    # A plain field checked against the list: SelectField's tuple choices are deprecated.
-    status = StringField("Status", validators=[AnyOf(STATUSES)])
+    # Plain fields checked against the list: SelectField's tuple choices are deprecated.
+    status = StringField("Status", validators=[AnyOf(STATUSES, message="Choose a status.")])
+    # What the page showed when it was loaded: a save changes only what this person changed.
+    seen_status = StringField("Seen status", validators=[AnyOf(STATUSES,
+                                                               message="Reload the page.")])
+    seen = IntegerField("Seen", default=0, validators=[Optional()])
     note = TextAreaField("Note", validators=[Length(max=4000)])
 
 
@@ -57,6 +62,7 @@ class Filters:
     start: dt.date | None = None
     end: dt.date | None = None
     q: str = ""
+    mine: bool = False
 
     @classmethod
     def from_request(cls) -> Filters:
@@ -68,6 +74,7 @@ class Filters:
             start=parse_date(args.get("start")),
             end=parse_date(args.get("end")),
             q=request.form.get("q", "").strip()[:40],
+            mine=args.get("mine") == "1",
         )
 
     def query(self) -> sa.Select:
@@ -80,24 +87,31 @@ class Filters:
             query = query.where(CallbackRequest.created_at >= display.day_bounds(self.start)[0])
         if self.end:
             query = query.where(CallbackRequest.created_at < display.day_bounds(self.end)[1])
+        if self.mine:
+            query = query.join(RequestClaim, RequestClaim.request_id == CallbackRequest.id).where(
+                RequestClaim.username == current_user.username)
         if self.q:
             digits = re.sub(r"\D", "", self.q)
-            found = [CallbackRequest.reference == self.q]
+            found = [CallbackRequest.reference == self.q.lstrip("#")]
             if len(digits) >= 3:
                 found += [CallbackRequest.reference == digits,
                           CallbackRequest.caller_number.contains(digits, autoescape=True),
                           CallbackRequest.callback_number.contains(digits, autoescape=True),
                           CallbackRequest.a_number == digits.rjust(9, "0")]
             query = query.where(sa.or_(*found))
-        unhandled_first = sa.case((CallbackRequest.status == "new", 0), else_=1)
-        return query.order_by(unhandled_first, CallbackRequest.created_at.desc(),
+        # Families still waiting first, the longest wait at the top; then reached, then handled,
+        # the latest first.
+        waiting = CallbackRequest.status.in_(OPEN)
+        group = sa.case((waiting, 0), (CallbackRequest.status == "reached", 1), else_=2)
+        oldest_waiting = sa.case((waiting, CallbackRequest.created_at), else_=None)
+        return query.order_by(group, oldest_waiting.asc(), CallbackRequest.created_at.desc(),
                               CallbackRequest.id.desc())
 
     def url_args(self) -> dict[str, str]:
         """The filters that may go in a URL: all but the search words."""
         values = {"status": self.status, "language": self.language,
                   "start": self.start.isoformat() if self.start else "",
-                  "end": self.end.isoformat() if self.end else ""}
+                  "end": self.end.isoformat() if self.end else "", "mine": "1" if self.mine else ""}
         return {k: v for k, v in values.items() if v}
 
 
@@ -108,9 +122,24 @@ def parse_date(value: str | None) -> dt.date | None:
         return None
 
 
+def waiting_counts() -> dict[str, int]:
+    """Requests whose family still waits, per language, for the header and the page title."""
+    rows = db.session.execute(
+        sa.select(CallbackRequest.language, sa.func.count())
+        .where(CallbackRequest.status.in_(OPEN)).group_by(CallbackRequest.language)
+    )
+    return {language: count for language, count in rows}
+
+
 @bp.context_processor
 def helpers() -> dict:
-    return {"fmt": display, "statuses": display.STATUS_LABELS, "languages": display.LANGUAGES}
+    return {"fmt": display, "statuses": STATUS_LABELS, "languages": display.LANGUAGES,
+            "history": history}
+
+
+def page_context(rows: list[CallbackRequest]) -> dict:
+    return {"summaries": history.summaries([r.id for r in rows]), "calling": calling,
+            "now": utcnow(), "waiting": waiting_counts()}
 
 
 @bp.get("/")
@@ -130,7 +159,7 @@ def listing(filters: Filters) -> str:
     here = url_for("staff.requests.index", **filters.url_args())
     return render_template(
         "staff/index.html", rows=rows[:PAGE], more=len(rows) > PAGE, filters=filters,
-        chart=display.chart(days), days=days, form=HandleForm(), here=here,
+        chart=display.chart(days), days=days, here=here, **page_context(rows[:PAGE]),
     )
 
 
@@ -144,23 +173,104 @@ def get_or_404(request_id: int, *options) -> CallbackRequest:
 @bp.get("/requests/<int:request_id>")
 def detail(request_id: int):
     row = get_or_404(request_id)
-    form = HandleForm(status=row.status, note=row.note)
-    return render_template("staff/detail.html", row=row, form=form, here=request.full_path)
+    return render_template("staff/detail.html", row=row, here=request.full_path, full=True,
+                           **page_context([row]))
+
+
+def back_to(row: CallbackRequest):
+    """Back to the page the card was on, at the card (not the top of a long list)."""
+    target = safe_next(request.args.get("next")).split("#")[0]
+    return redirect(f"{target}#r{row.id}")
 
 
 @bp.post("/requests/<int:request_id>")
 def update(request_id: int):
+    """Add a note and/or change the status, without undoing what a colleague did meanwhile."""
     row = get_or_404(request_id)
     form = HandleForm()
     if not form.validate_on_submit():
-        return render_template("staff/detail.html", row=row, form=form, here=request.path), 400
-    row.status = form.status.data
-    row.note = form.note.data.strip()
-    row.handled_by = current_user.username
-    row.handled_at = utcnow()
+        return render_template("staff/detail.html", row=row, form=form, here=request.path,
+                               full=True, **page_context([row])), 400
+    me = current_user.username
+    seen = form.seen.data or 0
+    meanwhile = [e for e in history.events(row.id, after=seen) if e.actor != me]
+    note = (form.note.data or "").strip()
+    said = []
+    if note:
+        history.add(row.id, "note", me, text=note)
+        said.append("note added")
+    wanted, seen_status = form.status.data, form.seen_status.data
+    refused = False
+    if wanted != seen_status:
+        if history.move_status(row.id, seen_status, wanted, me):
+            said.append(f"status {STATUS_LABELS[wanted].lower()}")
+        else:
+            refused = True
     db.session.commit()
-    flash(f"Request {row.reference}: {display.STATUS_LABELS[row.status].lower()}.")
-    return redirect(safe_next(request.args.get("next")))
+    if meanwhile:
+        changes = "; ".join(f"{e.actor or 'the hotline'}: {history.describe(e)}"
+                            for e in meanwhile[-5:])
+        flash(f"Request {row.reference} changed while you had it open — {changes}.")
+    if refused:
+        db.session.refresh(row)
+        flash(f"Request {row.reference}: your status was not applied, it is now "
+              f"{STATUS_LABELS[row.status]}. Choose again if you still mean it.")
+    if said:
+        flash(f"Request {row.reference}: {', '.join(said)}.")
+    elif not refused:
+        flash(f"Request {row.reference}: nothing changed.")
+    return back_to(row)
+
+
+@bp.post("/requests/<int:request_id>/claim")
+def claim(request_id: int):
+    row = get_or_404(request_id)
+    holder = history.claim(row.id, current_user.username)
+    db.session.commit()
+    if holder != current_user.username:
+        flash(f"Request {row.reference} is already taken by {holder}.")
+    return back_to(row)
+
+
+@bp.post("/requests/<int:request_id>/release")
+def release(request_id: int):
+    row = get_or_404(request_id)
+    history.release(row.id, current_user.username)
+    db.session.commit()
+    return back_to(row)
+
+
+@bp.post("/requests/<int:request_id>/call")
+def call(request_id: int):
+    """Queue a call-back through the hotline; the worker places it, never this page."""
+    row = get_or_404(request_id)
+    why = calling.unavailable(row, current_user)
+    if why:
+        flash(f"Request {row.reference}: {why}")
+        return back_to(row)
+    calling.start(row, current_user)
+    db.session.commit()
+    flash(f"Request {row.reference}: your phone will ring in a moment. Press 1 to connect to "
+          f"the family.")
+    return back_to(row)
+
+
+LISTEN_GAP = dt.timedelta(minutes=30)  # one "listened" per person per half hour, not per range
+
+
+def note_listen(row: CallbackRequest) -> None:
+    """Record who listened: once per playing (a player fetches many byte ranges)."""
+    if request.range and request.range.ranges and request.range.ranges[0][0] not in (0, None):
+        return
+    me = current_user.username
+    recent = db.session.scalar(
+        sa.select(history.RequestEvent.id).where(
+            history.RequestEvent.request_id == row.id, history.RequestEvent.kind == "listen",
+            history.RequestEvent.actor == me,
+            history.RequestEvent.created_at > utcnow() - LISTEN_GAP).limit(1))
+    if recent is None:
+        history.add(row.id, "listen", me)
+        db.session.commit()
 
 
 @bp.get("/requests/<int:request_id>/audio")
@@ -173,35 +283,54 @@ def audio(request_id: int):
             recordings.queue_missing()
         return Response("The recording is not copied from Twilio yet; try again in a minute.",
                         status=404, mimetype="text/plain")
-    return send_file(io.BytesIO(row.audio), mimetype=row.audio_type or "audio/mpeg",
-                     conditional=True, max_age=0)
+    body, mimetype = row.audio, row.audio_type or "audio/mpeg"
+    note_listen(row)
+    return send_file(io.BytesIO(body), mimetype=mimetype, conditional=True, max_age=0)
 
 
 CSV_COLUMNS = ["reference", "received", "language", "status", "caller_number", "callback_number",
-               "a_number", "recording_seconds", "handled_by", "handled_at", "note"]
+               "a_number", "recording_seconds", "claimed_by", "call_attempts", "notes"]
+# What a spreadsheet may run as a formula: also after spaces, and in full-width forms.
+FORMULA_START = re.compile(r"[\s\u3000]*[=+\-@\uff1d\uff0b\uff0d\uff20]|[\t\r|%]")
 
 
 def csv_cell(value: object) -> str:
     """Keep a spreadsheet from running a cell as a formula (CSV injection)."""
     text = "" if value is None else str(value)
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r", "|", "%"):
+    if FORMULA_START.match(text):
         return "'" + text
     return text
+
+
+def csv_phone(number: str | None) -> str:
+    """A readable number that no spreadsheet takes for a formula or a sum: +52 55 … would need a
+    guard apostrophe (which stays visible), so international numbers keep the 00 prefix form."""
+    text = display.phone(number)
+    return "00" + text[1:] if text.startswith("+") else text
 
 
 @bp.route("/requests.csv", methods=["GET", "POST"])
 def export():
     filters = Filters.from_request()
+    rows = db.session.scalars(filters.query()).all()
+    summaries = history.summaries([r.id for r in rows])
     out = io.StringIO()
+    out.write("\ufeff")  # the BOM: Excel then reads UTF-8 (Spanish notes) correctly
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
-    for row in db.session.scalars(filters.query()):
+    for row in rows:
+        summary = summaries[row.id]
+        notes = " | ".join(f"{display.local_time(e.created_at)} {e.actor}: {e.text}"
+                           for e in summary.notes)
         writer.writerow(csv_cell(v) for v in (
-            row.reference, display.local_time(row.created_at), row.language, row.status,
-            display.phone(row.caller_number), display.phone(row.callback_number),
-            display.a_number(row.a_number), row.recording_duration or "", row.handled_by,
-            display.local_time(row.handled_at), row.note,
+            row.reference, display.local_title(row.created_at),
+            display.LANGUAGES.get(row.language, row.language), STATUS_LABELS.get(row.status),
+            csv_phone(row.caller_number), csv_phone(row.callback_number),
+            display.a_number(row.a_number), row.recording_duration or "", summary.claimed_by,
+            summary.attempts, notes,
         ))
+        history.add(row.id, "export", current_user.username)
+    db.session.commit()
     name = f"callback-requests-{utcnow():%Y%m%d-%H%M}.csv"
     return Response(out.getvalue(), mimetype="text/csv",
                     headers={"Content-Disposition": f"attachment; filename={name}"})

@@ -11,12 +11,11 @@ import phonenumbers
 import sqlalchemy as sa
 from flask import current_app
 
-from ..db import db
+from ..db import db, utcnow
 from ..models import Call, CallbackRequest
 from ..phones import parse_valid, region
 
 LANGUAGES = {"en": "English", "es": "Spanish"}
-STATUS_LABELS = {"new": "New", "called_back": "Called back", "handled": "Handled"}
 
 
 def office_tz() -> ZoneInfo:
@@ -36,6 +35,54 @@ def local_time(moment: dt.datetime | None) -> str:
     if moment is None:
         return ""
     return as_utc(moment).astimezone(office_tz()).strftime("%Y-%m-%d %H:%M")
+
+
+def age(moment: dt.datetime, now: dt.datetime | None = None) -> str:
+    """How long ago, as staff say it: "just now", "25 min ago", "2 h ago", "3 days ago"."""
+    seconds = ((now or utcnow()) - as_utc(moment)).total_seconds()
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 48 * 3600:
+        return f"{int(seconds // 3600)} h ago"
+    return f"{int(seconds // 86400)} days ago"
+
+
+def office_hours_between(start: dt.datetime, end: dt.datetime) -> float:
+    """Hours the office was open between two instants (all hours when OFFICE_HOURS=always):
+    a request left on Friday evening is not overdue on Monday at 9."""
+    start, end = as_utc(start), as_utc(end)
+    hours = current_app.config["OFFICE_HOURS"]
+    if end <= start:
+        return 0.0
+    if hours is None:
+        return (end - start).total_seconds() / 3600
+    tz = office_tz()
+    day = start.astimezone(tz).date()
+    last = end.astimezone(tz).date()
+    total = 0.0
+    for _ in range(400):  # a bounded walk: older requests are long overdue anyway
+        if day > last:
+            break
+        if day.weekday() in hours.days:
+            opens = dt.datetime.combine(day, hours.opens, tz)
+            closes = dt.datetime.combine(day, hours.closes, tz)
+            overlap = min(closes, end) - max(opens, start)
+            total += max(overlap.total_seconds(), 0) / 3600
+        day += dt.timedelta(days=1)
+    return total
+
+
+def overdue(created_at: dt.datetime, now: dt.datetime | None = None) -> bool:
+    """Waiting longer than CALLBACK_TARGET_HOURS office hours."""
+    target = current_app.config["CALLBACK_TARGET_HOURS"]
+    return office_hours_between(created_at, now or utcnow()) > target
+
+
+def local_title(moment: dt.datetime) -> str:
+    """The office-time-zone time with its zone, for hovering over an age."""
+    return as_utc(moment).astimezone(office_tz()).strftime("%a %Y-%m-%d %H:%M %Z")
 
 
 def phone(number: str | None) -> str:

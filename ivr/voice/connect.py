@@ -14,6 +14,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from ..hours import closed_lines, office_open
 from ..phones import parse_valid
+from ..staff import missed
 from ..twiml import prompts, speak, twiml
 from .common import (
     CALLBACK,
@@ -98,12 +99,15 @@ def done(lang: str):
     """Decide by DialCallStatus (CallStatus is the caller's leg, which is still in progress)."""
     status = request.form.get("DialCallStatus", "")
     bridged = request.form.get("DialBridged", "true") != "false"
+    call_sid = request.form.get("CallSid", "")
     if status in CONNECTED and bridged:
+        missed.mark(call_sid, "firm-answered")
         response = VoiceResponse()
         speak(response, [prompts().line(lang, "goodbye")])
         response.hangup()
         return twiml(response)
-    current_app.logger.info("firm did not answer (%s) call %s", status, request.form.get("CallSid"))
+    current_app.logger.info("firm did not answer (%s) call %s", status, call_sid)
+    missed.mark(call_sid, "firm-missed", status)
     return offer_callback(lang, "dial_failed")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, request
 
 from ..prompts import Line
+from ..staff import missed
 from ..twiml import prompts
 from .common import (
     CALLBACK,
@@ -101,6 +102,7 @@ def topic(lang: str, number: int):
     found = prompts().topic(lang, number)
     if found is None:  # a topic file removed mid-call
         return menu(lang)
+    missed.mark(request.form.get("CallSid", ""), "topic", str(number))  # for the missed list
     lines = [Line(lang, found.body, found.name)] + topic_options(lang, number)
     return ask(lines, "voice.topics.topic_choice", lang=lang, number=number, fails=0)
 

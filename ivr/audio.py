@@ -59,8 +59,8 @@ def spoken(prompts: Prompts, lang: str) -> list[Spoken]:
     topics = prompts.topics(lang)
     items: list[Spoken] = []
     for name in prompts.names(lang):
-        if name.startswith("topics/"):
-            continue
+        if name.startswith(("topics/", "sms/")):
+            continue  # topics are added below; texts are sent, never spoken
         if name == "menu_option":
             for topic in topics:
                 line = prompts.line(lang, name, label=topic.label, key=topic.number)

@@ -120,9 +120,12 @@ def prompts_group() -> None:
 @with_appcontext
 def check_command() -> None:
     """Check every prompt in both languages; exit 1 on errors (warnings are only printed)."""
-    from .promptcheck import check
+    from .promptcheck import check, sms_segments
 
-    problems = check(Path(current_app.config["PROMPTS_DIR"]))
+    root = Path(current_app.config["PROMPTS_DIR"])
+    for count in sms_segments(root):
+        click.echo(str(count))
+    problems = check(root)
     for problem in problems:
         click.echo(str(problem))
     errors = sum(1 for p in problems if p.error)

@@ -14,8 +14,29 @@ from pathlib import Path
 
 from .prompts import LANGUAGES
 
-TEMPLATE_FIELDS = {"menu_option": {"label": "a topic", "key": 1}}
-REQUIRED_FIELDS = {"menu_option": {"key"}}
+# Sample values: long enough that the segment count of a text is not under-estimated.
+SMS_SAMPLE = {"reference": "123456", "firm_number": "(312) 555-0100",
+              "hours": "during office hours, Wednesday to Saturday, 10:00 to 18:30 CDT"}
+HOURS_SAMPLE = {"days": "Wednesday to Saturday", "opens": "10:00", "closes": "18:30",
+                "zone": "CDT"}
+TEMPLATE_FIELDS = {
+    "menu_option": {"label": "a topic", "key": 1},
+    "sms/reference": SMS_SAMPLE,
+    "sms/hours": HOURS_SAMPLE,
+    "sms/days": {"first": "Wednesday", "last": "Saturday"},
+}
+REQUIRED_FIELDS = {"menu_option": {"key"}, "sms/reference": {"reference"},
+                   "sms/hours": {"opens", "closes"}, "sms/days": {"first", "last"}}
+SMS = "sms/reference"  # the whole text a caller gets; the other sms/ files are parts of it
+MAX_SEGMENTS = 2
+# GSM 03.38: a text of these characters only is sent 160 to a segment (153 when it takes more
+# than one); the extension characters count twice. Any other character (á, í, ó, ú, ...) makes
+# the whole text UCS-2: 70 to a segment, 67 when it takes more than one.
+GSM_BASIC = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡"
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM_EXTENDED = set("^{}\\[~]|€\f")
 WORDS_PER_MINUTE = {"en": 150, "es": 160}
 MAX_SECONDS = 75
 # A topic is chosen with ONE key press, and the menus keep the other keys for themselves
@@ -88,6 +109,53 @@ def check_text(name: str, text: str, lang: str) -> list[tuple[bool, str]]:
     return found
 
 
+@dataclass(frozen=True)
+class Segments:
+    path: str
+    count: int
+    encoding: str  # "GSM-7" or "UCS-2"
+    length: int  # characters as sent (septets, or UTF-16 code units)
+
+    def __str__(self) -> str:
+        unit = "segment" if self.count == 1 else "segments"
+        return (f"{self.path}: {self.count} SMS {unit} ({self.encoding}, {self.length} "
+                "characters with sample values)")
+
+
+def segments(text: str) -> tuple[int, str, int]:
+    """(segments, encoding, length) of an SMS body, as the carrier counts them."""
+    if all(c in GSM_BASIC or c in GSM_EXTENDED for c in text):
+        length = len(text) + sum(1 for c in text if c in GSM_EXTENDED)
+        return (1 if length <= 160 else -(-length // 153)), "GSM-7", length
+    length = len(text.encode("utf-16-le")) // 2
+    return (1 if length <= 70 else -(-length // 67)), "UCS-2", length
+
+
+def sms_text(root: Path, lang: str) -> str | None:
+    """The text of `lang` filled with sample values, the hours from its own sms/hours file."""
+    try:
+        template = " ".join((root / lang / f"{SMS}.txt").read_text(encoding="utf-8").split())
+        hours = " ".join((root / lang / "sms/hours.txt").read_text(encoding="utf-8").split())
+        days = " ".join((root / lang / "sms/days.txt").read_text(encoding="utf-8").split())
+        names = [(root / lang / f"days/{d}.txt").read_text(encoding="utf-8").strip()
+                 for d in ("wed", "sat")]
+        days = days.format(first=names[0], last=names[1])
+        hours = hours.format(**{**HOURS_SAMPLE, "days": days})
+        return template.format(**{**SMS_SAMPLE, "hours": hours})
+    except (OSError, UnicodeDecodeError, LookupError, ValueError):
+        return None  # reported as a problem of the file itself
+
+
+def sms_segments(root: Path) -> list[Segments]:
+    """How many segments each language's text takes: `ivr prompts check` reports them."""
+    found = []
+    for lang in LANGUAGES:
+        text = sms_text(root, lang)
+        if text is not None:
+            found.append(Segments(f"{lang}/{SMS}.txt", *segments(text)))
+    return found
+
+
 def check(root: Path) -> list[Problem]:
     """Every problem of the prompts under `root`, errors and warnings, in a stable order."""
     problems: list[Problem] = []
@@ -113,6 +181,9 @@ def check(root: Path) -> list[Problem]:
                 checks = check_text(name, raw, lang)
             problems += [Problem(error, path, message) for error, message in checks]
         problems += same_key(lang, all_names[lang])
+    problems += [Problem(False, count.path, f"{count.count} SMS segments (over {MAX_SEGMENTS}: "
+                         "each is billed, and a long text may arrive in pieces)")
+                 for count in sms_segments(root) if count.count > MAX_SEGMENTS]
     return problems
 
 

@@ -74,7 +74,11 @@ class Filters:
                           CallbackRequest.callback_number.contains(digits, autoescape=True),
                           CallbackRequest.a_number == digits.rjust(9, "0")]
             query = query.where(sa.or_(*found))
-        unhandled_first = sa.case((CallbackRequest.status == "new", 0), else_=1)
+        # Urgent ones first (a hearing within 7 days, a transfer soon: `urgency.py`), then the
+        # rest not yet called back, newest first.
+        unhandled_first = sa.case(
+            (sa.and_(CallbackRequest.status == "new", CallbackRequest.urgent), 0),
+            (CallbackRequest.status == "new", 1), else_=2)
         return query.order_by(unhandled_first, CallbackRequest.created_at.desc(),
                               CallbackRequest.id.desc())
 

@@ -1,0 +1,334 @@
+"""Issue 13, families: the reference by text message only when asked, and urgency heard.
+
+Signed calls through `twilio_sim`, Twilio's Messages API faked at its HTTP edge with `responses`,
+the texts run as the worker runs them (`jobs.run_pending`), and the stored rows asserted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import urllib.parse
+import xml.etree.ElementTree as ET
+
+import pytest
+import responses
+import sqlalchemy as sa
+
+from ivr import jobs
+from ivr.audio_cli import prompts_group
+from ivr.db import db
+from ivr.models import CallbackRequest
+from ivr.prompts import Prompts
+from ivr.staff import alerts
+
+from .conftest import PROJECT_ROOT, TOKEN
+from .test_callback import heard_digits, record, to_recording
+from .twilio_sim import Call
+
+REAL = Prompts(PROJECT_ROOT / "prompts")
+SID = "AC" + "0" * 32
+MESSAGES = f"https://api.twilio.com/2010-04-01/Accounts/{SID}/Messages.json"
+HOTLINE = "+13125550177"
+PUBLIC = "https://hotline.example.org"
+
+
+@pytest.fixture
+def sms_app(make_app):
+    return make_app(SMS_FROM=HOTLINE, PUBLIC_URL=PUBLIC)
+
+
+def sent_ok(sid: str = "SM" + "1" * 32) -> responses.BaseResponse:
+    return responses.post(MESSAGES, status=201, json={"sid": sid, "status": "queued"})
+
+
+def twilio_error(status: int, code: int, message: str) -> responses.BaseResponse:
+    return responses.post(MESSAGES, status=status,
+                          json={"code": code, "message": message, "status": status})
+
+
+def the_request(app) -> CallbackRequest:
+    with app.app_context():
+        row = db.session.scalar(sa.select(CallbackRequest))
+        db.session.expunge_all()
+        return row
+
+
+def sms_jobs(app) -> list[jobs.Job]:
+    with app.app_context():
+        found = db.session.scalars(
+            sa.select(jobs.Job).where(jobs.Job.kind == "reference-sms")).all()
+        db.session.expunge_all()
+        return found
+
+
+def to_ending(call: Call, lang: str = "es") -> ET.Element:
+    """A whole callback request, up to the ending: recorded, own number kept, an A-number."""
+    to_recording(call, lang)
+    record(call)
+    call.press("1")
+    return call.press("12345678#")
+
+
+def gathers(call: Call) -> dict[str, ET.Element]:
+    """The ending's questions by what they ask: "urgent" and "text"."""
+    found = {}
+    for gather in call.twiml.iter("Gather"):
+        action = gather.get("action")
+        found["urgent" if "/urgent" in action else "text" if "/text" in action else action] = gather
+    return found
+
+
+def press_at(call: Call, question: str, keys: str) -> ET.Element:
+    """Press a key during one of the ending's questions (Twilio posts to that Gather)."""
+    return call.follow(gathers(call)[question].get("action"), Digits=keys)
+
+
+def texts() -> list:
+    """Requests to Twilio's Messages API (the recording copies go to Twilio too)."""
+    return [c for c in responses.calls if c.request.url.startswith(MESSAGES)]
+
+
+def form(index: int = 0) -> dict[str, str]:
+    return {k: v[0] for k, v in urllib.parse.parse_qs(texts()[index].request.body).items()}
+
+
+# The reference by text message ------------------------------------------------------------------
+@responses.activate
+def test_text_is_offered_after_the_reference_and_sent_only_after_the_key(sms_app):
+    sent_ok()
+    call = Call(sms_app.test_client(), TOKEN)
+    to_ending(call, "es")
+    reference = the_request(sms_app).reference
+    # The offer comes after the reference, inside a question of its own; the call goes on to
+    # goodbye and hangs up when nobody presses anything.
+    assert REAL.text("es", "sms_offer") in call.heard()
+    assert call.heard().index(REAL.text("es", "sms_offer")) > call.heard().index(
+        REAL.text("es", "reference_number"))
+    assert heard_digits(call, "es").split().count(reference) == 2
+    assert call.twiml.find("Hangup") is not None
+    # Nothing pressed: nothing queued, nothing sent.
+    jobs.run_pending(sms_app)
+    assert sms_jobs(sms_app) == [] and len(texts()) == 0
+    assert the_request(sms_app).sms_status is None
+
+    press_at(call, "text", "1")
+    assert REAL.text("es", "sms_sent") in call.heard()
+    assert REAL.text("es", "expect_call") in call.heard() and call.twiml.find("Hangup") is not None
+    assert the_request(sms_app).sms_status == "queued"
+    jobs.run_pending(sms_app)
+    assert len(texts()) == 1
+    sent = form()
+    assert (sent["To"], sent["From"]) == (call.from_number, HOTLINE)
+    # In the caller's language: the reference, the firm's number, the office hours; no names.
+    assert sent["Body"] == REAL.line("es", "sms/reference", reference=reference,
+                                     firm_number="(312) 555-0100",
+                                     hours="lo antes posible").text
+    assert sent["StatusCallback"] == f"{PUBLIC}/voice/sms/{the_request(sms_app).id}/status"
+    row = the_request(sms_app)
+    assert (row.sms_status, row.sms_sid, row.sms_error) == ("queued", "SM" + "1" * 32, None)
+
+
+@responses.activate
+def test_text_in_english_names_the_office_hours(make_app):
+    app = make_app(SMS_FROM=HOTLINE, OFFICE_HOURS="mon-fri 09:00-17:00")
+    sent_ok()
+    call = Call(app.test_client(), TOKEN)
+    to_ending(call, "en")
+    press_at(call, "text", "1")
+    jobs.run_pending(app)
+    body = form()["Body"]
+    reference = the_request(app).reference
+    assert body.startswith(f"Your reference number: {reference}.")
+    assert re.search(r"during office hours, Monday to Friday, 9:00 to 17:00 C[SD]T\.", body)
+    assert "(312) 555-0100" in body and "StatusCallback" not in form()  # no PUBLIC_URL
+
+
+@responses.activate
+def test_text_sent_once_after_duplicate_webhooks(sms_app):
+    sent_ok()
+    call = Call(sms_app.test_client(), TOKEN)
+    to_ending(call)
+    action = gathers(call)["text"].get("action")
+    for _ in range(3):  # Twilio retried the webhook
+        call.follow(action, Digits="1")
+    assert len(sms_jobs(sms_app)) == 1
+    jobs.run_pending(sms_app)
+    assert len(texts()) == 1
+    call.follow(action, Digits="1")  # and once more after it was sent
+    jobs.run_pending(sms_app)
+    assert len(texts()) == 1
+
+
+@responses.activate
+def test_opted_out_number_is_not_retried_and_recorded(sms_app):
+    twilio_error(400, 21610, "Attempt to send to unsubscribed recipient")
+    call = Call(sms_app.test_client(), TOKEN)
+    to_ending(call)
+    press_at(call, "text", "1")
+    jobs.run_pending(sms_app)
+    with sms_app.app_context():  # pretend any back-off has passed: still nothing more
+        db.session.execute(sa.update(jobs.Job).values(run_at=sa.func.now()))
+        db.session.commit()
+    jobs.run_pending(sms_app)
+    assert len(texts()) == 1
+    [job] = sms_jobs(sms_app)
+    assert job.status == "failed" and "21610" in job.last_error
+    row = the_request(sms_app)
+    assert row.sms_status == "failed" and "21610" in row.sms_error
+
+
+@responses.activate
+def test_twilio_5xx_is_retried_then_sent(sms_app):
+    twilio_error(503, 20503, "Service Unavailable")
+    call = Call(sms_app.test_client(), TOKEN)
+    to_ending(call)
+    press_at(call, "text", "1")
+    jobs.run_pending(sms_app)
+    [job] = sms_jobs(sms_app)
+    assert job.status == "pending" and job.attempts == 1
+    assert "503" in the_request(sms_app).sms_error
+    responses.replace(responses.POST, MESSAGES, status=201,
+                      json={"sid": "SM" + "2" * 32, "status": "queued"})
+    with sms_app.app_context():
+        db.session.execute(sa.update(jobs.Job).values(run_at=sa.func.now()))
+        db.session.commit()
+    jobs.run_pending(sms_app)
+    assert len(texts()) == 2
+    row = the_request(sms_app)
+    assert (row.sms_status, row.sms_sid, row.sms_error) == ("queued", "SM" + "2" * 32, None)
+
+
+@responses.activate
+def test_never_offered_or_sent_to_a_withheld_number(sms_app):
+    call = Call(sms_app.test_client(), TOKEN, from_number="Anonymous")
+    to_recording(call, "en")
+    record(call)
+    call.press("3125550123#")  # no caller ID: the number is typed
+    call.press("12345678#")
+    assert REAL.text("en", "confirmation") in call.heard()
+    assert REAL.text("en", "sms_offer") not in call.heard()
+    assert "text" not in gathers(call)
+    # Even a forged key press on the text action sends nothing.
+    ref = the_request(sms_app).reference
+    call.follow(f"/voice/en/closing/text?ref={ref}", Digits="1")
+    assert REAL.text("en", "sms_sent") not in call.heard()
+    jobs.run_pending(sms_app)
+    assert sms_jobs(sms_app) == [] and len(texts()) == 0
+
+
+def test_not_offered_when_texts_cannot_be_sent(app, call):
+    to_ending(call)
+    assert REAL.text("es", "sms_offer") not in call.heard()
+    assert heard_digits(call, "es").split().count(the_request(app).reference) == 2
+
+
+@responses.activate
+def test_delivery_status_callback_is_signed_and_recorded(sms_app):
+    sent_ok()
+    call = Call(sms_app.test_client(), TOKEN)
+    to_ending(call)
+    press_at(call, "text", "1")
+    jobs.run_pending(sms_app)
+    row = the_request(sms_app)
+    path = f"/voice/sms/{row.id}/status"
+    client = sms_app.test_client()
+    unsigned = client.post(path, data={"MessageSid": row.sms_sid, "MessageStatus": "delivered"})
+    assert unsigned.status_code == 403
+    assert the_request(sms_app).sms_status == "queued"
+    status = Call(client, TOKEN)
+    for value in ("delivered", "sent"):  # out of order: "sent" comes late
+        reply = status.post(path, MessageSid=row.sms_sid, MessageStatus=value)
+        assert reply.status_code == 204
+    assert the_request(sms_app).sms_status == "delivered"
+    status.post(path, MessageSid="SM" + "9" * 32, MessageStatus="failed")  # another message
+    assert the_request(sms_app).sms_status == "delivered"
+
+
+@responses.activate
+def test_undelivered_status_records_the_error(sms_app):
+    sent_ok()
+    call = Call(sms_app.test_client(), TOKEN)
+    to_ending(call)
+    press_at(call, "text", "1")
+    jobs.run_pending(sms_app)
+    row = the_request(sms_app)
+    Call(sms_app.test_client(), TOKEN).post(f"/voice/sms/{row.id}/status", MessageSid=row.sms_sid,
+                                            MessageStatus="undelivered", ErrorCode="30005")
+    row = the_request(sms_app)
+    assert (row.sms_status, row.sms_error) == ("undelivered", "Twilio 30005")
+
+
+def test_prompts_check_reports_sms_segments(app, runner, prompts_dir):
+    result = runner.invoke(prompts_group, ["check"])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"en/sms/reference.txt: 1 SMS segment \(GSM-7", result.output)
+    # Accents (ú in número) make the Spanish text UCS-2: 70 characters a segment.
+    assert re.search(r"es/sms/reference.txt: 2 SMS segments \(UCS-2", result.output)
+    assert "warning:" not in result.output
+    longer = "Su número de referencia es {reference}. " * 3 + "{hours} {firm_number}"
+    (prompts_dir / "es" / "sms" / "reference.txt").write_text(longer + "\n", encoding="utf-8")
+    result = runner.invoke(prompts_group, ["check"])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"warning: es/sms/reference.txt: [3-9] SMS segments \(over 2", result.output)
+
+
+def test_sms_texts_are_not_rendered_as_audio(app):
+    from ivr.audio import spoken
+
+    with app.app_context():
+        keys = {item.key for item in spoken(app.extensions["ivr.prompts"], "es")}
+    assert "sms_offer" in keys and not any(key.startswith("sms/") for key in keys)
+
+
+# Urgency --------------------------------------------------------------------------------------
+def test_urgency_question_at_the_end_and_marked_on_the_request(app, call):
+    to_ending(call, "en")
+    assert REAL.text("en", "urgent_ask") in call.heard()
+    assert the_request(app).urgent is False
+    press_at(call, "urgent", "1")
+    assert REAL.text("en", "urgent_noted") in call.heard()
+    # The rest of the ending follows: the reference twice, when to expect a call, goodbye.
+    row = the_request(app)
+    assert row.urgent is True
+    assert heard_digits(call, "en").split().count(row.reference) == 2
+    assert call.twiml.find("Hangup") is not None
+
+
+def test_another_key_is_not_urgent(app, call):
+    to_ending(call)
+    press_at(call, "urgent", "2")
+    assert the_request(app).urgent is False
+    assert REAL.text("es", "urgent_noted") not in call.heard()
+
+
+def test_urgent_request_sorts_first_on_the_dashboard(client, auth, make_request):
+    t = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
+    make_request(reference="111111", created_at=t, status="new", urgent=True)
+    make_request(reference="222222", created_at=t + dt.timedelta(hours=2), status="new")
+    make_request(reference="333333", created_at=t + dt.timedelta(hours=3), status="handled",
+                 urgent=True)
+    auth.login()
+    page = client.get("/staff/").get_data(as_text=True)
+    assert re.findall(r'data-reference="(\d+)"', page) == ["111111", "222222", "333333"]
+    assert page.count('class="badge urgent"') == 2
+
+
+@responses.activate
+def test_urgent_alert_says_so_first_even_when_the_alert_already_went(make_app):
+    app = make_app(ALERT_SMS_TO="+13125550199", ALERT_SMS_FROM="+13125550100",
+                   ALERT_GRACE_SECONDS="0", PUBLIC_URL=PUBLIC)
+    responses.post(MESSAGES, status=201, json={"sid": "SM" + "3" * 32, "status": "queued"})
+    call = Call(app.test_client(), TOKEN)
+    to_ending(call)
+    jobs.run_pending(app)  # the worker was quick: the first alert went before the key press
+    assert form(0)["Body"].startswith("New callback request #")
+    action = gathers(call)["urgent"].get("action")
+    call.follow(action, Digits="1")
+    call.follow(action, Digits="1")  # a repeated webhook alerts no one twice
+    jobs.run_pending(app)
+    assert len(texts()) == 2
+    assert form(1)["Body"].split()[0] == "URGENT:"
+    with app.app_context():
+        row = db.session.scalar(sa.select(CallbackRequest))
+        assert alerts.message(row)[0].startswith("URGENT: New callback request #")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import Boolean, DateTime, ForeignKey, LargeBinary, String, Text, false, true
-from sqlalchemy.orm import Mapped, deferred, mapped_column
+from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
 from .db import Model, utcnow
 
@@ -63,6 +63,10 @@ class CallbackRequest(Model):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+    # Messages the caller added by calling again (`calls/again.py`), oldest first.
+    messages: Mapped[list[RequestMessage]] = relationship(
+        order_by="RequestMessage.id", viewonly=True
     )
 
 

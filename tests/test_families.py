@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from ivr import jobs
 from ivr.audio_cli import prompts_group
 from ivr.db import db
-from ivr.models import CallbackRequest
+from ivr.models import CallbackRequest, RequestMessage
 from ivr.prompts import Prompts
 from ivr.staff import alerts
 
@@ -332,3 +332,160 @@ def test_urgent_alert_says_so_first_even_when_the_alert_already_went(make_app):
     with app.app_context():
         row = db.session.scalar(sa.select(CallbackRequest))
         assert alerts.message(row)[0].startswith("URGENT: New callback request #")
+
+
+# Calling again --------------------------------------------------------------------------------
+# Thursday 2026-03-05, 15:00 in Chicago (the office's time zone in the tests).
+THURSDAY = dt.datetime(2026, 3, 5, 21, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def again_app(make_app):
+    return make_app(CLOCK=lambda: THURSDAY)
+
+
+def first_request(app, lang: str = "es", days_ago: float = 2, **fields) -> CallbackRequest:
+    """A whole first call from the usual number, its request then dated `days_ago`."""
+    call = Call(app.test_client(), TOKEN)
+    to_ending(call, lang)
+    with app.app_context():
+        db.session.execute(sa.update(CallbackRequest).values(
+            **{"created_at": THURSDAY - dt.timedelta(days=days_ago), **fields}))
+        db.session.commit()
+    return the_request(app)
+
+
+def requests_and_messages(app) -> tuple[list[CallbackRequest], list[RequestMessage]]:
+    with app.app_context():
+        found = (db.session.scalars(sa.select(CallbackRequest)).all(),
+                 db.session.scalars(sa.select(RequestMessage)).all())
+        db.session.expunge_all()
+        return found
+
+
+def test_a_second_call_hears_the_first_requests_day_and_reference(again_app):
+    first = first_request(again_app, "es", days_ago=2)  # Tuesday
+    call = Call(again_app.test_client(), TOKEN)
+    call.answer()
+    call.press("1")  # this time in English: heard in the language chosen now
+    heard = call.heard()
+    assert f"{REAL.text('en', 'again_from_day')} {REAL.text('en', 'days/tue')}" in heard
+    assert heard_digits(call, "en").split() == [first.reference]
+    assert REAL.text("en", "again_call_back") in heard
+    # Then the menu, where 8 adds to the message.
+    assert heard.index(REAL.text("en", "again_call_back")) < heard.index(
+        REAL.text("en", "menu_intro"))
+    assert REAL.text("en", "option_add") in heard
+    assert REAL.text("en", "option_callback") not in heard
+
+
+@pytest.mark.parametrize(("days_ago", "prompt"), [
+    (0.1, "again_from_today"), (1, "again_from_yesterday"), (10, "again_from_older"),
+])
+def test_the_day_is_said_plainly(again_app, days_ago, prompt):
+    first_request(again_app, "es", days_ago=days_ago)
+    call = Call(again_app.test_client(), TOKEN)
+    call.answer()
+    call.press("2")
+    assert REAL.text("es", prompt) in call.heard()
+
+
+@pytest.mark.parametrize("fields", [
+    {"status": "called_back"}, {"status": "handled"},
+    {"created_at": THURSDAY - dt.timedelta(days=15)},  # older than 14 days
+])
+def test_closed_or_old_requests_are_not_announced(again_app, fields):
+    first_request(again_app, "es", **fields)
+    call = Call(again_app.test_client(), TOKEN)
+    call.answer()
+    call.press("2")
+    assert REAL.text("es", "again_call_back") not in call.heard()
+    assert REAL.text("es", "option_callback") in call.heard()
+    call.press("8")
+    assert REAL.text("es", "record_intro") in call.heard()
+
+
+def test_another_number_or_a_withheld_one_hears_nothing_of_it(again_app):
+    first_request(again_app, "es")
+    for number in ("+13125550124", "Anonymous"):
+        call = Call(again_app.test_client(), TOKEN, from_number=number)
+        call.answer()
+        call.press("2")
+        assert REAL.text("es", "again_call_back") not in call.heard()
+
+
+@responses.activate
+def test_a_second_message_joins_the_open_request_flagged_new(again_app):
+    first = first_request(again_app, "es")
+    call = Call(again_app.test_client(), TOKEN)
+    call.answer()
+    call.press("2")
+    call.press("8")
+    assert REAL.text("es", "add_intro") in call.heard()
+    params = {"RecordingSid": "RE" + "a" * 32, "RecordingDuration": "9",
+              "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{SID}/Recordings/"
+                              f"RE{'a' * 32}"}
+    status_url = call.twiml.find("Record").get("recordingStatusCallback")
+    record(call, **params)
+    # The ending: added, the first request's reference twice, the same questions, goodbye.
+    assert REAL.text("es", "added") in call.heard()
+    assert heard_digits(call, "es").split().count(first.reference) == 2
+    assert REAL.text("es", "urgent_ask") in call.heard()
+    assert call.twiml.find("Hangup") is not None
+    # The status callback, late and twice, changes nothing.
+    for _ in range(2):
+        call.post(status_url, RecordingStatus="completed", **params)
+    requests, messages = requests_and_messages(again_app)
+    assert [r.reference for r in requests] == [first.reference]
+    [message] = messages
+    assert (message.request_id, message.call_sid, message.recording_sid, message.is_new) == (
+        first.id, call.sid, params["RecordingSid"], True)
+    # One call, one recording: pressing 8 again is told the message is in.
+    call.follow("/voice/es/callback")
+    assert REAL.text("es", "already_recorded") in call.heard()
+    assert REAL.text("es", "added") in call.heard()
+    assert len(requests_and_messages(again_app)[1]) == 1
+    # The urgency question, answered on the added message, marks the request it joined.
+    call.follow(f"/voice/es/closing/urgent?ref={first.reference}", Digits="1")
+    assert the_request(again_app).urgent is True
+    # The worker copies the audio from Twilio, as for a first message.
+    responses.get(params["RecordingUrl"] + ".mp3", body=b"ID3added", content_type="audio/mpeg")
+    responses.delete(params["RecordingUrl"] + ".json", status=204)
+    jobs.run_pending(again_app)
+    with again_app.app_context():
+        assert db.session.get(RequestMessage, message.id).audio == b"ID3added"
+
+
+@responses.activate
+def test_staff_see_the_added_message_as_new_until_they_save(again_app):
+    from .conftest import StaffAuth, csrf_token
+
+    first = first_request(again_app, "es")
+    call = Call(again_app.test_client(), TOKEN)
+    call.answer()
+    call.press("2")
+    call.press("8")
+    record(call)
+    requests, [message] = requests_and_messages(again_app)
+    with again_app.app_context():
+        db.session.execute(sa.update(RequestMessage).values(audio=b"ID3x",
+                                                            audio_type="audio/mpeg"))
+        from werkzeug.security import generate_password_hash
+
+        from ivr.staff.models import StaffUser
+
+        db.session.add(StaffUser(username="ana", password_hash=generate_password_hash("pw-pw-pw")))
+        db.session.commit()
+    client = again_app.test_client()
+    audio = f"/staff/requests/{first.id}/messages/{message.id}/audio"
+    assert client.get(audio).status_code in (302, 401)  # staff only
+    StaffAuth(client).login(password="pw-pw-pw")
+    page = client.get("/staff/").get_data(as_text=True)
+    assert f'data-message="{message.id}"' in page and 'class="added new"' in page
+    assert f'src="{audio}"' in page
+    assert client.get(audio).data == b"ID3x"
+    token = csrf_token(client, "/staff/")
+    client.post(f"/staff/requests/{first.id}", data={"csrf_token": token, "status": "new",
+                                                     "note": "heard both"})
+    page = client.get(f"/staff/requests/{first.id}").get_data(as_text=True)
+    assert f'data-message="{message.id}"' in page and 'class="added new"' not in page

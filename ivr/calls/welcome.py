@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, request
 
 from .. import callbacks, references
 from ..twiml import prompts
+from . import again
 from .common import ask, fails
 from .topics import menu_lines
 
@@ -59,8 +60,18 @@ def choose():
 
 
 def start(lang: str):
-    """Say the disclaimer once, then the main menu in the chosen language, in one answer."""
-    callbacks.count_call(request.form.get("CallSid", ""), lang, request.form.get("From", ""))
+    """Say the disclaimer once, then the main menu in the chosen language, in one answer.
+
+    A caller with an open request first hears it ("We have your message from Tuesday, ...")
+    and is offered to add to it (`again.py`).
+    """
+    call_sid, number = request.form.get("CallSid", ""), request.form.get("From", "")
+    callbacks.count_call(call_sid, lang, number)
     references.top_up()  # so a reference is at hand even if the database fails later in the call
+    open_request = again.open_request(number, call_sid)
+    if open_request is not None:
+        lines = [*again.announcement(lang, open_request), prompts().line(lang, "disclaimer"),
+                 *again.with_add_option(lang, menu_lines(lang))]
+        return ask(lines, "voice.topics.menu_choice", keep=False, lang=lang, fails=0)
     lines = [prompts().line(lang, "disclaimer"), *menu_lines(lang)]
     return ask(lines, "voice.topics.menu_choice", lang=lang, fails=0)

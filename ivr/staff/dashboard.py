@@ -16,13 +16,13 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, send_file
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy.orm import undefer
+from sqlalchemy.orm import selectinload, undefer
 from wtforms import StringField, TextAreaField
 from wtforms.validators import AnyOf, Length
 
 from .. import recordings
 from ..db import db, utcnow
-from ..models import STATUSES, CallbackRequest
+from ..models import STATUSES, CallbackRequest, RequestMessage
 from . import display
 from .auth import safe_next
 
@@ -104,7 +104,8 @@ def helpers() -> dict:
 @bp.get("/")
 def index():
     filters = Filters.from_args()
-    rows = db.session.scalars(filters.query().limit(PAGE + 1)).all()
+    query = filters.query().options(selectinload(CallbackRequest.messages))
+    rows = db.session.scalars(query.limit(PAGE + 1)).all()
     days = display.daily_counts()
     return render_template(
         "staff/index.html", rows=rows[:PAGE], more=len(rows) > PAGE, filters=filters,
@@ -136,6 +137,9 @@ def update(request_id: int):
     row.note = form.note.data.strip()
     row.handled_by = current_user.username
     row.handled_at = utcnow()
+    # Saving the request is staff's word that they have seen its added messages too.
+    db.session.execute(sa.update(RequestMessage).where(RequestMessage.request_id == row.id)
+                       .values(is_new=False).execution_options(synchronize_session=False))
     db.session.commit()
     flash(f"Request {row.reference}: {display.STATUS_LABELS[row.status].lower()}.")
     return redirect(safe_next(request.args.get("next")))
@@ -149,6 +153,19 @@ def audio(request_id: int):
         # processes with the callers' webhooks). Queue it again in case the copy gave up.
         if row.recording_sid:
             recordings.queue_missing()
+        return Response("The recording is not copied from Twilio yet; try again in a minute.",
+                        status=404, mimetype="text/plain")
+    return send_file(io.BytesIO(row.audio), mimetype=row.audio_type or "audio/mpeg",
+                     conditional=True, max_age=0)
+
+
+@bp.get("/requests/<int:request_id>/messages/<int:message_id>/audio")
+def message_audio(request_id: int, message_id: int):
+    """A message the caller added by calling again, from the database copy."""
+    row = db.session.get(RequestMessage, message_id, options=[undefer(RequestMessage.audio)])
+    if row is None or row.request_id != request_id:
+        abort(404)
+    if row.audio is None:
         return Response("The recording is not copied from Twilio yet; try again in a minute.",
                         status=404, mimetype="text/plain")
     return send_file(io.BytesIO(row.audio), mimetype=row.audio_type or "audio/mpeg",

@@ -42,8 +42,9 @@ MAX_SECONDS = 75
 # A topic is chosen with ONE key press, and the menus keep the other keys for themselves
 # (ivr/calls/common.py): a topic file named for one of them would never be heard.
 TOPIC_NAME = re.compile(r"(\d+)-([a-z0-9-]+)\.txt")
-TOPIC_KEYS = range(1, 8)
+TOPIC_KEYS = range(1, 7)
 RESERVED_KEYS = {
+    "7": "the key for hearing a topic again more slowly",
     "0": "the key for the firm",
     "8": "the key for leaving a callback request",
     "9": "the key for the main menu",

@@ -489,3 +489,87 @@ def test_staff_see_the_added_message_as_new_until_they_save(again_app):
                                                      "note": "heard both"})
     page = client.get(f"/staff/requests/{first.id}").get_data(as_text=True)
     assert f'data-message="{message.id}"' in page and 'class="added new"' not in page
+
+
+# Slower ---------------------------------------------------------------------------------------
+GOOGLE = re.compile(r"https://translate\.google\.[a-z.]+/_/TranslateWebserverUi/data/batchexecute")
+
+
+def gtts_answer(request) -> tuple[int, dict, str]:
+    """Google's answer to gTTS, as in test_audio, with audio that says whether it was slow."""
+    import base64
+    import json
+
+    rpc = json.loads(urllib.parse.parse_qs(request.body)["f.req"][0])
+    text, lang, speed = json.loads(rpc[0][0][1])[:3]
+    fake_mp3 = f"ID3|{lang}|{'slow' if speed else 'normal'}|{text}".encode()
+    inner = json.dumps([base64.b64encode(fake_mp3).decode()])
+    payload = json.dumps([["wrb.fr", "jQ1olc", inner, None, None, None, "generic"]],
+                         separators=(",", ":"))
+    return 200, {}, f")]}}'\n\n{len(payload)}\n{payload}\n"
+
+
+def to_topic(app, lang: str = "es") -> tuple[Call, object]:
+    call = Call(app.test_client(), TOKEN)
+    call.answer()
+    call.press("1" if lang == "en" else "2")
+    call.press("1")
+    return call, REAL.topic(lang, 1)
+
+
+def test_slower_says_the_topic_at_a_slower_rate_without_audio(app):
+    call, topic = to_topic(app)
+    assert REAL.text("es", "option_slower") in call.heard()
+    call.press("7")
+    [slow] = [say for say in call.twiml.iter("Say") if say.find("prosody") is not None]
+    prosody = slow.find("prosody")
+    assert prosody.text == topic.body and prosody.get("rate") == "80%"
+    assert slow.get("voice") == "Polly.Lupe-Neural"
+    # Then the same options as after the topic.
+    assert REAL.text("es", "after_topic") in call.heard()
+    assert REAL.text("es", "option_slower") in call.heard()
+
+
+def test_slower_is_not_offered_when_the_voice_cannot_and_no_audio_is_built(make_app):
+    app = make_app(VOICE_ES="alice")  # a basic voice: no SSML
+    call, topic = to_topic(app)
+    assert REAL.text("es", "option_slower") not in call.heard()
+    call.press("7")
+    assert REAL.text("es", "invalid") in call.heard()
+    assert topic.body not in call.heard()
+    assert not list(call.twiml.iter("prosody"))
+
+
+def test_slower_plays_slow_audio_built_with_the_normal_build(make_app, tmp_path):
+    import json
+
+    from ivr.audio_cli import audio_group
+
+    app = make_app(VOICE_ES="alice")  # slow audio is offered even where <Say> cannot slow down
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as google:
+        google.add_callback(responses.POST, GOOGLE, callback=gtts_answer)
+        result = app.test_cli_runner().invoke(audio_group, ["build"])
+        assert result.exit_code == 0, result.output
+        manifest = json.loads((tmp_path / "audio" / "manifest.json").read_text())
+        topic = REAL.topic("es", 1)
+        slow_file = manifest["es"][f"slow:{topic.name}"]["file"]
+        normal_file = manifest["es"][topic.name]["file"]
+        assert slow_file != normal_file
+        audio_dir = tmp_path / "audio"
+        # gTTS asks for a long text in pieces: every piece of the slow file was asked slowly.
+        slow_audio = (audio_dir / slow_file).read_bytes()
+        assert slow_audio.startswith(b"ID3|es|slow|") and b"|normal|" not in slow_audio
+        normal_audio = (audio_dir / normal_file).read_bytes()
+        assert normal_audio.startswith(b"ID3|es|normal|") and b"|slow|" not in normal_audio
+        # Incremental like the rest: nothing changed, nothing rendered.
+        before = len(google.calls)
+        result = app.test_cli_runner().invoke(audio_group, ["build"])
+        assert result.exit_code == 0 and len(google.calls) == before
+        assert "rendered 0 file(s)" in result.output
+    call, _ = to_topic(app)
+    plays = [p.text for p in call.twiml.iter("Play")]
+    assert plays[0] == f"/audio/{normal_file}"
+    call.press("7")
+    plays = [p.text for p in call.twiml.iter("Play")]
+    assert plays[0] == f"/audio/{slow_file}"
+    assert call.client.get(plays[0], buffered=True).data == slow_audio

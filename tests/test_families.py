@@ -106,6 +106,8 @@ def test_text_is_offered_after_the_reference_and_sent_only_after_the_key(sms_app
     assert call.heard().index(REAL.text("es", "sms_offer")) > call.heard().index(
         REAL.text("es", "reference_number"))
     assert heard_digits(call, "es").split().count(reference) == 2
+    assert [say.text for say in gathers(call)["text"].iter("Say")] == [
+        REAL.text("es", "sms_offer")]  # only the offer listens for the key
     assert call.twiml.find("Hangup") is not None
     # Nothing pressed: nothing queued, nothing sent.
     jobs.run_pending(sms_app)

@@ -59,10 +59,9 @@ def ending(lang: str, opening: list[Line], *, ask_urgency: bool = True,
         gather(response, [p.line(lang, "urgent_ask")], "voice.closing.urgent", lang)
     reference = reference_lines(lang, ref) if read_reference and ref else []
     speak(response, reference)
-    if offers_text() and ref:
-        gather(response, reference + [p.line(lang, "sms_offer")], "voice.closing.text", lang)
-    else:
-        speak(response, reference)
+    speak(response, reference)
+    if offers_text() and ref:  # only the offer listens: a key pressed before it sends nothing
+        gather(response, [p.line(lang, "sms_offer")], "voice.closing.text", lang)
     goodbye(response, lang)
     return response
 

@@ -575,3 +575,28 @@ def test_slower_plays_slow_audio_built_with_the_normal_build(make_app, tmp_path)
     plays = [p.text for p in call.twiml.iter("Play")]
     assert plays[0] == f"/audio/{slow_file}"
     assert call.client.get(plays[0], buffered=True).data == slow_audio
+
+
+@responses.activate
+def test_staff_are_alerted_once_to_an_added_message(make_app):
+    app = make_app(CLOCK=lambda: THURSDAY, ALERT_SMS_TO="+13125550199",
+                   ALERT_SMS_FROM="+13125550100", ALERT_GRACE_SECONDS="0", PUBLIC_URL=PUBLIC)
+    responses.post(MESSAGES, status=201, json={"sid": "SM" + "4" * 32, "status": "queued"})
+    first = first_request(app, "es")
+    jobs.run_pending(app)
+    assert len(texts()) == 1  # the first request's alert
+    call = Call(app.test_client(), TOKEN)
+    call.answer()
+    call.press("2")
+    call.press("8")
+    params = {"RecordingSid": "RE" + "b" * 32, "RecordingDuration": "7",
+              "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{SID}/Recordings/"
+                              f"RE{'b' * 32}"}
+    status_url = call.twiml.find("Record").get("recordingStatusCallback")
+    record(call, **params)
+    call.post(status_url, RecordingStatus="completed", **params)
+    jobs.run_pending(app)
+    assert len(texts()) == 2
+    body = form(1)["Body"]
+    assert body.startswith(f"New message on callback request #{first.reference} (Spanish)")
+    assert f"{PUBLIC}/staff/requests/{first.id}" in body

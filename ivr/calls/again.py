@@ -25,6 +25,7 @@ from ..db import db
 from ..models import CallbackRequest, RequestMessage
 from ..prompts import Line
 from ..settings import DAYS
+from ..staff import added as added_alerts
 from ..staff.display import as_utc
 from ..twiml import prompts, twiml
 from . import closing
@@ -123,6 +124,8 @@ def save(call_sid: str, request_id: int, caller_number: str | None, language: st
                 if new_recording and not row.audio_type:
                     jobs.enqueue("copy-message", f"copy-message:{row.recording_sid}",
                                  {"message_id": row.id})
+                if new_recording:
+                    added_alerts.queue(request_id, row.id)
                 db.session.commit()
                 return
             except IntegrityError:

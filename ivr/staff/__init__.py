@@ -10,7 +10,7 @@ from flask import Blueprint, Flask, Response, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFProtect
 
-from . import alerts, auth, dashboard
+from . import added, alerts, auth, dashboard  # noqa: F401  (added: jobs)
 from .auth import login_manager
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")

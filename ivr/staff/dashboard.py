@@ -173,7 +173,8 @@ def message_audio(request_id: int, message_id: int):
 
 
 CSV_COLUMNS = ["reference", "received", "language", "status", "caller_number", "callback_number",
-               "a_number", "recording_seconds", "handled_by", "handled_at", "note"]
+               "a_number", "recording_seconds", "handled_by", "handled_at", "note", "urgent",
+               "reference_texted"]
 
 
 def csv_cell(value: object) -> str:
@@ -195,7 +196,8 @@ def export():
             row.reference, display.local_time(row.created_at), row.language, row.status,
             display.phone(row.caller_number), display.phone(row.callback_number),
             display.a_number(row.a_number), row.recording_duration or "", row.handled_by,
-            display.local_time(row.handled_at), row.note,
+            display.local_time(row.handled_at), row.note, "yes" if row.urgent else "",
+            row.sms_status or "",
         ))
     name = f"callback-requests-{utcnow():%Y%m%d-%H%M}.csv"
     return Response(out.getvalue(), mimetype="text/csv",

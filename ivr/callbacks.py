@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from blinker import Namespace
-from flask import current_app
+from flask import current_app, g, has_request_context
 from sqlalchemy.exc import IntegrityError
 
 from . import fallback, jobs, references
@@ -111,8 +111,16 @@ def count_call(call_sid: str, language: str, from_number: str) -> None:
         db.session.commit()
     except sa.exc.SQLAlchemyError as exc:
         db.session.rollback()
+        database_failed()
         fallback.keep({"call_sid": call_sid, "kind": "call", "language": language,
                        "from_number": from_number}, exc)
+
+
+def database_failed() -> None:
+    """Note, for the rest of this webhook, that the database failed: lookups that only make a
+    call better (`calls/again.py`) are then skipped rather than make the caller wait again."""
+    if has_request_context():
+        g.database_failed = True
 
 
 def insert_call(call_sid: str, language: str, from_number: str, **extra: Any) -> None:

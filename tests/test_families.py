@@ -600,3 +600,51 @@ def test_staff_are_alerted_once_to_an_added_message(make_app):
     body = form(1)["Body"]
     assert body.startswith(f"New message on callback request #{first.reference} (Spanish)")
     assert f"{PUBLIC}/staff/requests/{first.id}" in body
+
+
+def rename_table(app, source: str, target: str) -> None:
+    """Make the database fail for real, as test_callback does: a table disappears."""
+    with app.app_context(), db.engine.begin() as conn:
+        conn.execute(sa.text(f"ALTER TABLE {source} RENAME TO {target}"))
+
+
+def test_a_failing_database_is_not_asked_again_for_the_open_request(again_app):
+    first_request(again_app, "es")
+    rename_table(again_app, "calls", "calls_away")  # counting the call fails
+    statements: list[str] = []
+    with again_app.app_context():
+        engine = db.engine
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        call = Call(again_app.test_client(), TOKEN)
+        call.answer()
+        call.press("2")
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+        rename_table(again_app, "calls_away", "calls")
+    # The call goes on as a first call, without a second wait on the database.
+    assert REAL.text("es", "disclaimer") in call.heard()
+    assert REAL.text("es", "again_call_back") not in call.heard()
+    assert not [s for s in statements if "callback_requests" in s]
+
+
+def test_an_added_message_the_database_refuses_is_kept_as_a_request(again_app):
+    first = first_request(again_app, "es")
+    call = Call(again_app.test_client(), TOKEN)
+    call.answer()
+    call.press("2")
+    call.press("8")
+    rename_table(again_app, "request_messages", "request_messages_away")
+    try:
+        record(call)
+    finally:
+        rename_table(again_app, "request_messages_away", "request_messages")
+    assert REAL.text("es", "added") in call.heard()
+    requests, messages = requests_and_messages(again_app)
+    assert messages == []
+    assert len(requests) == 2 and requests[1].call_sid == call.sid  # not lost: staff see it
+    assert requests[1].caller_number == first.caller_number and requests[1].recording_sid

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 
 import sqlalchemy as sa
-from flask import Blueprint, current_app
+from flask import Blueprint, current_app, g
 from sqlalchemy.exc import IntegrityError
 
 from .. import callbacks, jobs, references
@@ -42,7 +42,7 @@ def now() -> dt.datetime:
 
 def open_request(number: str, call_sid: str) -> CallbackRequest | None:
     """The newest request from `number` not yet called back, from the last 14 days."""
-    if not caller_id(number):
+    if not caller_id(number) or g.get("database_failed"):
         return None
     try:
         row = db.session.scalar(
@@ -58,11 +58,14 @@ def open_request(number: str, call_sid: str) -> CallbackRequest | None:
         return row
     except sa.exc.SQLAlchemyError:
         db.session.rollback()
+        callbacks.database_failed()
         return None  # the database is failing: the call goes on as a first call
 
 
 def added_reference(call_sid: str) -> str | None:
     """The reference of the request this call already added its message to, if it did."""
+    if g.get("database_failed"):
+        return None
     try:
         return db.session.scalar(
             sa.select(CallbackRequest.reference).join(RequestMessage)
@@ -70,6 +73,7 @@ def added_reference(call_sid: str) -> str | None:
         )
     except sa.exc.SQLAlchemyError:
         db.session.rollback()
+        callbacks.database_failed()
         return None
 
 

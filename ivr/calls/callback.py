@@ -82,6 +82,7 @@ def recorded_request() -> str | None:
         )
     except sa.exc.SQLAlchemyError:
         db.session.rollback()
+        callbacks.database_failed()
         return None  # the database is failing: recording again is the safe side
 
 

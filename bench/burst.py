@@ -122,9 +122,18 @@ def proc_status(pid: int) -> dict[str, float] | None:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port below Linux's ephemeral range, which outgoing connections (the app's to
+    PostgreSQL, other sessions' on this box) draw from: a port from there may be taken before
+    gunicorn binds it."""
+    for _ in range(200):
+        port = random.randrange(20000, 32000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
+    raise SystemExit("no free port between 20000 and 32000")
 
 
 def read_procfile() -> dict[str, str]:
@@ -142,6 +151,10 @@ class Postgres:
 
     def __init__(self) -> None:
         self.admin_url = (f"postgresql+psycopg://{PG_ROLE}:{PG_ROLE}@127.0.0.1:{PG_PORT}/postgres")
+        # A fault's stop or restart holds the lock; cleanup sets `abort` (ends a --down-s wait)
+        # and takes the lock, so it never checks the cluster halfway through a stop.
+        self.lock = threading.Lock()
+        self.abort = threading.Event()
 
     def ctl(self, action: str) -> float:
         started = time.monotonic()
@@ -172,8 +185,10 @@ class Postgres:
                 check=True, capture_output=True)
 
     def ensure_started(self) -> None:
-        if not self.online():
-            self.ctl("start")
+        self.abort.set()
+        with self.lock:
+            if not self.online():
+                self.ctl("start")
 
     def _admin(self, sql: str) -> None:
         import sqlalchemy as sa
@@ -471,7 +486,7 @@ class Run:
         self.dir = RUNS / self.tag
         self.dir.mkdir(parents=True, exist_ok=True)
         for old in ("web.log", "worker.log", "release.log", "fake_twilio.log",
-                    "twilio_events.jsonl", "ca.pem"):
+                    "twilio_events.jsonl", "ca.pem", "fallback.jsonl"):
             (self.dir / old).unlink(missing_ok=True)
         self.procs = Processes()
         self.pg = Postgres() if args.db == "pg" else None
@@ -516,6 +531,8 @@ class Run:
             "FIRM_PHONE_NUMBER": "+13125550100",
             "OFFICE_HOURS": self.office_hours(),
             "NO_PROXY": "127.0.0.1,localhost",
+            # The database-fault fallback file: this run's own, never an earlier run's leftovers.
+            "FALLBACK_PATH": str(self.dir / "fallback.jsonl"),
         })
         if self.pg:
             self.pg.ensure()
@@ -571,8 +588,18 @@ class Run:
         self.burst = Burst(self.port, self.token, self.account, ear)
         probe = Caller(self.burst, -1, 0)
         deadline = time.monotonic() + 60
+        retries = 0
         while True:
             if self.web.poll() is not None:
+                log = (self.dir / "web.log").read_text(errors="replace")
+                if retries < 3 and "Address already in use" in log:
+                    retries += 1  # the port was taken meanwhile (gunicorn gave up): another
+                    self.port = self.burst.port = free_port()
+                    env["PORT"] = str(self.port)
+                    (self.dir / "web.log").unlink()
+                    self.web = self.procs.start(self.procfile["web"], env, self.dir / "web.log")
+                    deadline = time.monotonic() + 60
+                    continue
                 raise SystemExit(f"web exited (rc {self.web.returncode}): see web.log")
             status, *_ = self.burst.send(probe, "/voice", {"CallStatus": "ringing"}, "probe")
             if status == 200:
@@ -604,11 +631,15 @@ class Run:
                  "requests_done": done, "fraction": round(done / (args.calls *
                                                                   REQUESTS_PER_CALL), 3)}
         if args.fault == "pgrestart":
-            event["restart_s"] = self.pg.ctl("restart")
+            with self.pg.lock:
+                event["restart_s"] = self.pg.ctl("restart")
         elif args.fault == "pgstop":
-            event["stop_s"] = self.pg.ctl("stop")
-            time.sleep(args.down_s)
-            event["start_s"] = self.pg.ctl("start")
+            with self.pg.lock:
+                event["stop_s"] = self.pg.ctl("stop")
+            self.pg.abort.wait(args.down_s)
+            with self.pg.lock:
+                if not self.pg.online():  # cleanup may have started it already
+                    event["start_s"] = self.pg.ctl("start")
         elif args.fault == "kill-web":
             workers = children(self.web.pid)
             if workers:
@@ -635,6 +666,8 @@ class Run:
         args = self.args
         monitor = Monitor(self)
         self.result["idle_before"] = monitor.snapshot()
+        self.result["loadavg_before"] = os.getloadavg()
+        cpu_before = time.process_time()
         salt = random.randrange(90000000)
         callers = [Caller(self.burst, i, salt) for i in range(args.calls)]
         threading.stack_size(512 * 1024)
@@ -669,6 +702,7 @@ class Run:
         if self.pg:
             self.pg.ensure_started()
         self.result["wall_s"] = round(wall, 2)
+        self.result["client_cpu_s"] = round(time.process_time() - cpu_before, 2)
         self.result["faults"] = self.faults
         time.sleep(args.settle)
         monitor.stop.set()
@@ -791,7 +825,9 @@ class Run:
         return dict(kinds)
 
     def logs(self) -> dict:
-        out = {}
+        fallback = self.dir / "fallback.jsonl"
+        out = {"fallback_lines_left": len(fallback.read_text().splitlines())
+               if fallback.exists() else 0}
         for name in ("web", "worker"):
             path = self.dir / f"{name}.log"
             if not path.exists():
@@ -800,6 +836,7 @@ class Run:
                      if not ln.startswith("BENCH ")]
             out[name] = {"lines": len(lines),
                          "tracebacks": sum(ln.startswith("Traceback") for ln in lines),
+                         "fallback_kept": sum("IVR-JOURNAL" in ln for ln in lines),
                          "errors": sum(" ERROR" in ln or ln.startswith("ERROR") for ln in lines),
                          "worker_timeouts": sum("WORKER TIMEOUT" in ln for ln in lines)}
         return out
@@ -1001,6 +1038,7 @@ def main() -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)  # also when started in the background (ignored)
     print(f"run {run.tag}: folder {run.dir}", flush=True)
     try:
         env = run.environment()
@@ -1010,6 +1048,9 @@ def main() -> None:
         run.go()
         run.result["database"] = run.check_database()
     finally:
+        # Cleanup runs to the end: a second Ctrl-C must not leave processes or a stopped cluster.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if run.pg:
             try:
                 run.pg.ensure_started()  # never leave the bench cluster stopped

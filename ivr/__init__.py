@@ -72,9 +72,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             "play, and SMS alerts are off (fine for local use without a Twilio account)"
         )
 
-    from . import audio, calls, fallback, recordings, staff  # noqa: F401  (recordings: jobs)
+    from . import audio, fallback, recordings, staff, voice  # noqa: F401  (recordings: jobs)
 
-    app.register_blueprint(calls.bp)
+    app.register_blueprint(voice.bp)
     audio.init_app(app)
     staff.init_app(app)
     fallback.init_app(app)

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask, current_app
 
 MARK = "IVR-JOURNAL "
@@ -38,7 +39,7 @@ def path(app: Flask) -> Path:
 
 def keep(entry: dict[str, Any], error: BaseException | None = None) -> None:
     """Keep one step that the database refused: one log line and one line in the file."""
-    app = current_app._get_current_object()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
     entry = {"at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **entry}
     if error is not None:
         entry["error"] = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:160]}" \
@@ -84,34 +85,45 @@ def pending(app: Flask) -> bool:
 
 
 def apply(app: Flask) -> tuple[int, int] | None:
-    """Store every kept entry and empty the file; return (stored, failed), or None when the
-    database is still down (the file stays). While it is down, staff are alerted directly, once
-    per call, with what callers gave."""
-    from . import callbacks
+    """Store every kept entry and take them out of the file; return (stored, failed), or None
+    when the database is still down or another process is applying. While the database is down,
+    staff are alerted directly, once per call, with what callers gave.
+
+    Webhooks append to the file while this runs: the file's own lock is held only to read and to
+    cut what was applied, never during the database work or an alert, so no caller waits on it.
+    A second lock file lets one process at a time apply.
+    """
+    from . import store
     from .staff import alerts
 
     file = path(app)
     if not pending(app):
         return 0, 0
-    with open(file, "r+", encoding="utf-8") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # one process applies at a time
-        entries = list(read(handle))
+    with open(file.with_suffix(".lock"), "a") as applying:
+        try:
+            fcntl.flock(applying, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None  # another process of this machine is applying
+        with open(file, encoding="utf-8") as handle:
+            fcntl.flock(handle, fcntl.LOCK_SH)
+            text = handle.read()
+        entries = list(read(text.splitlines()))
         with app.app_context():
-            if not callbacks.database_answers():
+            if not store.database_answers():
                 marks = alerts.alert_directly(entries)
                 if marks:  # so that neither a retry nor the replay alerts these calls again
-                    handle.seek(0, os.SEEK_END)
-                    handle.write("".join(line + "\n" for line in marks))
-                    handle.flush()
-                    os.fsync(handle.fileno())
+                    append(file, marks)
                 return None
-            stored, failed, kept = callbacks.replay(entries)
-        handle.seek(0)
-        handle.truncate()
-        if kept:  # entries the database refused for a reason of their own stay for a person
-            handle.write("".join(json.dumps(e, sort_keys=True) + "\n" for e in kept))
-        handle.flush()
-        os.fsync(handle.fileno())
+            stored, failed, kept = store.replay(entries)
+        with open(file, "r+", encoding="utf-8") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            rest = handle.read()[len(text):]  # appended while we applied: kept for next time
+            handle.seek(0)
+            handle.truncate()
+            # Entries the database refused for a reason of their own stay for a person.
+            handle.write("".join(json.dumps(e, sort_keys=True) + "\n" for e in kept) + rest)
+            handle.flush()
+            os.fsync(handle.fileno())
     log.info("fallback applied: %d entries stored, %d failed", stored, failed)
     return stored, failed
 
@@ -146,6 +158,9 @@ class Drainer:
             try:
                 if apply(self.app) is None:
                     continue  # the database is still down: keep the file, try again
+            except sa.exc.SQLAlchemyError as exc:  # down again mid-way: the file is intact
+                log.info("fallback kept for the next try: %s", str(exc).splitlines()[0][:160])
+                continue
             except Exception:  # never let the thread die with entries waiting
                 log.exception("fallback apply failed; trying again")
                 continue

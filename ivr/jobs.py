@@ -29,11 +29,11 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from flask import Flask
-from sqlalchemy import DateTime, Index, String, Text
+from sqlalchemy import CursorResult, DateTime, Index, String, Text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -138,13 +138,14 @@ def claim(lease: float) -> tuple[int, str, dict[str, Any], int, int, bool] | Non
             session.commit()
             return None
         # Conditional: on SQLite another process may have taken it since the SELECT.
-        taken = session.execute(
+        result = session.execute(
             sa.update(Job)
             .where(Job.id == row.id, Job.status == row.status, Job.attempts == row.attempts)
             .values(status="running", attempts=row.attempts + 1,
                     locked_until=now + dt.timedelta(seconds=lease))
             .execution_options(synchronize_session=False)
-        ).rowcount
+        )
+        taken = cast(CursorResult, result).rowcount
         session.commit()
         if taken:
             return (row.id, row.kind, json.loads(row.payload or "{}"), row.attempts + 1,

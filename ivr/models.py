@@ -64,7 +64,7 @@ class CallbackRequest(Model):
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
-    # Messages the caller added by calling again (`calls/again.py`), oldest first.
+    # Messages the caller added by calling again (`voice/again.py`), oldest first.
     messages: Mapped[list[RequestMessage]] = relationship(
         order_by="RequestMessage.id", viewonly=True
     )

@@ -40,7 +40,7 @@ GSM_EXTENDED = set("^{}\\[~]|€\f")
 WORDS_PER_MINUTE = {"en": 150, "es": 160}
 MAX_SECONDS = 75
 # A topic is chosen with ONE key press, and the menus keep the other keys for themselves
-# (ivr/calls/common.py): a topic file named for one of them would never be heard.
+# (ivr/voice/common.py): a topic file named for one of them would never be heard.
 TOPIC_NAME = re.compile(r"(\d+)-([a-z0-9-]+)\.txt")
 TOPIC_KEYS = range(1, 7)
 RESERVED_KEYS = {

@@ -40,7 +40,7 @@ class Line(NamedTuple):
     text: str
     source: str
     pause: bool = False  # a short pause after it: between groups of digits in a number
-    slow: bool = False  # spoken more slowly: a topic heard again with 7 (`calls/topics.py`)
+    slow: bool = False  # spoken more slowly: a topic heard again with 7 (`voice/topics.py`)
 
 
 @dataclass(frozen=True)

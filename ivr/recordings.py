@@ -67,7 +67,7 @@ def copy_recording(payload: dict) -> None:
 
 @jobs.handler("copy-message")
 def copy_message(payload: dict) -> None:
-    """The same copy for a message added to an open request (`calls/again.py`)."""
+    """The same copy for a message added to an open request (`voice/again.py`)."""
     message_id = payload["message_id"]
     row = db.session.execute(
         sa.select(RequestMessage.recording_url, RequestMessage.recording_sid,

@@ -97,7 +97,7 @@ class Stash:
 
 
 def stash() -> Stash:
-    app = current_app._get_current_object()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
     found = app.extensions.get("ivr.references")
     if found is None:
         found = app.extensions["ivr.references"] = Stash()

@@ -17,11 +17,12 @@ import secrets
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import click
 from flask import Flask
-from twilio.request_validator import RequestValidator
+
+from .emulator import Call, collect
 
 BASE = "http://localhost:5000"
 KEYS = set("0123456789*#")
@@ -45,15 +46,15 @@ class Simulator:
     def __init__(self, app: Flask, *, from_number: str, lang: str | None = None,
                  to_number: str = "+18005550100") -> None:
         self.app = app
-        self.client = app.test_client()
-        self.validator = RequestValidator(app.config["TWILIO_AUTH_TOKEN"])
         self.account = app.config.get("TWILIO_ACCOUNT_SID") or "AC" + "0" * 32
-        self.sid = "CA" + secrets.token_hex(16)
-        self.from_number, self.to_number, self.lang = from_number, to_number, lang
+        self.call = Call(app.test_client(), app.config["TWILIO_AUTH_TOKEN"],
+                         from_number=from_number, to_number=to_number, base=BASE)
+        self.sid = self.call.sid
+        self.lang = lang
         self.url = BASE + "/voice"
 
     def run(self) -> None:
-        click.echo(f"Calling the hotline from {self.from_number}. {HELP}")
+        click.echo(f"Calling the hotline from {self.call.from_number}. {HELP}")
         click.echo("(Staff alerts are off for this call: no SMS or e-mail is sent.)")
         config = self.app.config
         saved = {name: config.get(name) for name in [*NO_ALERTS, "PROMPT_TRACE"]}
@@ -72,26 +73,13 @@ class Simulator:
             config.update(saved)
             self.app.logger.setLevel(level)
 
-    # Talking to the app, as Twilio does ---------------------------------------------------------
+    # Talking to the app, as Twilio does (emulator.py) ------------------------------------------
     def params(self, **extra: str) -> dict[str, str]:
-        return {"CallSid": self.sid, "AccountSid": self.account, "From": self.from_number,
-                "To": self.to_number, "CallStatus": "in-progress", "Direction": "inbound",
-                "ApiVersion": "2010-04-01", **extra}
+        return self.call.params(AccountSid=self.account, **extra)
 
     def send(self, url: str, params: dict[str, str], method: str = "POST"):
-        """Sign and send one webhook; for GET, Twilio puts the parameters in the query string."""
-        url = urljoin(self.url, url)
-        if method == "GET":
-            url += ("&" if "?" in url else "?") + urlencode(params)
-            params = {}
-        parts = urlsplit(url)
-        return url, self.client.open(
-            parts.path + (f"?{parts.query}" if parts.query else ""),
-            method=method,
-            data=params,
-            base_url=f"{parts.scheme}://{parts.netloc}",
-            headers={"X-Twilio-Signature": self.validator.compute_signature(url, params)},
-        )
+        self.call.url = self.url
+        return self.call.send(url, params, method)
 
     def request(self, url: str, method: str = "POST", **extra: str) -> ET.Element:
         url, response = self.send(url, self.params(**extra), method)
@@ -207,18 +195,6 @@ class Simulator:
             DialCallDuration="95" if status == "completed" else "0",
             DialBridged="true" if status == "completed" else "false",
         )
-
-
-def collect(typed: str, num_digits: int, finish_on_key: str) -> str:
-    """The Digits Twilio sends: keys up to the finish key, or up to numDigits."""
-    digits = ""
-    for key in typed:
-        if finish_on_key and key in finish_on_key:
-            break
-        digits += key
-        if num_digits and len(digits) >= num_digits:
-            break
-    return digits
 
 
 def hear(verb: ET.Element) -> None:

@@ -10,7 +10,8 @@ It goes only to the valid number the call came from (never a withheld one), from
 number or Messaging Service, as a `once` job: never sent twice, even when a worker dies
 mid-send. A failure that cannot have sent it (Twilio 5xx or 429, refused connection) is retried;
 one that will not change (21610 opted out, 21614 not a mobile number) is recorded on the request.
-Twilio's delivery statuses come back to a signed webhook (`status`) and are recorded too.
+Twilio's delivery statuses come back to a signed webhook (`voice/closing.py`, `sms_status`) and
+are recorded with `advance`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 import requests
 import sqlalchemy as sa
-from flask import Blueprint, Response, current_app, request
+from flask import current_app
 from twilio.base.exceptions import TwilioRestException
 
 from . import jobs
@@ -30,8 +31,6 @@ from .settings import DAYS
 from .staff.display import phone
 from .twilio_api import client
 from .twiml import prompts
-
-bp = Blueprint("sms", __name__, url_prefix="/sms")
 
 # Twilio's message statuses in the order they happen; a late or repeated callback never moves a
 # message back (Twilio does not promise the order of its callbacks).
@@ -100,12 +99,29 @@ def queue(reference: str, to: str, call_sid: str) -> bool:
         return False
 
 
-def status_url(request_id: int) -> str | None:
+def status_url(request_id: int, lang: str) -> str | None:
     public = current_app.config["PUBLIC_URL"].rstrip("/")
     if not public:
         return None  # no public address: Twilio's statuses cannot reach us
-    return public + current_app.url_map.bind("").build("voice.sms.status",
-                                                       {"request_id": request_id})
+    return public + current_app.url_map.bind("").build(
+        "voice.closing.sms_status", {"lang": lang, "request_id": request_id})
+
+
+def advance(request_id: int, sid: str, status: str, error_code: str | None) -> None:
+    """Record Twilio's status of the text `sid`; an older status or another message is
+    ignored."""
+    if status not in ORDER:
+        return
+    row = db.session.get(CallbackRequest, request_id)
+    if row is None or (row.sms_sid and sid != row.sms_sid):
+        db.session.rollback()
+        return  # another message, or a request since deleted
+    if row.sms_status not in ORDER or ORDER[status] >= ORDER[row.sms_status]:
+        row.sms_status = status
+        row.sms_sid = sid or row.sms_sid
+        if error_code:
+            row.sms_error = f"Twilio {error_code}"
+    db.session.commit()
 
 
 def record(request_id: int, status: str | None, error: str | None, sid: str | None = None) -> None:
@@ -132,7 +148,7 @@ def send_reference(payload: dict[str, Any]) -> None:
     config = current_app.config
     sender = ({"messaging_service_sid": config["SMS_MESSAGING_SERVICE_SID"]}
               if config["SMS_MESSAGING_SERVICE_SID"] else {"from_": config["SMS_FROM"]})
-    callback = status_url(request_id)
+    callback = status_url(request_id, row.language)
     try:
         message = client().messages.create(
             to=payload["to"], body=body(row.language, row.reference), **sender,
@@ -167,25 +183,3 @@ def send_reference(payload: dict[str, Any]) -> None:
             sent.sms_status = message.status or "queued"
         sent.sms_sid, sent.sms_error = message.sid, None
     db.session.commit()
-
-
-@bp.post("/<int:request_id>/status")
-def status(request_id: int):
-    """Twilio's delivery status callback (signed, like every webhook under /voice)."""
-    form = request.form
-    new = form.get("MessageStatus", "")
-    if new not in ORDER:
-        return Response(status=204)
-    row = db.session.get(CallbackRequest, request_id)
-    sid = form.get("MessageSid", "")
-    if row is None or (row.sms_sid and sid != row.sms_sid):
-        db.session.rollback()
-        return Response(status=204)  # another message, or a request since deleted
-    if row.sms_status not in ORDER or ORDER[new] >= ORDER[row.sms_status]:
-        row.sms_status = new
-        row.sms_sid = sid or row.sms_sid
-        code = form.get("ErrorCode")
-        if code:
-            row.sms_error = f"Twilio {code}"
-    db.session.commit()
-    return Response(status=204)

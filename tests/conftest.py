@@ -13,9 +13,9 @@ import sqlalchemy as sa
 
 from ivr import PROJECT_ROOT, create_app
 from ivr.db import db
+from ivr.emulator import Call
 from ivr.migrate import upgrade
 from tests.pg_server import pg_server  # noqa: F401  (a fixture)
-from tests.twilio_sim import Call
 
 TOKEN = "test-auth-token-0123456789"
 FIRM = "+13125550100"

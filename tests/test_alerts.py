@@ -15,12 +15,12 @@ import responses
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
-from ivr import callbacks, jobs
-from ivr.cli import main
+from ivr import jobs, store
+from ivr.commands import main
 from ivr.db import db
+from ivr.emulator import Call
 from ivr.staff import alerts, display, transports
 from tests.conftest import TOKEN
-from tests.twilio_sim import Call
 
 SID = "AC" + "0" * 32
 MESSAGES = f"https://api.twilio.com/2010-04-01/Accounts/{SID}/Messages.json"
@@ -74,7 +74,7 @@ def sms_ok() -> responses.BaseResponse:
 
 def create_request(app, **fields) -> int:
     with app.app_context():
-        row = callbacks.save("CA" + secrets.token_hex(16), language="es", step="complete",
+        row = store.save("CA" + secrets.token_hex(16), language="es", step="complete",
                              caller_number="+13125550123", callback_number="+13125550123",
                              a_number="012345678", recording_duration=20, **fields)
         return row.id

@@ -14,10 +14,10 @@ import requests
 import responses
 
 from ivr import audio
-from ivr.audio_cli import audio_group
+from ivr.commands.audio import audio_group
+from ivr.emulator import Call
 from ivr.prompts import LANGUAGES, Prompts
 from tests.conftest import TOKEN
-from tests.twilio_sim import Call
 
 GOOGLE = re.compile(r"https://translate\.google\.[a-z.]+/_/TranslateWebserverUi/data/batchexecute")
 

@@ -7,14 +7,14 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from ivr.calls.welcome import spoken_language
 from ivr.db import db
+from ivr.emulator import Call
 from ivr.models import Call as CallRow
 from ivr.prompts import Prompts
 from ivr.staff.display import as_utc
+from ivr.voice.welcome import spoken_language
 
 from .conftest import PROJECT_ROOT, TOKEN
-from .twilio_sim import Call
 
 REAL = Prompts(PROJECT_ROOT / "prompts")
 

@@ -11,13 +11,13 @@ import responses
 import sqlalchemy as sa
 
 from ivr import fallback, jobs
-from ivr.cli import main
+from ivr.commands import main
 from ivr.db import db
+from ivr.emulator import Call
 from ivr.models import CallbackRequest
 from ivr.prompts import Prompts
 
 from .conftest import PROJECT_ROOT, TOKEN
-from .twilio_sim import Call
 
 REAL = Prompts(PROJECT_ROOT / "prompts")
 ACCOUNT = "AC" + "0" * 32

@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 
+from ivr.emulator import Call
 from ivr.prompts import Prompts
 
 from .conftest import FIRM, PROJECT_ROOT, TOKEN
-from .twilio_sim import Call
 
 REAL = Prompts(PROJECT_ROOT / "prompts")
 

@@ -1,6 +1,6 @@
 """Issue 13, families: the reference by text message only when asked, and urgency heard.
 
-Signed calls through `twilio_sim`, Twilio's Messages API faked at its HTTP edge with `responses`,
+Signed calls through `ivr.emulator`, Twilio's Messages API faked at its HTTP edge with `responses`,
 the texts run as the worker runs them (`jobs.run_pending`), and the stored rows asserted.
 """
 
@@ -16,15 +16,15 @@ import responses
 import sqlalchemy as sa
 
 from ivr import jobs
-from ivr.audio_cli import prompts_group
+from ivr.commands.audio import prompts_group
 from ivr.db import db
+from ivr.emulator import Call
 from ivr.models import CallbackRequest, RequestMessage
 from ivr.prompts import Prompts
 from ivr.staff import alerts
 
 from .conftest import PROJECT_ROOT, TOKEN
 from .test_callback import heard_digits, record, to_recording
-from .twilio_sim import Call
 
 REAL = Prompts(PROJECT_ROOT / "prompts")
 SID = "AC" + "0" * 32
@@ -126,7 +126,8 @@ def test_text_is_offered_after_the_reference_and_sent_only_after_the_key(sms_app
     assert sent["Body"] == REAL.line("es", "sms/reference", reference=reference,
                                      firm_number="(312) 555-0100",
                                      hours="lo antes posible").text
-    assert sent["StatusCallback"] == f"{PUBLIC}/voice/sms/{the_request(sms_app).id}/status"
+    assert sent["StatusCallback"] == (
+        f"{PUBLIC}/voice/es/closing/sms/{the_request(sms_app).id}/status")
     row = the_request(sms_app)
     assert (row.sms_status, row.sms_sid, row.sms_error) == ("queued", "SM" + "1" * 32, None)
 
@@ -233,7 +234,7 @@ def test_delivery_status_callback_is_signed_and_recorded(sms_app):
     press_at(call, "text", "1")
     jobs.run_pending(sms_app)
     row = the_request(sms_app)
-    path = f"/voice/sms/{row.id}/status"
+    path = f"/voice/es/closing/sms/{row.id}/status"
     client = sms_app.test_client()
     unsigned = client.post(path, data={"MessageSid": row.sms_sid, "MessageStatus": "delivered"})
     assert unsigned.status_code == 403
@@ -255,8 +256,9 @@ def test_undelivered_status_records_the_error(sms_app):
     press_at(call, "text", "1")
     jobs.run_pending(sms_app)
     row = the_request(sms_app)
-    Call(sms_app.test_client(), TOKEN).post(f"/voice/sms/{row.id}/status", MessageSid=row.sms_sid,
-                                            MessageStatus="undelivered", ErrorCode="30005")
+    Call(sms_app.test_client(), TOKEN).post(f"/voice/es/closing/sms/{row.id}/status",
+                                            MessageSid=row.sms_sid, MessageStatus="undelivered",
+                                            ErrorCode="30005")
     row = the_request(sms_app)
     assert (row.sms_status, row.sms_error) == ("undelivered", "Twilio 30005")
 
@@ -545,7 +547,7 @@ def test_slower_is_not_offered_when_the_voice_cannot_and_no_audio_is_built(make_
 def test_slower_plays_slow_audio_built_with_the_normal_build(make_app, tmp_path):
     import json
 
-    from ivr.audio_cli import audio_group
+    from ivr.commands.audio import audio_group
 
     app = make_app(VOICE_ES="alice")  # slow audio is offered even where <Say> cannot slow down
     with responses.RequestsMock(assert_all_requests_are_fired=False) as google:

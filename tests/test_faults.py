@@ -18,6 +18,7 @@ from aiosmtpd.controller import Controller
 
 from ivr import create_app, fallback, jobs
 from ivr.db import db
+from ivr.emulator import Call
 from ivr.migrate import upgrade
 from ivr.models import CallbackRequest
 from ivr.prompts import Prompts
@@ -25,7 +26,6 @@ from ivr.prompts import Prompts
 from .conftest import PROJECT_ROOT, TOKEN, base_config
 from .test_alerts import free_port
 from .test_callback import heard_digits, recording_params, to_recording
-from .twilio_sim import Call
 
 REAL = Prompts(PROJECT_ROOT / "prompts")
 

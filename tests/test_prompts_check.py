@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ivr import PROJECT_ROOT
-from ivr.audio_cli import prompts_group
+from ivr.commands.audio import prompts_group
 from ivr.promptcheck import check
 
 

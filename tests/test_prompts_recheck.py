@@ -8,11 +8,11 @@ import time
 
 import pytest
 
+from ivr.emulator import Call
 from ivr.prompts import Prompts
 from ivr.settings import SettingsError
 
 from .conftest import TOKEN
-from .twilio_sim import Call
 
 
 class Clock:

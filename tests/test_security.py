@@ -6,11 +6,11 @@ from sqlalchemy.exc import OperationalError
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 
-from ivr.calls import topics
+from ivr.emulator import Call, sign
 from ivr.prompts import Prompts
+from ivr.voice import topics
 
 from .conftest import FIRM, PROJECT_ROOT, TOKEN
-from .twilio_sim import Call, sign
 
 REAL = Prompts(PROJECT_ROOT / "prompts")
 

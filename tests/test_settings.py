@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ivr import create_app, settings
-from ivr.cli import main
+from ivr.commands import main
 
 GOOD = {"SECRET_KEY": "s", "TWILIO_AUTH_TOKEN": "t", "FIRM_PHONE_NUMBER": "+13125550100"}
 

@@ -6,7 +6,7 @@ import smtplib
 
 import sqlalchemy as sa
 
-from ivr.audio_cli import call_command
+from ivr.commands.audio import call_command
 from ivr.db import db
 from ivr.jobs import Job
 from ivr.models import CallbackRequest
@@ -79,19 +79,17 @@ def test_typed_speech_and_end_of_input(app):
     assert "call ended: input ended; you hung up" in output
 
 
-def test_a_wrong_token_is_refused_like_a_forged_webhook(make_app, monkeypatch):
-    app = make_app()
-    real = app.config["TWILIO_AUTH_TOKEN"]
+def test_a_wrong_token_is_refused_like_a_forged_webhook(make_app, capsys, monkeypatch):
+    import io
+
     from ivr import simulator
 
-    class WrongToken(simulator.RequestValidator):
-        def __init__(self, token: str) -> None:
-            assert token == real
-            super().__init__("not-the-token")
-
-    monkeypatch.setattr(simulator, "RequestValidator", WrongToken)
-    output = call(app, keys=[])
-    assert "call ended: the app answered 403 FORBIDDEN" in output
+    app = make_app()
+    sim = simulator.Simulator(app, from_number="+13125550123")
+    sim.call.token = "not-the-token"  # signed, but not with this app's token
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    sim.run()
+    assert "call ended: the app answered 403 FORBIDDEN" in capsys.readouterr().out
 
 
 ALERTS_ON = {"ALERT_SMS_TO": "+13125550199", "ALERT_SMS_FROM": "+13125550198",

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from ivr import create_app
-from ivr.cli import main
+from ivr.commands import main
 from ivr.db import db
 from ivr.staff.models import LoginAttempt, StaffUser
 from tests.conftest import STAFF_PASSWORD, base_config, csrf_token

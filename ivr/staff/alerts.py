@@ -4,7 +4,7 @@ When a request is created (the recording is in), one job per recipient is queued
 transaction (see `jobs.py`), so a request is never stored without its alerts, and the job's key
 makes a second alert impossible. The alerts are not due yet: the caller is still choosing the
 callback number and typing the A-number. They fall due when the caller finishes the last step
-(`callbacks.request_completed`), or after a grace period (ALERT_GRACE_SECONDS, 3 minutes) for a
+(`store.request_completed`), or after a grace period (ALERT_GRACE_SECONDS, 3 minutes) for a
 caller who hangs up mid-way. The message is written at send time, from the request as it is then.
 
 SMS are `once` jobs: sent at most once even if the worker dies mid-send (a duplicate SMS is
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from twilio.base.exceptions import TwilioRestException
 
-from .. import callbacks, jobs
+from .. import jobs, store
 from ..db import db, utcnow
 from ..models import CallbackRequest
 from .display import LANGUAGES, phone
@@ -60,8 +60,8 @@ def init_app(app: Flask) -> None:
     else:
         app.logger.info("alerts are off: set ALERT_SMS_TO and ALERT_SMS_FROM, or ALERT_EMAIL_TO "
                         "and SMTP_URL, to alert staff to new callback requests")
-    callbacks.request_created.connect(queue_alerts, sender=app, weak=False)
-    callbacks.request_completed.connect(alerts_due_now, sender=app, weak=False)
+    store.request_created.connect(queue_alerts, sender=app, weak=False)
+    store.request_completed.connect(alerts_due_now, sender=app, weak=False)
 
 
 def grace() -> float:

@@ -11,8 +11,8 @@ from werkzeug.security import generate_password_hash
 
 from ..db import db
 from ..jobs import Job
-from .auth import normal_username
-from .models import StaffUser
+from ..staff.auth import normal_username
+from ..staff.models import StaffUser
 
 MIN_PASSWORD = 10
 

@@ -1,8 +1,9 @@
-"""Place calls against the app the way Twilio does: signed POSTs that follow the TwiML.
+"""The one Twilio emulator: calls placed against the app in-process, the way Twilio places them.
 
-Tests use this instead of calling views: every request is signed with twilio-python's own
-`RequestValidator`, carries Twilio's parameters, and each step follows the `action` or
-`<Redirect>` URL that the previous TwiML gave.
+Every request is signed with twilio-python's own `RequestValidator`, carries Twilio's parameters,
+and each step follows the `action` or `<Redirect>` URL that the previous TwiML gave, with keys
+collected as `<Gather>` collects them. The tests drive calls with it, and `ivr call`
+(`simulator.py`) puts a person at the keypad of the same `Call`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import secrets
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 from twilio.request_validator import RequestValidator
 
@@ -47,16 +48,26 @@ class Call:
             **extra,
         }
 
-    def post(self, path: str, headers: dict[str, str] | None = None, **extra: str):
-        url = path if path.startswith("http") else self.base + path
-        params = self.params(**extra)
+    def send(self, url: str, params: dict[str, str], method: str = "POST",
+             headers: dict[str, str] | None = None):
+        """Sign and send one webhook to `url` (relative to the last one); for GET, Twilio puts
+        the parameters in the query string. Returns (absolute URL, response)."""
+        url = urljoin(self.url or self.base + "/", url)
+        if method == "GET":
+            url += ("&" if "?" in url else "?") + urlencode(params)
+            params = {}
         parts = urlsplit(url)
-        response = self.client.post(
+        return url, self.client.open(
             parts.path + (f"?{parts.query}" if parts.query else ""),
+            method=method,
             data=params,
             base_url=f"{parts.scheme}://{parts.netloc}",
             headers={"X-Twilio-Signature": sign(self.token, url, params), **(headers or {})},
         )
+
+    def post(self, path: str, headers: dict[str, str] | None = None, **extra: str):
+        url = path if path.startswith("http") else self.base + path
+        url, response = self.send(url, self.params(**extra), headers=headers)
         self.url = url
         if response.status_code == 200 and response.mimetype == "text/xml":
             self.twiml = ET.fromstring(response.data)
@@ -76,15 +87,7 @@ class Call:
         (default #), which is not sent. With nothing collected, Twilio posts to the action only
         when actionOnEmptyResult is true; otherwise it moves on to the next verb."""
         gather = self.gather()
-        finish = gather.get("finishOnKey", "#")
-        num = int(gather.get("numDigits") or 0)
-        digits = ""
-        for key in keys:
-            if finish and key == finish:
-                break
-            digits += key
-            if num and len(digits) >= num:
-                break
+        digits = collect(keys, int(gather.get("numDigits") or 0), gather.get("finishOnKey", "#"))
         if not digits and gather.get("actionOnEmptyResult") != "true":
             return self.silence()
         return self.follow(gather.get("action"), Digits=digits)
@@ -127,3 +130,15 @@ class Call:
 
     def said(self) -> list[ET.Element]:
         return [el for twiml in self.chain for el in twiml.iter("Say")]
+
+
+def collect(typed: str, num_digits: int, finish_on_key: str) -> str:
+    """The Digits Twilio sends: keys up to the finish key (not sent), or up to numDigits."""
+    digits = ""
+    for key in typed:
+        if finish_on_key and key in finish_on_key:
+            break
+        digits += key
+        if num_digits and len(digits) >= num_digits:
+            break
+    return digits

@@ -1,4 +1,6 @@
-"""The `ivr` command: Flask's CLI (run, routes, shell) plus the hotline's own commands."""
+"""The `ivr` command, every subcommand in this package: Flask's CLI (run, routes, shell) plus the
+hotline's own (`audio.py`: prompts, audio and the call simulator; `staff.py`: accounts and alerts).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from . import create_app, settings
+from .. import create_app, settings
 
 
 def _create_app():
@@ -41,7 +43,7 @@ def db_group() -> None:
 @with_appcontext
 def db_upgrade() -> None:
     """Bring the database schema up to date; run on every release."""
-    from .migrate import upgrade
+    from ..migrate import upgrade
 
     upgrade(current_app)
     click.echo("database is up to date")
@@ -62,9 +64,9 @@ def callbacks_replay(source) -> None:
     The web processes apply their own fallback file automatically; this is for a machine that is
     gone. Replaying twice is harmless: requests are keyed by CallSid.
     """
-    from . import callbacks, fallback
+    from .. import fallback, store
 
-    stored, failed, _refused = callbacks.replay(fallback.read(source))
+    stored, failed, _refused = store.replay(fallback.read(source))
     click.echo(f"replayed {stored} entries" + (f", {failed} failed (see the log)"
                                                if failed else ""))
     if failed:
@@ -75,7 +77,7 @@ def callbacks_replay(source) -> None:
 @with_appcontext
 def callbacks_copy_recordings() -> None:
     """Queue a copy of every recording not copied yet (also those whose copy gave up)."""
-    from . import recordings
+    from .. import recordings
 
     click.echo(f"queued {recordings.queue_missing()} recording copies for the worker")
 
@@ -87,14 +89,14 @@ def callbacks_copy_recordings() -> None:
 @with_appcontext
 def worker_command(once: bool, concurrency: int | None) -> None:
     """Run background jobs: recording copies, staff alerts (the Procfile's `worker:`)."""
-    from .worker import run
+    from ..worker import run
 
-    run(current_app._get_current_object(), once=once, concurrency=concurrency)
+    run(current_app._get_current_object(), once=once, concurrency=concurrency)  # type: ignore[attr-defined]
 
 
 def _register_commands() -> None:
-    from .audio_cli import audio_group, call_command, prompts_group
-    from .staff.cli import alerts_group, staff_group
+    from .audio import audio_group, call_command, prompts_group
+    from .staff import alerts_group, staff_group
 
     for command in (audio_group, prompts_group, call_command, staff_group, alerts_group):
         main.add_command(command)

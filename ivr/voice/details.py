@@ -1,21 +1,23 @@
 """Leave a callback request, steps 2-4: the number to call back, the A-number, the reference.
 
-Each step updates the request stored in step 1 (`callback.py`), on the same blueprint, so its
-URLs stay under /voice/<lang>/callback.
+Each step updates the request stored in step 1 (`callback.py`); the URLs stay under
+/voice/<lang>/callback, the endpoints are `voice.details.*`.
 """
 
 from __future__ import annotations
 
-from flask import Response, current_app, request
+from flask import Blueprint, Response, current_app, request
 
-from .. import callbacks
+from .. import store
 from ..phones import e164, parse_valid, region
 from ..prompts import Line
 from ..twiml import prompts, twiml
 from . import closing
-from .callback import bp, call_sid
+from .callback import call_sid
 from .common import ask, fails, redirect
 from .connect import caller_id
+
+bp = Blueprint("details", __name__, url_prefix="/<any(en, es):lang>/callback")
 
 # Seconds Twilio waits after the last key at the number step. "Press 1" cannot end the Gather by
 # itself (a typed number may start with 1), so keep the wait after it short; a pause this long
@@ -54,7 +56,7 @@ def number_timeout() -> int | None:
 @bp.route("/number", methods=["GET", "POST"])
 def number(lang: str):
     ref = request.args.get("ref", "")
-    return ask(number_lines(lang), "voice.callback.number_choice", num_digits=0, keep=False,
+    return ask(number_lines(lang), "voice.details.number_choice", num_digits=0, keep=False,
                timeout=number_timeout(), lang=lang, ref=ref, fails=fails())
 
 
@@ -79,13 +81,13 @@ def number_choice(lang: str):
         failed = fails() + 1
         if failed < current_app.config["MAX_FAILURES"]:
             lines = [prompts().line(lang, "number_invalid")] if digits else []
-            return ask(lines + number_lines(lang), "voice.callback.number_choice",
+            return ask(lines + number_lines(lang), "voice.details.number_choice",
                        num_digits=0, keep=False, timeout=number_timeout(), lang=lang, ref=ref,
                        fails=failed)
         current_app.logger.info("no valid callback number for call %s", call_sid())
-    callbacks.save_or_keep(call_sid(), callback_number=chosen, step="number")
+    store.save_or_keep(call_sid(), callback_number=chosen, step="number")
     reachable = {} if chosen or own else {"unreachable": "1"}
-    return redirect("voice.callback.a_number", lang=lang, ref=ref, **reachable)
+    return redirect("voice.details.a_number", lang=lang, ref=ref, **reachable)
 
 
 def reachable_args() -> dict[str, str]:
@@ -95,7 +97,7 @@ def reachable_args() -> dict[str, str]:
 def a_number_gather(lang: str, lines: list[Line], ref: str, failed: int, empties: int) -> Response:
     # Twilio posts an empty answer both for a lone # and for silence: the first empty answer
     # asks once more ("press pound again"), the second skips the step.
-    return ask(lines + [prompts().line(lang, "anumber_ask")], "voice.callback.a_number_choice",
+    return ask(lines + [prompts().line(lang, "anumber_ask")], "voice.details.a_number_choice",
                num_digits=0, post_empty=True, keep=False, lang=lang, ref=ref, fails=failed,
                empties=empties, **reachable_args())
 
@@ -121,15 +123,15 @@ def a_number_choice(lang: str):
     a_number = valid_a_number(digits)
     if not digits and empties == 0:
         again = [prompts().line(lang, "anumber_again")]
-        return ask(again, "voice.callback.a_number_choice", num_digits=0, post_empty=True,
+        return ask(again, "voice.details.a_number_choice", num_digits=0, post_empty=True,
                    keep=False, lang=lang, ref=ref, fails=fails(), empties=1, **reachable_args())
     if digits and a_number is None:
         failed = fails() + 1
         if failed < current_app.config["MAX_FAILURES"]:
             invalid = [prompts().line(lang, "anumber_invalid")]
             return a_number_gather(lang, invalid, ref, failed, empties)
-    callbacks.save_or_keep(call_sid(), a_number=a_number, step="complete")
-    return redirect("voice.callback.confirmation", lang=lang, ref=ref, **reachable_args())
+    store.save_or_keep(call_sid(), a_number=a_number, step="complete")
+    return redirect("voice.details.confirmation", lang=lang, ref=ref, **reachable_args())
 
 
 @bp.route("/confirmation", methods=["GET", "POST"])

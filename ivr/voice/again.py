@@ -9,7 +9,7 @@ call still makes one recording: the row is keyed by the CallSid, like a request.
 
 Only a real caller ID is looked up (never 'Anonymous'). If the database fails, the call goes on
 as for a first call: the lookup finds nothing, or the added message is kept by the fallback as a
-request of its own (`callbacks.save_or_keep`), which staff see beside the first.
+request of its own (`store.save_or_keep`), which staff see beside the first.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app, g
 from sqlalchemy.exc import IntegrityError
 
-from .. import callbacks, jobs, references
+from .. import jobs, references, store
 from ..db import db
 from ..models import CallbackRequest, RequestMessage
 from ..prompts import Line
@@ -58,7 +58,7 @@ def open_request(number: str, call_sid: str) -> CallbackRequest | None:
         return row
     except sa.exc.SQLAlchemyError:
         db.session.rollback()
-        callbacks.database_failed()
+        store.database_failed()
         return None  # the database is failing: the call goes on as a first call
 
 
@@ -73,7 +73,7 @@ def added_reference(call_sid: str) -> str | None:
         )
     except sa.exc.SQLAlchemyError:
         db.session.rollback()
-        callbacks.database_failed()
+        store.database_failed()
         return None
 
 
@@ -141,7 +141,7 @@ def save(call_sid: str, request_id: int, caller_number: str | None, language: st
         current_app.logger.error("call %s: could not add the message to request %s (%s); kept "
                                  "as a request of its own", call_sid, request_id,
                                  jobs.reason(exc))
-        callbacks.save_or_keep(call_sid, reference=references.take(call_sid),
+        store.save_or_keep(call_sid, reference=references.take(call_sid),
                                caller_number=caller_number, step="recorded",
                                language=language, **fields)
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, request, url_for
 from twilio.twiml.voice_response import VoiceResponse
 
-from .. import callbacks, references
+from .. import references, store
 from ..db import db
 from ..models import Call, CallbackRequest
 from ..twiml import prompts, speak, twiml
@@ -41,7 +41,7 @@ def start(lang: str):
     if existing is not None:  # one request per call: never record over the first message
         response = VoiceResponse()
         speak(response, [prompts().line(lang, "already_recorded")])
-        response.redirect(url_for("voice.callback.number", lang=lang, ref=existing))
+        response.redirect(url_for("voice.details.number", lang=lang, ref=existing))
         return twiml(response)
     added = again.added_reference(call_sid())
     if added is not None:  # this call already added its one message to an open request
@@ -82,7 +82,7 @@ def recorded_request() -> str | None:
         )
     except sa.exc.SQLAlchemyError:
         db.session.rollback()
-        callbacks.database_failed()
+        store.database_failed()
         return None  # the database is failing: recording again is the safe side
 
 
@@ -112,13 +112,13 @@ def recorded(lang: str):
             return twiml(VoiceResponse())
         return redirect("voice.again.added", lang=lang, ref=request.args.get("ref", ""))
     heard = references.take(call_sid())
-    row = callbacks.save_or_keep(
+    row = store.save_or_keep(
         call_sid(), reference=heard, caller_number=request.form.get("From", ""),
         step="recorded", **fields
     )
     if hung_up:
         return twiml(VoiceResponse())
-    return redirect("voice.callback.number", lang=lang, ref=row.reference if row else heard)
+    return redirect("voice.details.number", lang=lang, ref=row.reference if row else heard)
 
 
 @bp.post("/recording")
@@ -136,7 +136,7 @@ def recording_status(lang: str):
     if adding:
         again.save(call_sid(), adding, calling_number(), **fields)
         return Response(status=204)
-    callbacks.save_or_keep(call_sid(), caller_number=calling_number(), step="recorded", **fields)
+    store.save_or_keep(call_sid(), caller_number=calling_number(), step="recorded", **fields)
     return Response(status=204)
 
 

@@ -18,8 +18,8 @@ from flask.cli import ScriptInfo, with_appcontext
 from gtts import gTTS, gTTSError
 from tqdm import tqdm
 
-from . import audio
-from .prompts import LANGUAGES, PromptError, Prompts
+from .. import audio
+from ..prompts import LANGUAGES, PromptError, Prompts
 
 
 def render(text: str, lang: str, tld: str, slow: bool = False) -> bytes:
@@ -121,7 +121,7 @@ def prompts_group() -> None:
 @with_appcontext
 def check_command() -> None:
     """Check every prompt in both languages; exit 1 on errors (warnings are only printed)."""
-    from .promptcheck import check, sms_segments
+    from ..promptcheck import check, sms_segments
 
     root = Path(current_app.config["PROMPTS_DIR"])
     for count in sms_segments(root):
@@ -149,8 +149,8 @@ def call_command(ctx: click.Context, from_number: str, lang: str | None, yes: bo
     Staff alerts are off during the call. The call stores what it leaves (callback requests) in
     the app's database, so a database other than SQLite needs --yes.
     """
-    from .db import db
-    from .simulator import Simulator
+    from ..db import db
+    from ..simulator import Simulator
 
     # No app context around the call: each webhook gets its own, as in production (the prompt
     # trace lives in `g`, which would otherwise pile up across requests).

@@ -12,7 +12,7 @@ from .connect import dial_firm, office_open
 
 # Webhooks that no caller listens to: the firm's whisper leg, and Twilio's status callbacks.
 FIRM_LEG = ("voice.connect.whisper", "voice.connect.accept")
-STATUS = ("voice.callback.recording_status",)
+STATUS = ("voice.callback.recording_status", "voice.closing.sms_status")
 
 
 def caller_language() -> str:
@@ -38,7 +38,7 @@ def answer_errors(error: Exception):
         closed = not office_open()
     except Exception:
         closed = False
-    in_callback = (request.endpoint or "").startswith("voice.callback.")
+    in_callback = (request.endpoint or "").startswith(("voice.callback.", "voice.details."))
     lines = ["error"] + (["error_goodbye"] if closed and in_callback else [])
     try:
         speak(response, [prompts().line(lang, name) for name in lines])

@@ -77,12 +77,12 @@ def save(call_sid: str, *, alerted: bool = False, **fields: Any) -> CallbackRequ
         try:
             db.session.flush()
             if created and not alerted:
-                request_created.send(current_app._get_current_object(), request=row)
+                request_created.send(current_app._get_current_object(), request=row)  # type: ignore[attr-defined]
             if new_recording and not row.audio_type:
                 jobs.enqueue("copy-recording", f"copy-recording:{row.recording_sid}",
                              {"request_id": row.id})
             if completing and not alerted:
-                request_completed.send(current_app._get_current_object(), request=row)
+                request_completed.send(current_app._get_current_object(), request=row)  # type: ignore[attr-defined]
             db.session.commit()
             return row
         except IntegrityError:
@@ -118,7 +118,7 @@ def count_call(call_sid: str, language: str, from_number: str) -> None:
 
 def database_failed() -> None:
     """Note, for the rest of this webhook, that the database failed: lookups that only make a
-    call better (`calls/again.py`) are then skipped rather than make the caller wait again."""
+    call better (`voice/again.py`) are then skipped rather than make the caller wait again."""
     if has_request_context():
         g.database_failed = True
 

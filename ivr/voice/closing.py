@@ -5,12 +5,13 @@ through without a round trip: "If there is a hearing in the next 7 days ... pres
 reference read twice, "to get this reference by text message, press 1", when to expect a call,
 goodbye. Each `<Gather>` posts only when a key is pressed, and its action answers with the rest
 of the ending. The request is found by its reference (carried in the signed URL), so the ending
-is the same for a first message and for one added to an open request (`again.py`).
+is the same for a first message and for one added to an open request (`again.py`). Twilio's
+delivery status of the text comes back here too (`sms_status`).
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, request, url_for
+from flask import Blueprint, Response, current_app, request, url_for
 from twilio.twiml.voice_response import VoiceResponse
 
 from .. import sms, urgency
@@ -97,3 +98,12 @@ def text(lang: str):
             speak(response, [p.line(lang, "sms_unavailable"), *reference_lines(lang, ref)])
     goodbye(response, lang)
     return twiml(response)
+
+
+@bp.post("/sms/<int:request_id>/status")
+def sms_status(lang: str, request_id: int):
+    """Twilio's delivery status of the text (signed, like every webhook under /voice)."""
+    form = request.form
+    sms.advance(request_id, form.get("MessageSid", ""), form.get("MessageStatus", ""),
+                form.get("ErrorCode"))
+    return Response(status=204)

@@ -6,7 +6,7 @@ import unicodedata
 
 from flask import Blueprint, current_app, request
 
-from .. import callbacks, references
+from .. import references, store
 from ..twiml import prompts
 from . import again
 from .common import ask, fails
@@ -66,7 +66,7 @@ def start(lang: str):
     and is offered to add to it (`again.py`).
     """
     call_sid, number = request.form.get("CallSid", ""), request.form.get("From", "")
-    callbacks.count_call(call_sid, lang, number)
+    store.count_call(call_sid, lang, number)
     references.top_up()  # so a reference is at hand even if the database fails later in the call
     open_request = again.open_request(number, call_sid)
     if open_request is not None:

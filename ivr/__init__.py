@@ -13,7 +13,6 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import db as database
 from . import settings
 from .prompts import Prompts
-from .sessions import StaffSessions
 from .signatures import Signatures
 from .twiml import LRU
 from .wrappers import HotlineFlask
@@ -36,19 +35,29 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.update(
             {k: v for k, v in test_config.items() if k not in names or not isinstance(v, str)}
         )
-    app.session_interface = StaffSessions()
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     # Flask's defaults already hold these keys (Secure off, 31 days), so setdefault would never
-    # apply: set them unless test_config chose its own. Secure outside debug and tests; a staff
-    # session ends after 12 hours even if its cookie was copied.
+    # apply: set them unless test_config chose its own. https only outside debug and tests; a
+    # staff login ends 12 hours after it was made (staff/auth.py), even if its cookie was copied.
     for name, value in (("SESSION_COOKIE_SECURE", not (app.debug or app.testing)),
                         ("REMEMBER_COOKIE_SECURE", not (app.debug or app.testing)),
                         ("REMEMBER_COOKIE_HTTPONLY", True),
+                        ("HTTPS_ONLY", not (app.debug or app.testing)),
                         ("PERMANENT_SESSION_LIFETIME", 12 * 60 * 60)):
         if name not in (test_config or {}):
             app.config[name] = value
+    if app.debug and os.environ.get("SERVER_SOFTWARE", "").startswith("gunicorn/"):
+        # gunicorn sets SERVER_SOFTWARE in its own environment; debug turns off Secure cookies
+        # and https, and would show tracebacks to anyone.
+        raise settings.SettingsError(
+            "FLASK_DEBUG is on under gunicorn: debug mode is for `ivr run` on your own machine "
+            "only. Unset FLASK_DEBUG (or set it to 0) where gunicorn serves the hotline."
+        )
     logging.basicConfig(level=logging.INFO)
+    # Whatever this process writes (the SQLite database and its WAL, the journal file) holds
+    # callers' numbers, recordings or password hashes: readable by its own user only.
+    os.umask(0o077)
 
     # Heroku's router terminates TLS: trust one proxy for the client address, scheme, host and
     # port, so the URL checked against X-Twilio-Signature is the https URL Twilio signed and
@@ -72,9 +81,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             "play, and SMS alerts are off (fine for local use without a Twilio account)"
         )
 
-    from . import audio, fallback, recordings, staff, voice  # noqa: F401  (recordings: jobs)
+    from . import audio, fallback, https, recordings, site, staff, voice  # noqa: F401
 
+    https.init_app(app)
     app.register_blueprint(voice.bp)
+    app.register_blueprint(site.bp)
     audio.init_app(app)
     staff.init_app(app)
     fallback.init_app(app)

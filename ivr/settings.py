@@ -44,6 +44,15 @@ def _smtp_url(value: str) -> str:
     return value
 
 
+def _secret_key(value: str) -> str:
+    if len(value.encode()) < 32:
+        raise ValueError(
+            "too short: at least 32 bytes, e.g. from "
+            "python3 -c 'import secrets; print(secrets.token_hex(32))'"
+        )
+    return value
+
+
 def _language(value: str) -> str:
     if value not in ("en", "es"):
         raise ValueError("must be en or es")
@@ -130,7 +139,12 @@ class Setting:
 
 
 SETTINGS: list[Setting] = [
-    Setting("SECRET_KEY", None, str, "Signs staff sessions and CSRF tokens. Long and random."),
+    Setting(
+        "SECRET_KEY",
+        None,
+        _secret_key,
+        "Signs staff sessions and CSRF tokens. Random, at least 32 bytes.",
+    ),
     Setting(
         "TWILIO_AUTH_TOKEN",
         None,
@@ -258,7 +272,10 @@ SETTINGS: list[Setting] = [
         "SMTP_URL", "", _smtp_url, "smtp://user:pass@host:port or smtps://...; empty: no e-mail."
     ),
     Setting(
-        "PUBLIC_URL", "", str, "Public https URL of the app, for links in alerts (no trailing /)."
+        "PUBLIC_URL",
+        "",
+        str,
+        "Public https URL of the app: links in alerts, the Voice URL `ivr twilio setup` sets.",
     ),
     Setting(
         "ALERT_GRACE_SECONDS",

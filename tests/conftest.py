@@ -24,7 +24,7 @@ FIRM = "+13125550100"
 def base_config(tmp_path: Path, **overrides) -> dict:
     config = {
         "TESTING": True,
-        "SECRET_KEY": "test-secret",
+        "SECRET_KEY": "test-secret-" + "0" * 32,  # settings refuse one under 32 bytes
         "TWILIO_AUTH_TOKEN": TOKEN,
         "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
         "FIRM_PHONE_NUMBER": FIRM,

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
-from ivr import create_app, settings
+from ivr import PROJECT_ROOT, create_app, settings
 from ivr.commands import main
 
-GOOD = {"SECRET_KEY": "s", "TWILIO_AUTH_TOKEN": "t", "FIRM_PHONE_NUMBER": "+13125550100"}
+GOOD = {"SECRET_KEY": "s" * 32, "TWILIO_AUTH_TOKEN": "t", "FIRM_PHONE_NUMBER": "+13125550100"}
 
 
 def test_defaults():
@@ -31,6 +35,8 @@ def test_defaults():
         ("ALERT_SMS_TO", "+13125550100, nope", "E.164"),
         ("TWILIO_WEBHOOK_SHARED_KEYS", "old,,new", "none empty"),
         ("JOB_LEASE_SECONDS", "-1", "0 to 3600"),
+        ("SECRET_KEY", "x", "at least 32 bytes"),
+        ("SECRET_KEY", "é" * 15, "at least 32 bytes"),  # 30 bytes in UTF-8
     ],
 )
 def test_malformed_setting_is_a_clear_startup_error(name, value, words):
@@ -97,3 +103,27 @@ def test_smtp_url_is_checked_at_start_up():
     with pytest.raises(settings.SettingsError, match="SMTP_URL"):
         settings.load({**GOOD, "SMTP_URL": "mail.example.org:587"})
     assert settings.load({**GOOD, "SMTP_URL": "smtps://u:p@mail.example.org"})["SMTP_URL"]
+
+
+def gunicorn_start(tmp_path, **env: str) -> subprocess.CompletedProcess:
+    """Start the Procfile's web process with `env`; it should refuse to boot and exit by itself."""
+    environ = {k: v for k, v in os.environ.items() if k != "FLASK_DEBUG"}
+    environ.update({**GOOD, "DATABASE_URL": f"sqlite:///{tmp_path / 'hotline.sqlite3'}", **env})
+    return subprocess.run(
+        [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:0", "--workers", "1",
+         "ivr:create_app()"],
+        cwd=PROJECT_ROOT, env=environ, capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_debug_mode_under_gunicorn_stops_start_up(tmp_path):
+    """FLASK_DEBUG (which `scripts/run` writes to .env) would turn off Secure cookies and https."""
+    result = gunicorn_start(tmp_path, FLASK_DEBUG="1")
+    assert result.returncode != 0
+    assert "FLASK_DEBUG is on under gunicorn" in result.stderr
+
+
+def test_a_short_secret_key_stops_gunicorn(tmp_path):
+    result = gunicorn_start(tmp_path, SECRET_KEY="x")
+    assert result.returncode != 0
+    assert "SECRET_KEY='x' is invalid: too short: at least 32 bytes" in result.stderr

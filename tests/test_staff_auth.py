@@ -59,6 +59,7 @@ def test_login_follows_next_only_within_staff(client, auth):
     response = client.post("/staff/login?next=/staff/requests.csv", data=data)
     assert response.headers["Location"] == "/staff/requests.csv"
     auth.logout()
+    data["csrf_token"] = csrf_token(client)  # a login starts a new session, with a new token
     response = client.post("/staff/login?next=https://evil.example/", data=data)
     assert response.headers["Location"] == "/staff/"
 
@@ -234,13 +235,16 @@ def login_cookie(make_app, **config):
                                  password_hash=generate_password_hash(STAFF_PASSWORD)))
         db.session.commit()
     client = app.test_client()
-    response = StaffAuth(client).login()
+    # On https Flask-WTF also wants a same-site Referer, as a browser sends it.
+    response = StaffAuth(client).login(headers={"Referer": "https://localhost/staff/login"})
     assert response.status_code == 302 and response.headers["Location"] == "/staff/"
     return response.headers["Set-Cookie"], client
 
 
 def test_session_cookie_is_secure_outside_tests_and_ends_after_12_hours(make_app):
-    header, client = login_cookie(make_app, TESTING=False)
+    # Outside tests the app speaks https only: this client does (Flask's test client takes its
+    # scheme from PREFERRED_URL_SCHEME).
+    header, client = login_cookie(make_app, TESTING=False, PREFERRED_URL_SCHEME="https")
     assert client.application.debug is False and client.application.testing is False
     attributes = [part.strip().lower() for part in header.split(";")]
     assert header.startswith("session=")

@@ -106,15 +106,24 @@ def test_filters_and_search(client, auth, make_request):
     def refs(query: str) -> set[str]:
         return set(references(client.get("/staff/?" + query).get_data(as_text=True)))
 
+    token = csrf_token(client, "/staff/")
+
+    def search(q: str, **filters: str) -> set[str]:
+        response = client.post("/staff/", data={"q": q, "csrf_token": token, **filters})
+        assert response.status_code == 200
+        return set(references(response.get_data(as_text=True)))
+
     assert refs("") == {"100001", "100002", "100003"}
     assert refs("language=en") == {"100001"}
     assert refs("status=called_back") == {"100002"}
     assert refs("start=2026-03-01&end=2026-03-01") == {"100002"}
     assert refs("start=2026-03-02") == {"100001"}
-    assert refs("q=(312)%20555-0222") == {"100002"}
-    assert refs("q=100003") == {"100003"}
-    assert refs("q=87654321") == {"100003"}  # an A-number typed without its leading 0
-    assert refs("q=999") == set()
+    assert search("(312) 555-0222") == {"100002"}
+    assert search("100003") == {"100003"}
+    assert search("87654321") == {"100003"}  # an A-number typed without its leading 0
+    assert search("999") == set()
+    assert search("312", language="es") == {"100002", "100003"}
+    assert search("") == {"100001", "100002", "100003"}
     assert refs("status=bogus&start=notadate") == {"100001", "100002", "100003"}
 
 

@@ -97,8 +97,10 @@ def worker_command(once: bool, concurrency: int | None) -> None:
 def _register_commands() -> None:
     from .audio import audio_group, call_command, prompts_group
     from .staff import alerts_group, staff_group
+    from .twilio import twilio_group
 
-    for command in (audio_group, prompts_group, call_command, staff_group, alerts_group):
+    for command in (audio_group, prompts_group, call_command, staff_group, alerts_group,
+                    twilio_group):
         main.add_command(command)
 
 

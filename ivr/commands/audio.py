@@ -166,4 +166,7 @@ def call_command(ctx: click.Context, from_number: str, lang: str | None, yes: bo
                  "Run it against SQLite (e.g. DATABASE_URL=sqlite:///call-test.sqlite3 after "
                  "`ivr db upgrade`), or pass --yes if that is what you want.")
         click.echo(f"Warning: this call stores real callback requests in the {where}.", err=True)
+    # The simulated call never leaves this process: plain http, as with `ivr run`, even where the
+    # app otherwise redirects to https (no debug, e.g. `heroku run ivr call --yes`).
+    app.config["HTTPS_ONLY"] = False
     Simulator(app, from_number=from_number, lang=lang).run()

@@ -12,7 +12,7 @@ from werkzeug.security import generate_password_hash
 from ..db import db
 from ..jobs import Job
 from ..staff.auth import normal_username
-from ..staff.models import StaffUser
+from ..staff.models import StaffUser, new_session_token
 
 MIN_PASSWORD = 10
 
@@ -60,7 +60,7 @@ def password(username: str) -> None:
     """Set a new password; every session of the account ends."""
     user = existing_user(username)
     user.password_hash = generate_password_hash(read_password())
-    user.session_version += 1
+    user.session_token = new_session_token()
     db.session.commit()
     click.echo(f"password of {user.username} changed")
 

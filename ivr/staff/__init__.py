@@ -63,10 +63,5 @@ def init_app(app: Flask) -> None:
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
     csrf.init_app(app)
     login_manager.init_app(app)
-    # Flask-Login hangs its remember-me cookie hook on every response; only staff pages have a
-    # login, so it moves to the staff blueprint's scope rather than run on each call's webhooks.
-    hook = login_manager._update_remember_cookie
-    app.after_request_funcs[None].remove(hook)
-    app.after_request_funcs.setdefault("staff", []).append(hook)
     app.register_blueprint(bp)
     alerts.init_app(app)

@@ -1,13 +1,16 @@
-"""Staff accounts: log in, log out, and the login rate limit.
+"""Staff accounts: log in, log out, and the login rate limits.
 
-Failed logins are counted in the database per username and address, so the limit holds across
-every web process. Logging out bumps the account's session version, which ends every session of
-that account, including a copied cookie.
+Failed logins are counted in the database per username and address, and per username, so the
+limits hold across every web process. A login starts a new session and lasts
+PERMANENT_SESSION_LIFETIME (12 hours) from the moment it was made, however busy the session.
+Logging out replaces the account's session token, which ends every session of that account,
+including a copied cookie.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import sqlalchemy as sa
 from flask import (
@@ -27,14 +30,17 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from ..db import db, utcnow
-from .models import LoginAttempt, StaffUser
+from .models import LoginAttempt, StaffUser, new_session_token
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
 login_manager.login_view = "staff.auth.login"
 login_manager.login_message = None
 PUBLIC_ENDPOINTS = {"staff.auth.login", "staff.auth.login_post"}
+# Failed logins allowed per WINDOW: for one account from one address, and for one account from
+# everywhere (many addresses, e.g. a botnet, still get only this many guesses between them).
 MAX_FAILURES = 5
+ACCOUNT_MAX_FAILURES = 20
 WINDOW = dt.timedelta(minutes=15)
 # Checked when the username is unknown, so a wrong name takes as long as a wrong password.
 DUMMY_HASH = generate_password_hash("not-a-real-password")
@@ -50,14 +56,17 @@ def normal_username(name: str) -> str:
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> StaffUser | None:
-    ident, _, version = user_id.partition(":")
-    if not ident.isdigit() or not version.isdigit():
+def load_user(session_token: str) -> StaffUser | None:
+    """The account this session belongs to, while its login is younger than the lifetime.
+
+    The signed cookie is re-issued as the session is used, so its own age cannot tell: the time
+    of login, kept in the session at login, does.
+    """
+    login_at = session.get("login_at")
+    lifetime = current_app.permanent_session_lifetime.total_seconds()
+    if not isinstance(login_at, int) or not 0 <= time.time() - login_at < lifetime:
         return None
-    user = db.session.get(StaffUser, int(ident))
-    if user is None or user.session_version != int(version):
-        return None
-    return user
+    return db.session.scalar(sa.select(StaffUser).filter_by(session_token=session_token))
 
 
 @login_manager.unauthorized_handler
@@ -79,23 +88,31 @@ def address() -> str:
     return (request.remote_addr or "unknown")[:64]
 
 
-def too_many_failures(username: str) -> bool:
-    since = utcnow() - WINDOW
-    failures = db.session.scalar(
-        sa.select(sa.func.count())
-        .select_from(LoginAttempt)
-        .where(LoginAttempt.username == username, LoginAttempt.ip == address(),
-               LoginAttempt.created_at >= since)
-    )
-    return failures >= current_app.config.get("LOGIN_MAX_FAILURES", MAX_FAILURES)
+def admit_attempt(username: str) -> bool:
+    """Count a login attempt, unless the limits are reached: then refuse it, uncounted.
 
-
-def record_failure(username: str) -> None:
+    The attempt is written before the password is checked, and counted with every attempt before
+    it in the same transaction, so parallel tries cannot all pass the check together: on SQLite
+    the INSERT takes the one write lock first; on PostgreSQL the account's row is locked (an
+    unknown username has no row to lock, and no password to find).
+    """
+    db.session.rollback()  # a fresh transaction that starts with the write
     db.session.add(LoginAttempt(username=username, ip=address()))
-    # Forget failures long past the window so the table stays small.
+    db.session.flush()
+    db.session.execute(sa.select(StaffUser.id).filter_by(username=username).with_for_update())
+    since = utcnow() - WINDOW
+    recent = (sa.select(sa.func.count()).select_from(LoginAttempt)
+              .where(LoginAttempt.username == username, LoginAttempt.created_at >= since))
+    here = db.session.scalar(recent.where(LoginAttempt.ip == address()))
+    anywhere = db.session.scalar(recent)
+    if here > MAX_FAILURES or anywhere > ACCOUNT_MAX_FAILURES:
+        db.session.rollback()
+        return False
+    # Forget attempts long past the window so the table stays small.
     old = utcnow() - 4 * WINDOW
     db.session.execute(sa.delete(LoginAttempt).where(LoginAttempt.created_at < old))
     db.session.commit()
+    return True
 
 
 def check_password(username: str, password: str) -> StaffUser | None:
@@ -117,18 +134,21 @@ def login_post():
     if not form.validate_on_submit():
         return render_template("staff/login.html", form=form), 400
     username = normal_username(form.username.data)
-    if too_many_failures(username):
+    if not admit_attempt(username):
         current_app.logger.warning("login rate limit hit for %r from %s", username, address())
         error = "Too many failed logins. Wait 15 minutes, then try again."
         return render_template("staff/login.html", form=form, error=error), 429
     user = check_password(username, form.password.data)
-    if user is None:
-        record_failure(username)
+    if user is None:  # the attempt stays counted as a failure
         error = "Wrong username or password."
         return render_template("staff/login.html", form=form, error=error), 401
     db.session.execute(sa.delete(LoginAttempt).filter_by(username=username, ip=address()))
     db.session.commit()
-    session.permanent = True  # expires after PERMANENT_SESSION_LIFETIME (12 hours)
+    # A new session: nothing from before the login (a CSRF secret an attacker planted with their
+    # own cookie) carries over into the logged-in one.
+    session.clear()
+    session.permanent = True  # the cookie expires after PERMANENT_SESSION_LIFETIME (12 hours)
+    session["login_at"] = int(time.time())
     login_user(user)
     return redirect(safe_next(request.args.get("next")))
 
@@ -136,7 +156,7 @@ def login_post():
 @bp.post("/logout")
 def logout():
     user = current_user._get_current_object()
-    user.session_version += 1
+    user.session_token = new_session_token()
     db.session.commit()
     logout_user()
     flash("You are logged out.")

@@ -2,6 +2,10 @@
 
 Audio is always served by the app from the database copy (fetched from Twilio with the account's
 credentials the first time if need be), so the page never holds a Twilio URL.
+
+A search is posted, never put in the URL: what staff search for is phone numbers and A-numbers,
+and URLs end up in access logs, the router's logs and browser history. Status, language and
+dates, which identify nobody, stay in the URL so a filtered list can be linked to.
 """
 
 from __future__ import annotations
@@ -13,7 +17,17 @@ import re
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, send_file
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import selectinload, undefer
@@ -45,14 +59,15 @@ class Filters:
     q: str = ""
 
     @classmethod
-    def from_args(cls) -> Filters:
-        args = request.args
+    def from_request(cls) -> Filters:
+        """From the posted form (a search), or from the URL's query (no search words there)."""
+        args = request.form if request.method == "POST" else request.args
         return cls(
             status=args.get("status", "") if args.get("status") in STATUSES else "",
             language=args.get("language", "") if args.get("language") in display.LANGUAGES else "",
             start=parse_date(args.get("start")),
             end=parse_date(args.get("end")),
-            q=args.get("q", "").strip()[:40],
+            q=request.form.get("q", "").strip()[:40],
         )
 
     def query(self) -> sa.Select:
@@ -82,8 +97,9 @@ class Filters:
         return query.order_by(unhandled_first, CallbackRequest.created_at.desc(),
                               CallbackRequest.id.desc())
 
-    def args(self) -> dict[str, str]:
-        values = {"status": self.status, "language": self.language, "q": self.q,
+    def url_args(self) -> dict[str, str]:
+        """The filters that may go in a URL: all but the search words."""
+        values = {"status": self.status, "language": self.language,
                   "start": self.start.isoformat() if self.start else "",
                   "end": self.end.isoformat() if self.end else ""}
         return {k: v for k, v in values.items() if v}
@@ -103,13 +119,23 @@ def helpers() -> dict:
 
 @bp.get("/")
 def index():
-    filters = Filters.from_args()
+    return listing(Filters.from_request())
+
+
+@bp.post("/")
+def search():
+    return listing(Filters.from_request())
+
+
+def listing(filters: Filters) -> str:
     query = filters.query().options(selectinload(CallbackRequest.messages))
     rows = db.session.scalars(query.limit(PAGE + 1)).all()
     days = display.daily_counts()
+    # Marking a request handled comes back to the list, filtered as it was (less the search).
+    here = url_for("staff.requests.index", **filters.url_args())
     return render_template(
         "staff/index.html", rows=rows[:PAGE], more=len(rows) > PAGE, filters=filters,
-        chart=display.chart(days), days=days, form=HandleForm(), here=request.full_path,
+        chart=display.chart(days), days=days, form=HandleForm(), here=here,
     )
 
 
@@ -185,9 +211,9 @@ def csv_cell(value: object) -> str:
     return text
 
 
-@bp.get("/requests.csv")
+@bp.route("/requests.csv", methods=["GET", "POST"])
 def export():
-    filters = Filters.from_args()
+    filters = Filters.from_request()
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)

@@ -7,11 +7,16 @@ processes: a limit held by one process would mean nothing to the others.
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 
 from sqlalchemy import DateTime, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..db import Model, utcnow
+
+
+def new_session_token() -> str:
+    return secrets.token_urlsafe(32)  # 43 characters
 
 
 class StaffUser(Model):
@@ -22,8 +27,10 @@ class StaffUser(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(80), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
-    # Part of the session cookie: bumped on logout or password change, so a copied cookie dies.
-    session_version: Mapped[int] = mapped_column(default=1)
+    # What the session cookie names the account by: random, so a cookie of a removed account never
+    # matches another (SQLite reuses row ids), and replaced on logout or password change, so a
+    # copied cookie dies.
+    session_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_session_token)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     # Flask-Login's user protocol.
@@ -32,11 +39,15 @@ class StaffUser(Model):
     is_anonymous = False
 
     def get_id(self) -> str:
-        return f"{self.id}:{self.session_version}"
+        return self.session_token
 
 
 class LoginAttempt(Model):
-    """A failed login, counted per username and address over a sliding window."""
+    """A login attempt, counted per username (and address) over a sliding window.
+
+    Written before the password is checked; a successful login deletes its address's rows, so
+    what remains are failures (and attempts being checked right now).
+    """
 
     __tablename__ = "staff_login_attempts"
     __table_args__ = (Index("ix_staff_login_attempts_lookup", "username", "ip", "created_at"),)

@@ -18,7 +18,15 @@ checked against what every caller gave and heard.
 
 Not a test: timings on a shared machine are noisy. Run by hand, e.g.
 `python bench/burst.py --db pg --calls 200 --twilio hang`; each run writes bench/runs/<tag>/
-(result.json, logs) and prints a markdown line for the README's table.
+(result.json, calls.jsonl with every caller's requests, the processes' logs) and prints a markdown
+line for the README's table. `bash bench/matrix.sh APP_DIR SUFFIX` runs the README's set. To
+measure committed code while the tree is being edited, point --app-dir at a worktree
+(`git worktree add --detach ../bench-main main`). Needs `trustme` (the fake API's CA), `aiosmtpd`,
+PostgreSQL 15's `pg_createcluster`/`pg_ctlcluster` and root (or the postgres user) for --db pg.
+
+Reading the figures: server time is gunicorn's %(D)s. With sync workers it excludes the wait in
+the accept queue; with gthread workers it includes the wait for a thread and for the GIL, so the
+two are not comparable. Client time is what Twilio would see (queue + app + this client's CPU).
 """
 
 from __future__ import annotations

@@ -57,19 +57,21 @@ def spoken(prompts: Prompts, lang: str) -> list[Spoken]:
     """Every line the call flow can speak in `lang`; raise PromptError if a prompt is broken.
 
     `menu_option` is a template, so it is expanded once per topic exactly as the menu fills it;
-    a topic is heard as its body (its label is only heard inside `menu_option`).
+    a topic is heard as its body (its label is only heard inside `menu_option`). The other
+    templates (the office hours, filled from the settings at call time) and the `words/` they
+    are filled with are never heard as they are written, so they have no audio: `<Say>`.
     """
     topics = prompts.topics(lang)
     items: list[Spoken] = []
     for name in prompts.names(lang):
-        if name.startswith(("topics/", "sms/")):
-            continue  # topics are added below; texts are sent, never spoken
+        if name.startswith(("topics/", "words/", "sms/")):
+            continue  # topics are added below; words are filled in at call time; texts are sent
         if name == "menu_option":
             for topic in topics:
                 line = prompts.line(lang, name, label=topic.label, key=topic.number)
                 items.append(Spoken(f"{name}:{topic.name}", line))
-        else:
-            items.append(Spoken(name, prompts.line(lang, name)))
+        elif "{" not in (line := prompts.line(lang, name)).text:
+            items.append(Spoken(name, line))
     items += [Spoken(t.name, Line(lang, t.body, t.name)) for t in topics]
     # Each topic once more, slowly (gTTS `slow=True`), for the caller who presses 7.
     items += [Spoken(f"slow:{t.name}", Line(lang, t.body, t.name, slow=True)) for t in topics]

@@ -2,6 +2,9 @@
 
 A missing translation or an empty file would break a call in one language only, and text such as
 `<`, `&` or a URL is read out as noise: cheaper to catch at the desk than on the line.
+
+It also lists every line marked `# approve: <why>` (the line below the mark awaits the firm's
+approval; see docs/for-the-firm.md), so nobody ships one without knowing.
 """
 
 from __future__ import annotations
@@ -12,22 +15,26 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from .prompts import LANGUAGES
+from .prompts import LANGUAGES, spoken_text
 
-# Sample values: long enough that the segment count of a text is not under-estimated.
-SMS_SAMPLE = {"reference": "123456", "firm_number": "(312) 555-0100",
-              "hours": "during office hours, Wednesday to Saturday, 10:00 to 18:30 CDT"}
-HOURS_SAMPLE = {"days": "Wednesday to Saturday", "opens": "10:00", "closes": "18:30",
-                "zone": "CDT"}
-TEMPLATE_FIELDS = {
+# Prompts filled in by the code, with a sample of each field (the hours come from settings).
+TEMPLATE_FIELDS: dict[str, dict[str, object]] = {
     "menu_option": {"label": "a topic", "key": 1},
-    "sms/reference": SMS_SAMPLE,
-    "sms/hours": HOURS_SAMPLE,
-    "sms/days": {"first": "Wednesday", "last": "Saturday"},
+    "office_hours": {"days": "Monday to Friday", "opens": "9 a.m.", "closes": "5 p.m.",
+                     "zone": "Central time"},
+    "reopen": {"weekday": "Monday", "month": "December", "day": 28},
+    "words/days_range": {"first": "Monday", "last": "Friday"},
+    "words/days_one": {"day": "Monday"},
+    **{f"words/time_{part}": {"time": "9"} for part in ("morning", "noon", "afternoon", "evening")},
+    "sms/reference": {"reference": "123456", "firm_number": "(312) 555-0100",
+                      "hours": "de miércoles a sábado, de 10:00 a 18:30 CDT"},
+    "sms/hours": {"days": "de miércoles a sábado", "opens": "10:00", "closes": "18:30",
+                  "zone": "CDT"},
 }
 REQUIRED_FIELDS = {"menu_option": {"key"}, "sms/reference": {"reference"},
-                   "sms/hours": {"opens", "closes"}, "sms/days": {"first", "last"}}
-SMS = "sms/reference"  # the whole text a caller gets; the other sms/ files are parts of it
+                   "sms/hours": {"opens", "closes"}}
+# The text a caller may ask for (`ivr/sms.py`); `sms/hours` and `sms/always` are parts of it.
+SMS = "sms/reference"
 MAX_SEGMENTS = 2
 # GSM 03.38: a text of these characters only is sent 160 to a segment (153 when it takes more
 # than one); the extension characters count twice. Any other character (á, í, ó, ú, ...) makes
@@ -133,16 +140,19 @@ def segments(text: str) -> tuple[int, str, int]:
 
 
 def sms_text(root: Path, lang: str) -> str | None:
-    """The text of `lang` filled with sample values, the hours from its own sms/hours file."""
+    """The text of `lang` filled with sample values: a reference, a phone number, and hours
+    made as `sms.hours_text` makes them (Wednesday to Saturday, 10:00 to 18:30 CDT), with that
+    language's own words."""
+
+    def read(name: str) -> str:
+        raw = (root / lang / f"{name}.txt").read_text(encoding="utf-8")
+        return " ".join(spoken_text(raw).split())
+
     try:
-        template = " ".join((root / lang / f"{SMS}.txt").read_text(encoding="utf-8").split())
-        hours = " ".join((root / lang / "sms/hours.txt").read_text(encoding="utf-8").split())
-        days = " ".join((root / lang / "sms/days.txt").read_text(encoding="utf-8").split())
-        names = [(root / lang / f"days/{d}.txt").read_text(encoding="utf-8").strip()
-                 for d in ("wed", "sat")]
-        days = days.format(first=names[0], last=names[1])
-        hours = hours.format(**{**HOURS_SAMPLE, "days": days})
-        return template.format(**{**SMS_SAMPLE, "hours": hours})
+        days = read("words/days_range").format(first=read("words/day_wed"),
+                                               last=read("words/day_sat"))
+        hours = read("sms/hours").format(days=days, opens="10:00", closes="18:30", zone="CDT")
+        return read(SMS).format(reference="123456", firm_number="(312) 555-0100", hours=hours)
     except (OSError, UnicodeDecodeError, LookupError, ValueError):
         return None  # reported as a problem of the file itself
 
@@ -173,6 +183,7 @@ def check(root: Path) -> list[Problem]:
             except UnicodeDecodeError:
                 problems.append(Problem(True, path, "not UTF-8 text"))
                 continue
+            raw = spoken_text(raw)
             checks: list[tuple[bool, str]]
             if name.startswith("topics/"):
                 checks = check_topic(name, raw, lang)
@@ -182,6 +193,8 @@ def check(root: Path) -> list[Problem]:
                 checks = check_text(name, raw, lang)
             problems += [Problem(error, path, message) for error, message in checks]
         problems += same_key(lang, all_names[lang])
+    problems += [Problem(True, approval.path, "an '# approve:' note with no line below it to mark")
+                 for approval in approvals(root) if not approval.text]
     problems += [Problem(False, count.path, f"{count.count} SMS segments (over {MAX_SEGMENTS}: "
                          "each is billed, and a long text may arrive in pieces)")
                  for count in sms_segments(root) if count.count > MAX_SEGMENTS]
@@ -227,3 +240,38 @@ def check_topic(name: str, raw: str, lang: str) -> list[tuple[bool, str]]:
         return [(True, "needs a label line, a blank line, then the text callers hear")]
     found = [(e, f"label: {m}") for e, m in check_text("topic_label", label, lang)]
     return found + check_text(name, body, lang)
+
+
+APPROVE = re.compile(r"\s*#\s*approve:\s*(.*)", re.I)
+
+
+@dataclass(frozen=True)
+class Approval:
+    """A line awaiting the firm's approval: where it is, why, and the words a caller would hear."""
+
+    path: str
+    why: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"approve: {self.path}: {self.text} ({self.why})"
+
+
+def approvals(root: Path) -> list[Approval]:
+    """Every `# approve:` mark under `root` with the spoken line below it, in a stable order."""
+    found: list[Approval] = []
+    for lang in LANGUAGES:
+        for name in sorted(names(root, lang)):
+            path = f"{lang}/{name}.txt"
+            try:
+                lines = (root / path).read_text(encoding="utf-8").splitlines()
+            except UnicodeDecodeError:
+                continue  # `check` reports it
+            for i, line in enumerate(lines):
+                mark = APPROVE.fullmatch(line)
+                if not mark:
+                    continue
+                below = next((rest for rest in lines[i + 1:]
+                              if rest.strip() and not rest.lstrip().startswith("#")), "")
+                found.append(Approval(path, mark[1].strip(), " ".join(below.split())))
+    return found

@@ -7,6 +7,10 @@ as long (`kept`), so an edit is heard by calls that start within two such window
 
 A topic is a file under `topics/` named `<number>-<slug>.txt`: its first line is the menu label,
 the rest is what the caller hears, so adding a topic file adds a menu option.
+
+A line starting with `#` is a note for the people who edit prompts and is never spoken; the
+one kind the tools read is `# approve: <why>`, which marks the line below it as awaiting the
+firm's approval (`ivr prompts check` lists them; see docs/for-the-firm.md).
 """
 
 from __future__ import annotations
@@ -23,6 +27,11 @@ from typing import NamedTuple
 LANGUAGES = ("en", "es")
 # Topics are keys 1-6 on a one-digit menu: 7, 8, 9, 0, * and # mean the same on every menu.
 TOPIC_FILE = re.compile(r"([1-6])-([a-z0-9-]+)\.txt")
+
+
+def spoken_text(raw: str) -> str:
+    """The file's text without its `#` note lines: what a caller can hear."""
+    return "\n".join(line for line in raw.splitlines() if not line.lstrip().startswith("#"))
 
 
 class PromptError(LookupError):
@@ -105,7 +114,7 @@ class Prompts:
         if lang not in LANGUAGES:
             raise PromptError(f"unknown language {lang!r}")
         try:
-            text = " ".join(self._read(f"{self._base}/{lang}/{name}.txt").split())
+            text = " ".join(spoken_text(self._read(f"{self._base}/{lang}/{name}.txt")).split())
         except FileNotFoundError:
             raise PromptError(f"missing prompt {lang}/{name}.txt") from None
         if not text:
@@ -173,7 +182,7 @@ class Prompts:
             return cached[1]
         topics = []
         for entry in entries:
-            raw = self._read(f"{folder}/{entry}").strip()
+            raw = spoken_text(self._read(f"{folder}/{entry}")).strip()
             label, _, body = raw.partition("\n")
             number = int(TOPIC_FILE.fullmatch(entry)[1])
             name = f"topics/{entry[:-4]}"

@@ -130,6 +130,21 @@ def office_hours(value: str) -> OfficeHours | None:
     return OfficeHours(frozenset(days), opens, closes)
 
 
+def closed_dates(value: str) -> frozenset[dt.date]:
+    """Parse `2026-12-24,2026-12-25`: whole days the office is closed (holidays)."""
+    dates = set()
+    for part in value.split(","):
+        if not part.strip():
+            continue
+        try:
+            dates.add(dt.date.fromisoformat(part.strip()))
+        except ValueError:
+            raise ValueError(
+                f"{part.strip()!r} is not a date: expected dates such as 2026-12-24,2026-12-25"
+            ) from None
+    return frozenset(dates)
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -173,7 +188,12 @@ SETTINGS: list[Setting] = [
         lambda v: database_url(v) if v else "",
         "SQLAlchemy URL; postgres:// accepted. Default: SQLite in the instance folder.",
     ),
-    Setting("DEFAULT_LANGUAGE", "es", _language, "Language after repeated silence: en or es."),
+    Setting(
+        "DEFAULT_LANGUAGE",
+        "es",
+        _language,
+        "Language greeted first (most callers'), and chosen after repeated silence: en or es.",
+    ),
     Setting(
         "SPEECH_LANGUAGE",
         "es-US",
@@ -193,6 +213,20 @@ SETTINGS: list[Setting] = [
         "When the firm answers, e.g. 'mon-fri 09:00-17:00' or 'always'.",
     ),
     Setting("OFFICE_TIMEZONE", "America/Chicago", _timezone, "IANA time zone of the office."),
+    Setting(
+        "CALLBACK_FROM_NUMBER",
+        "",
+        lambda v: _e164(v) if v else "",
+        "E.164 number the firm's call-backs come from; said digit by digit with the callback "
+        "promise (empty: not said).",
+    ),
+    Setting(
+        "OFFICE_CLOSED_DATES",
+        "",
+        closed_dates,
+        "Days the office is closed (holidays), e.g. '2026-12-24,2026-12-25': the hotline says "
+        "so and when it reopens.",
+    ),
     Setting("PROMPTS_DIR", "", str, "Folder of prompt text files. Default: prompts/ in the repo."),
     Setting(
         "PROMPT_RECHECK_SECONDS",

@@ -26,8 +26,8 @@ from twilio.base.exceptions import TwilioRestException
 
 from . import jobs
 from .db import db
+from .hours import spoken_days
 from .models import CallbackRequest
-from .settings import DAYS
 from .staff.display import phone
 from .twilio_api import client
 from .twiml import prompts
@@ -50,21 +50,15 @@ def clock(moment: dt.time) -> str:
 
 
 def hours_text(lang: str) -> str:
-    """When to expect a call, in words, from OFFICE_HOURS (the same setting the call uses)."""
-    p = prompts()
-    config = current_app.config
-    hours = config["OFFICE_HOURS"]
+    """When to expect a call, from OFFICE_HOURS: the days in the words the call uses
+    (`hours.spoken_days`), the times as a clock shows them and the zone's abbreviation, which
+    keep the text short (a segment is 70 characters once an accent makes it UCS-2)."""
+    hours = current_app.config["OFFICE_HOURS"]
     if hours is None:
-        return p.text(lang, "sms/always")
-    days = hours.days
-    first = next((d for d in range(7) if (d - 1) % 7 not in days), 0)
-    last = (first + len(days) - 1) % 7
-    name = p.text(lang, f"days/{DAYS[first]}")
-    if len(days) > 1:
-        name = p.line(lang, "sms/days", first=name, last=p.text(lang, f"days/{DAYS[last]}")).text
-    zone = dt.datetime.now(config["OFFICE_TIMEZONE"]).strftime("%Z")
-    return p.line(lang, "sms/hours", days=name, opens=clock(hours.opens),
-                  closes=clock(hours.closes), zone=zone).text
+        return prompts().text(lang, "sms/always")
+    zone = dt.datetime.now(current_app.config["OFFICE_TIMEZONE"]).strftime("%Z")
+    return prompts().line(lang, "sms/hours", days=spoken_days(lang, hours.days),
+                          opens=clock(hours.opens), closes=clock(hours.closes), zone=zone).text
 
 
 def body(lang: str, reference: str) -> str:

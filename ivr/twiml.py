@@ -61,11 +61,13 @@ def says_slowly(lang: str) -> bool:
 def _say(verb: VoiceResponse | Gather, lines: list[Line]) -> None:
     lang = lines[0].lang
     # Digits read one by one are joined with commas so the voice pauses between them, and with a
-    # full stop between groups (3-3-4 of a phone number) for a longer pause.
+    # full stop between groups (3-3-4 of a phone number) and after the last digit, so a number
+    # never runs into the sentence that follows it ("...two, three. To be called back...").
     text = " ".join(
-        line.text + ("." if line.pause else "," if line.source.startswith("digit_") else "")
-        for line in lines
-    ).rstrip(",")
+        line.text + ("." if line.pause or _last_digit(lines, i) else ","
+                     if line.source.startswith("digit_") else "")
+        for i, line in enumerate(lines)
+    )
     voice = current_app.config[f"VOICE_{lang.upper()}"]
     if lines[0].slow and says_slowly(lang):
         say = verb.say(language=SAY_LANGUAGE[lang], voice=voice)
@@ -74,13 +76,19 @@ def _say(verb: VoiceResponse | Gather, lines: list[Line]) -> None:
     verb.say(text, language=SAY_LANGUAGE[lang], voice=voice)
 
 
+def _last_digit(lines: list[Line], i: int) -> bool:
+    """Line `i` is a digit and the end of its number (the last line, or a word follows)."""
+    return lines[i].source.startswith("digit_") and (
+        i + 1 == len(lines) or not lines[i + 1].source.startswith("digit_"))
+
+
 def twiml(response: VoiceResponse) -> Response:
     """Send TwiML as text/xml; when tracing, name the prompt files heard (for `ivr call`)."""
     return twiml_text(str(response))
 
 
 def twiml_text(xml: str) -> Response:
-    """Send TwiML already rendered by `VoiceResponse` (see `calls.common.ask`)."""
+    """Send TwiML already rendered by `VoiceResponse` (see `voice.common.ask`)."""
     reply = Response(xml, mimetype="text/xml")
     if current_app.config.get("PROMPT_TRACE"):
         reply.headers["X-IVR-Prompts"] = ",".join(g.get("prompt_sources", []))

@@ -24,15 +24,24 @@ def text(lang: str, name: str, **fields) -> str:
 
 
 def test_greeting_is_in_both_languages_with_keypad_and_voice(call):
+    """Each welcome is followed by its own key, the default language (es in tests) first."""
     twiml = call.answer()
     gather = twiml.find("Gather")
     assert gather.get("input") == "dtmf speech"
     assert gather.get("numDigits") == "1"
     says = gather.findall("Say")
-    assert [s.get("language") for s in says] == ["en-US", "es-US", "en-US", "es-US"]
-    assert "J. Molina" in says[0].text and "J. Molina" in says[1].text
-    assert says[0].get("voice") == "Polly.Joanna-Neural"
-    assert says[1].get("voice") == "Polly.Lupe-Neural"
+    assert [s.get("language") for s in says] == ["es-US", "en-US"]
+    assert says[0].text == f"{text('es', 'welcome')} {text('es', 'choose_language')}"
+    assert says[1].text == f"{text('en', 'welcome')} {text('en', 'choose_language')}"
+    assert says[0].get("voice") == "Polly.Lupe-Neural"
+    assert says[1].get("voice") == "Polly.Joanna-Neural"
+
+
+def test_english_greets_first_when_it_is_the_default_language(make_app):
+    call = Call(make_app(DEFAULT_LANGUAGE="en").test_client(), TOKEN)
+    says = call.answer().find("Gather").findall("Say")
+    assert [s.get("language") for s in says] == ["en-US", "es-US"]
+    assert says[0].text.startswith(text("en", "welcome"))
 
 
 @pytest.mark.parametrize(("key", "lang"), [("1", "en"), ("2", "es")])
@@ -60,7 +69,7 @@ def test_unrecognised_speech_asks_again(call):
     assert spoken_language("hello there") is None
     call.answer()
     call.say("hello there")
-    assert call.heard().startswith(text("en", "choose_language"))
+    assert call.heard() == f"{text('es', 'choose_language')} {text('en', 'choose_language')}"
     action = call.gather().get("action")
     assert "fails=1" in action
     call.say("I don't know")

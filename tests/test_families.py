@@ -373,7 +373,7 @@ def test_a_second_call_hears_the_first_requests_day_and_reference(again_app):
     call.answer()
     call.press("1")  # this time in English: heard in the language chosen now
     heard = call.heard()
-    assert f"{REAL.text('en', 'again_from_day')} {REAL.text('en', 'days/tue')}" in heard
+    assert f"{REAL.text('en', 'again_from_day')} {REAL.text('en', 'words/day_tue')}" in heard
     assert heard_digits(call, "en").split() == [first.reference]
     assert REAL.text("en", "again_call_back") in heard
     # Then the menu, where 8 adds to the message.
@@ -530,7 +530,7 @@ def test_slower_says_the_topic_at_a_slower_rate_without_audio(app):
     assert prosody.text == topic.body and prosody.get("rate") == "80%"
     assert slow.get("voice") == "Polly.Lupe-Neural"
     # Then the same options as after the topic.
-    assert REAL.text("es", "after_topic") in call.heard()
+    assert REAL.text("es", "option_repeat") in call.heard()
     assert REAL.text("es", "option_slower") in call.heard()
 
 

@@ -32,6 +32,7 @@ def test_defaults():
         ("OFFICE_HOURS", "weekdays 9-5", "mon-fri"),
         ("OFFICE_HOURS", "mon-fri 17:00-09:00", "close after"),
         ("OFFICE_TIMEZONE", "Mars/Olympus", "IANA"),
+        ("OFFICE_CLOSED_DATES", "2026-12-24,Christmas", "'Christmas' is not a date"),
         ("ALERT_SMS_TO", "+13125550100, nope", "E.164"),
         ("TWILIO_WEBHOOK_SHARED_KEYS", "old,,new", "none empty"),
         ("JOB_LEASE_SECONDS", "-1", "0 to 3600"),

@@ -121,18 +121,37 @@ def prompts_group() -> None:
 @with_appcontext
 def check_command() -> None:
     """Check every prompt in both languages; exit 1 on errors (warnings are only printed)."""
-    from ..promptcheck import check, sms_segments
+    from ..hours import zone_prompt
+    from ..promptcheck import Problem, approvals, check, sms_segments
+    from ..timing import timings
 
     root = Path(current_app.config["PROMPTS_DIR"])
     for count in sms_segments(root):
         click.echo(str(count))
     problems = check(root)
+    zone = zone_prompt(current_app.config["OFFICE_TIMEZONE"])
+    problems += [Problem(True, f"{lang}/{zone}.txt", "missing: it names OFFICE_TIMEZONE when "
+                         "the office hours are said") for lang in LANGUAGES
+                 if not (root / lang / f"{zone}.txt").is_file()]
     for problem in problems:
         click.echo(str(problem))
     errors = sum(1 for p in problems if p.error)
-    click.echo(f"{errors} error(s), {len(problems) - errors} warning(s)")
+    marked = approvals(root)
+    for approval in marked:
+        click.echo(str(approval))
+    click.echo(f"{errors} error(s), {len(problems) - errors} warning(s), "
+               f"{len(marked)} line(s) awaiting the firm's approval")
     if errors:
         sys.exit(1)
+    # What an edit costs a caller (see ivr/timing.py).
+    for lang in LANGUAGES:
+        try:
+            figures = timings(lang)
+        except (PromptError, LookupError) as exc:
+            click.echo(f"{lang}: no timings ({exc})")
+            continue
+        click.echo(f"{lang}: " + ", ".join(f"{name} {value:.1f} s"
+                                           for name, value in figures.items()))
 
 
 @click.command("call")

@@ -89,7 +89,7 @@ def when_lines(lang: str, created_at: dt.datetime) -> list[Line]:
     if ago == 1:
         return [p.line(lang, "again_from_yesterday")]
     if ago < 7:
-        return [p.line(lang, "again_from_day"), p.line(lang, f"days/{DAYS[day.weekday()]}")]
+        return [p.line(lang, "again_from_day"), p.line(lang, f"words/day_{DAYS[day.weekday()]}")]
     return [p.line(lang, "again_from_older")]
 
 

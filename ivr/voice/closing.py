@@ -15,6 +15,7 @@ from flask import Blueprint, Response, current_app, request, url_for
 from twilio.twiml.voice_response import VoiceResponse
 
 from .. import sms, urgency
+from ..hours import promise_lines
 from ..prompts import Line
 from ..twiml import prompts, speak, twiml
 from .connect import caller_id
@@ -68,9 +69,9 @@ def ending(lang: str, opening: list[Line], *, ask_urgency: bool = True,
 
 
 def goodbye(response: VoiceResponse, lang: str) -> None:
-    p = prompts()
+    """When to expect a call (or that we cannot call back), with the office hours, then goodbye."""
     after = "no_number" if request.args.get("unreachable") == "1" else "expect_call"
-    speak(response, [p.line(lang, after), p.line(lang, "goodbye")])
+    speak(response, [*promise_lines(lang, after), prompts().line(lang, "goodbye")])
     response.hangup()
 
 

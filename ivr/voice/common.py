@@ -65,8 +65,11 @@ def fails() -> int:
 
 def ask(lines: Sequence[Line], endpoint: str, *, num_digits: int = 1,
         speech: bool = False, post_empty: bool = False, keep: bool = True,
-        timeout: int | None = None, **values: object) -> Response:
+        timeout: int | None = None, before: Sequence[Line] = (), **values: object) -> Response:
     """Say `lines` inside a `<Gather>` (so a key interrupts them) posting to `endpoint`.
+
+    `before` is said ahead of the `<Gather>`, where no key can cut it short: for the one thing
+    every caller must hear in full (the disclaimer).
 
     When the caller says nothing, the `<Redirect>` posts to the same action without `Digits`, so the
     action counts silence and invalid keys in one place.
@@ -77,24 +80,26 @@ def ask(lines: Sequence[Line], endpoint: str, *, num_digits: int = 1,
     caller's own details (their number read back, their reference), which is never kept.
     """
     if not keep:
-        return twiml(_gather(lines, endpoint, num_digits, speech, post_empty, values, timeout))
+        return twiml(_gather(lines, endpoint, num_digits, speech, post_empty, values, timeout,
+                             before))
     app = current_app._get_current_object()  # one proxy lookup for the reads below
     audio = app.extensions.get("ivr.audio")
     key = (
-        tuple(lines), endpoint, tuple(sorted(values.items())), num_digits, speech, post_empty,
-        timeout, request.environ.get("SCRIPT_NAME", ""),
+        tuple(before), tuple(lines), endpoint, tuple(sorted(values.items())), num_digits, speech,
+        post_empty, timeout, request.environ.get("SCRIPT_NAME", ""),
         audio.version() if audio is not None else None,
     )
     cache = app.extensions["ivr.menus"]
     cached = cache.get(key)
     tracing = app.config.get("PROMPT_TRACE")
     if cached is None:
-        before = g.pop("prompt_sources", [])
-        xml = str(_gather(lines, endpoint, num_digits, speech, post_empty, values, timeout))
+        traced = g.pop("prompt_sources", [])
+        xml = str(_gather(lines, endpoint, num_digits, speech, post_empty, values, timeout,
+                          before))
         cached = (xml, tuple(g.pop("prompt_sources", [])))
         cache.put(key, cached)
         if tracing:
-            g.prompt_sources = before + list(cached[1])
+            g.prompt_sources = traced + list(cached[1])
     elif tracing:
         g.prompt_sources = g.get("prompt_sources", []) + list(cached[1])
     return twiml_text(cached[0])
@@ -102,10 +107,11 @@ def ask(lines: Sequence[Line], endpoint: str, *, num_digits: int = 1,
 
 def _gather(lines: Sequence[Line], endpoint: str, num_digits: int, speech: bool,
             post_empty: bool, values: dict[str, object],
-            timeout: int | None = None) -> VoiceResponse:
+            timeout: int | None = None, before: Sequence[Line] = ()) -> VoiceResponse:
     config = current_app.config
     action = url_for(endpoint, **values)
     response = VoiceResponse()
+    speak(response, before)
     options: dict[str, object] = {
         "action": action,
         "timeout": timeout or config["GATHER_TIMEOUT"],

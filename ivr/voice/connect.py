@@ -9,11 +9,10 @@ silent recording then ends the call.
 
 from __future__ import annotations
 
-import datetime as dt
-
 from flask import Blueprint, Response, current_app, request, url_for
 from twilio.twiml.voice_response import VoiceResponse
 
+from ..hours import closed_lines, office_open
 from ..phones import parse_valid
 from ..twiml import prompts, speak, twiml
 from .common import (
@@ -34,14 +33,6 @@ bp = Blueprint("connect", __name__)
 CONNECTED = {"completed", "answered"}
 
 
-def office_open() -> bool:
-    hours = current_app.config["OFFICE_HOURS"]
-    if hours is None:
-        return True
-    now = current_app.config.get("CLOCK", lambda: dt.datetime.now(dt.UTC))()
-    return hours.is_open(now, current_app.config["OFFICE_TIMEZONE"])
-
-
 def caller_id(number: str) -> str | None:
     """The caller's number when it is a real E.164 number (not 'Anonymous' or 'restricted')."""
     return number if parse_valid(number) else None
@@ -55,7 +46,11 @@ def offer_callback(lang: str, reason: str) -> Response:
 
 
 def offer_lines(lang: str, reason: str | None = None) -> list:
-    lines = [prompts().line(lang, reason)] if reason else []
+    """`office_closed` says why (closed now or today), when it opens again, and the hours."""
+    if reason == "office_closed":
+        lines = closed_lines(lang)
+    else:
+        lines = [prompts().line(lang, reason)] if reason else []
     return lines + options_lines(lang, "callback", "menu", "repeat")
 
 

@@ -29,17 +29,21 @@ from .connect import office_open
 bp = Blueprint("topics", __name__, url_prefix="/<any(en, es):lang>")
 
 
-def menu_lines(lang: str) -> list[Line]:
+def menu_lines(lang: str, firm: list[str] | None = None) -> list[Line]:
+    """The quickest way to a person first: while the office is open, "talk with our office now"
+    (the post's "Call Now") before the topics; while it is closed, the message. `firm`
+    overrides the office's state."""
     p = prompts()
-    firm = firm_option()
+    firm = firm_option() if firm is None else firm
+    first, last = (firm, ["callback", "repeat"]) if firm else (["callback"], ["repeat"])
 
     def build() -> list[Line]:
-        lines = [p.line(lang, "menu_intro")]
+        lines = options_lines(lang, *first) + [p.line(lang, "menu_intro")]
         lines += [
             p.line(lang, "menu_option", label=topic.label, key=topic.number)
             for topic in p.topics(lang)
         ]
-        return lines + options_lines(lang, *firm, "callback", "repeat")
+        return lines + options_lines(lang, *last)
 
     return p.kept(("menu", lang, *firm), build)
 
@@ -49,19 +53,21 @@ def firm_option() -> list[str]:
     return ["firm"] if office_open() else []
 
 
-def topic_options(lang: str, number: int) -> list[Line]:
-    """What the caller can do after a topic; "next" only when a later topic exists, "more
-    slowly" only when it can be done (`slow_line`)."""
+def topic_options(lang: str, number: int, firm: list[str] | None = None) -> list[Line]:
+    """What the caller can do after a topic, the next topic first; "next" only when a later
+    topic exists, "talk with our office now" only while it is open (what topic 5's "contact us
+    today" leads to), "more slowly" only when it can be done (`slow_line`). Kept short: it
+    follows every topic."""
     p = prompts()
-    firm = firm_option()
+    firm = firm_option() if firm is None else firm
     found = p.topic(lang, number)
     slower = ["slower"] if found is not None and slow_line(lang, found) is not None else []
 
     def build() -> list[Line]:
-        options = ["repeat", *slower, "next", "menu", *firm, "callback"]
+        options = ["next", *firm, "callback", "repeat", *slower, "menu"]
         if not any(t.number > number for t in p.topics(lang)):
             options.remove("next")
-        return [p.line(lang, "after_topic")] + options_lines(lang, *options)
+        return options_lines(lang, *options)
 
     return p.kept(("after_topic", lang, number, *firm, *slower), build)
 

@@ -28,13 +28,18 @@ def spoken_language(speech: str) -> str | None:
 
 
 def choice_lines(greet: bool):
+    """Each language's welcome next to its own key, most callers' language (DEFAULT_LANGUAGE)
+    first: nobody waits through the other language before hearing how to choose theirs."""
     p = prompts()
+    first = current_app.config["DEFAULT_LANGUAGE"]
+    order = (first, *(lang for lang in ("en", "es") if lang != first))
 
     def build():
-        lines = [p.line("en", "welcome"), p.line("es", "welcome")] if greet else []
-        return lines + [p.line("en", "choose_language"), p.line("es", "choose_language")]
+        return [line for lang in order
+                for line in ([p.line(lang, "welcome")] if greet else [])
+                + [p.line(lang, "choose_language")]]
 
-    return p.kept(("choice", greet), build)
+    return p.kept(("choice", greet, first), build)
 
 
 @bp.post("")
@@ -60,18 +65,20 @@ def choose():
 
 
 def start(lang: str):
-    """Say the disclaimer once, then the main menu in the chosen language, in one answer.
+    """Say the disclaimer once, in full (outside the menu's Gather, so no key cuts it short),
+    then the main menu in the chosen language, in one answer.
 
-    A caller with an open request first hears it ("We have your message from Tuesday, ...")
-    and is offered to add to it (`again.py`).
+    A caller with an open request first hears it ("We have your message from Tuesday, ...",
+    also in full) and the menu offers to add to it (`again.py`).
     """
     call_sid, number = request.form.get("CallSid", ""), request.form.get("From", "")
     store.count_call(call_sid, lang, number)
     references.top_up()  # so a reference is at hand even if the database fails later in the call
+    disclaimer = prompts().line(lang, "disclaimer")
     open_request = again.open_request(number, call_sid)
     if open_request is not None:
-        lines = [*again.announcement(lang, open_request), prompts().line(lang, "disclaimer"),
-                 *again.with_add_option(lang, menu_lines(lang))]
-        return ask(lines, "voice.topics.menu_choice", keep=False, lang=lang, fails=0)
-    lines = [prompts().line(lang, "disclaimer"), *menu_lines(lang)]
-    return ask(lines, "voice.topics.menu_choice", lang=lang, fails=0)
+        return ask(again.with_add_option(lang, menu_lines(lang)), "voice.topics.menu_choice",
+                   keep=False, lang=lang, fails=0,
+                   before=[*again.announcement(lang, open_request), disclaimer])
+    return ask(menu_lines(lang), "voice.topics.menu_choice", lang=lang, fails=0,
+               before=[disclaimer])

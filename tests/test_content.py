@@ -284,7 +284,9 @@ def test_prompts_check_lists_lines_awaiting_approval(run_check, prompts_dir, cal
     assert {line.split(":")[1].strip() for line in listed} == {
         f"{lang}/{name}.txt" for lang in LANGUAGES
         for name in ("topics/2-bond-hearing", "topics/3-appeal", "before_callback",
-                     "callback_from", "confidential")
+                     "callback_from", "confidential",
+                     # issue 13 (families)
+                     "urgent_ask", "urgent_noted", "sms/reference", "again_call_back")
     }
     assert "approve: en/topics/3-appeal.txt: The 30 days count from the judge's decision." in (
         result.output)

@@ -539,6 +539,9 @@ class Run:
             "FIRM_PHONE_NUMBER": "+13125550100",
             "OFFICE_HOURS": self.office_hours(),
             "NO_PROXY": "127.0.0.1,localhost",
+            # As on Heroku: one proxy (the router) and the public URL Twilio signs.
+            "FORWARDED_PROXIES": "1",
+            "PUBLIC_URL": f"https://{HOST}",
             # The database-fault fallback file: this run's own, never an earlier run's leftovers.
             "FALLBACK_PATH": str(self.dir / "fallback.jsonl"),
         })

@@ -11,11 +11,9 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import db as database
-from . import settings
+from . import limits, settings
 from .prompts import Prompts
 from .signatures import Signatures
-from .twiml import LRU
-from .wrappers import HotlineFlask
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,7 +23,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     Settings are checked here, so a bad one stops the process at start-up, not mid-call.
     """
-    app = HotlineFlask(__name__, instance_relative_config=True)
+    app = Flask(__name__, instance_relative_config=True)
     source = os.environ if test_config is None else {
         k: v for k, v in test_config.items() if isinstance(v, str)
     }
@@ -40,7 +38,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # Flask's defaults already hold these keys (Secure off, 31 days), so setdefault would never
     # apply: set them unless test_config chose its own. https only outside debug and tests; a
     # staff login ends 12 hours after it was made (staff/auth.py), even if its cookie was copied.
-    for name, value in (("SESSION_COOKIE_SECURE", not (app.debug or app.testing)),
+    for name, value in (("MAX_CONTENT_LENGTH", limits.LIMIT),  # see limits.py
+                        ("SESSION_COOKIE_SECURE", not (app.debug or app.testing)),
                         ("REMEMBER_COOKIE_SECURE", not (app.debug or app.testing)),
                         ("REMEMBER_COOKIE_HTTPONLY", True),
                         ("HTTPS_ONLY", not (app.debug or app.testing)),
@@ -55,21 +54,32 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             "only. Unset FLASK_DEBUG (or set it to 0) where gunicorn serves the hotline."
         )
     logging.basicConfig(level=logging.INFO)
+    # twilio-python logs every request and response at INFO (about ten lines per API call); the
+    # jobs log their own one line per failure.
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
     # Whatever this process writes (the SQLite database and its WAL, the journal file) holds
     # callers' numbers, recordings or password hashes: readable by its own user only.
     os.umask(0o077)
 
-    # Heroku's router terminates TLS: trust one proxy for the client address, scheme, host and
-    # port, so the URL checked against X-Twilio-Signature is the https URL Twilio signed and
-    # login rate limits see the real client rather than the router.
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1)
+    # Behind a proxy that terminates TLS (Heroku's router: FORWARDED_PROXIES=1), take the client
+    # address, scheme and port from the values that many proxies appended, so the URL checked
+    # against X-Twilio-Signature is the https URL Twilio signed and login rate limits see the
+    # real client. Without a proxy anyone could send these headers: they are ignored. The host
+    # is never taken from X-Forwarded-Host (Heroku passes a client's through; see PUBLIC_URL).
+    proxies = app.config["FORWARDED_PROXIES"]
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=0,
+                                x_port=proxies)
+    if not app.config["PUBLIC_URL"] and not (app.debug or app.testing):
+        app.logger.warning(
+            "PUBLIC_URL is not set: webhook signatures are checked against the Host header, so "
+            "a signature Twilio made for another copy of this app would be accepted here"
+        )
 
     prompts_dir = Path(app.config["PROMPTS_DIR"] or PROJECT_ROOT / "prompts")
     app.config["PROMPTS_DIR"] = str(prompts_dir)
     app.config["AUDIO_DIR"] = str(app.config["AUDIO_DIR"] or PROJECT_ROOT / "audio")
-    recheck = app.config["PROMPT_RECHECK_SECONDS"]
-    app.extensions["ivr.prompts"] = Prompts(prompts_dir, recheck=recheck)
-    app.extensions["ivr.menus"] = LRU()
+    app.extensions["ivr.prompts"] = Prompts(prompts_dir)
     app.extensions["ivr.signatures"] = Signatures(
         app.config["TWILIO_AUTH_TOKEN"], app.config["TWILIO_WEBHOOK_SHARED_KEYS"]
     )
@@ -83,6 +93,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from . import audio, fallback, https, recordings, site, staff, voice  # noqa: F401
 
+    app.before_request(limits.refuse_large_bodies)
     https.init_app(app)
     app.register_blueprint(voice.bp)
     app.register_blueprint(site.bp)

@@ -16,7 +16,6 @@ import os
 import re
 import tempfile
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,11 +114,9 @@ class AudioLibrary:
     with one assignment, so a request sees either the old set of files or the new one.
     """
 
-    def __init__(self, root: Path, tlds: dict[str, str], recheck: float = 0.0) -> None:
+    def __init__(self, root: Path, tlds: dict[str, str]) -> None:
         self.root = Path(root)
         self.tlds = tlds
-        self.recheck = recheck  # seconds between checks of the manifest, as for prompts
-        self._checked = float("-inf")
         self._stamp: tuple[int, int, int] | None | bool = False  # False: never loaded
         self._files: frozenset[str] = frozenset()  # "es/<hash>.mp3", listed and on disk
         self._static: tuple[frozenset[str], WhiteNoise] | None = None  # swapped as one
@@ -151,12 +148,7 @@ class AudioLibrary:
         return static
 
     def refresh(self) -> None:
-        """Reload the manifest when it changed: a stat at most every `recheck` seconds, a read
-        only after a build."""
-        now = time.monotonic()
-        if self._stamp is not False and now - self._checked < self.recheck:
-            return
-        self._checked = now
+        """Reload the manifest when it changed: a stat on every use, a read only after a build."""
         try:
             info = (self.root / MANIFEST).stat()
             stamp = (info.st_mtime_ns, info.st_ino, info.st_size)
@@ -184,11 +176,6 @@ class AudioLibrary:
                     return  # a build's temporary file vanished mid-scan: try again next request
             self._files, self._stamp = files, stamp
 
-    def version(self) -> object:
-        """Changes whenever the set of playable audio changes (callers key caches on it)."""
-        self.refresh()
-        return self._stamp
-
     def url(self, line: Line) -> str | None:
         """The URL of audio saying exactly `line.text`, or None when none was built for it.
 
@@ -212,7 +199,6 @@ def tlds(config: dict[str, Any]) -> dict[str, str]:
 
 def init_app(app: Flask) -> None:
     """Install the audio library (used by `speak`) and serve its files before the app."""
-    library = AudioLibrary(Path(app.config["AUDIO_DIR"]), tlds(app.config),
-                           recheck=app.config["PROMPT_RECHECK_SECONDS"])
+    library = AudioLibrary(Path(app.config["AUDIO_DIR"]), tlds(app.config))
     app.extensions["ivr.audio"] = library
     app.wsgi_app = library.wrap(app.wsgi_app)  # type: ignore[method-assign]

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
+import logging
 from pathlib import Path
 
 from flask import Flask
 from flask_sqlalchemy_lite import SQLAlchemy
 from sqlalchemy import MetaData, event
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase
 
 db = SQLAlchemy()
@@ -60,10 +62,27 @@ def init_app(app: Flask) -> None:
     app.teardown_appcontext_funcs[:] = [
         func for func in app.teardown_appcontext_funcs if not inspect.iscoroutinefunction(func)
     ]
+    # Registered after the extension's, so it runs first: a connection that died during the
+    # request (a database restart) makes the closing rollback fail; that must not turn an answer
+    # already given into a 500. The dead connection is dropped, and the pool makes a new one.
+    app.teardown_appcontext(_close_quietly)
     if url.startswith("sqlite"):
         with app.app_context():
             busy_ms = app.extensions["ivr.sqlite_busy_ms"]
             event.listen(db.engine, "connect", _sqlite_pragmas(busy_ms))
+
+
+def _close_quietly(_error: BaseException | None) -> None:
+    session = db.session
+    try:
+        session.close()
+    except SQLAlchemyError as exc:
+        logging.getLogger(__name__).warning("database connection lost at the end of a request: %s",
+                                            str(exc).splitlines()[0][:160])
+        try:
+            session.invalidate()
+        except SQLAlchemyError:
+            pass
 
 
 def _sqlite_pragmas(busy_ms: int):

@@ -31,10 +31,14 @@ class Call:
     from_number: str = "+13125550123"
     to_number: str = "+18005550100"
     sid: str = field(default_factory=lambda: "CA" + secrets.token_hex(16))
-    base: str = BASE
+    base: str = ""  # default: the app's PUBLIC_URL, which Twilio calls, else BASE
     twiml: ET.Element | None = None
     url: str = ""
     chain: list[ET.Element] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        app = getattr(self.client, "application", None)
+        self.base = self.base or (app and app.config.get("PUBLIC_URL")) or BASE
 
     def params(self, **extra: str) -> dict[str, str]:
         return {

@@ -1,9 +1,9 @@
 """Load what callers hear from the text files under `prompts/<lang>/`.
 
-Prompts are data that staff edit, so they are read from disk on use, cached by modification time:
-an edit is heard without a restart. The web app checks a file at most once every `recheck` seconds
-(PROMPT_RECHECK_SECONDS, 1 by default), not on every line of every webhook, and keeps a built menu
-as long (`kept`), so an edit is heard by calls that start within two such windows.
+Prompts are data that staff edit, so each file is read when it is used: an edit is heard on the
+next request, without a restart. No cache: a file costs about 25 µs to read and the main menu,
+the biggest step, reads 15 (0.2-0.8 ms on the shared 2-core machine), against the tens of
+milliseconds a caller waits on the network for every step anyway.
 
 A topic is a file under `topics/` named `<number>-<slug>.txt`: its first line is the menu label,
 the rest is what the caller hears, so adding a topic file adds a menu option.
@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import os
 import re
-import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -39,11 +37,7 @@ class PromptError(LookupError):
 
 
 class Line(NamedTuple):
-    """One piece of speech: its language, its text and the prompt it came from.
-
-    A named tuple rather than a frozen dataclass: lines are made and hashed (as keys of the TwiML
-    cache) a dozen times per webhook, and a tuple is cheaper to make and to hash.
-    """
+    """One piece of speech: its language, its text and the prompt it came from."""
 
     lang: str
     text: str
@@ -61,95 +55,28 @@ class Topic:
 
 
 class Prompts:
-    """Read prompt files for a language, checking each file's modification time on use.
+    """Read prompt files for a language, from disk on every use."""
 
-    A file (or a language's topic folder) checked less than `recheck` seconds ago is not checked
-    again: a menu is a dozen files, and a dozen `stat` calls on every webhook are a real part of
-    what a caller waits for. `recheck=0` checks on every read (the command line and tests).
-    """
-
-    def __init__(self, root: Path, recheck: float = 0.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self.recheck = recheck
-        self._clock = clock
-        self._base = str(self.root)
-        self._cache: dict[str, tuple[int, str]] = {}  # path: (mtime, text)
-        self._lines: dict[tuple[str, str], tuple[Line, float]] = {}  # (lang, name): (line, checked)
-        self._topics: dict[str, tuple[tuple, list[Topic], float]] = {}
-        self._filled: dict[tuple, Line] = {}
-        self._kept: dict[tuple, tuple[tuple[Line, ...], float]] = {}
-        self._lock = threading.Lock()
 
     def text(self, lang: str, name: str) -> str:
         """Return the prompt's text, stripped; raise PromptError when it is missing or empty."""
-        return self._plain(lang, name).text
+        return self.line(lang, name).text
 
     def line(self, lang: str, name: str, **fields: object) -> Line:
-        """Return a prompt as a Line, filling `{placeholders}` from `fields`."""
-        line = self._plain(lang, name)
-        if not fields:
-            return line
-        # Only menu options have fields (a topic's label and key): few, and the same on every
-        # call, so each filled line is kept, keyed by its template's current text.
-        key = (line, tuple(fields.items()))
-        filled = self._filled.get(key)
-        if filled is None:
-            filled = Line(lang, line.text.format(**fields), name)
-            if len(self._filled) >= 1024:
-                self._filled.clear()  # edits left old entries behind: start again
-            self._filled[key] = filled
-        return filled
-
-    def _plain(self, lang: str, name: str) -> Line:
-        """The prompt as a Line with its whitespace normalised, kept until its next check.
-
-        The same Line object comes back while the text is unchanged, so its strings' hashes are
-        computed once (lines are keys of the TwiML cache).
-        """
-        now = self._clock()
-        entry = self._lines.get((lang, name))
-        if entry is not None and now - entry[1] < self.recheck:
-            return entry[0]
+        """Return a prompt as a Line with its whitespace normalised, filling `{placeholders}`
+        from `fields`."""
         if lang not in LANGUAGES:
             raise PromptError(f"unknown language {lang!r}")
+        path = self.root / lang / f"{name}.txt"
         try:
-            text = " ".join(spoken_text(self._read(f"{self._base}/{lang}/{name}.txt")).split())
+            text = " ".join(spoken_text(path.read_text(encoding="utf-8")).split())
         except FileNotFoundError:
             raise PromptError(f"missing prompt {lang}/{name}.txt") from None
         if not text:
             raise PromptError(f"empty prompt {lang}/{name}.txt")
-        line = entry[0] if entry is not None and entry[0].text == text else Line(lang, text, name)
-        with self._lock:
-            self._lines[(lang, name)] = (line, now)
-        return line
-
-    def _read(self, path: str) -> str:
-        """The file's text, read again only when its modification time changed."""
-        mtime = os.stat(path).st_mtime_ns
-        cached = self._cache.get(path)
-        if cached and cached[0] == mtime:
-            return cached[1]
-        with open(path, encoding="utf-8") as file:
-            text = file.read()
-        with self._lock:
-            self._cache[path] = (mtime, text)
-        return text
-
-    def kept(self, key: tuple, build: Callable[[], Sequence[Line]]) -> list[Line]:
-        """`build()`, kept for `recheck` seconds under `key`: for menus made of a dozen prompts.
-
-        `key` must hold everything the lines depend on besides the prompt files (the language,
-        whether the office is open, ...). The files behind kept lines are looked at again when the
-        entry expires, so an edit is heard within two `recheck` windows.
-        """
-        now = self._clock()
-        entry = self._kept.get(key)
-        if entry is None or now - entry[1] >= self.recheck:
-            entry = (tuple(build()), now)
-            with self._lock:
-                self._kept[key] = entry
-        return list(entry[0])
+        return Line(lang, text.format(**fields) if fields else text, name)
 
     def digits(self, lang: str, number: str, groups: Sequence[int] = ()) -> list[Line]:
         """Spell a number digit by digit with the digit_N prompts, so it is heard clearly, with a
@@ -165,31 +92,20 @@ class Prompts:
         ]
 
     def topics(self, lang: str) -> list[Topic]:
-        """Return the topics for `lang`, ordered by their number (re-read when a file changes)."""
-        now = self._clock()
-        cached = self._topics.get(lang)
-        if cached and now - cached[2] < self.recheck:
-            return cached[1]
-        folder = f"{self._base}/{lang}/topics"
+        """Return the topics for `lang`, ordered by their number."""
+        folder = self.root / lang / "topics"
         try:
             entries = sorted(e for e in os.listdir(folder) if TOPIC_FILE.fullmatch(e))
         except FileNotFoundError:
             return []
-        stamp = tuple((e, os.stat(f"{folder}/{e}").st_mtime_ns) for e in entries)
-        if cached and cached[0] == stamp:
-            with self._lock:
-                self._topics[lang] = (stamp, cached[1], now)
-            return cached[1]
         topics = []
         for entry in entries:
-            raw = spoken_text(self._read(f"{folder}/{entry}")).strip()
+            raw = spoken_text((folder / entry).read_text(encoding="utf-8")).strip()
             label, _, body = raw.partition("\n")
             number = int(TOPIC_FILE.fullmatch(entry)[1])
             name = f"topics/{entry[:-4]}"
             topics.append(Topic(number, name, label.strip(), " ".join(body.split())))
         topics.sort(key=lambda t: t.number)
-        with self._lock:
-            self._topics[lang] = (stamp, topics, now)
         return topics
 
     def topic(self, lang: str, number: int) -> Topic | None:

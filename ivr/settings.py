@@ -80,6 +80,19 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _public_url(value: str) -> str:
+    if value and not re.fullmatch(r"https?://[^/?#@\s]+(/[^?#\s]*)?", value):
+        raise ValueError("an http(s) URL such as https://hotline.example.org, no query")
+    return value.rstrip("/")
+
+
+def _proxies(value: str) -> int:
+    number = int(value)
+    if not 0 <= number <= 5:
+        raise ValueError("must be a whole number of proxies from 0 to 5")
+    return number
+
+
 def _timezone(value: str) -> ZoneInfo:
     try:
         return ZoneInfo(value)
@@ -228,12 +241,6 @@ SETTINGS: list[Setting] = [
         "so and when it reopens.",
     ),
     Setting("PROMPTS_DIR", "", str, "Folder of prompt text files. Default: prompts/ in the repo."),
-    Setting(
-        "PROMPT_RECHECK_SECONDS",
-        "1",
-        _seconds,
-        "How often, at most, a web process checks prompt files and audio for edits (0: always).",
-    ),
     Setting("AUDIO_DIR", "", str, "Folder of rendered audio. Default: audio/ in the repo."),
     Setting("GTTS_TLD_EN", "us", str, "gTTS accent (Google domain) for English."),
     Setting("GTTS_TLD_ES", "com.mx", str, "gTTS accent (Google domain) for Spanish."),
@@ -308,8 +315,16 @@ SETTINGS: list[Setting] = [
     Setting(
         "PUBLIC_URL",
         "",
-        str,
-        "Public https URL of the app: links in alerts, the Voice URL `ivr twilio setup` sets.",
+        _public_url,
+        "Public https URL of the app: links in alerts, the Voice URL `ivr twilio setup` sets, "
+        "and the only host Twilio signatures are checked against. Set it in production.",
+    ),
+    Setting(
+        "FORWARDED_PROXIES",
+        "0",
+        _proxies,
+        "How many proxies in front of the app add X-Forwarded-For/Proto/Port (Heroku: 1). "
+        "0: those headers are ignored.",
     ),
     Setting(
         "ALERT_GRACE_SECONDS",
@@ -339,6 +354,11 @@ def load(environ: Mapping[str, str]) -> dict[str, Any]:
             config[setting.name] = setting.parse(raw.strip())
         except ValueError as exc:
             problems.append(f"{setting.name}={raw!r} is invalid: {exc}")
+    if "DYNO" in environ and config.get("FORWARDED_PROXIES") == 0:
+        # On Heroku every request comes through its router: without trusting it, every request
+        # looks like plain http, and the https redirect would send every caller round in a loop.
+        problems.append("FORWARDED_PROXIES must be 1 on Heroku (DYNO is set): its router is the "
+                        "proxy that says a request came over https")
     if problems:
         raise SettingsError("Hotline settings are wrong:\n  " + "\n  ".join(problems))
     return config

@@ -48,10 +48,11 @@ class Simulator:
         self.app = app
         self.account = app.config.get("TWILIO_ACCOUNT_SID") or "AC" + "0" * 32
         self.call = Call(app.test_client(), app.config["TWILIO_AUTH_TOKEN"],
-                         from_number=from_number, to_number=to_number, base=BASE)
+                         from_number=from_number, to_number=to_number,
+                         base=app.config["PUBLIC_URL"] or BASE)
         self.sid = self.call.sid
         self.lang = lang
-        self.url = BASE + "/voice"
+        self.url = self.call.base + "/voice"
 
     def run(self) -> None:
         click.echo(f"Calling the hotline from {self.call.from_number}. {HELP}")

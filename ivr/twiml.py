@@ -7,8 +7,6 @@ heard in two different voices.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 
 from flask import Response, current_app, g
@@ -84,35 +82,7 @@ def _last_digit(lines: list[Line], i: int) -> bool:
 
 def twiml(response: VoiceResponse) -> Response:
     """Send TwiML as text/xml; when tracing, name the prompt files heard (for `ivr call`)."""
-    return twiml_text(str(response))
-
-
-def twiml_text(xml: str) -> Response:
-    """Send TwiML already rendered by `VoiceResponse` (see `voice.common.ask`)."""
-    reply = Response(xml, mimetype="text/xml")
+    reply = Response(str(response), mimetype="text/xml")
     if current_app.config.get("PROMPT_TRACE"):
         reply.headers["X-IVR-Prompts"] = ",".join(g.get("prompt_sources", []))
     return reply
-
-
-class LRU:
-    """A small thread-safe least-recently-used map for rendered TwiML."""
-
-    def __init__(self, size: int = 512) -> None:
-        self.size = size
-        self._items: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key):
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key, value) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)

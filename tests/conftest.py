@@ -33,9 +33,6 @@ def base_config(tmp_path: Path, **overrides) -> dict:
         "DEFAULT_LANGUAGE": "es",
         "PROMPTS_DIR": str(tmp_path / "prompts"),
         "AUDIO_DIR": str(tmp_path / "audio"),
-        # Tests edit prompts and build audio between two requests: check files on every read.
-        # test_prompts_recheck.py covers the default, a check at most once a second.
-        "PROMPT_RECHECK_SECONDS": "0",
         "FALLBACK_PATH": str(tmp_path / "fallback.jsonl"),
     }
     config.update(overrides)

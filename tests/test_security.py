@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy.exc import OperationalError
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 
 from ivr.emulator import Call, sign
 from ivr.prompts import Prompts
+from ivr.settings import SettingsError
 from ivr.voice import topics
 
 from .conftest import FIRM, PROJECT_ROOT, TOKEN
@@ -55,65 +57,100 @@ def test_every_voice_route_checks_the_signature(app, client):
         assert response.status_code == 403, path
 
 
-def test_signed_https_url_behind_a_proxy_is_accepted(client):
-    """Heroku terminates TLS: Twilio signed https://…, the app sees http plus X-Forwarded-*."""
-    call = Call(client, TOKEN, base="https://hotline.example.org")
-    params = call.params(CallStatus="ringing")
-    signature = sign(TOKEN, "https://hotline.example.org/voice", params)
-    headers = {
-        "X-Twilio-Signature": signature,
-        "X-Forwarded-Proto": "https",
-        "X-Forwarded-Host": "hotline.example.org",
-    }
-    response = client.post("/voice", data=params, headers=headers,
-                           base_url="http://10.1.2.3:31000")
-    assert response.status_code == 200
-    # Without the forwarded scheme the same signature does not match the URL the app sees.
-    del headers["X-Forwarded-Proto"]
-    response = client.post("/voice", data=params, headers=headers,
-                           base_url="http://10.1.2.3:31000")
-    assert response.status_code == 403
+HEROKU = {"X-Forwarded-Proto": "https", "X-Forwarded-Port": "443",
+          "X-Forwarded-For": "54.172.60.1"}
 
 
-def test_behind_herokus_router_one_hmac_checks_a_request(client, monkeypatch):
-    """Heroku's router sends X-Forwarded-Proto and X-Forwarded-Port: 443, and ProxyFix makes the
-    host name:443; Twilio signed https://name/voice. The quick check must still match, so a
-    request costs one HMAC, not the three of a failed quick check plus validate()."""
-    computed = []
-    original = RequestValidator.compute_signature
-
-    def counting(self, uri, params, algorithm=None):
-        computed.append(uri)
-        return original(self, uri, params, algorithm)
-
-    monkeypatch.setattr(RequestValidator, "compute_signature", counting)
+def test_signed_https_url_behind_herokus_router_is_accepted(make_app):
+    """Heroku terminates TLS: Twilio signed https://name/voice, the app sees http plus the
+    router's X-Forwarded-Proto and X-Forwarded-Port, trusted with FORWARDED_PROXIES=1."""
+    client = make_app(FORWARDED_PROXIES="1").test_client()
     params = {"CallSid": "CA1", "From": "+13125550123"}
     headers = {"X-Twilio-Signature": sign(TOKEN, "https://hotline.example.org/voice", params),
-               "X-Forwarded-Proto": "https", "X-Forwarded-Port": "443",
-               "X-Forwarded-For": "54.172.60.1"}
-    computed.clear()
+               **HEROKU}
     response = client.post("/voice", data=params, headers=headers,
                            base_url="http://hotline.example.org")
     assert response.status_code == 200
-    [signed] = computed  # one HMAC, over the URL as Twilio signed it, then the fields
-    assert signed == "https://hotline.example.org/voiceCallSidCA1From+13125550123"
+    assert "<Gather" in response.get_data(as_text=True)
+    # Without the forwarded scheme the same signature does not match the URL the app sees.
+    del headers["X-Forwarded-Proto"]
+    response = client.post("/voice", data=params, headers=headers,
+                           base_url="http://hotline.example.org")
+    assert response.status_code == 403
 
 
-def test_signature_over_the_url_with_its_port_is_accepted(client):
-    """Twilio may sign https://host:443/… for https://host/…: the quick check fails, the full one
-    (with and without the port) accepts it."""
+def test_without_a_proxy_forwarded_headers_change_nothing(client):
+    """FORWARDED_PROXIES=0 (the default): a client's X-Forwarded-* does not make the app believe
+    it was reached over https or at another host."""
+    params = {"CallSid": "CA1", "From": "+13125550123"}
+    for url, headers in (
+        ("https://localhost/voice", {"X-Forwarded-Proto": "https"}),
+        ("https://hotline.example.org/voice", {"X-Forwarded-Proto": "https",
+                                               "X-Forwarded-Host": "hotline.example.org"}),
+        ("http://localhost:8443/voice", {"X-Forwarded-Port": "8443"}),
+    ):
+        headers["X-Twilio-Signature"] = sign(TOKEN, url, params)
+        assert client.post("/voice", data=params, headers=headers).status_code == 403, url
+    signature = sign(TOKEN, "http://localhost/voice", params)
+    response = client.post("/voice", data=params, headers={
+        "X-Twilio-Signature": signature, "X-Forwarded-Proto": "https",
+        "X-Forwarded-Host": "elsewhere.example", "X-Forwarded-For": "192.0.2.99"})
+    assert response.status_code == 200
+
+
+def test_forwarded_proxies_is_checked_at_start_up(make_app):
+    for bad in ("-1", "one", "9"):
+        with pytest.raises(SettingsError, match="FORWARDED_PROXIES"):
+            make_app(FORWARDED_PROXIES=bad)
+
+
+def test_signature_over_the_url_with_its_port_is_accepted(make_app):
+    """Twilio may sign https://host:443/… for https://host/…: `validate` tries both."""
+    client = make_app(FORWARDED_PROXIES="1").test_client()
     params = {"CallSid": "CA1", "From": "+13125550123"}
     signature = sign(TOKEN, "https://hotline.example.org:443/voice", params)
-    headers = {"X-Twilio-Signature": signature, "X-Forwarded-Proto": "https",
-               "X-Forwarded-Host": "hotline.example.org"}
-    response = client.post("/voice", data=params, headers=headers)
+    response = client.post("/voice", data=params, headers={"X-Twilio-Signature": signature,
+                                                           **HEROKU},
+                           base_url="http://hotline.example.org")
     assert response.status_code == 200
     assert "<Gather" in response.get_data(as_text=True)
 
 
+PUBLIC = "https://hotline.example.org"
+STAGING = "https://hotline-staging.example.org"
+
+
+def test_public_url_pins_the_host_signatures_are_checked_against(make_app):
+    """A signature Twilio made for a staging copy of the app is refused by production, whatever
+    Host or X-Forwarded-Host the request carries; the public URL's own passes from any Host."""
+    client = make_app(PUBLIC_URL=PUBLIC, FORWARDED_PROXIES="1").test_client()
+    params = {"CallSid": "CA1", "From": "+13125550123", "Digits": "1"}
+    path = "/voice/language?fails=0"
+    staging = {"X-Twilio-Signature": sign(TOKEN, STAGING + path, params), **HEROKU}
+    for base, extra in (("http://hotline-staging.example.org", {}),
+                        ("http://10.1.2.3:31000",
+                         {"X-Forwarded-Host": "hotline-staging.example.org"})):
+        response = client.post(path, data=params, headers={**staging, **extra}, base_url=base)
+        assert response.status_code == 403, base
+    public = {"X-Twilio-Signature": sign(TOKEN, PUBLIC + path, params)}
+    for base in ("http://hotline.example.org", "http://10.1.2.3:31000",
+                 "http://hotline-staging.example.org"):
+        response = client.post(path, data=params, headers=public, base_url=base)
+        assert response.status_code == 200, base
+        assert "<Gather" in response.get_data(as_text=True)
+
+
+def test_public_url_is_checked_at_start_up(make_app):
+    for bad in ("hotline.example.org", "ftp://x", "https://x/?a=1", "https://user@x"):
+        with pytest.raises(SettingsError, match="PUBLIC_URL"):
+            make_app(PUBLIC_URL=bad)
+    app = make_app(PUBLIC_URL=PUBLIC + "/")
+    assert app.config["PUBLIC_URL"] == PUBLIC
+
+
 def test_repeated_and_blank_fields_are_signed_like_twilio(client):
-    """The quick form parse keeps every value of a repeated field and blank values, as Twilio
-    signs them: dropping either would turn a real request into a 403."""
+    """Every value of a repeated field and blank values count, as Twilio signs them: dropping
+    either would turn a real request into a 403."""
     body = "CallSid=CA1&From=%2B13125550123&Digits=&StirVerstat=a&StirVerstat=b"
     signed = {"CallSid": ["CA1"], "From": ["+13125550123"], "Digits": [""],
               "StirVerstat": ["a", "b"]}
@@ -130,8 +167,9 @@ def test_repeated_and_blank_fields_are_signed_like_twilio(client):
 
 
 def test_garbled_or_unusual_bodies_get_a_clear_answer(client):
-    """Bytes that are not UTF-8 fail the signature (403), never a 500; a body too big for the
-    quick parse still goes through Werkzeug's parser and the same check."""
+    """Bytes that are not UTF-8 fail the signature (403), never a 500; a body over
+    MAX_CONTENT_LENGTH is refused with 413 (tests/test_body_limit.py: before it is read), signed
+    or not."""
     response = client.post("/voice", data=b"CallSid=CA1&From=\xff\xfe",
                            headers={"X-Twilio-Signature": "x"},
                            content_type="application/x-www-form-urlencoded")
@@ -140,10 +178,26 @@ def test_garbled_or_unusual_bodies_get_a_clear_answer(client):
     response = client.post("/voice", data=params,
                            headers={"X-Twilio-Signature": sign(TOKEN, "http://localhost/voice",
                                                                params)})
-    assert response.status_code == 200
-    response = client.post("/voice", data=params, headers={"X-Twilio-Signature": sign(
-        TOKEN, "http://localhost/voice", {**params, "Note": "y"})})
-    assert response.status_code == 403
+    assert response.status_code == 413
+    assert b"<Response" not in response.data
+
+
+def test_webhooks_answer_only_post(client):
+    """Twilio POSTs every webhook (its default, and all our TwiML's). A GET is signed over the URL
+    only, so a view reading form fields would read unsigned ones: no webhook takes a GET."""
+    params = {"CallSid": "CA1"}
+    for path in ("/voice/es/menu", "/voice/es/topics/1", "/voice/es/help", "/voice/es/connect",
+                 "/voice/es/callback", "/voice/es/callback/number",
+                 "/voice/es/callback/a-number", "/voice/es/callback/confirmation"):
+        url = "http://localhost" + path
+        response = client.get(path, headers={"X-Twilio-Signature": sign(TOKEN, url, {})})
+        assert response.status_code == 405, path
+        # The attack a GET allowed: a URL-only signature with a body the signature does not cover.
+        response = client.open(path, method="GET", data=params,
+                               headers={"X-Twilio-Signature": sign(TOKEN, url, {})})
+        assert response.status_code == 405, path
+        assert client.post(path, data=params, headers={
+            "X-Twilio-Signature": sign(TOKEN, url, params)}).status_code == 200, path
 
 
 SHARED = "shared-key-secret-0123456789abcdef"
@@ -183,6 +237,13 @@ def test_a_sharedkey_signature_without_its_secret_is_refused_and_logged(client, 
     assert "TWILIO_WEBHOOK_SHARED_KEYS is not set" in caplog.text
     assert shared_post(client, SHARED, SETTINGS).status_code == 403
     assert caplog.text.count("TWILIO_WEBHOOK_SHARED_KEYS is not set") == 1  # not a flood
+
+
+def test_a_sharedkey_algorithm_twilio_python_does_not_know_is_refused_quietly(make_app, caplog):
+    client = make_app(TWILIO_WEBHOOK_SHARED_KEYS=SHARED).test_client()
+    for _ in range(3):
+        assert shared_post(client, SHARED, "key=x,algorithm=HMAC_MD5").status_code == 403
+    assert caplog.text.count("HMAC_MD5") == 1
 
 
 def test_unexpected_error_still_answers_with_twiml(call, monkeypatch):
@@ -262,3 +323,13 @@ def test_huge_digits_are_an_invalid_key_not_an_error(call):
     call.press("1")
     call.follow(call.gather().get("action"), Digits="7" * 5000)
     assert call.heard().startswith(REAL.text("en", "invalid"))
+
+
+def test_without_a_proxy_a_spoofed_address_buys_no_more_login_attempts(client, auth):
+    """FORWARDED_PROXIES=0: each try claims another X-Forwarded-For, the limit still holds."""
+    for n in range(5):
+        response = auth.login("ana", "wrong password",
+                              headers={"X-Forwarded-For": f"192.0.2.{n + 1}"})
+        assert response.status_code == 401
+    response = auth.login(headers={"X-Forwarded-For": "198.51.100.7"})
+    assert response.status_code == 429

@@ -128,3 +128,10 @@ def test_a_short_secret_key_stops_gunicorn(tmp_path):
     result = gunicorn_start(tmp_path, SECRET_KEY="x")
     assert result.returncode != 0
     assert "SECRET_KEY='x' is invalid: too short: at least 32 bytes" in result.stderr
+
+
+def test_heroku_without_forwarded_proxies_stops_start_up():
+    with pytest.raises(settings.SettingsError, match="FORWARDED_PROXIES must be 1 on Heroku"):
+        settings.load({**GOOD, "DYNO": "web.1"})
+    assert settings.load({**GOOD, "DYNO": "web.1", "FORWARDED_PROXIES": "1"})[
+        "FORWARDED_PROXIES"] == 1

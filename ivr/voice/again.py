@@ -146,7 +146,7 @@ def save(call_sid: str, request_id: int, caller_number: str | None, language: st
                                language=language, **fields)
 
 
-@bp.route("/added", methods=["GET", "POST"])
+@bp.post("/added")
 def added(lang: str):
     """The ending for a message added to an open request: its reference, and the same
     questions as a first request (urgency, the reference by text)."""

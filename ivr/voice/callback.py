@@ -27,7 +27,7 @@ def call_sid() -> str:
     return request.form.get("CallSid", "")
 
 
-@bp.route("", methods=["GET", "POST"])
+@bp.route("", methods=["POST"])
 def start(lang: str):
     failed = fails()
     if failed >= current_app.config["MAX_FAILURES"]:
@@ -111,14 +111,14 @@ def recorded(lang: str):
         if hung_up:
             return twiml(VoiceResponse())
         return redirect("voice.again.added", lang=lang, ref=request.args.get("ref", ""))
+    # The reference the caller hears; save() stores this one, so the row is not read again
+    # after its commit (a connection lost at that moment must not cost the caller anything).
     heard = references.take(call_sid())
-    row = store.save_or_keep(
-        call_sid(), reference=heard, caller_number=request.form.get("From", ""),
-        step="recorded", **fields
-    )
+    store.save_or_keep(call_sid(), reference=heard, caller_number=request.form.get("From", ""),
+                       step="recorded", **fields)
     if hung_up:
         return twiml(VoiceResponse())
-    return redirect("voice.details.number", lang=lang, ref=row.reference if row else heard)
+    return redirect("voice.details.number", lang=lang, ref=heard)
 
 
 @bp.post("/recording")

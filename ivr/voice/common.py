@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import NoReturn
+from urllib.parse import urlsplit, urlunsplit
 
-from flask import Response, abort, current_app, g, request, url_for
+from flask import Response, abort, current_app, request, url_for
 from twilio.twiml.voice_response import VoiceResponse
 
 from ..prompts import Line
 from ..signatures import Signatures
-from ..twiml import prompts, speak, twiml, twiml_text
+from ..twiml import prompts, speak, twiml
 
 # The same key means the same thing on every menu of the call.
 REPEAT = "*"
@@ -22,19 +23,34 @@ FIRM = "0"
 
 
 def require_twilio_signature() -> None:
-    """Answer 403 unless the request carries Twilio's signature of this exact URL and body."""
-    req = request._get_current_object()  # one proxy lookup for the several reads below
+    """Answer 403 unless the request carries Twilio's signature of this exact URL and body.
+
+    A body over MAX_CONTENT_LENGTH was refused before this (ivr/limits.py), and every webhook is
+    a POST, so every field a view reads is one the signature covers.
+    """
     signatures: Signatures = current_app.extensions["ivr.signatures"]
-    if req.method == "POST":
-        params, pairs = req.form, req.form_pairs()
-    else:
-        params, pairs = {}, ()
-    if not signatures.valid(req.environ, req.sent_url(), lambda: req.url, params, pairs):
-        _reject(req)
+    if not signatures.valid(signed_url(), request.form,
+                            request.headers.get("X-Twilio-Signature", ""),
+                            request.headers.get("X-Twilio-Webhooks-Signature-Settings")):
+        _reject()
 
 
-def _reject(req) -> NoReturn:
-    current_app.logger.warning("rejected unsigned or forged webhook %s", req.path)
+def signed_url() -> str:
+    """The URL Twilio signed: `request.url`, with the scheme and host of PUBLIC_URL when set.
+
+    Pinned, a signature Twilio made for another host (a staging copy of this app, a developer's
+    tunnel) is refused whatever Host header comes with it. Unset (local work), the Host header
+    and, behind FORWARDED_PROXIES proxies, X-Forwarded-Proto/Port decide, as in Twilio's guide.
+    """
+    public = current_app.config["PUBLIC_URL"]
+    if not public:
+        return request.url
+    origin = urlsplit(public)
+    return urlunsplit(urlsplit(request.url)._replace(scheme=origin.scheme, netloc=origin.netloc))
+
+
+def _reject() -> NoReturn:
+    current_app.logger.warning("rejected unsigned or forged webhook %s", request.path)
     abort(403)
 
 
@@ -64,7 +80,7 @@ def fails() -> int:
 
 
 def ask(lines: Sequence[Line], endpoint: str, *, num_digits: int = 1,
-        speech: bool = False, post_empty: bool = False, keep: bool = True,
+        speech: bool = False, post_empty: bool = False,
         timeout: int | None = None, before: Sequence[Line] = (), **values: object) -> Response:
     """Say `lines` inside a `<Gather>` (so a key interrupts them) posting to `endpoint`.
 
@@ -73,36 +89,9 @@ def ask(lines: Sequence[Line], endpoint: str, *, num_digits: int = 1,
 
     When the caller says nothing, the `<Redirect>` posts to the same action without `Digits`, so the
     action counts silence and invalid keys in one place.
-
-    Menus are the same TwiML for every caller, so the rendered XML is kept per process, keyed by
-    everything it is made of: the lines' current text (an edited prompt is a new key), the action,
-    the gather's options and the set of rendered audio. `keep=False` for TwiML that holds a
-    caller's own details (their number read back, their reference), which is never kept.
     """
-    if not keep:
-        return twiml(_gather(lines, endpoint, num_digits, speech, post_empty, values, timeout,
-                             before))
-    app = current_app._get_current_object()  # one proxy lookup for the reads below
-    audio = app.extensions.get("ivr.audio")
-    key = (
-        tuple(before), tuple(lines), endpoint, tuple(sorted(values.items())), num_digits, speech,
-        post_empty, timeout, request.environ.get("SCRIPT_NAME", ""),
-        audio.version() if audio is not None else None,
-    )
-    cache = app.extensions["ivr.menus"]
-    cached = cache.get(key)
-    tracing = app.config.get("PROMPT_TRACE")
-    if cached is None:
-        traced = g.pop("prompt_sources", [])
-        xml = str(_gather(lines, endpoint, num_digits, speech, post_empty, values, timeout,
-                          before))
-        cached = (xml, tuple(g.pop("prompt_sources", [])))
-        cache.put(key, cached)
-        if tracing:
-            g.prompt_sources = traced + list(cached[1])
-    elif tracing:
-        g.prompt_sources = g.get("prompt_sources", []) + list(cached[1])
-    return twiml_text(cached[0])
+    return twiml(_gather(lines, endpoint, num_digits, speech, post_empty, values, timeout,
+                         before))
 
 
 def _gather(lines: Sequence[Line], endpoint: str, num_digits: int, speech: bool,

@@ -71,7 +71,7 @@ def offer_choice(lang: str):
     return redirect("voice.callback.start", lang=lang, **final_args())
 
 
-@bp.route("/<any(en, es):lang>/connect", methods=["GET", "POST"])
+@bp.post("/<any(en, es):lang>/connect")
 def start(lang: str):
     if not office_open():
         return offer_callback(lang, "office_closed")

@@ -53,10 +53,10 @@ def number_timeout() -> int | None:
     return NUMBER_TIMEOUT if caller_id(request.form.get("From", "")) else None
 
 
-@bp.route("/number", methods=["GET", "POST"])
+@bp.route("/number", methods=["POST"])
 def number(lang: str):
     ref = request.args.get("ref", "")
-    return ask(number_lines(lang), "voice.details.number_choice", num_digits=0, keep=False,
+    return ask(number_lines(lang), "voice.details.number_choice", num_digits=0,
                timeout=number_timeout(), lang=lang, ref=ref, fails=fails())
 
 
@@ -82,7 +82,7 @@ def number_choice(lang: str):
         if failed < current_app.config["MAX_FAILURES"]:
             lines = [prompts().line(lang, "number_invalid")] if digits else []
             return ask(lines + number_lines(lang), "voice.details.number_choice",
-                       num_digits=0, keep=False, timeout=number_timeout(), lang=lang, ref=ref,
+                       num_digits=0, timeout=number_timeout(), lang=lang, ref=ref,
                        fails=failed)
         current_app.logger.info("no valid callback number for call %s", call_sid())
     store.save_or_keep(call_sid(), callback_number=chosen, step="number")
@@ -98,11 +98,11 @@ def a_number_gather(lang: str, lines: list[Line], ref: str, failed: int, empties
     # Twilio posts an empty answer both for a lone # and for silence: the first empty answer
     # asks once more ("press pound again"), the second skips the step.
     return ask(lines + [prompts().line(lang, "anumber_ask")], "voice.details.a_number_choice",
-               num_digits=0, post_empty=True, keep=False, lang=lang, ref=ref, fails=failed,
+               num_digits=0, post_empty=True, lang=lang, ref=ref, fails=failed,
                empties=empties, **reachable_args())
 
 
-@bp.route("/a-number", methods=["GET", "POST"])
+@bp.route("/a-number", methods=["POST"])
 def a_number(lang: str):
     return a_number_gather(lang, [], request.args.get("ref", ""), fails(), 0)
 
@@ -124,7 +124,7 @@ def a_number_choice(lang: str):
     if not digits and empties == 0:
         again = [prompts().line(lang, "anumber_again")]
         return ask(again, "voice.details.a_number_choice", num_digits=0, post_empty=True,
-                   keep=False, lang=lang, ref=ref, fails=fails(), empties=1, **reachable_args())
+                   lang=lang, ref=ref, fails=fails(), empties=1, **reachable_args())
     if digits and a_number is None:
         failed = fails() + 1
         if failed < current_app.config["MAX_FAILURES"]:
@@ -134,7 +134,7 @@ def a_number_choice(lang: str):
     return redirect("voice.details.confirmation", lang=lang, ref=ref, **reachable_args())
 
 
-@bp.route("/confirmation", methods=["GET", "POST"])
+@bp.route("/confirmation", methods=["POST"])
 def confirmation(lang: str):
     """Thank the caller, then the ending (`closing.py`): the urgency question, the reference
     twice with the offer of it by text, and when to expect a call (or that we cannot)."""

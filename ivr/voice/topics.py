@@ -36,16 +36,12 @@ def menu_lines(lang: str, firm: list[str] | None = None) -> list[Line]:
     p = prompts()
     firm = firm_option() if firm is None else firm
     first, last = (firm, ["callback", "repeat"]) if firm else (["callback"], ["repeat"])
-
-    def build() -> list[Line]:
-        lines = options_lines(lang, *first) + [p.line(lang, "menu_intro")]
-        lines += [
-            p.line(lang, "menu_option", label=topic.label, key=topic.number)
-            for topic in p.topics(lang)
-        ]
-        return lines + options_lines(lang, *last)
-
-    return p.kept(("menu", lang, *firm), build)
+    lines = options_lines(lang, *first) + [p.line(lang, "menu_intro")]
+    lines += [
+        p.line(lang, "menu_option", label=topic.label, key=topic.number)
+        for topic in p.topics(lang)
+    ]
+    return lines + options_lines(lang, *last)
 
 
 def firm_option() -> list[str]:
@@ -62,14 +58,10 @@ def topic_options(lang: str, number: int, firm: list[str] | None = None) -> list
     firm = firm_option() if firm is None else firm
     found = p.topic(lang, number)
     slower = ["slower"] if found is not None and slow_line(lang, found) is not None else []
-
-    def build() -> list[Line]:
-        options = ["next", *firm, "callback", "repeat", *slower, "menu"]
-        if not any(t.number > number for t in p.topics(lang)):
-            options.remove("next")
-        return options_lines(lang, *options)
-
-    return p.kept(("after_topic", lang, number, *firm, *slower), build)
+    options = ["next", *firm, "callback", "repeat", *slower, "menu"]
+    if not any(t.number > number for t in p.topics(lang)):
+        options.remove("next")
+    return options_lines(lang, *options)
 
 
 def slow_line(lang: str, found: Topic) -> Line | None:
@@ -104,7 +96,7 @@ def retry(lang: str, lines: list[Line], endpoint: str, **values: object):
     return ask(lines, endpoint, lang=lang, fails=failed, **values)
 
 
-@bp.route("/menu", methods=["GET", "POST"])
+@bp.post("/menu")
 def menu(lang: str):
     return ask(menu_lines(lang), "voice.topics.menu_choice", lang=lang, fails=0)
 
@@ -119,7 +111,7 @@ def menu_choice(lang: str):
     return common_key(lang, digits) or retry(lang, menu_lines(lang), "voice.topics.menu_choice")
 
 
-@bp.route("/topics/<int:number>", methods=["GET", "POST"])
+@bp.post("/topics/<int:number>")
 def topic(lang: str, number: int, slowly: bool = False):
     found = prompts().topic(lang, number)
     if found is None:  # a topic file removed mid-call
@@ -146,7 +138,7 @@ def topic_choice(lang: str, number: int):
     )
 
 
-@bp.route("/help", methods=["GET", "POST"])
+@bp.post("/help")
 def help(lang: str):
     """After repeated failures: the simplest choices, then the firm rather than a hang-up."""
     return ask(help_lines(lang), "voice.topics.help_choice", lang=lang, fails=0)

@@ -33,13 +33,9 @@ def choice_lines(greet: bool):
     p = prompts()
     first = current_app.config["DEFAULT_LANGUAGE"]
     order = (first, *(lang for lang in ("en", "es") if lang != first))
-
-    def build():
-        return [line for lang in order
-                for line in ([p.line(lang, "welcome")] if greet else [])
-                + [p.line(lang, "choose_language")]]
-
-    return p.kept(("choice", greet, first), build)
+    return [line for lang in order
+            for line in ([p.line(lang, "welcome")] if greet else [])
+            + [p.line(lang, "choose_language")]]
 
 
 @bp.post("")

@@ -91,7 +91,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             "play, and SMS alerts are off (fine for local use without a Twilio account)"
         )
 
-    from . import audio, fallback, https, recordings, site, staff, voice  # noqa: F401
+    from . import audio, fallback, https, recordings, retention, site, staff, voice  # noqa: F401
 
     app.before_request(limits.refuse_large_bodies)
     https.init_app(app)

@@ -55,7 +55,9 @@ def copy_recording(payload: dict) -> None:
     audio = download(row.recording_url)
     db.session.execute(
         sa.update(CallbackRequest)
-        .where(CallbackRequest.id == request_id, CallbackRequest.audio_type.is_(None))
+        # Not if the request was erased meanwhile (retention.erase clears recording_url).
+        .where(CallbackRequest.id == request_id, CallbackRequest.audio_type.is_(None),
+               CallbackRequest.recording_url.is_not(None))
         .values(audio=audio, audio_type="audio/mpeg")
         .execution_options(synchronize_session=False)
     )

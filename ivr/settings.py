@@ -327,6 +327,21 @@ SETTINGS: list[Setting] = [
         "0: those headers are ignored.",
     ),
     Setting(
+        "STAFF_2FA",
+        "auto",
+        lambda v: v if v in ("auto", "required", "optional") else _raise(
+            "must be auto, required or optional"),
+        "Staff log in with a code from an authenticator app too: required, optional (for those "
+        "who enrolled), or auto (required except in debug and tests).",
+    ),
+    Setting(
+        "RETENTION_DAYS",
+        "90",
+        _positive_int,
+        "Days after a request is handled (or called back) before its recording and personal "
+        "data are deleted; calls' numbers go the same number of days after the call.",
+    ),
+    Setting(
         "ALERT_GRACE_SECONDS",
         "180",
         lambda v: int(v) if int(v) >= 0 else _raise("must be 0 or more"),

@@ -19,7 +19,7 @@ import threading
 import sqlalchemy as sa
 from flask import Flask
 
-from . import fallback, jobs, recordings
+from . import fallback, jobs, recordings, retention
 from .db import db, utcnow
 
 log = logging.getLogger("ivr.worker")
@@ -31,6 +31,7 @@ def housekeeping(app: Flask) -> None:
     with app.app_context():
         try:
             recordings.queue_missing()
+            retention.queue_daily()  # the day's purge; its key holds the date, so once a day
             db.session.execute(
                 sa.delete(jobs.Job).where(jobs.Job.status.in_(("done", "failed")),
                                           jobs.Job.finished_at < utcnow() - KEEP_FINISHED)

@@ -151,13 +151,13 @@ class StaffAuth:
 
 @pytest.fixture
 def staff_user(app):
-    """A staff account `ana` with STAFF_PASSWORD."""
+    """A staff account `ana` with STAFF_PASSWORD; an admin, as the first account always is."""
     from werkzeug.security import generate_password_hash
 
     from ivr.staff.models import StaffUser
 
     with app.app_context():
-        db.session.add(StaffUser(username="ana",
+        db.session.add(StaffUser(username="ana", role="admin",
                                  password_hash=generate_password_hash(STAFF_PASSWORD)))
         db.session.commit()
     return "ana"

@@ -650,3 +650,21 @@ def test_an_added_message_the_database_refuses_is_kept_as_a_request(again_app):
     assert messages == []
     assert len(requests) == 2 and requests[1].call_sid == call.sid  # not lost: staff see it
     assert requests[1].caller_number == first.caller_number and requests[1].recording_sid
+
+
+def test_erasing_a_request_deletes_its_added_messages_too(again_app):
+    from ivr import retention
+
+    first = first_request(again_app, "es")
+    call = Call(again_app.test_client(), TOKEN)
+    call.answer()
+    call.press("2")
+    call.press("8")
+    record(call)
+    [message] = requests_and_messages(again_app)[1]
+    with again_app.app_context():
+        assert retention.erase([first.id], "ana") == 1
+        assert db.session.scalars(sa.select(RequestMessage)).all() == []
+        keys = set(db.session.scalars(sa.select(jobs.Job.key)))
+    # Twilio's copy of the added recording is deleted as well.
+    assert f"delete-recording:{message.recording_sid}" in keys

@@ -244,7 +244,8 @@ def login_cookie(make_app, **config):
 def test_session_cookie_is_secure_outside_tests_and_ends_after_12_hours(make_app):
     # Outside tests the app speaks https only: this client does (Flask's test client takes its
     # scheme from PREFERRED_URL_SCHEME).
-    header, client = login_cookie(make_app, TESTING=False, PREFERRED_URL_SCHEME="https")
+    header, client = login_cookie(make_app, TESTING=False, PREFERRED_URL_SCHEME="https",
+                                  STAFF_2FA="optional")  # two factors: test_twofactor.py
     assert client.application.debug is False and client.application.testing is False
     attributes = [part.strip().lower() for part in header.split(";")]
     assert header.startswith("session=")

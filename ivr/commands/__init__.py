@@ -82,6 +82,28 @@ def callbacks_copy_recordings() -> None:
     click.echo(f"queued {recordings.queue_missing()} recording copies for the worker")
 
 
+@main.group("retention")
+def retention_group() -> None:
+    """Deleting personal data RETENTION_DAYS after a request is handled."""
+
+
+@retention_group.command("run")
+@click.option("--dry-run", is_flag=True, help="Only say what would be deleted.")
+@with_appcontext
+def retention_run(dry_run: bool) -> None:
+    """Delete the recordings and personal data past RETENTION_DAYS now (the worker does this
+    daily); with --dry-run, list them instead."""
+    from .. import retention
+
+    todo = retention.run(dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    days = current_app.config["RETENTION_DAYS"]
+    click.echo(f"{verb} the recording and personal data of {len(todo.requests)} request(s) "
+               f"handled over {days} days ago, and the calling number of {todo.calls} call(s)")
+    for _id, reference in todo.requests:
+        click.echo(f"  #{reference}")
+
+
 @main.command("worker")
 @click.option("--once", is_flag=True, help="Run the jobs that are due now, then stop.")
 @click.option("--concurrency", type=int, default=None,

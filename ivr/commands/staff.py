@@ -1,4 +1,6 @@
-"""Staff commands: `ivr staff add|list|remove|password` and `ivr alerts list`."""
+"""Staff commands: `ivr staff add|list|remove|password|role|reset-2fa` and `ivr alerts list`.
+
+Account changes are audited with the actor `cli` (whoever has a shell on the server)."""
 
 from __future__ import annotations
 
@@ -9,10 +11,11 @@ import sqlalchemy as sa
 from flask.cli import with_appcontext
 from werkzeug.security import generate_password_hash
 
+from .. import audit
 from ..db import db
 from ..jobs import Job
 from ..staff.auth import normal_username
-from ..staff.models import StaffUser, new_session_token
+from ..staff.models import ROLES, RecoveryCode, StaffUser, new_session_token
 
 MIN_PASSWORD = 10
 
@@ -33,17 +36,27 @@ def read_password() -> str:
     return password
 
 
+CLI = "cli"  # the audit log's actor for changes made on the server
+
+
 @staff_group.command("add")
 @click.argument("username")
+@click.option("--admin", is_flag=True, help="May also export, delete and read the audit log.")
 @with_appcontext
-def add(username: str) -> None:
-    """Create a staff account; the password is prompted (or read from stdin)."""
+def add(username: str, admin: bool) -> None:
+    """Create a staff account; the password is prompted (or read from stdin).
+
+    The first account is an admin, so somebody can always manage the others."""
     name = normal_username(username)
     if not name or db.session.scalar(sa.select(StaffUser.id).filter_by(username=name)):
         raise click.ClickException(f"{name!r} is empty or already exists")
-    db.session.add(StaffUser(username=name, password_hash=generate_password_hash(read_password())))
+    first = db.session.scalar(sa.select(StaffUser.id).limit(1)) is None
+    role = "admin" if admin or first else "staff"
+    db.session.add(StaffUser(username=name, password_hash=generate_password_hash(read_password()),
+                             role=role))
+    audit.record("account", CLI, detail=f"added {name} ({role})")
     db.session.commit()
-    click.echo(f"staff account {name} created")
+    click.echo(f"{role} account {name} created")
 
 
 def existing_user(username: str) -> StaffUser:
@@ -61,8 +74,23 @@ def password(username: str) -> None:
     user = existing_user(username)
     user.password_hash = generate_password_hash(read_password())
     user.session_token = new_session_token()
+    audit.record("account", CLI, detail=f"new password for {user.username}")
     db.session.commit()
     click.echo(f"password of {user.username} changed")
+
+
+@staff_group.command("role")
+@click.argument("username")
+@click.argument("role", type=click.Choice(ROLES))
+@with_appcontext
+def set_role(username: str, role: str) -> None:
+    """Make an account staff or admin; its sessions end, so the new role applies at once."""
+    user = existing_user(username)
+    user.role = role
+    user.session_token = new_session_token()
+    audit.record("account", CLI, detail=f"{user.username} is now {role}")
+    db.session.commit()
+    click.echo(f"{user.username} is now {role}")
 
 
 @staff_group.command("list")
@@ -70,7 +98,9 @@ def password(username: str) -> None:
 def list_users() -> None:
     """List staff accounts."""
     for user in db.session.scalars(sa.select(StaffUser).order_by(StaffUser.username)):
-        click.echo(f"{user.username}\tcreated {user.created_at:%Y-%m-%d}")
+        factors = "2fa" if user.totp_secret else "no 2fa"
+        click.echo(f"{user.username}\t{user.role}\t{factors}\t"
+                   f"created {user.created_at:%Y-%m-%d}")
 
 
 @staff_group.command("remove")
@@ -79,9 +109,29 @@ def list_users() -> None:
 def remove(username: str) -> None:
     """Delete a staff account; its sessions end at once."""
     user = existing_user(username)
+    # Explicitly: SQLite does not enforce the foreign key's cascade, and a later account may get
+    # the same id.
+    db.session.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     db.session.delete(user)
+    audit.record("account", CLI, detail=f"removed {user.username}")
     db.session.commit()
     click.echo(f"staff account {user.username} removed")
+
+
+@staff_group.command("reset-2fa")
+@click.argument("username")
+@with_appcontext
+def reset_2fa(username: str) -> None:
+    """Forget the account's authenticator and recovery codes (a lost phone); its sessions end,
+    and its next login sets up two factors again."""
+    user = existing_user(username)
+    user.totp_secret = None
+    user.totp_last_step = None
+    user.session_token = new_session_token()
+    db.session.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    audit.record("account", CLI, detail=f"reset two factors of {user.username}")
+    db.session.commit()
+    click.echo(f"two factors of {user.username} reset: the next login sets them up again")
 
 
 @click.group("alerts")

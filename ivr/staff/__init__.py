@@ -10,7 +10,8 @@ from flask import Blueprint, Flask, Response, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFProtect
 
-from . import added, alerts, auth, dashboard  # noqa: F401  (added: jobs)
+from .. import retention
+from . import added, admin, alerts, auth, dashboard, roles, twofactor  # noqa: F401  (added: jobs)
 from .auth import login_manager
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
@@ -44,6 +45,17 @@ def require_login() -> Response | None:
     return login_manager.unauthorized()
 
 
+bp.before_request(roles.check)  # after require_login: the right account for this page
+bp.before_request(twofactor.enforce)
+bp.after_request(admin.audit_views)
+
+
+@bp.context_processor
+def privacy_helpers() -> dict:
+    """For templates: when a request's personal data goes, and whether it is gone."""
+    return {"purge_date": retention.purge_date, "is_erased": retention.is_erased}
+
+
 @bp.after_request
 def secure_headers(response: Response) -> Response:
     response.headers.update(HEADERS)
@@ -52,6 +64,8 @@ def secure_headers(response: Response) -> Response:
 
 bp.register_blueprint(auth.bp)
 bp.register_blueprint(dashboard.bp)
+bp.register_blueprint(admin.bp)
+bp.register_blueprint(twofactor.bp)
 
 
 def init_app(app: Flask) -> None:
@@ -65,3 +79,4 @@ def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     app.register_blueprint(bp)
     alerts.init_app(app)
+    admin.init_app(app)

@@ -23,7 +23,7 @@ from flask import (
     session,
     url_for,
 )
-from flask_login import LoginManager, current_user, login_user, logout_user
+from flask_login import LoginManager, current_user, logout_user
 from flask_wtf import FlaskForm
 from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import PasswordField, StringField
@@ -36,7 +36,10 @@ bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
 login_manager.login_view = "staff.auth.login"
 login_manager.login_message = None
-PUBLIC_ENDPOINTS = {"staff.auth.login", "staff.auth.login_post"}
+PUBLIC_ENDPOINTS = {"staff.auth.login", "staff.auth.login_post",
+                    # After the password, before the code (twofactor.py checks the session).
+                    "staff.twofactor.code", "staff.twofactor.code_post",
+                    "staff.twofactor.setup", "staff.twofactor.setup_post"}
 # Failed logins allowed per WINDOW: for one account from one address, and for one account from
 # everywhere (many addresses, e.g. a botnet, still get only this many guesses between them).
 MAX_FAILURES = 5
@@ -144,13 +147,9 @@ def login_post():
         return render_template("staff/login.html", form=form, error=error), 401
     db.session.execute(sa.delete(LoginAttempt).filter_by(username=username, ip=address()))
     db.session.commit()
-    # A new session: nothing from before the login (a CSRF secret an attacker planted with their
-    # own cookie) carries over into the logged-in one.
-    session.clear()
-    session.permanent = True  # the cookie expires after PERMANENT_SESSION_LIFETIME (12 hours)
-    session["login_at"] = int(time.time())
-    login_user(user)
-    return redirect(safe_next(request.args.get("next")))
+    from .twofactor import after_password  # imports this module
+
+    return after_password(user, request.args.get("next"))
 
 
 @bp.post("/logout")

@@ -1,4 +1,5 @@
-"""What the staff side keeps: accounts and login attempts (for rate limiting).
+"""What the staff side keeps: accounts (with their role and second factor), recovery codes, and
+login attempts (for rate limiting).
 
 Login attempts live in the database, not in memory, because the app runs as several
 processes: a limit held by one process would mean nothing to the others.
@@ -9,10 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 
-from sqlalchemy import DateTime, Index, String
+from sqlalchemy import DateTime, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..db import Model, utcnow
+
+ROLES = ("staff", "admin")
 
 
 def new_session_token() -> str:
@@ -20,7 +23,8 @@ def new_session_token() -> str:
 
 
 class StaffUser(Model):
-    """A person who may hear requests and mark them handled."""
+    """A person who may hear requests and mark them handled; an admin may also manage accounts,
+    export, delete and read the audit log (see roles.py)."""
 
     __tablename__ = "staff_users"
 
@@ -31,6 +35,11 @@ class StaffUser(Model):
     # matches another (SQLite reuses row ids), and replaced on logout or password change, so a
     # copied cookie dies.
     session_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_session_token)
+    role: Mapped[str] = mapped_column(String(16), default="staff")
+    # The TOTP secret (base32) once enrolled, and the last time step used, so a code seen over a
+    # shoulder cannot be used a second time (see twofactor.py).
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_last_step: Mapped[int | None]
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     # Flask-Login's user protocol.
@@ -40,6 +49,10 @@ class StaffUser(Model):
 
     def get_id(self) -> str:
         return self.session_token
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
 
 
 class LoginAttempt(Model):
@@ -56,3 +69,15 @@ class LoginAttempt(Model):
     username: Mapped[str] = mapped_column(String(80))
     ip: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RecoveryCode(Model):
+    """A one-time code that stands in for a lost phone; only its SHA-256 is kept."""
+
+    __tablename__ = "staff_recovery_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id", ondelete="CASCADE"),
+                                         index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,7 +1,7 @@
 """families: urgency, the reference by text message, later messages on the same request
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-30 02:00:00
 
 `callback_requests` gains `urgent` (a hearing within 7 days, or a transfer soon) and the state of
@@ -13,8 +13,8 @@ messages of a caller who called again while their request was open.
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,91 @@
+"""Admin pages and the audit of what staff do with personal data.
+
+- `/staff/audit`: the audit log (admins only, see roles.py).
+- `POST /staff/requests/<id>/delete`: erase a request's personal data and recording now (and at
+  Twilio), e.g. when a family asks; the anonymous row stays for the counts (see retention.py).
+- Listening and exporting are audited here, after the dashboard's own views answered, so the
+  dashboard needs no audit code and an entry is written only for a recording or a file that was
+  really sent. Logins are audited from Flask-Login's `user_logged_in` signal.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import sqlalchemy as sa
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user, user_logged_in
+
+from .. import audit, retention
+from ..db import db
+from ..models import CallbackRequest
+from . import display
+
+bp = Blueprint("admin", __name__)
+AUDIT_PAGE = 500
+EXPORT_FILTERS = ("status", "language", "start", "end")  # `q` may be a phone number: not kept
+
+
+@bp.get("/audit", endpoint="audit")
+def audit_log():
+    entries = db.session.scalars(
+        sa.select(audit.AuditEntry).order_by(audit.AuditEntry.id.desc()).limit(AUDIT_PAGE)
+    ).all()
+    return render_template("staff/audit.html", entries=entries, actions=audit.ACTIONS,
+                           fmt=display, page=AUDIT_PAGE)
+
+
+@bp.post("/requests/<int:request_id>/delete")
+def delete(request_id: int):
+    row = db.session.get(CallbackRequest, request_id)
+    if row is None:
+        abort(404)
+    reference = row.reference
+    retention.erase([request_id], current_user.username, "delete")
+    flash(f"Request {reference}: personal data and recording deleted.")
+    return redirect(url_for("staff.requests.detail", request_id=request_id))
+
+
+def audit_views(response: Response) -> Response:
+    """The staff blueprint's after_request: audit a recording heard or a CSV sent."""
+    if request.endpoint == "staff.requests.audio" and response.status_code in (200, 206):
+        # A player asks for byte ranges as it plays; one listen is the request from the start.
+        if request.headers.get("Range", "bytes=0-").startswith("bytes=0-"):
+            request_id = request.view_args["request_id"]
+            reference = db.session.scalar(
+                sa.select(CallbackRequest.reference).where(CallbackRequest.id == request_id))
+            audit.record("listen", current_user.username, request_id=request_id,
+                         reference=reference)
+            db.session.commit()
+    elif request.endpoint == "staff.requests.export" and response.status_code == 200:
+        rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))[1:]
+        references = [row[0] for row in rows if row]
+        filters = {k: request.values[k] for k in EXPORT_FILTERS if request.values.get(k)}
+        if request.values.get("q"):
+            filters["q"] = "(a search)"
+        detail = (f"{len(references)} rows; filters: "
+                  f"{', '.join(f'{k}={v}' for k, v in filters.items()) or 'none'}; "
+                  f"references: {' '.join(references)}")
+        audit.record("export", current_user.username, detail=detail)
+        db.session.commit()
+    return response
+
+
+def audit_login(_app: Flask, user, **_extra) -> None:
+    audit.record("login", user.username)
+    db.session.commit()
+
+
+def init_app(app: Flask) -> None:
+    user_logged_in.connect(audit_login, app)

@@ -40,13 +40,16 @@ class Spoken:
 
 
 @functools.lru_cache(maxsize=4096)  # called for every line of every webhook
-def audio_hash(lang: str, tld: str, text: str) -> str:
-    return hashlib.sha256(json.dumps([lang, tld, text]).encode("utf-8")).hexdigest()[:16]
+def audio_hash(lang: str, tld: str, text: str, slow: bool = False) -> str:
+    # The slow rendering hashes differently; the normal one keeps the hash it always had.
+    what = [lang, tld, text, "slow"] if slow else [lang, tld, text]
+    return hashlib.sha256(json.dumps(what).encode("utf-8")).hexdigest()[:16]
 
 
-def audio_file(lang: str, tld: str, text: str) -> str:
-    """The file, relative to the audio folder, that holds `text` spoken with this accent."""
-    return f"{lang}/{audio_hash(lang, tld, text)}.mp3"
+def audio_file(lang: str, tld: str, text: str, slow: bool = False) -> str:
+    """The file, relative to the audio folder, that holds `text` spoken with this accent (and
+    more slowly, for `slow`)."""
+    return f"{lang}/{audio_hash(lang, tld, text, slow)}.mp3"
 
 
 def spoken(prompts: Prompts, lang: str) -> list[Spoken]:
@@ -60,8 +63,8 @@ def spoken(prompts: Prompts, lang: str) -> list[Spoken]:
     topics = prompts.topics(lang)
     items: list[Spoken] = []
     for name in prompts.names(lang):
-        if name.startswith(("topics/", "words/")):
-            continue
+        if name.startswith(("topics/", "words/", "sms/")):
+            continue  # topics are added below; words are filled in at call time; texts are sent
         if name == "menu_option":
             for topic in topics:
                 line = prompts.line(lang, name, label=topic.label, key=topic.number)
@@ -69,6 +72,8 @@ def spoken(prompts: Prompts, lang: str) -> list[Spoken]:
         elif "{" not in (line := prompts.line(lang, name)).text:
             items.append(Spoken(name, line))
     items += [Spoken(t.name, Line(lang, t.body, t.name)) for t in topics]
+    # Each topic once more, slowly (gTTS `slow=True`), for the caller who presses 7.
+    items += [Spoken(f"slow:{t.name}", Line(lang, t.body, t.name, slow=True)) for t in topics]
     return items
 
 
@@ -181,7 +186,7 @@ class AudioLibrary:
         tld = self.tlds.get(line.lang)
         if tld is None:
             return None
-        name = audio_file(line.lang, tld, line.text)
+        name = audio_file(line.lang, tld, line.text, line.slow)
         if name not in self._files:
             return None
         root = request.script_root if has_request_context() else ""

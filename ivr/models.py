@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import DateTime, LargeBinary, String, Text
-from sqlalchemy.orm import Mapped, deferred, mapped_column
+from sqlalchemy import Boolean, DateTime, ForeignKey, LargeBinary, String, Text, false, true
+from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
 from .db import Model, utcnow
 
@@ -37,7 +37,8 @@ class CallbackRequest(Model):
     call_sid: Mapped[str] = mapped_column(String(64), unique=True)
     reference: Mapped[str] = mapped_column(String(12), unique=True)
     language: Mapped[str] = mapped_column(String(2))
-    caller_number: Mapped[str] = mapped_column(String(255), default="")  # SIP addresses too
+    # SIP addresses too; indexed to find a caller's open request when they call again.
+    caller_number: Mapped[str] = mapped_column(String(255), default="", index=True)
     callback_number: Mapped[str | None] = mapped_column(String(32))
     a_number: Mapped[str | None] = mapped_column(String(9))
     # How far the caller got: recorded, number (callback number given), complete.
@@ -49,6 +50,13 @@ class CallbackRequest(Model):
     audio: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
     audio_type: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="new")
+    # The caller pressed 1 for "a hearing within 7 days, or a transfer or deportation soon".
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The reference by text message, only when the caller asked for it (`ivr/sms.py`): queued,
+    # then Twilio's statuses (sent, delivered, undelivered, failed); the error when it failed.
+    sms_status: Mapped[str | None] = mapped_column(String(16))
+    sms_error: Mapped[str | None] = mapped_column(String(300))
+    sms_sid: Mapped[str | None] = mapped_column(String(64))
     note: Mapped[str] = mapped_column(Text, default="")
     handled_by: Mapped[str | None] = mapped_column(String(80))
     handled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
@@ -56,3 +64,31 @@ class CallbackRequest(Model):
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+    # Messages the caller added by calling again (`voice/again.py`), oldest first.
+    messages: Mapped[list[RequestMessage]] = relationship(
+        order_by="RequestMessage.id", viewonly=True
+    )
+
+
+class RequestMessage(Model):
+    """A later message from a caller who called again while their request was open.
+
+    It joins the request's history instead of making an unrelated request (`ivr/again.py`);
+    keyed by the CallSid of the later call, so one call adds at most one message. `is_new` until
+    staff save the request.
+    """
+
+    __tablename__ = "request_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("callback_requests.id", ondelete="CASCADE"), index=True
+    )
+    call_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    recording_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    recording_url: Mapped[str | None] = mapped_column(String(512))
+    recording_duration: Mapped[int | None]
+    audio: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
+    audio_type: Mapped[str | None] = mapped_column(String(64))
+    is_new: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -26,15 +26,32 @@ TEMPLATE_FIELDS: dict[str, dict[str, object]] = {
     "words/days_range": {"first": "Monday", "last": "Friday"},
     "words/days_one": {"day": "Monday"},
     **{f"words/time_{part}": {"time": "9"} for part in ("morning", "noon", "afternoon", "evening")},
+    "sms/reference": {"reference": "123456", "firm_number": "(312) 555-0100",
+                      "hours": "de miércoles a sábado, de 10:00 a 18:30 CDT"},
+    "sms/hours": {"days": "de miércoles a sábado", "opens": "10:00", "closes": "18:30",
+                  "zone": "CDT"},
 }
-REQUIRED_FIELDS = {"menu_option": {"key"}}
+REQUIRED_FIELDS = {"menu_option": {"key"}, "sms/reference": {"reference"},
+                   "sms/hours": {"opens", "closes"}}
+# The text a caller may ask for (`ivr/sms.py`); `sms/hours` and `sms/always` are parts of it.
+SMS = "sms/reference"
+MAX_SEGMENTS = 2
+# GSM 03.38: a text of these characters only is sent 160 to a segment (153 when it takes more
+# than one); the extension characters count twice. Any other character (á, í, ó, ú, ...) makes
+# the whole text UCS-2: 70 to a segment, 67 when it takes more than one.
+GSM_BASIC = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡"
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM_EXTENDED = set("^{}\\[~]|€\f")
 WORDS_PER_MINUTE = {"en": 150, "es": 160}
 MAX_SECONDS = 75
 # A topic is chosen with ONE key press, and the menus keep the other keys for themselves
 # (ivr/voice/common.py): a topic file named for one of them would never be heard.
 TOPIC_NAME = re.compile(r"(\d+)-([a-z0-9-]+)\.txt")
-TOPIC_KEYS = range(1, 8)
+TOPIC_KEYS = range(1, 7)
 RESERVED_KEYS = {
+    "7": "the key for hearing a topic again more slowly",
     "0": "the key for the firm",
     "8": "the key for leaving a callback request",
     "9": "the key for the main menu",
@@ -100,6 +117,56 @@ def check_text(name: str, text: str, lang: str) -> list[tuple[bool, str]]:
     return found
 
 
+@dataclass(frozen=True)
+class Segments:
+    path: str
+    count: int
+    encoding: str  # "GSM-7" or "UCS-2"
+    length: int  # characters as sent (septets, or UTF-16 code units)
+
+    def __str__(self) -> str:
+        unit = "segment" if self.count == 1 else "segments"
+        return (f"{self.path}: {self.count} SMS {unit} ({self.encoding}, {self.length} "
+                "characters with sample values)")
+
+
+def segments(text: str) -> tuple[int, str, int]:
+    """(segments, encoding, length) of an SMS body, as the carrier counts them."""
+    if all(c in GSM_BASIC or c in GSM_EXTENDED for c in text):
+        length = len(text) + sum(1 for c in text if c in GSM_EXTENDED)
+        return (1 if length <= 160 else -(-length // 153)), "GSM-7", length
+    length = len(text.encode("utf-16-le")) // 2
+    return (1 if length <= 70 else -(-length // 67)), "UCS-2", length
+
+
+def sms_text(root: Path, lang: str) -> str | None:
+    """The text of `lang` filled with sample values: a reference, a phone number, and hours
+    made as `sms.hours_text` makes them (Wednesday to Saturday, 10:00 to 18:30 CDT), with that
+    language's own words."""
+
+    def read(name: str) -> str:
+        raw = (root / lang / f"{name}.txt").read_text(encoding="utf-8")
+        return " ".join(spoken_text(raw).split())
+
+    try:
+        days = read("words/days_range").format(first=read("words/day_wed"),
+                                               last=read("words/day_sat"))
+        hours = read("sms/hours").format(days=days, opens="10:00", closes="18:30", zone="CDT")
+        return read(SMS).format(reference="123456", firm_number="(312) 555-0100", hours=hours)
+    except (OSError, UnicodeDecodeError, LookupError, ValueError):
+        return None  # reported as a problem of the file itself
+
+
+def sms_segments(root: Path) -> list[Segments]:
+    """How many segments each language's text takes: `ivr prompts check` reports them."""
+    found = []
+    for lang in LANGUAGES:
+        text = sms_text(root, lang)
+        if text is not None:
+            found.append(Segments(f"{lang}/{SMS}.txt", *segments(text)))
+    return found
+
+
 def check(root: Path) -> list[Problem]:
     """Every problem of the prompts under `root`, errors and warnings, in a stable order."""
     problems: list[Problem] = []
@@ -128,6 +195,9 @@ def check(root: Path) -> list[Problem]:
         problems += same_key(lang, all_names[lang])
     problems += [Problem(True, approval.path, "an '# approve:' note with no line below it to mark")
                  for approval in approvals(root) if not approval.text]
+    problems += [Problem(False, count.path, f"{count.count} SMS segments (over {MAX_SEGMENTS}: "
+                         "each is billed, and a long text may arrive in pieces)")
+                 for count in sms_segments(root) if count.count > MAX_SEGMENTS]
     return problems
 
 

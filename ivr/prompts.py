@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 LANGUAGES = ("en", "es")
-# Topics are keys 1-7 on a one-digit menu: 8, 9, 0, * and # mean the same on every menu.
-TOPIC_FILE = re.compile(r"([1-7])-([a-z0-9-]+)\.txt")
+# Topics are keys 1-6 on a one-digit menu: 7, 8, 9, 0, * and # mean the same on every menu.
+TOPIC_FILE = re.compile(r"([1-6])-([a-z0-9-]+)\.txt")
 
 
 def spoken_text(raw: str) -> str:
@@ -43,6 +43,7 @@ class Line(NamedTuple):
     text: str
     source: str
     pause: bool = False  # a short pause after it: between groups of digits in a number
+    slow: bool = False  # spoken more slowly: a topic heard again with 7 (`voice/topics.py`)
 
 
 @dataclass(frozen=True)

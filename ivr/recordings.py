@@ -15,7 +15,7 @@ from twilio.base.exceptions import TwilioRestException
 
 from . import jobs
 from .db import db
-from .models import CallbackRequest
+from .models import CallbackRequest, RequestMessage
 from .twilio_api import client
 
 TWILIO_API = "https://api.twilio.com/"
@@ -58,6 +58,30 @@ def copy_recording(payload: dict) -> None:
         # Not if the request was erased meanwhile (retention.erase clears recording_url).
         .where(CallbackRequest.id == request_id, CallbackRequest.audio_type.is_(None),
                CallbackRequest.recording_url.is_not(None))
+        .values(audio=audio, audio_type="audio/mpeg")
+        .execution_options(synchronize_session=False)
+    )
+    if not current_app.config["KEEP_RECORDINGS_AT_TWILIO"]:
+        jobs.enqueue("delete-recording", f"delete-recording:{row.recording_sid}",
+                     {"recording_sid": row.recording_sid})
+    db.session.commit()
+
+
+@jobs.handler("copy-message")
+def copy_message(payload: dict) -> None:
+    """The same copy for a message added to an open request (`voice/again.py`)."""
+    message_id = payload["message_id"]
+    row = db.session.execute(
+        sa.select(RequestMessage.recording_url, RequestMessage.recording_sid,
+                  RequestMessage.audio_type).where(RequestMessage.id == message_id)
+    ).first()
+    db.session.commit()  # hold no connection while Twilio answers
+    if row is None or row.audio_type or not row.recording_url:
+        return
+    audio = download(row.recording_url)
+    db.session.execute(
+        sa.update(RequestMessage)
+        .where(RequestMessage.id == message_id, RequestMessage.audio_type.is_(None))
         .values(audio=audio, audio_type="audio/mpeg")
         .execution_options(synchronize_session=False)
     )

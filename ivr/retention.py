@@ -24,7 +24,7 @@ from flask import current_app
 
 from . import audit, jobs
 from .db import db, utcnow
-from .models import Call, CallbackRequest
+from .models import Call, CallbackRequest, RequestMessage
 
 # Statuses after which the clock runs (staff/history.py; "called_back" is the old name).
 REACHED = ("reached", "handled", "called_back")
@@ -100,6 +100,16 @@ def erase(request_ids: list[int], actor: str, action: str = "delete") -> int:
         .values(text="")
         .execution_options(synchronize_session=False)
     )
+    # Messages added by calling again (`voice/again.py`) are recordings too: deleted with it.
+    added = db.session.scalars(sa.select(RequestMessage.recording_sid).where(
+        RequestMessage.request_id.in_(request_ids), RequestMessage.recording_sid.is_not(None)
+    )).all()
+    db.session.execute(
+        sa.delete(RequestMessage).where(RequestMessage.request_id.in_(request_ids))
+        .execution_options(synchronize_session=False)
+    )
+    for sid in added:
+        jobs.enqueue("delete-recording", f"delete-recording:{sid}", {"recording_sid": sid})
     for row in rows:
         if row.recording_sid:
             # A no-op if Twilio's copy was deleted after ours was made (the same job key).

@@ -294,6 +294,20 @@ SETTINGS: list[Setting] = [
     ),
     Setting("ALERT_SMS_TO", "", _e164_list, "Comma-separated E.164 numbers that get SMS alerts."),
     Setting("ALERT_SMS_FROM", "", lambda v: _e164(v) if v else "", "Twilio number SMS come from."),
+    Setting(
+        "SMS_FROM",
+        "",
+        lambda v: _e164(v) if v else "",
+        "The hotline's Twilio number that texts a caller their reference when they press 1 "
+        "for it (or set SMS_MESSAGING_SERVICE_SID). Empty: the offer is not made.",
+    ),
+    Setting(
+        "SMS_MESSAGING_SERVICE_SID",
+        "",
+        lambda v: v if not v or re.fullmatch(r"MG[0-9a-fA-F]{32}", v)
+        else _raise("a Messaging Service SID is MG followed by 32 hexadecimal characters"),
+        "Send callers' reference texts through this Messaging Service instead of SMS_FROM.",
+    ),
     Setting("ALERT_EMAIL_TO", "", str, "Comma-separated e-mail addresses for alerts."),
     Setting("ALERT_EMAIL_FROM", "hotline@localhost", str, "From address of alert e-mails."),
     Setting(

@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from blinker import Namespace
-from flask import current_app
+from flask import current_app, g, has_request_context
 from sqlalchemy.exc import IntegrityError
 
 from . import fallback, jobs, references
@@ -111,8 +111,16 @@ def count_call(call_sid: str, language: str, from_number: str) -> None:
         db.session.commit()
     except sa.exc.SQLAlchemyError as exc:
         db.session.rollback()
+        database_failed()
         fallback.keep({"call_sid": call_sid, "kind": "call", "language": language,
                        "from_number": from_number}, exc)
+
+
+def database_failed() -> None:
+    """Note, for the rest of this webhook, that the database failed: lookups that only make a
+    call better (`voice/again.py`) are then skipped rather than make the caller wait again."""
+    if has_request_context():
+        g.database_failed = True
 
 
 def insert_call(call_sid: str, language: str, from_number: str, **extra: Any) -> None:
@@ -163,15 +171,17 @@ def replay(entries: Iterable[dict[str, Any]]) -> tuple[int, int, list[dict[str, 
                 fields = {k: v for k, v in entry.items() if k in FIELDS | {"reference"}}
                 save(call_sid, alerted=call_sid in alerted, **fields)
             stored += 1
-        except (sa.exc.OperationalError, sa.exc.InterfaceError):
-            db.session.rollback()
-            raise  # the database is down again: the whole file stays for the next try
-        except (sa.exc.SQLAlchemyError, TypeError, ValueError) as exc:
+        except (sa.exc.IntegrityError, sa.exc.DataError, TypeError, ValueError) as exc:
             db.session.rollback()
             current_app.logger.error("could not replay entry for call %s: %s", call_sid,
                                      jobs.reason(exc))
             failed += 1
             refused.append(entry)
+        except sa.exc.SQLAlchemyError:
+            # Not this entry's fault (the database went down again, a table is missing until a
+            # migration runs): the whole file stays as it is for the next try.
+            db.session.rollback()
+            raise
     return stored, failed, refused
 
 

@@ -38,11 +38,22 @@ def speak(verb: VoiceResponse | Gather, lines: Sequence[Line]) -> None:
         return
     group: list[Line] = []
     for line in lines:
-        if group and group[-1].lang != line.lang:
+        if group and (group[-1].lang, group[-1].slow) != (line.lang, line.slow):
             _say(verb, group)
             group = []
         group.append(line)
     _say(verb, group)
+
+
+# Slower speech without rendered audio: SSML `<prosody rate>`, which Amazon Polly (neural voices
+# too) and Google voices take in Twilio's `<Say>`; Twilio's basic voices (man, woman, alice) take
+# no SSML, so with them a topic is not offered more slowly unless its slow audio is built.
+SLOW_RATE = "80%"
+SSML_VOICES = ("Polly.", "Google.")
+
+
+def says_slowly(lang: str) -> bool:
+    return current_app.config[f"VOICE_{lang.upper()}"].startswith(SSML_VOICES)
 
 
 def _say(verb: VoiceResponse | Gather, lines: list[Line]) -> None:
@@ -55,7 +66,12 @@ def _say(verb: VoiceResponse | Gather, lines: list[Line]) -> None:
                      if line.source.startswith("digit_") else "")
         for i, line in enumerate(lines)
     )
-    verb.say(text, language=SAY_LANGUAGE[lang], voice=current_app.config[f"VOICE_{lang.upper()}"])
+    voice = current_app.config[f"VOICE_{lang.upper()}"]
+    if lines[0].slow and says_slowly(lang):
+        say = verb.say(language=SAY_LANGUAGE[lang], voice=voice)
+        say.prosody(text, rate=SLOW_RATE)
+        return
+    verb.say(text, language=SAY_LANGUAGE[lang], voice=voice)
 
 
 def _last_digit(lines: list[Line], i: int) -> bool:

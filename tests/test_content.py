@@ -198,7 +198,11 @@ def test_the_callback_promise_says_what_a_family_needs_before_the_call(make_app,
     leave_message(call, lang)
     assert words in call.heard()
     assert text(lang, "confidential") in call.heard()
-    call = start(make_app(), lang)  # no number set: none promised
+    # No number set: none promised. Another caller: the same number would now add to its open
+    # request (issue 13, tests/test_families.py).
+    call = Call(make_app().test_client(), TOKEN, from_number="+13125550124")
+    call.answer()
+    call.press(KEY[lang])
     leave_message(call, lang)
     assert text(lang, "callback_from") not in call.heard()
     assert text(lang, "before_callback") in call.heard()
@@ -280,7 +284,9 @@ def test_prompts_check_lists_lines_awaiting_approval(run_check, prompts_dir, cal
     assert {line.split(":")[1].strip() for line in listed} == {
         f"{lang}/{name}.txt" for lang in LANGUAGES
         for name in ("topics/2-bond-hearing", "topics/3-appeal", "before_callback",
-                     "callback_from", "confidential")
+                     "callback_from", "confidential",
+                     # issue 13 (families)
+                     "urgent_ask", "urgent_noted", "sms/reference", "again_call_back")
     }
     assert "approve: en/topics/3-appeal.txt: The 30 days count from the judge's decision." in (
         result.output)

@@ -52,7 +52,7 @@ def test_every_voice_route_checks_the_signature(app, client):
     for rule in rules:
         path = rule.rule.replace("<any(en, es):lang>", "es").replace(
             "<any(en, es):caller>", "en").replace("<int:number>", "1").replace(
-            "<int:attempt>", "1")
+            "<int:attempt>", "1").replace("<int:request_id>", "1")
         response = client.post(path, data={"CallSid": "CA1"})
         assert response.status_code == 403, path
 

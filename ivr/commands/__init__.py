@@ -64,9 +64,16 @@ def callbacks_replay(source) -> None:
     The web processes apply their own fallback file automatically; this is for a machine that is
     gone. Replaying twice is harmless: requests are keyed by CallSid.
     """
+    import sqlalchemy as sa
+
     from .. import fallback, store
 
-    stored, failed, _refused = store.replay(fallback.read(source))
+    try:
+        stored, failed, _refused = store.replay(fallback.read(source))
+    except sa.exc.SQLAlchemyError as exc:
+        click.echo(f"the database cannot take them yet ({str(exc).splitlines()[0][:200]}); "
+                   "nothing was lost: run this again once it can", err=True)
+        sys.exit(1)
     click.echo(f"replayed {stored} entries" + (f", {failed} failed (see the log)"
                                                if failed else ""))
     if failed:

@@ -22,10 +22,10 @@ from .. import audio
 from ..prompts import LANGUAGES, PromptError, Prompts
 
 
-def render(text: str, lang: str, tld: str) -> bytes:
+def render(text: str, lang: str, tld: str, slow: bool = False) -> bytes:
     """Speak `text` with gTTS (one request per ~100 characters); raise gTTSError offline."""
     buffer = io.BytesIO()
-    gTTS(text, lang=lang, tld=tld, lang_check=False, timeout=30).write_to_fp(buffer)
+    gTTS(text, lang=lang, tld=tld, slow=slow, lang_check=False, timeout=30).write_to_fp(buffer)
     return buffer.getvalue()
 
 
@@ -62,7 +62,7 @@ def build_command(check: bool, prune: bool) -> None:
     problems: list[str] = []
     for lang, items in wanted.items():
         for item in items:
-            file = audio.audio_file(lang, accents[lang], item.line.text)
+            file = audio.audio_file(lang, accents[lang], item.line.text, item.line.slow)
             entry = {"hash": Path(file).stem, "file": file}
             known = old[lang].get(item.key)
             if (root / file).is_file():
@@ -83,7 +83,8 @@ def build_command(check: bool, prune: bool) -> None:
     rendered = 0
     try:
         for lang, item, file in tqdm(todo, desc="Rendering", unit="prompt", disable=None):
-            audio.write_atomic(root / file, render(item.line.text, lang, accents[lang]))
+            audio.write_atomic(root / file,
+                               render(item.line.text, lang, accents[lang], item.line.slow))
             manifest[lang][item.key] = {"hash": Path(file).stem, "file": file}
             rendered += 1
     except (gTTSError, requests.RequestException) as exc:
@@ -121,10 +122,12 @@ def prompts_group() -> None:
 def check_command() -> None:
     """Check every prompt in both languages; exit 1 on errors (warnings are only printed)."""
     from ..hours import zone_prompt
-    from ..promptcheck import Problem, approvals, check
+    from ..promptcheck import Problem, approvals, check, sms_segments
     from ..timing import timings
 
     root = Path(current_app.config["PROMPTS_DIR"])
+    for count in sms_segments(root):
+        click.echo(str(count))
     problems = check(root)
     zone = zone_prompt(current_app.config["OFFICE_TIMEZONE"])
     problems += [Problem(True, f"{lang}/{zone}.txt", "missing: it names OFFICE_TIMEZONE when "

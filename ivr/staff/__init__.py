@@ -12,7 +12,7 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import NotFound
 
 from .. import retention
-from . import admin, alerts, auth, dashboard, missed, profile, roles, twofactor
+from . import added, admin, alerts, auth, dashboard, missed, profile, roles, twofactor  # noqa: F401
 from .auth import login_manager
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")

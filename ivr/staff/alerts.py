@@ -113,7 +113,7 @@ def alert_sms(payload: dict[str, Any]) -> None:
 def alert_email(payload: dict[str, Any]) -> None:
     row = request_or_none(payload["request_id"])
     if row is not None:
-        send_email(payload["recipient"], f"New callback request #{row.reference}",
+        send_email(payload["recipient"], title(row),
                    "\n".join(message(row)) + "\n")
 
 
@@ -154,8 +154,12 @@ def message(row: CallbackRequest) -> list[str]:
     else:
         number = "No number: caller ID withheld and no callback number given."
     language = LANGUAGES.get(row.language, row.language)
-    return [f"New callback request #{row.reference} ({language}).", number,
-            f"Listen: {link(row)}"]
+    return [f"{title(row)} ({language}).", number, f"Listen: {link(row)}"]
+
+
+def title(row: CallbackRequest) -> str:
+    """URGENT first when the caller said a hearing or a transfer is days away (`urgency.py`)."""
+    return f"{'URGENT: ' if row.urgent else ''}New callback request #{row.reference}"
 
 
 def alert_directly(entries: list[dict[str, Any]]) -> list[str]:

@@ -30,13 +30,13 @@ from flask import (
 )
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy.orm import undefer
+from sqlalchemy.orm import selectinload, undefer
 from wtforms import IntegerField, StringField, TextAreaField
 from wtforms.validators import AnyOf, Length, Optional
 
 from .. import recordings
 from ..db import db, utcnow
-from ..models import CallbackRequest
+from ..models import CallbackRequest, RequestMessage
 from . import calling, display, history
 from .auth import safe_next
 from .history import OPEN, STATUS_LABELS, STATUSES, RequestClaim
@@ -99,10 +99,12 @@ class Filters:
                           CallbackRequest.callback_number.contains(digits, autoescape=True),
                           CallbackRequest.a_number == digits.rjust(9, "0")]
             query = query.where(sa.or_(*found))
-        # Families still waiting first, the longest wait at the top; then reached, then handled,
+        # Families still waiting first, urgent ones (a hearing within 7 days, a transfer soon:
+        # `urgency.py`) before the rest, the longest wait at the top; then reached, then handled,
         # the latest first.
         waiting = CallbackRequest.status.in_(OPEN)
-        group = sa.case((waiting, 0), (CallbackRequest.status == "reached", 1), else_=2)
+        group = sa.case((sa.and_(waiting, CallbackRequest.urgent), 0), (waiting, 1),
+                        (CallbackRequest.status == "reached", 2), else_=3)
         oldest_waiting = sa.case((waiting, CallbackRequest.created_at), else_=None)
         return query.order_by(group, oldest_waiting.asc(), CallbackRequest.created_at.desc(),
                               CallbackRequest.id.desc())
@@ -153,7 +155,8 @@ def search():
 
 
 def listing(filters: Filters) -> str:
-    rows = db.session.scalars(filters.query().limit(PAGE + 1)).all()
+    query = filters.query().options(selectinload(CallbackRequest.messages))
+    rows = db.session.scalars(query.limit(PAGE + 1)).all()
     days = display.daily_counts()
     # Marking a request handled comes back to the list, filtered as it was (less the search).
     here = url_for("staff.requests.index", **filters.url_args())
@@ -206,6 +209,9 @@ def update(request_id: int):
             said.append(f"status {STATUS_LABELS[wanted].lower()}")
         else:
             refused = True
+    # Saving the request is staff's word that they have seen its added messages too.
+    db.session.execute(sa.update(RequestMessage).where(RequestMessage.request_id == row.id)
+                       .values(is_new=False).execution_options(synchronize_session=False))
     db.session.commit()
     if meanwhile:
         changes = "; ".join(f"{e.actor or 'the hotline'}: {history.describe(e)}"
@@ -288,8 +294,22 @@ def audio(request_id: int):
     return send_file(io.BytesIO(body), mimetype=mimetype, conditional=True, max_age=0)
 
 
+@bp.get("/requests/<int:request_id>/messages/<int:message_id>/audio")
+def message_audio(request_id: int, message_id: int):
+    """A message the caller added by calling again, from the database copy."""
+    row = db.session.get(RequestMessage, message_id, options=[undefer(RequestMessage.audio)])
+    if row is None or row.request_id != request_id:
+        abort(404)
+    if row.audio is None:
+        return Response("The recording is not copied from Twilio yet; try again in a minute.",
+                        status=404, mimetype="text/plain")
+    return send_file(io.BytesIO(row.audio), mimetype=row.audio_type or "audio/mpeg",
+                     conditional=True, max_age=0)
+
+
 CSV_COLUMNS = ["reference", "received", "language", "status", "caller_number", "callback_number",
-               "a_number", "recording_seconds", "claimed_by", "call_attempts", "notes"]
+               "a_number", "recording_seconds", "claimed_by", "call_attempts", "notes", "urgent",
+               "reference_texted"]
 # What a spreadsheet may run as a formula: also after spaces, and in full-width forms.
 FORMULA_START = re.compile(r"[\s\u3000]*[=+\-@\uff1d\uff0b\uff0d\uff20]|[\t\r|%]")
 
@@ -327,7 +347,7 @@ def export():
             display.LANGUAGES.get(row.language, row.language), STATUS_LABELS.get(row.status),
             csv_phone(row.caller_number), csv_phone(row.callback_number),
             display.a_number(row.a_number), row.recording_duration or "", summary.claimed_by,
-            summary.attempts, notes,
+            summary.attempts, notes, "yes" if row.urgent else "", row.sms_status or "",
         ))
         history.add(row.id, "export", current_user.username)
     db.session.commit()

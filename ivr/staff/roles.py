@@ -35,6 +35,7 @@ REQUIRED = {
     "staff.missed.call": STAFF,
     "staff.profile.show": STAFF,
     "staff.profile.save": STAFF,
+    "staff.requests.message_audio": STAFF,  # a message added by calling again (issue 13)
     "staff.requests.export": ADMIN,
     "staff.admin.audit": ADMIN,
     "staff.admin.delete": ADMIN,

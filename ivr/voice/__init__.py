@@ -1,9 +1,11 @@
 """The caller's journeys, one blueprint each, all under `/voice` and all signed by Twilio.
 
 In call order: `welcome` (greeting, language), `topics` (menu and the firm's explanations),
-`connect` (Call Now, the firm's whisper), `callback` (the recorded message) and `details` (the
-number to call back, the A-number, the reference); `staffcall` is a staff call-back through the
-hotline (the staff phone's leg, then the family's); `errors` answers what goes wrong. Endpoint
+`connect` (Call Now, the firm's whisper), `callback` (the recorded message), `details` (the
+number to call back, the A-number), `closing` (urgency, the reference read and offered by text,
+goodbye) and `again` (a caller who calls again while their request is open); `staffcall` is a
+staff call-back through the hotline (the staff phone's leg, then the family's); `errors` answers
+what goes wrong. Endpoint
 `voice.<module>.<view>` lives in `ivr/voice/<module>.py`.
 
 The parent blueprint checks `X-Twilio-Signature` before any child runs, and turns an unexpected
@@ -14,12 +16,13 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from . import callback, connect, details, staffcall, topics, welcome
+from . import again, callback, closing, connect, details, staffcall, topics, welcome
 from .common import require_twilio_signature
 from .errors import answer_errors
 
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 bp.before_request(require_twilio_signature)
 bp.register_error_handler(Exception, answer_errors)
-for child in (welcome.bp, topics.bp, connect.bp, callback.bp, details.bp, staffcall.bp):
+for child in (welcome.bp, topics.bp, connect.bp, callback.bp, details.bp, closing.bp,
+              again.bp, staffcall.bp):
     bp.register_blueprint(child)

@@ -16,6 +16,7 @@ from .. import references, store
 from ..db import db
 from ..models import Call, CallbackRequest
 from ..twiml import prompts, speak, twiml
+from . import again
 from .common import fails, final, final_args, redirect
 
 bp = Blueprint("callback", __name__, url_prefix="/<any(en, es):lang>/callback")
@@ -42,17 +43,28 @@ def start(lang: str):
         speak(response, [prompts().line(lang, "already_recorded")])
         response.redirect(url_for("voice.details.number", lang=lang, ref=existing))
         return twiml(response)
+    added = again.added_reference(call_sid())
+    if added is not None:  # this call already added its one message to an open request
+        response = VoiceResponse()
+        speak(response, [prompts().line(lang, "already_recorded")])
+        response.redirect(url_for("voice.again.added", lang=lang, ref=added))
+        return twiml(response)
+    # A caller with an open request adds to it (`again.py`) rather than starting another.
+    target = again.open_request(request.form.get("From", ""), call_sid())
+    adding = {"add": target.id, "ref": target.reference} if target is not None else {}
     lines = [prompts().line(lang, "record_nothing")] if failed else []
     response = VoiceResponse()
-    speak(response, lines + [prompts().line(lang, "record_intro")])
+    speak(response, lines + [prompts().line(lang, "add_intro" if adding else "record_intro")])
     response.record(
-        action=url_for("voice.callback.recorded", lang=lang, fails=failed, **final_args()),
+        action=url_for("voice.callback.recorded", lang=lang, fails=failed, **adding,
+                       **final_args()),
         max_length=current_app.config["RECORDING_MAX_SECONDS"],
         finish_on_key="#",
         play_beep=True,
         timeout=10,
         trim="trim-silence",
-        recording_status_callback=url_for("voice.callback.recording_status", lang=lang),
+        recording_status_callback=url_for("voice.callback.recording_status", lang=lang,
+                                          **adding),
         recording_status_callback_event="completed",
     )
     # Reached only when Twilio heard nothing and recorded nothing.
@@ -70,6 +82,7 @@ def recorded_request() -> str | None:
         )
     except sa.exc.SQLAlchemyError:
         db.session.rollback()
+        store.database_failed()
         return None  # the database is failing: recording again is the safe side
 
 
@@ -92,6 +105,12 @@ def recorded(lang: str):
         if hung_up:
             return twiml(VoiceResponse())
         return redirect("voice.callback.start", lang=lang, fails=fails() + 1, **final_args())
+    adding = request.args.get("add", type=int)
+    if adding:  # a message added to the caller's open request
+        again.save(call_sid(), adding, request.form.get("From", ""), **fields)
+        if hung_up:
+            return twiml(VoiceResponse())
+        return redirect("voice.again.added", lang=lang, ref=request.args.get("ref", ""))
     # The reference the caller hears; save() stores this one, so the row is not read again
     # after its commit (a connection lost at that moment must not cost the caller anything).
     heard = references.take(call_sid())
@@ -113,6 +132,10 @@ def recording_status(lang: str):
     fields = recording_fields(lang)
     if form.get("RecordingStatus") != "completed" or not fields["recording_duration"]:
         return Response(status=204)  # nothing was said: no request to store
+    adding = request.args.get("add", type=int)
+    if adding:
+        again.save(call_sid(), adding, calling_number(), **fields)
+        return Response(status=204)
     store.save_or_keep(call_sid(), caller_number=calling_number(), step="recorded", **fields)
     return Response(status=204)
 

@@ -18,6 +18,7 @@ REPEAT = "*"
 NEXT = "#"
 CALLBACK = "8"
 MAIN_MENU = "9"
+SLOWER = "7"  # after a topic: hear it again more slowly (so no topic is numbered 7)
 FIRM = "0"
 
 

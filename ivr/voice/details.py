@@ -7,13 +7,12 @@ Each step updates the request stored in step 1 (`callback.py`); the URLs stay un
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, request
-from twilio.twiml.voice_response import VoiceResponse
 
 from .. import store
-from ..hours import promise_lines
 from ..phones import e164, parse_valid, region
 from ..prompts import Line
-from ..twiml import prompts, speak, twiml
+from ..twiml import prompts, twiml
+from . import closing
 from .callback import call_sid
 from .common import ask, fails, redirect
 from .connect import caller_id
@@ -137,15 +136,6 @@ def a_number_choice(lang: str):
 
 @bp.route("/confirmation", methods=["POST"])
 def confirmation(lang: str):
-    """Read the reference back twice, digit by digit, and say when to expect a call (or, with
-    no number to call, that we cannot call back)."""
-    p = prompts()
-    ref = request.args.get("ref", "")
-    reference = [p.line(lang, "reference_number"), *p.digits(lang, ref, (3, 3))]
-    response = VoiceResponse()
-    speak(response, [p.line(lang, "confirmation"), *reference])
-    speak(response, reference)
-    after = "no_number" if reachable_args() else "expect_call"
-    speak(response, [*promise_lines(lang, after), p.line(lang, "goodbye")])
-    response.hangup()
-    return twiml(response)
+    """Thank the caller, then the ending (`closing.py`): the urgency question, the reference
+    twice with the offer of it by text, and when to expect a call (or that we cannot)."""
+    return twiml(closing.ending(lang, [prompts().line(lang, "confirmation")]))

@@ -12,7 +12,7 @@ from .connect import dial_firm, office_open
 
 # Webhooks that no caller listens to: the firm's whisper leg, and Twilio's status callbacks.
 FIRM_LEG = ("voice.connect.whisper", "voice.connect.accept")
-STATUS = ("voice.callback.recording_status",)
+STATUS = ("voice.callback.recording_status", "voice.closing.sms_status")
 
 
 def caller_language() -> str:

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, request
 
-from ..prompts import Line
+from ..prompts import Line, Topic
 from ..staff import missed
-from ..twiml import prompts
+from ..twiml import prompts, says_slowly
 from .common import (
     CALLBACK,
     FIRM,
     MAIN_MENU,
     NEXT,
     REPEAT,
+    SLOWER,
     ask,
     fails,
     options_lines,
@@ -52,13 +53,27 @@ def firm_option() -> list[str]:
 def topic_options(lang: str, number: int, firm: list[str] | None = None) -> list[Line]:
     """What the caller can do after a topic, the next topic first; "next" only when a later
     topic exists, "talk with our office now" only while it is open (what topic 5's "contact us
-    today" leads to). Kept short: it follows every topic."""
+    today" leads to), "more slowly" only when it can be done (`slow_line`). Kept short: it
+    follows every topic."""
     p = prompts()
     firm = firm_option() if firm is None else firm
-    options = ["next", *firm, "callback", "repeat", "menu"]
+    found = p.topic(lang, number)
+    slower = ["slower"] if found is not None and slow_line(lang, found) is not None else []
+    options = ["next", *firm, "callback", "repeat", *slower, "menu"]
     if not any(t.number > number for t in p.topics(lang)):
         options.remove("next")
     return options_lines(lang, *options)
+
+
+def slow_line(lang: str, found: Topic) -> Line | None:
+    """The topic to be spoken more slowly: its slow audio when built (`ivr audio build`), else
+    `<Say>` at a slower rate where the voice takes SSML; None when neither can be done, so the
+    option is not offered rather than played at the same speed."""
+    line = Line(lang, found.body, found.name, slow=True)
+    audio = current_app.extensions.get("ivr.audio")
+    if (audio is not None and audio.url(line)) or says_slowly(lang):
+        return line
+    return None
 
 
 def common_key(lang: str, digits: str):
@@ -98,12 +113,13 @@ def menu_choice(lang: str):
 
 
 @bp.post("/topics/<int:number>")
-def topic(lang: str, number: int):
+def topic(lang: str, number: int, slowly: bool = False):
     found = prompts().topic(lang, number)
     if found is None:  # a topic file removed mid-call
         return menu(lang)
     missed.mark(request.form.get("CallSid", ""), "topic", str(number))  # for the missed list
-    lines = [Line(lang, found.body, found.name)] + topic_options(lang, number)
+    body = slow_line(lang, found) if slowly else None
+    lines = [body or Line(lang, found.body, found.name)] + topic_options(lang, number)
     return ask(lines, "voice.topics.topic_choice", lang=lang, number=number, fails=0)
 
 
@@ -112,6 +128,9 @@ def topic_choice(lang: str, number: int):
     digits = request.form.get("Digits", "")
     if digits == REPEAT:
         return topic(lang, number)
+    found = prompts().topic(lang, number)
+    if digits == SLOWER and found is not None and slow_line(lang, found) is not None:
+        return topic(lang, number, slowly=True)
     if digits == NEXT:
         later = [t.number for t in prompts().topics(lang) if t.number > number]
         if later:

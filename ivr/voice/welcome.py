@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, request
 
 from .. import references, store
 from ..twiml import prompts
+from . import again
 from .common import ask, fails
 from .topics import menu_lines
 
@@ -61,8 +62,19 @@ def choose():
 
 def start(lang: str):
     """Say the disclaimer once, in full (outside the menu's Gather, so no key cuts it short),
-    then the main menu in the chosen language, in one answer."""
-    store.count_call(request.form.get("CallSid", ""), lang, request.form.get("From", ""))
+    then the main menu in the chosen language, in one answer.
+
+    A caller with an open request first hears it ("We have your message from Tuesday, ...",
+    also in full) and the menu offers to add to it (`again.py`).
+    """
+    call_sid, number = request.form.get("CallSid", ""), request.form.get("From", "")
+    store.count_call(call_sid, lang, number)
     references.top_up()  # so a reference is at hand even if the database fails later in the call
+    disclaimer = prompts().line(lang, "disclaimer")
+    open_request = again.open_request(number, call_sid)
+    if open_request is not None:
+        return ask(again.with_add_option(lang, menu_lines(lang)), "voice.topics.menu_choice",
+                   keep=False, lang=lang, fails=0,
+                   before=[*again.announcement(lang, open_request), disclaimer])
     return ask(menu_lines(lang), "voice.topics.menu_choice", lang=lang, fails=0,
-               before=[prompts().line(lang, "disclaimer")])
+               before=[disclaimer])

@@ -1,0 +1,179 @@
+"""The reference by text message: asked for with a key, queued with the request, sent once.
+
+A relative leaving a message is often driving or holding a child; the reference read twice is
+gone by the end of the call. So after hearing it they may press 1 to get it by SMS. The text is
+made from prompt files in the caller's language (`prompts/<lang>/sms/`): the reference, the
+firm's number and when to expect a call, from OFFICE_HOURS, and nothing else: phones are shared,
+so no names and no legal detail.
+
+It goes only to the valid number the call came from (never a withheld one), from the hotline's
+number or Messaging Service, as a `once` job: never sent twice, even when a worker dies
+mid-send. A failure that cannot have sent it (Twilio 5xx or 429, refused connection) is retried;
+one that will not change (21610 opted out, 21614 not a mobile number) is recorded on the request.
+Twilio's delivery statuses come back to a signed webhook (`voice/closing.py`, `sms_status`) and
+are recorded with `advance`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import requests
+import sqlalchemy as sa
+from flask import current_app
+from twilio.base.exceptions import TwilioRestException
+
+from . import jobs
+from .db import db
+from .hours import spoken_days
+from .models import CallbackRequest
+from .staff.display import phone
+from .twilio_api import client
+from .twiml import prompts
+
+# Twilio's message statuses in the order they happen; a late or repeated callback never moves a
+# message back (Twilio does not promise the order of its callbacks).
+ORDER = {"queued": 0, "accepted": 0, "scheduled": 0, "sending": 1, "sent": 2, "delivered": 3,
+         "undelivered": 3, "failed": 3, "read": 4}
+
+
+def enabled() -> bool:
+    """Whether the hotline can send texts at all; the offer is not made otherwise."""
+    config = current_app.config
+    return bool(config["TWILIO_ACCOUNT_SID"]
+                and (config["SMS_FROM"] or config["SMS_MESSAGING_SERVICE_SID"]))
+
+
+def clock(moment: dt.time) -> str:
+    return "24:00" if moment == dt.time.max else f"{moment.hour}:{moment.minute:02d}"
+
+
+def hours_text(lang: str) -> str:
+    """When to expect a call, from OFFICE_HOURS: the days in the words the call uses
+    (`hours.spoken_days`), the times as a clock shows them and the zone's abbreviation, which
+    keep the text short (a segment is 70 characters once an accent makes it UCS-2)."""
+    hours = current_app.config["OFFICE_HOURS"]
+    if hours is None:
+        return prompts().text(lang, "sms/always")
+    zone = dt.datetime.now(current_app.config["OFFICE_TIMEZONE"]).strftime("%Z")
+    return prompts().line(lang, "sms/hours", days=spoken_days(lang, hours.days),
+                          opens=clock(hours.opens), closes=clock(hours.closes), zone=zone).text
+
+
+def body(lang: str, reference: str) -> str:
+    return prompts().line(lang, "sms/reference", reference=reference,
+                          firm_number=phone(current_app.config["FIRM_PHONE_NUMBER"]),
+                          hours=hours_text(lang)).text
+
+
+def queue(reference: str, to: str, call_sid: str) -> bool:
+    """Queue the text of `reference` to `to`; False when it cannot be (no such request yet, or
+    the database fails), so the caller is told to write the reference down instead.
+
+    The job key is the request and the call: Twilio's duplicate webhooks change nothing, while a
+    caller who calls again and asks again gets it again.
+    """
+    try:
+        row = db.session.scalar(sa.select(CallbackRequest).filter_by(reference=reference))
+        if row is None:
+            db.session.rollback()
+            current_app.logger.warning("no request %s to text (call %s)", reference, call_sid)
+            return False
+        jobs.enqueue("reference-sms", f"reference-sms:{row.id}:{call_sid}",
+                     {"request_id": row.id, "to": to})
+        if row.sms_status is None:
+            row.sms_status = "queued"
+        db.session.commit()
+        return True
+    except sa.exc.SQLAlchemyError as exc:
+        db.session.rollback()
+        current_app.logger.error("could not queue the reference text for call %s: %s",
+                                 call_sid, jobs.reason(exc))
+        return False
+
+
+def status_url(request_id: int, lang: str) -> str | None:
+    public = current_app.config["PUBLIC_URL"].rstrip("/")
+    if not public:
+        return None  # no public address: Twilio's statuses cannot reach us
+    return public + current_app.url_map.bind("").build(
+        "voice.closing.sms_status", {"lang": lang, "request_id": request_id})
+
+
+def advance(request_id: int, sid: str, status: str, error_code: str | None) -> None:
+    """Record Twilio's status of the text `sid`; an older status or another message is
+    ignored."""
+    if status not in ORDER:
+        return
+    row = db.session.get(CallbackRequest, request_id)
+    if row is None or (row.sms_sid and sid != row.sms_sid):
+        db.session.rollback()
+        return  # another message, or a request since deleted
+    if row.sms_status not in ORDER or ORDER[status] >= ORDER[row.sms_status]:
+        row.sms_status = status
+        row.sms_sid = sid or row.sms_sid
+        if error_code:
+            row.sms_error = f"Twilio {error_code}"
+    db.session.commit()
+
+
+def record(request_id: int, status: str | None, error: str | None, sid: str | None = None) -> None:
+    values: dict[str, Any] = {"sms_error": error[:300] if error else None}
+    if status:
+        values["sms_status"] = status
+    if sid:
+        values["sms_sid"] = sid
+    db.session.execute(sa.update(CallbackRequest).where(CallbackRequest.id == request_id)
+                       .values(**values).execution_options(synchronize_session=False))
+    db.session.commit()
+
+
+@jobs.handler("reference-sms", once=True, max_attempts=5)
+def send_reference(payload: dict[str, Any]) -> None:
+    request_id = payload["request_id"]
+    row = db.session.execute(
+        sa.select(CallbackRequest.language, CallbackRequest.reference)
+        .where(CallbackRequest.id == request_id)
+    ).first()
+    db.session.commit()  # hold no connection while Twilio answers
+    if row is None:
+        return  # the request was deleted
+    config = current_app.config
+    sender = ({"messaging_service_sid": config["SMS_MESSAGING_SERVICE_SID"]}
+              if config["SMS_MESSAGING_SERVICE_SID"] else {"from_": config["SMS_FROM"]})
+    callback = status_url(request_id, row.language)
+    try:
+        message = client().messages.create(
+            to=payload["to"], body=body(row.language, row.reference), **sender,
+            **({"status_callback": callback} if callback else {}),
+        )
+    except TwilioRestException as exc:
+        why = f"Twilio {exc.status} {exc.code}: {exc.msg}"
+        if exc.status >= 500 or exc.status == 429:
+            record(request_id, None, why)
+            raise
+        record(request_id, "failed", why)
+        raise jobs.Permanent(why) from None
+    except (requests.exceptions.ConnectTimeout, requests.exceptions.ProxyError) as exc:
+        record(request_id, None, jobs.reason(exc))
+        raise  # never reached Twilio: safe to try again
+    except requests.ConnectionError as exc:
+        if "NewConnectionError" in str(exc) or "NameResolutionError" in str(exc):
+            record(request_id, None, jobs.reason(exc))
+            raise  # refused or not resolved: nothing was sent
+        why = f"the text may have been sent: {jobs.reason(exc)}"
+        record(request_id, "unknown", why)
+        raise jobs.Permanent(why) from None
+    except requests.exceptions.Timeout:
+        why = "no answer from Twilio; the text may have been sent"
+        record(request_id, "unknown", why)
+        raise jobs.Permanent(why) from None
+    sent = db.session.get(CallbackRequest, request_id)
+    if sent is not None:
+        # Twilio's first status callback may have come before this answer: never move back.
+        same = sent.sms_sid == message.sid
+        if not same or ORDER.get(sent.sms_status or "", -1) <= ORDER.get(message.status or "", 0):
+            sent.sms_status = message.status or "queued"
+        sent.sms_sid, sent.sms_error = message.sid, None
+    db.session.commit()

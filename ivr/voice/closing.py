@@ -1,0 +1,110 @@
+"""The end of a callback request: urgency, the reference twice, the offer of it by text, goodbye.
+
+One TwiML document holds the whole ending, so a caller who presses nothing hears it straight
+through without a round trip: "If there is a hearing in the next 7 days ... press 1", the
+reference read twice, "to get this reference by text message, press 1", when to expect a call,
+goodbye. Each `<Gather>` posts only when a key is pressed, and its action answers with the rest
+of the ending. The request is found by its reference (carried in the signed URL), so the ending
+is the same for a first message and for one added to an open request (`again.py`). Twilio's
+delivery status of the text comes back here too (`sms_status`).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, request, url_for
+from twilio.twiml.voice_response import VoiceResponse
+
+from .. import sms, urgency
+from ..hours import promise_lines
+from ..prompts import Line
+from ..twiml import prompts, speak, twiml
+from .connect import caller_id
+
+bp = Blueprint("closing", __name__, url_prefix="/<any(en, es):lang>/closing")
+
+URGENT = "1"  # "press 1" on the urgency question
+TEXT_ME = "1"  # "press 1" on the text-message offer
+
+
+def carried() -> dict[str, str]:
+    """What the ending carries from step to step: the reference and whether we can call back."""
+    values = {"ref": request.args.get("ref", "")}
+    if request.args.get("unreachable") == "1":
+        values["unreachable"] = "1"
+    return values
+
+
+def reference_lines(lang: str, ref: str) -> list[Line]:
+    p = prompts()
+    return [p.line(lang, "reference_number"), *p.digits(lang, ref, (3, 3))]
+
+
+def offers_text() -> bool:
+    """The text is offered only to a real number the call came from, when texts can be sent."""
+    return sms.enabled() and caller_id(request.form.get("From", "")) is not None
+
+
+def gather(response: VoiceResponse, lines: list[Line], endpoint: str, lang: str) -> None:
+    """A one-key question that, unanswered, lets the call go on to the next verb."""
+    with response.gather(num_digits=1, timeout=current_app.config["GATHER_TIMEOUT"],
+                         action=url_for(endpoint, lang=lang, **carried())) as question:
+        speak(question, lines)
+
+
+def ending(lang: str, opening: list[Line], *, ask_urgency: bool = True,
+           read_reference: bool = True) -> VoiceResponse:
+    p = prompts()
+    ref = request.args.get("ref", "")
+    response = VoiceResponse()
+    speak(response, opening)
+    if ask_urgency:
+        gather(response, [p.line(lang, "urgent_ask")], "voice.closing.urgent", lang)
+    reference = reference_lines(lang, ref) if read_reference and ref else []
+    speak(response, reference)
+    speak(response, reference)
+    if offers_text() and ref:  # only the offer listens: a key pressed before it sends nothing
+        gather(response, [p.line(lang, "sms_offer")], "voice.closing.text", lang)
+    goodbye(response, lang)
+    return response
+
+
+def goodbye(response: VoiceResponse, lang: str) -> None:
+    """When to expect a call (or that we cannot call back), with the office hours, then goodbye."""
+    after = "no_number" if request.args.get("unreachable") == "1" else "expect_call"
+    speak(response, [*promise_lines(lang, after), prompts().line(lang, "goodbye")])
+    response.hangup()
+
+
+@bp.post("/urgent")
+def urgent(lang: str):
+    """Pressing 1 marks the request urgent; any other key just goes on with the ending."""
+    opening: list[Line] = []
+    if request.form.get("Digits") == URGENT:
+        if urgency.mark(request.args.get("ref", ""), request.form.get("CallSid", "")):
+            opening = [prompts().line(lang, "urgent_noted")]
+    return twiml(ending(lang, opening, ask_urgency=False))
+
+
+@bp.post("/text")
+def text(lang: str):
+    """Pressing 1 queues the reference by SMS to the number the call came from; never else."""
+    p = prompts()
+    response = VoiceResponse()
+    own = caller_id(request.form.get("From", ""))
+    ref = request.args.get("ref", "")
+    if request.form.get("Digits") == TEXT_ME and own and sms.enabled():
+        if sms.queue(ref, own, request.form.get("CallSid", "")):
+            speak(response, [p.line(lang, "sms_sent")])
+        else:
+            speak(response, [p.line(lang, "sms_unavailable"), *reference_lines(lang, ref)])
+    goodbye(response, lang)
+    return twiml(response)
+
+
+@bp.post("/sms/<int:request_id>/status")
+def sms_status(lang: str, request_id: int):
+    """Twilio's delivery status of the text (signed, like every webhook under /voice)."""
+    form = request.form
+    sms.advance(request_id, form.get("MessageSid", ""), form.get("MessageStatus", ""),
+                form.get("ErrorCode"))
+    return Response(status=204)

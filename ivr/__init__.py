@@ -68,8 +68,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # is never taken from X-Forwarded-Host (Heroku passes a client's through; see PUBLIC_URL).
     proxies = app.config["FORWARDED_PROXIES"]
     if proxies:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=0,
-                                x_port=proxies)
+        # Flask's documented way to add WSGI middleware; mypy sees wsgi_app only as a method.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=0, x_port=proxies)
     if not app.config["PUBLIC_URL"] and not (app.debug or app.testing):
         app.logger.warning(
             "PUBLIC_URL is not set: webhook signatures are checked against the Host header, so "

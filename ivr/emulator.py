@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from urllib.parse import urlencode, urljoin, urlsplit
 
+from flask.testing import FlaskClient
 from twilio.request_validator import RequestValidator
 
 BASE = "http://localhost"
@@ -26,7 +27,7 @@ def sign(token: str, url: str, params: dict[str, str]) -> str:
 class Call:
     """One simulated phone call: `post` a webhook, then `press`/`say`/`silence` to answer it."""
 
-    client: object
+    client: FlaskClient
     token: str
     from_number: str = "+13125550123"
     to_number: str = "+18005550100"
@@ -80,11 +81,22 @@ class Call:
     def answer(self):
         return self.follow("/voice", CallStatus="ringing")
 
+    def document(self) -> ET.Element:
+        """The TwiML of the last answer that was TwiML."""
+        assert self.twiml is not None, "no TwiML yet: answer or post first"
+        return self.twiml
+
     # What the caller does with the current TwiML --------------------------------------------
     def gather(self) -> ET.Element:
-        gather = self.twiml.find("Gather")
-        assert gather is not None, ET.tostring(self.twiml)
+        gather = self.document().find("Gather")
+        assert gather is not None, ET.tostring(self.document())
         return gather
+
+    def action(self, gather: ET.Element) -> str:
+        """Where the Gather posts what it heard (our TwiML always names it)."""
+        action = gather.get("action")
+        assert action is not None, ET.tostring(gather)
+        return action
 
     def press(self, keys: str) -> ET.Element:
         """Press `keys` as Twilio's <Gather> hears them: up to numDigits, or up to finishOnKey
@@ -94,37 +106,39 @@ class Call:
         digits = collect(keys, int(gather.get("numDigits") or 0), gather.get("finishOnKey", "#"))
         if not digits and gather.get("actionOnEmptyResult") != "true":
             return self.silence()
-        return self.follow(gather.get("action"), Digits=digits)
+        return self.follow(self.action(gather), Digits=digits)
 
     def say(self, speech: str) -> ET.Element:
         gather = self.gather()
         assert "speech" in gather.get("input", ""), "this menu does not listen for speech"
-        return self.follow(gather.get("action"), SpeechResult=speech, Confidence="0.9")
+        return self.follow(self.action(gather), SpeechResult=speech, Confidence="0.9")
 
     def silence(self) -> ET.Element:
         """Say nothing: Twilio moves past the Gather to the next verb, a Redirect."""
-        redirect = self.twiml.find("Redirect")
-        assert redirect is not None, ET.tostring(self.twiml)
+        redirect = self.document().find("Redirect")
+        assert redirect is not None and redirect.text is not None, ET.tostring(self.document())
         return self.follow(redirect.text)
 
     def redirect(self) -> ET.Element:
         """Follow a Redirect that stands alone (no Gather before it)."""
-        assert self.twiml.find("Gather") is None
+        assert self.document().find("Gather") is None
         return self.silence()
 
     def follow(self, url: str, **extra: str) -> ET.Element:
         """Post to `url`, then keep following `<Redirect>`s that need no caller input."""
-        response = self.post(url, **extra)
+        response = self.post(url, None, **extra)
         assert response.status_code == 200, (url, response.status_code, response.data[:300])
-        self.chain = [self.twiml]
+        self.chain = [self.document()]
         while self.passes_through():
-            response = self.post(self.twiml.find("Redirect").text)
+            redirect = self.document().find("Redirect")
+            assert redirect is not None and redirect.text is not None, ET.tostring(self.document())
+            response = self.post(redirect.text)
             assert response.status_code == 200, response.data[:300]
-            self.chain.append(self.twiml)
-        return self.twiml
+            self.chain.append(self.document())
+        return self.document()
 
     def passes_through(self) -> bool:
-        tags = {child.tag for child in self.twiml}
+        tags = {child.tag for child in self.document()}
         return "Redirect" in tags and not tags & {"Gather", "Record", "Dial", "Hangup"}
 
     # What the caller hears ---------------------------------------------------------------------

@@ -42,7 +42,7 @@ def office_open(moment: dt.datetime | None = None) -> bool:
     if closed_on(moment.date()):
         return False
     hours: OfficeHours | None = current_app.config["OFFICE_HOURS"]
-    return hours is None or hours.is_open(moment, moment.tzinfo)
+    return hours is None or hours.is_open(moment, current_app.config["OFFICE_TIMEZONE"])
 
 
 def next_opening(moment: dt.datetime, closures: bool = True) -> dt.datetime | None:

@@ -8,6 +8,7 @@ the router's `X-Forwarded-Proto` as Werkzeug's `ProxyFix` applies it (see `creat
 from __future__ import annotations
 
 from flask import Flask, Response, current_app, redirect, request
+from werkzeug.wrappers import Response as BaseResponse
 
 # A year, the usual minimum for browsers' preload lists; no includeSubDomains, since the firm's
 # other hosts under the same domain are not ours to promise.
@@ -19,7 +20,7 @@ def init_app(app: Flask) -> None:
     app.after_request(strict_transport_security)
 
 
-def redirect_plain_http() -> Response | None:
+def redirect_plain_http() -> BaseResponse | None:
     # Read per request: `ivr call` turns it off for its in-process calls, which cross no network.
     if request.is_secure or not current_app.config["HTTPS_ONLY"]:
         return None

@@ -102,7 +102,9 @@ class Prompts:
         for entry in entries:
             raw = spoken_text((folder / entry).read_text(encoding="utf-8")).strip()
             label, _, body = raw.partition("\n")
-            number = int(TOPIC_FILE.fullmatch(entry)[1])
+            match = TOPIC_FILE.fullmatch(entry)
+            assert match is not None  # `entries` holds only names that match
+            number = int(match[1])
             name = f"topics/{entry[:-4]}"
             topics.append(Topic(number, name, label.strip(), " ".join(body.split())))
         topics.sort(key=lambda t: t.number)

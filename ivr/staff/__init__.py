@@ -15,7 +15,8 @@ from .. import retention
 from . import added, admin, alerts, auth, dashboard, missed, profile, roles, twofactor  # noqa: F401
 from .auth import login_manager
 
-bp = Blueprint("staff", __name__, url_prefix="/staff")
+PREFIX = "/staff"
+bp = Blueprint("staff", __name__, url_prefix=PREFIX)
 csrf = CSRFProtect()
 
 # Pages and media may be seen only by staff; nothing here may be cached, framed or leak its URL.
@@ -73,7 +74,7 @@ bp.register_blueprint(missed.bp)
 
 def not_found(error: NotFound):
     """A staff page that does not exist gets a page with a way back; a webhook keeps Flask's."""
-    if not request.path.startswith(bp.url_prefix + "/"):
+    if not request.path.startswith(PREFIX + "/"):
         return error
     response = Response(render_template("staff/404.html"), status=404, mimetype="text/html")
     response.headers.update(HEADERS)

@@ -62,6 +62,7 @@ def audit_views(response: Response) -> Response:
     if request.endpoint == "staff.requests.audio" and response.status_code in (200, 206):
         # A player asks for byte ranges as it plays; one listen is the request from the start.
         if request.headers.get("Range", "bytes=0-").startswith("bytes=0-"):
+            assert request.view_args is not None  # the endpoint matched, so its arguments are set
             request_id = request.view_args["request_id"]
             reference = db.session.scalar(
                 sa.select(CallbackRequest.reference).where(CallbackRequest.id == request_id))

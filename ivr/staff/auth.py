@@ -106,8 +106,8 @@ def admit_attempt(username: str) -> bool:
     since = utcnow() - WINDOW
     recent = (sa.select(sa.func.count()).select_from(LoginAttempt)
               .where(LoginAttempt.username == username, LoginAttempt.created_at >= since))
-    here = db.session.scalar(recent.where(LoginAttempt.ip == address()))
-    anywhere = db.session.scalar(recent)
+    here = db.session.execute(recent.where(LoginAttempt.ip == address())).scalar_one()
+    anywhere = db.session.execute(recent).scalar_one()
     if here > MAX_FAILURES or anywhere > ACCOUNT_MAX_FAILURES:
         db.session.rollback()
         return False

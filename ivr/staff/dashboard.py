@@ -14,7 +14,9 @@ import csv
 import datetime as dt
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from flask import (
@@ -109,7 +111,7 @@ class Filters:
         return query.order_by(group, oldest_waiting.asc(), CallbackRequest.created_at.desc(),
                               CallbackRequest.id.desc())
 
-    def url_args(self) -> dict[str, str]:
+    def url_args(self) -> dict[str, Any]:
         """The filters that may go in a URL: all but the search words."""
         values = {"status": self.status, "language": self.language,
                   "start": self.start.isoformat() if self.start else "",
@@ -139,7 +141,7 @@ def helpers() -> dict:
             "history": history}
 
 
-def page_context(rows: list[CallbackRequest]) -> dict:
+def page_context(rows: Sequence[CallbackRequest]) -> dict:
     return {"summaries": history.summaries([r.id for r in rows]), "calling": calling,
             "now": utcnow(), "waiting": waiting_counts()}
 
@@ -203,6 +205,7 @@ def update(request_id: int):
         history.add(row.id, "note", me, text=note)
         said.append("note added")
     wanted, seen_status = form.status.data, form.seen_status.data
+    assert wanted is not None and seen_status is not None  # validated: AnyOf(STATUSES)
     refused = False
     if wanted != seen_status:
         if history.move_status(row.id, seen_status, wanted, me):

@@ -153,7 +153,7 @@ def chart(days: list[Day], width: int = 320, row: int = 22) -> dict:
     for i, d in enumerate(days):
         bars = []
         for column, counts in enumerate((d.calls, d.requests)):
-            x = label + column * (half + gap)
+            x: float = label + column * (half + gap)
             for language in ("en", "es"):
                 w = round(half * counts[language] / top, 1)
                 bars.append({"x": x, "width": w, "language": language, "count": counts[language]})

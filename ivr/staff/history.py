@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy import DateTime, ForeignKey, Index, String, Text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..db import Model, db, utcnow
@@ -90,7 +93,7 @@ def move_status(request_id: int, seen: str, to: str, actor: str | None,
     (or a call's outcome) changed it first: nothing is overwritten."""
     if seen == to:
         return True
-    moved = db.session.execute(
+    moved = cast(CursorResult[Any], db.session.execute(
         sa.update(CallbackRequest)
         .where(CallbackRequest.id == request_id, CallbackRequest.status == seen)
         # The retention clock (retention.py) runs from the moment a family was reached or the
@@ -98,7 +101,7 @@ def move_status(request_id: int, seen: str, to: str, actor: str | None,
         .values(status=to, updated_at=utcnow(),
                 handled_at=utcnow() if to in ("reached", "handled") else None)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )).rowcount
     if moved:
         add(request_id, "status", actor, status_from=seen, status_to=to, text=text)
     return bool(moved)
@@ -113,10 +116,10 @@ def events(request_id: int, after: int = 0) -> list[RequestEvent]:
 
 
 def last_id(request_id: int) -> int:
-    return db.session.scalar(
+    return db.session.execute(
         sa.select(sa.func.coalesce(sa.func.max(RequestEvent.id), 0))
         .where(RequestEvent.request_id == request_id)
-    )
+    ).scalar_one()
 
 
 @dataclass
@@ -148,9 +151,10 @@ def summaries(request_ids: list[int], by: str = "request") -> dict[int, Summary]
     # (Twilio down for its retries) must not grey out the button for ever.
     recent = utcnow() - CALLING_FOR
     attempts: dict[int, set[int]] = {i: set() for i in request_ids}
-    answered: dict[int, set[int]] = {i: set() for i in request_ids}
+    answered: dict[int, set[int | None]] = {i: set() for i in request_ids}
     for event in rows:
         key = event.call_id if by == "call" else event.request_id
+        assert key is not None  # the rows were selected by this column
         summary = found[key]
         summary.events.append(event)
         summary.last_id = event.id
@@ -177,8 +181,8 @@ def describe(event: RequestEvent) -> str:
         return event.text
     if event.kind == "status":
         reason = f" ({event.text})" if event.text else ""
-        return (f"status {STATUS_LABELS.get(event.status_from, event.status_from)} → "
-                f"{STATUS_LABELS.get(event.status_to, event.status_to)}{reason}")
+        return (f"status {STATUS_LABELS.get(event.status_from or '', event.status_from)} → "
+                f"{STATUS_LABELS.get(event.status_to or '', event.status_to)}{reason}")
     if event.kind == "claim":
         return "took it"
     if event.kind == "release":
@@ -196,11 +200,11 @@ def describe(event: RequestEvent) -> str:
     return event.kind
 
 
-def claim(request_id: int, username: str) -> str:
-    """Take the request unless a colleague already has; return who has it now."""
+def claim(request_id: int, username: str) -> str | None:
+    """Take the request unless a colleague already has; return who has it now (None if they
+    let it go in between)."""
     dialect = db.session.get_bind().dialect.name
-    insert = (sa.dialects.postgresql.insert if dialect == "postgresql"
-              else sa.dialects.sqlite.insert)
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     taken = db.session.scalar(
         insert(RequestClaim).values(request_id=request_id, username=username,
                                     claimed_at=utcnow())
@@ -216,11 +220,11 @@ def claim(request_id: int, username: str) -> str:
 
 def release(request_id: int, username: str) -> bool:
     """Let go of a request one holds (never a colleague's)."""
-    gone = db.session.execute(
+    gone = cast(CursorResult[Any], db.session.execute(
         sa.delete(RequestClaim)
         .where(RequestClaim.request_id == request_id, RequestClaim.username == username)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    )).rowcount
     if gone:
         add(request_id, "release", username)
     return bool(gone)

@@ -23,13 +23,13 @@ import hmac
 import re
 import secrets
 import time
+from typing import Any, cast
 
 import pyotp
 import segno
 import sqlalchemy as sa
 from flask import (
     Blueprint,
-    Response,
     current_app,
     flash,
     redirect,
@@ -41,6 +41,8 @@ from flask import (
 from flask_login import current_user, login_user
 from flask_wtf import FlaskForm
 from markupsafe import Markup
+from sqlalchemy.engine import CursorResult
+from werkzeug.wrappers import Response  # what redirect() returns: Flask's is a subclass
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
@@ -121,12 +123,12 @@ def use_totp(user: StaffUser, code: str) -> bool:
     if step is None:
         return False
     # Conditional, so two requests with one code cannot both pass.
-    return db.session.execute(
+    return cast(CursorResult[Any], db.session.execute(
         sa.update(StaffUser)
         .where(StaffUser.id == user.id, sa.or_(StaffUser.totp_last_step.is_(None),
                                                 StaffUser.totp_last_step < step))
         .values(totp_last_step=step).execution_options(synchronize_session=False)
-    ).rowcount == 1
+    )).rowcount == 1
 
 
 def code_hash(code: str) -> str:
@@ -134,12 +136,12 @@ def code_hash(code: str) -> str:
 
 
 def use_recovery_code(user: StaffUser, code: str) -> bool:
-    return db.session.execute(
+    return cast(CursorResult[Any], db.session.execute(
         sa.update(RecoveryCode)
         .where(RecoveryCode.user_id == user.id, RecoveryCode.code_hash == code_hash(code),
                RecoveryCode.used_at.is_(None))
         .values(used_at=utcnow()).execution_options(synchronize_session=False)
-    ).rowcount == 1
+    )).rowcount == 1
 
 
 def new_recovery_codes(user: StaffUser) -> list[str]:
@@ -249,6 +251,6 @@ def enforce() -> Response | None:
     """The staff blueprint's before_request: a session from before two factors were required
     (or from an account enrolled nowhere) must enrol before it sees anything else."""
     if (current_user.is_authenticated and not current_user.totp_secret and required()
-            and not request.endpoint.startswith(("staff.twofactor.", "staff.auth."))):
+            and not (request.endpoint or "").startswith(("staff.twofactor.", "staff.auth."))):
         return redirect(url_for("staff.twofactor.setup"))
     return None

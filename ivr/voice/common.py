@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 from flask import Response, abort, current_app, request, url_for
@@ -54,7 +54,7 @@ def _reject() -> NoReturn:
     abort(403)
 
 
-def redirect(endpoint: str, **values: object) -> Response:
+def redirect(endpoint: str, **values: Any) -> Response:
     """Move the call on to another webhook (a new journey, with its own URL state)."""
     response = VoiceResponse()
     response.redirect(url_for(endpoint, **values))
@@ -70,7 +70,7 @@ def final() -> bool:
     return request.args.get("final") == "1"
 
 
-def final_args() -> dict[str, str]:
+def final_args() -> dict[str, Any]:
     return {"final": "1"} if final() else {}
 
 
@@ -81,7 +81,7 @@ def fails() -> int:
 
 def ask(lines: Sequence[Line], endpoint: str, *, num_digits: int = 1,
         speech: bool = False, post_empty: bool = False,
-        timeout: int | None = None, before: Sequence[Line] = (), **values: object) -> Response:
+        timeout: int | None = None, before: Sequence[Line] = (), **values: Any) -> Response:
     """Say `lines` inside a `<Gather>` (so a key interrupts them) posting to `endpoint`.
 
     `before` is said ahead of the `<Gather>`, where no key can cut it short: for the one thing
@@ -95,7 +95,7 @@ def ask(lines: Sequence[Line], endpoint: str, *, num_digits: int = 1,
 
 
 def _gather(lines: Sequence[Line], endpoint: str, num_digits: int, speech: bool,
-            post_empty: bool, values: dict[str, object],
+            post_empty: bool, values: dict[str, Any],
             timeout: int | None = None, before: Sequence[Line] = ()) -> VoiceResponse:
     config = current_app.config
     action = url_for(endpoint, **values)

@@ -9,6 +9,8 @@ silent recording then ends the call.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, current_app, request, url_for
 from twilio.twiml.voice_response import VoiceResponse
 
@@ -85,9 +87,10 @@ def start(lang: str):
 def dial_firm(response: VoiceResponse, lang: str, final: bool = False) -> None:
     """Ring the firm with the caller's own number, a whisper to accept, and an action."""
     config = current_app.config
+    final_arg: dict[str, Any] = {"final": "1"} if final else {}
     dial = response.dial(
         timeout=config["DIAL_TIMEOUT"],
-        action=url_for("voice.connect.done", lang=lang, **({"final": "1"} if final else {})),
+        action=url_for("voice.connect.done", lang=lang, **final_arg),
         caller_id=caller_id(request.form.get("From", "")),
         answer_on_bridge=True,
     )

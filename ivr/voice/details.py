@@ -6,6 +6,8 @@ Each step updates the request stored in step 1 (`callback.py`); the URLs stay un
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, current_app, request
 
 from .. import store
@@ -30,6 +32,7 @@ def spoken_number(lang: str, number: str) -> list[Line]:
     code, then the national number in fours from the end, as Mexico and Central America write
     them (55 1234 5678, 2345 6789)."""
     parsed = parse_valid(number)
+    assert parsed is not None  # callers pass caller_id()'s number, which is a valid one
     national = str(parsed.national_number)
     if parsed.country_code == 1:
         return prompts().digits(lang, national, (3, 3, 4))
@@ -90,7 +93,7 @@ def number_choice(lang: str):
     return redirect("voice.details.a_number", lang=lang, ref=ref, **reachable)
 
 
-def reachable_args() -> dict[str, str]:
+def reachable_args() -> dict[str, Any]:
     return {"unreachable": "1"} if request.args.get("unreachable") == "1" else {}
 
 

@@ -8,6 +8,8 @@ the app that the caller would sit through in silence.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, current_app, request
 
 from ..prompts import Line, Topic
@@ -87,7 +89,7 @@ def common_key(lang: str, digits: str):
     return None
 
 
-def retry(lang: str, lines: list[Line], endpoint: str, **values: object):
+def retry(lang: str, lines: list[Line], endpoint: str, **values: Any):
     """Count a failure; say the menu again, or after too many offer the firm and a callback."""
     failed = fails() + 1
     if failed >= current_app.config["MAX_FAILURES"]:

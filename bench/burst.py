@@ -63,7 +63,7 @@ TWILIO_TIMEOUT = 15.0  # seconds Twilio waits for a webhook before the caller he
 REQUESTS_PER_CALL = 13  # a complete call's webhooks, status callback included (for --at)
 PG_VERSION, PG_CLUSTER, PG_PORT = "15", "bench", 5433
 PG_ROLE = "bench"
-ACCESS_FORMAT = 'BENCH %({x-bench-id}i)s %(U)s %(s)s %(D)s %(p)s'
+ACCESS_FORMAT = "BENCH %({x-bench-id}i)s %(U)s %(s)s %(D)s %(p)s"
 DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
@@ -78,8 +78,14 @@ class Processes:
         # `exec` so that the Popen's pid is the command itself (kill -9 hits the real process).
         shell = command if re.search(r"[;&|]", command) else "exec " + command
         out = log.open("ab")
-        process = subprocess.Popen(["bash", "-c", shell], cwd=ROOT, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            ["bash", "-c", shell],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         out.close()
         self.started.append(process)
         return process
@@ -123,8 +129,10 @@ def proc_status(pid: int) -> dict[str, float] | None:
         return None
     fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
     try:
-        return {"rss_mb": round(int(fields["VmRSS"].split()[0]) / 1024, 1),
-                "threads": int(fields["Threads"])}
+        return {
+            "rss_mb": round(int(fields["VmRSS"].split()[0]) / 1024, 1),
+            "threads": int(fields["Threads"]),
+        }
     except (KeyError, ValueError):
         return None
 
@@ -158,7 +166,7 @@ class Postgres:
     """A cluster of our own on port 5433: faults stop and restart it, never the shared one."""
 
     def __init__(self) -> None:
-        self.admin_url = (f"postgresql+psycopg://{PG_ROLE}:{PG_ROLE}@127.0.0.1:{PG_PORT}/postgres")
+        self.admin_url = f"postgresql+psycopg://{PG_ROLE}:{PG_ROLE}@127.0.0.1:{PG_PORT}/postgres"
         # A fault's stop or restart holds the lock; cleanup sets `abort` (ends a --down-s wait)
         # and takes the lock, so it never checks the cluster halfway through a stop.
         self.lock = threading.Lock()
@@ -166,31 +174,60 @@ class Postgres:
 
     def ctl(self, action: str) -> float:
         started = time.monotonic()
-        subprocess.run(["pg_ctlcluster", PG_VERSION, PG_CLUSTER, action], check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["pg_ctlcluster", PG_VERSION, PG_CLUSTER, action], check=True, capture_output=True
+        )
         return round(time.monotonic() - started, 2)
 
     def online(self) -> bool:
         out = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True).stdout
-        return any(line.split()[:4] == [PG_VERSION, PG_CLUSTER, str(PG_PORT), "online"]
-                   for line in out.splitlines())
+        return any(
+            line.split()[:4] == [PG_VERSION, PG_CLUSTER, str(PG_PORT), "online"]
+            for line in out.splitlines()
+        )
 
     def ensure(self) -> None:
         out = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True).stdout
         if not any(line.split()[:2] == [PG_VERSION, PG_CLUSTER] for line in out.splitlines()):
-            subprocess.run(["pg_createcluster", PG_VERSION, PG_CLUSTER, "--port", str(PG_PORT)],
-                           check=True, capture_output=True)
+            subprocess.run(
+                ["pg_createcluster", PG_VERSION, PG_CLUSTER, "--port", str(PG_PORT)],
+                check=True,
+                capture_output=True,
+            )
         if not self.online():
             self.ctl("start")
         role = subprocess.run(
-            ["runuser", "-u", "postgres", "--", "psql", "-p", str(PG_PORT), "-tAc",
-             f"SELECT 1 FROM pg_roles WHERE rolname = '{PG_ROLE}'"],
-            capture_output=True, text=True, check=True).stdout.strip()
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                "psql",
+                "-p",
+                str(PG_PORT),
+                "-tAc",
+                f"SELECT 1 FROM pg_roles WHERE rolname = '{PG_ROLE}'",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         if role != "1":
             subprocess.run(
-                ["runuser", "-u", "postgres", "--", "psql", "-p", str(PG_PORT), "-c",
-                 f"CREATE ROLE {PG_ROLE} LOGIN PASSWORD '{PG_ROLE}' CREATEDB"],
-                check=True, capture_output=True)
+                [
+                    "runuser",
+                    "-u",
+                    "postgres",
+                    "--",
+                    "psql",
+                    "-p",
+                    str(PG_PORT),
+                    "-c",
+                    f"CREATE ROLE {PG_ROLE} LOGIN PASSWORD '{PG_ROLE}' CREATEDB",
+                ],
+                check=True,
+                capture_output=True,
+            )
 
     def ensure_started(self) -> None:
         self.abort.set()
@@ -246,19 +283,37 @@ class Ear:
                     after = say.split(mark, 1)[1]
                     words = re.findall(r"[^\W\d_]+|\d", after.lower())
                     reference = "".join(self.digits.get(w, "") for w in words)
-        return {"reference": reference,
-                "save_failed": any(m in whole for m in self.marks["save_failed"]),
-                "error": any(m in whole for m in self.marks["error"])}
+        return {
+            "reference": reference,
+            "save_failed": any(m in whole for m in self.marks["save_failed"]),
+            "error": any(m in whole for m in self.marks["error"]),
+        }
 
 
 # The callers ---------------------------------------------------------------------------------
 TWILIO_FIELDS = {
-    "ApiVersion": "2010-04-01", "CallStatus": "in-progress", "Direction": "inbound",
-    "FromCity": "CHICAGO", "FromState": "IL", "FromZip": "60601", "FromCountry": "US",
-    "CallerCity": "CHICAGO", "CallerState": "IL", "CallerZip": "60601", "CallerCountry": "US",
-    "To": "+18005550100", "Called": "+18005550100", "ToCity": "", "ToState": "", "ToZip": "",
-    "ToCountry": "US", "CalledCity": "", "CalledState": "", "CalledZip": "",
-    "CalledCountry": "US", "StirVerstat": "TN-Validation-Passed-A",
+    "ApiVersion": "2010-04-01",
+    "CallStatus": "in-progress",
+    "Direction": "inbound",
+    "FromCity": "CHICAGO",
+    "FromState": "IL",
+    "FromZip": "60601",
+    "FromCountry": "US",
+    "CallerCity": "CHICAGO",
+    "CallerState": "IL",
+    "CallerZip": "60601",
+    "CallerCountry": "US",
+    "To": "+18005550100",
+    "Called": "+18005550100",
+    "ToCity": "",
+    "ToState": "",
+    "ToZip": "",
+    "ToCountry": "US",
+    "CalledCity": "",
+    "CalledState": "",
+    "CalledZip": "",
+    "CalledCountry": "US",
+    "StirVerstat": "TN-Validation-Passed-A",
 }
 AREAS = ["312", "773", "872", "630", "847", "708", "331", "224"]
 
@@ -282,22 +337,35 @@ class Burst:
         self.t0 = time.monotonic()
         self.status_threads: list[threading.Thread] = []
 
-    def send(self, caller: Caller, url: str, extra: dict[str, str], step: str,
-             status_cb: bool = False) -> tuple[int | None, bytes, float, str]:
+    def send(
+        self, caller: Caller, url: str, extra: dict[str, str], step: str, status_cb: bool = False
+    ) -> tuple[int | None, bytes, float, str]:
         url = urljoin(f"https://{HOST}/voice", url)
         parts = urlsplit(url)
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         if status_cb:
             params = {"AccountSid": self.account, "CallSid": caller.sid, **extra}
         else:
-            params = {"CallSid": caller.sid, "AccountSid": self.account, **TWILIO_FIELDS,
-                      "From": caller.from_number, "Caller": caller.from_number, **extra}
+            params = {
+                "CallSid": caller.sid,
+                "AccountSid": self.account,
+                **TWILIO_FIELDS,
+                "From": caller.from_number,
+                "Caller": caller.from_number,
+                **extra,
+            }
         caller.n += 1
         bid = f"{caller.i}.{caller.n}"
-        headers = {"Host": HOST, "Content-Type": "application/x-www-form-urlencoded",
-                   "X-Forwarded-Proto": "https", "X-Forwarded-Port": "443",
-                   "X-Forwarded-For": "54.172.60.1", "Via": "1.1 vegur", "X-Bench-Id": bid,
-                   "X-Twilio-Signature": self.validator.compute_signature(url, params)}
+        headers = {
+            "Host": HOST,
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Port": "443",
+            "X-Forwarded-For": "54.172.60.1",
+            "Via": "1.1 vegur",
+            "X-Bench-Id": bid,
+            "X-Twilio-Signature": self.validator.compute_signature(url, params),
+        }
         started = time.monotonic()
         status, body, outcome = None, b"", "ok"
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TWILIO_TIMEOUT)
@@ -319,9 +387,16 @@ class Burst:
             outcome = "timeout"
         if outcome == "ok" and status not in (200, 204):
             outcome = f"http-{status}"
-        record = {"call": caller.i, "bid": bid, "step": step, "path": normalise(parts.path),
-                  "status": status, "ms": round(ms, 2), "outcome": outcome,
-                  "t": round(started - self.t0, 3)}
+        record = {
+            "call": caller.i,
+            "bid": bid,
+            "step": step,
+            "path": normalise(parts.path),
+            "status": status,
+            "ms": round(ms, 2),
+            "outcome": outcome,
+            "t": round(started - self.t0, 3),
+        }
         with self.lock:
             self.requests.append(record)
             self.done += 1
@@ -403,27 +478,35 @@ class Caller:
                 fields = {
                     "RecordingSid": self.recording_sid,
                     "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/"
-                                    f"{self.burst.account}/Recordings/{self.recording_sid}",
+                    f"{self.burst.account}/Recordings/{self.recording_sid}",
                     "RecordingDuration": "12",
                 }
                 callback = record.get("recordingStatusCallback")
                 if callback:
-                    thread = threading.Thread(target=self.recording_status,
-                                              args=(urljoin(self.url, callback), fields),
-                                              daemon=True)
+                    thread = threading.Thread(
+                        target=self.recording_status,
+                        args=(urljoin(self.url, callback), fields),
+                        daemon=True,
+                    )
                     with self.burst.lock:
                         self.burst.status_threads.append(thread)
                     thread.start()
                 heard = []
-                twiml = self.request(record.get("action") or self.url, "recorded", Digits="#",
-                                     **fields)
+                twiml = self.request(
+                    record.get("action") or self.url, "recorded", Digits="#", **fields
+                )
             elif "Dial" in tags:
                 dial = twiml.find("Dial")
                 if not dial.get("action"):
                     break
-                twiml = self.request(dial.get("action"), "dial", DialCallStatus="no-answer",
-                                     DialCallSid="CA" + secrets.token_hex(16),
-                                     DialCallDuration="0", DialBridged="false")
+                twiml = self.request(
+                    dial.get("action"),
+                    "dial",
+                    DialCallStatus="no-answer",
+                    DialCallSid="CA" + secrets.token_hex(16),
+                    DialCallDuration="0",
+                    DialBridged="false",
+                )
             elif "Redirect" in tags and "Hangup" not in tags:
                 redirect = twiml.find("Redirect")
                 path = urlsplit(urljoin(self.url, redirect.text or self.url)).path
@@ -436,12 +519,16 @@ class Caller:
 
     def recording_status(self, url: str, fields: dict[str, str]) -> None:
         time.sleep(random.uniform(0, 1.5))
-        params = {**fields, "RecordingStatus": "completed", "RecordingChannels": "1",
-                  "RecordingSource": "RecordVerb",
-                  "RecordingStartTime": dt.datetime.now(dt.UTC).strftime(
-                      "%a, %d %b %Y %H:%M:%S +0000")}
-        status, _body, ms, outcome = self.burst.send(self, url, params, "recording-status",
-                                                    status_cb=True)
+        params = {
+            **fields,
+            "RecordingStatus": "completed",
+            "RecordingChannels": "1",
+            "RecordingSource": "RecordVerb",
+            "RecordingStartTime": dt.datetime.now(dt.UTC).strftime("%a, %d %b %Y %H:%M:%S +0000"),
+        }
+        status, _body, ms, outcome = self.burst.send(
+            self, url, params, "recording-status", status_cb=True
+        )
         self.status_cb = {"status": status, "ms": round(ms, 1), "outcome": outcome}
 
 
@@ -488,13 +575,27 @@ class Run:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.tag = args.tag or "-".join(
-            [args.db, f"w{args.workers}", f"n{args.calls}", args.twilio,
-             *([args.fault] if args.fault else []), *(["alerts"] if args.alerts else []),
-             *(["open"] if args.open else [])])
+            [
+                args.db,
+                f"w{args.workers}",
+                f"n{args.calls}",
+                args.twilio,
+                *([args.fault] if args.fault else []),
+                *(["alerts"] if args.alerts else []),
+                *(["open"] if args.open else []),
+            ]
+        )
         self.dir = RUNS / self.tag
         self.dir.mkdir(parents=True, exist_ok=True)
-        for old in ("web.log", "worker.log", "release.log", "fake_twilio.log",
-                    "twilio_events.jsonl", "ca.pem", "fallback.jsonl"):
+        for old in (
+            "web.log",
+            "worker.log",
+            "release.log",
+            "fake_twilio.log",
+            "twilio_events.jsonl",
+            "ca.pem",
+            "fallback.jsonl",
+        ):
             (self.dir / old).unlink(missing_ok=True)
         self.procs = Processes()
         self.pg = Postgres() if args.db == "pg" else None
@@ -502,8 +603,13 @@ class Run:
         self.web: subprocess.Popen | None = None
         self.worker: subprocess.Popen | None = None
         self.procfile = read_procfile()
-        self.result: dict = {"tag": self.tag, "args": vars(args), "procfile": self.procfile,
-                             "commit": git_head(), "started": utc_now()}
+        self.result: dict = {
+            "tag": self.tag,
+            "args": vars(args),
+            "procfile": self.procfile,
+            "commit": git_head(),
+            "started": utc_now(),
+        }
         self.faults: list[dict] = []
 
     # Setting up --------------------------------------------------------------------------------
@@ -517,34 +623,50 @@ class Run:
 
     def environment(self) -> dict[str, str]:
         args = self.args
-        drop = ("DATABASE_URL", "JOURNAL_PATH", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
-                "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "PORT",
-                "WEB_CONCURRENCY", "GUNICORN_CMD_ARGS")
-        env = {k: v for k, v in os.environ.items()
-               if k.upper() not in drop and not k.startswith(("TWILIO_", "ALERT_", "SMTP_"))}
+        drop = (
+            "DATABASE_URL",
+            "JOURNAL_PATH",
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "REQUESTS_CA_BUNDLE",
+            "CURL_CA_BUNDLE",
+            "SSL_CERT_FILE",
+            "PORT",
+            "WEB_CONCURRENCY",
+            "GUNICORN_CMD_ARGS",
+        )
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k.upper() not in drop and not k.startswith(("TWILIO_", "ALERT_", "SMTP_"))
+        }
         self.token = "bench-" + secrets.token_hex(12)
         self.account = "AC" + secrets.token_hex(16)
         self.port = free_port()
-        env.update({
-            "PATH": f"{VENV_BIN}:{env.get('PATH', '/usr/bin:/bin')}",
-            "PYTHONUNBUFFERED": "1",
-            "PYTHONPATH": str(ROOT),  # this tree's `ivr`, before the venv's editable install
-            "PORT": str(self.port),
-            "WEB_CONCURRENCY": str(args.workers),
-            "GUNICORN_CMD_ARGS": shlex.join(["--access-logfile", "-", "--access-logformat",
-                                             ACCESS_FORMAT]),
-            "TWILIO_AUTH_TOKEN": self.token,
-            "TWILIO_ACCOUNT_SID": self.account,
-            "SECRET_KEY": secrets.token_hex(32),
-            "FIRM_PHONE_NUMBER": "+13125550100",
-            "OFFICE_HOURS": self.office_hours(),
-            "NO_PROXY": "127.0.0.1,localhost",
-            # As on Heroku: one proxy (the router) and the public URL Twilio signs.
-            "FORWARDED_PROXIES": "1",
-            "PUBLIC_URL": f"https://{HOST}",
-            # The database-fault fallback file: this run's own, never an earlier run's leftovers.
-            "FALLBACK_PATH": str(self.dir / "fallback.jsonl"),
-        })
+        env.update(
+            {
+                "PATH": f"{VENV_BIN}:{env.get('PATH', '/usr/bin:/bin')}",
+                "PYTHONUNBUFFERED": "1",
+                "PYTHONPATH": str(ROOT),  # this tree's `ivr`, before the venv's editable install
+                "PORT": str(self.port),
+                "WEB_CONCURRENCY": str(args.workers),
+                "GUNICORN_CMD_ARGS": shlex.join(
+                    ["--access-logfile", "-", "--access-logformat", ACCESS_FORMAT]
+                ),
+                "TWILIO_AUTH_TOKEN": self.token,
+                "TWILIO_ACCOUNT_SID": self.account,
+                "SECRET_KEY": secrets.token_hex(32),
+                "FIRM_PHONE_NUMBER": "+13125550100",
+                "OFFICE_HOURS": self.office_hours(),
+                "NO_PROXY": "127.0.0.1,localhost",
+                # As on Heroku: one proxy (the router) and the public URL Twilio signs.
+                "FORWARDED_PROXIES": "1",
+                "PUBLIC_URL": f"https://{HOST}",
+                # The database-fault fallback file: this run's own, never an earlier run's.
+                "FALLBACK_PATH": str(self.dir / "fallback.jsonl"),
+            }
+        )
         if self.pg:
             self.pg.ensure()
             self.db_name = "bench_" + re.sub(r"\W", "_", self.tag.lower())[:40]
@@ -558,21 +680,36 @@ class Run:
         # Twilio's API on loopback (and SMTP when alerts are on).
         proxy_port, smtp_port = free_port(), free_port() if args.alerts else 0
         mode = {"refuse": "ok", "ok": "ok", "slow": "ok", "hang": "hang"}[args.twilio]
-        delay = args.twilio_delay if args.twilio_delay is not None else (
-            3.0 if args.twilio == "slow" else 0.3)
+        delay = (
+            args.twilio_delay
+            if args.twilio_delay is not None
+            else (3.0 if args.twilio == "slow" else 0.3)
+        )
         self.fake = self.procs.start(
             f"{sys.executable} {HERE / 'fake_twilio.py'} --port {proxy_port} --mode {mode} "
             f"--delay {delay} --ca {self.dir / 'ca.pem'} "
             f"--events {self.dir / 'twilio_events.jsonl'} --smtp-port {smtp_port}",
-            env, self.dir / "fake_twilio.log")
+            env,
+            self.dir / "fake_twilio.log",
+        )
         wait_for(lambda: (self.dir / "ca.pem").exists(), 20, "the fake Twilio API")
         proxy = f"http://127.0.0.1:{free_port() if args.twilio == 'refuse' else proxy_port}"
-        env.update({"HTTPS_PROXY": proxy, "https_proxy": proxy,
-                    "REQUESTS_CA_BUNDLE": str(self.dir / "ca.pem")})
+        env.update(
+            {
+                "HTTPS_PROXY": proxy,
+                "https_proxy": proxy,
+                "REQUESTS_CA_BUNDLE": str(self.dir / "ca.pem"),
+            }
+        )
         if args.alerts:
-            env.update({"ALERT_EMAIL_TO": "staff@example.org",
-                        "SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
-                        "ALERT_SMS_TO": "+13125550199", "ALERT_SMS_FROM": "+13125550198"})
+            env.update(
+                {
+                    "ALERT_EMAIL_TO": "staff@example.org",
+                    "SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
+                    "ALERT_SMS_TO": "+13125550199",
+                    "ALERT_SMS_FROM": "+13125550198",
+                }
+            )
         for item in args.env:
             name, _, value = item.partition("=")
             env[name] = value
@@ -593,8 +730,7 @@ class Run:
         started = time.monotonic()
         self.web = self.procs.start(self.procfile["web"], env, self.dir / "web.log")
         if "worker" in self.procfile:
-            self.worker = self.procs.start(self.procfile["worker"], env,
-                                           self.dir / "worker.log")
+            self.worker = self.procs.start(self.procfile["worker"], env, self.dir / "worker.log")
         ear = Ear()
         self.burst = Burst(self.port, self.token, self.account, ear)
         probe = Caller(self.burst, -1, 0)
@@ -632,15 +768,19 @@ class Run:
         target = math.ceil(args.at * args.calls * REQUESTS_PER_CALL)
         with self.burst.progress:
             fired = self.burst.progress.wait_for(
-                lambda: self.burst.done >= target or self.burst_over.is_set(), timeout=600)
+                lambda: self.burst.done >= target or self.burst_over.is_set(), timeout=600
+            )
             done = self.burst.done
         if not fired or self.burst_over.is_set():
             self.faults.append({"fault": args.fault, "fired": False})
             return
-        event = {"fault": args.fault, "fired": True, "at_s": round(time.monotonic() -
-                                                                   self.burst.t0, 2),
-                 "requests_done": done, "fraction": round(done / (args.calls *
-                                                                  REQUESTS_PER_CALL), 3)}
+        event = {
+            "fault": args.fault,
+            "fired": True,
+            "at_s": round(time.monotonic() - self.burst.t0, 2),
+            "requests_done": done,
+            "fraction": round(done / (args.calls * REQUESTS_PER_CALL), 3),
+        }
         if args.fault == "pgrestart":
             with self.pg.lock:
                 event["restart_s"] = self.pg.ctl("restart")
@@ -666,8 +806,9 @@ class Run:
                 _signal_group(self.worker, signal.SIGKILL)
                 self.worker.wait(10)
                 time.sleep(1.0)  # the platform restarts a crashed process
-                self.worker = self.procs.start(self.procfile["worker"], self.env,
-                                               self.dir / "worker.log")
+                self.worker = self.procs.start(
+                    self.procfile["worker"], self.env, self.dir / "worker.log"
+                )
                 event["restarted_pid"] = self.worker.pid
         event["done_s"] = round(time.monotonic() - self.burst.t0, 2)
         self.faults.append(event)
@@ -731,10 +872,17 @@ class Run:
         out: dict = {}
         try:
             with engine.connect() as conn:
-                rows = conn.execute(sa.text(
-                    "SELECT call_sid, reference, caller_number, callback_number, a_number, step,"
-                    " recording_sid, recording_duration, audio_type FROM callback_requests"
-                )).mappings().all()
+                rows = (
+                    conn.execute(
+                        sa.text(
+                            "SELECT call_sid, reference, caller_number, callback_number, a_number,"
+                            " step, recording_sid, recording_duration, audio_type"
+                            " FROM callback_requests"
+                        )
+                    )
+                    .mappings()
+                    .all()
+                )
                 calls = Counter(conn.execute(sa.text("SELECT call_sid FROM calls")).scalars())
                 tables = sa.inspect(conn).get_table_names()
                 if "jobs" in tables:
@@ -742,13 +890,24 @@ class Run:
                     out["jobs_columns"] = columns
                     for column in ("state", "status"):
                         if column in columns:
-                            out["jobs"] = dict(conn.execute(sa.text(
-                                f"SELECT {column}, count(*) FROM jobs GROUP BY {column}")).all())
+                            out["jobs"] = dict(
+                                conn.execute(
+                                    sa.text(
+                                        f"SELECT {column}, count(*) FROM jobs GROUP BY {column}"
+                                    )
+                                ).all()
+                            )
                             break
                     for column in ("kind", "name", "task"):
                         if column in columns:
-                            out["jobs_by_kind"] = {f"{k}": n for k, n in conn.execute(sa.text(
-                                f"SELECT {column}, count(*) FROM jobs GROUP BY {column}")).all()}
+                            out["jobs_by_kind"] = {
+                                f"{k}": n
+                                for k, n in conn.execute(
+                                    sa.text(
+                                        f"SELECT {column}, count(*) FROM jobs GROUP BY {column}"
+                                    )
+                                ).all()
+                            }
                             break
         finally:
             engine.dispose()
@@ -776,8 +935,7 @@ class Run:
                 missing.append("recording")
             if "number" in caller.sent and row["callback_number"] != caller.from_number:
                 missing.append("callback number")
-            if "a-number" in caller.sent and not (row["a_number"] or "").endswith(
-                    caller.a_number):
+            if "a-number" in caller.sent and not (row["a_number"] or "").endswith(caller.a_number):
                 missing.append("A-number")
             if missing:
                 lost += 1
@@ -785,26 +943,35 @@ class Run:
             heard = caller.heard.get("reference") or ""
             if heard and heard != row["reference"]:
                 mismatched += 1
-            complete = (row["step"] == "complete" and heard == row["reference"]
-                        and row["caller_number"] == caller.from_number
-                        and row["callback_number"] == caller.from_number
-                        and (row["a_number"] or "").endswith(caller.a_number)
-                        and row["recording_sid"] == caller.recording_sid
-                        and row["recording_duration"] == 12)
+            complete = (
+                row["step"] == "complete"
+                and heard == row["reference"]
+                and row["caller_number"] == caller.from_number
+                and row["callback_number"] == caller.from_number
+                and (row["a_number"] or "").endswith(caller.a_number)
+                and row["recording_sid"] == caller.recording_sid
+                and row["recording_duration"] == 12
+            )
             exact += complete and len(found) == 1
         strangers = sum(len(v) for sid, v in by_sid.items() if sid not in sids)
         references = Counter(row["reference"] for row in rows)
         chose = [c for c in self.callers if "language" in c.sent]
-        out.update({
-            "rows": len(rows), "exact": exact, "recorded": recorded,
-            "lost": lost, "duplicated": duplicated + strangers,
-            "reference_mismatch": mismatched, "problems": dict(problems),
-            "duplicate_references": sum(n - 1 for n in references.values() if n > 1),
-            "copied": copied,
-            "calls_counted": sum(1 for c in chose if calls.get(c.sid)),
-            "calls_chose_language": len(chose),
-            "calls_duplicated": sum(n - 1 for sid, n in calls.items() if sid in sids and n > 1),
-        })
+        out.update(
+            {
+                "rows": len(rows),
+                "exact": exact,
+                "recorded": recorded,
+                "lost": lost,
+                "duplicated": duplicated + strangers,
+                "reference_mismatch": mismatched,
+                "problems": dict(problems),
+                "duplicate_references": sum(n - 1 for n in references.values() if n > 1),
+                "copied": copied,
+                "calls_counted": sum(1 for c in chose if calls.get(c.sid)),
+                "calls_chose_language": len(chose),
+                "calls_duplicated": sum(n - 1 for sid, n in calls.items() if sid in sids and n > 1),
+            }
+        )
         return out
 
     def access_log(self) -> dict[str, dict]:
@@ -812,14 +979,19 @@ class Run:
         for line in (self.dir / "web.log").read_text(errors="replace").splitlines():
             parts = line.split()
             if len(parts) >= 6 and parts[0] == "BENCH" and parts[1] != "-":
-                server[parts[1]] = {"path": normalise(parts[2]), "status": parts[3],
-                                    "us": int(parts[4]), "pid": parts[5]}
+                server[parts[1]] = {
+                    "path": normalise(parts[2]),
+                    "status": parts[3],
+                    "us": int(parts[4]),
+                    "pid": parts[5],
+                }
         return server
 
     def twilio_events(self) -> dict:
         path = self.dir / "twilio_events.jsonl"
-        events = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() \
-            else []
+        events = (
+            [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        )
         kinds = Counter()
         sms = Counter()
         for event in events:
@@ -837,26 +1009,35 @@ class Run:
 
     def logs(self) -> dict:
         fallback = self.dir / "fallback.jsonl"
-        out = {"fallback_lines_left": len(fallback.read_text().splitlines())
-               if fallback.exists() else 0}
+        out = {
+            "fallback_lines_left": len(fallback.read_text().splitlines())
+            if fallback.exists()
+            else 0
+        }
         for name in ("web", "worker"):
             path = self.dir / f"{name}.log"
             if not path.exists():
                 continue
-            lines = [ln for ln in path.read_text(errors="replace").splitlines()
-                     if not ln.startswith("BENCH ")]
-            out[name] = {"lines": len(lines),
-                         "tracebacks": sum(ln.startswith("Traceback") for ln in lines),
-                         "fallback_kept": sum("IVR-JOURNAL" in ln for ln in lines),
-                         "errors": sum(" ERROR" in ln or ln.startswith("ERROR") for ln in lines),
-                         "worker_timeouts": sum("WORKER TIMEOUT" in ln for ln in lines)}
+            lines = [
+                ln
+                for ln in path.read_text(errors="replace").splitlines()
+                if not ln.startswith("BENCH ")
+            ]
+            out[name] = {
+                "lines": len(lines),
+                "tracebacks": sum(ln.startswith("Traceback") for ln in lines),
+                "fallback_kept": sum("IVR-JOURNAL" in ln for ln in lines),
+                "errors": sum(" ERROR" in ln or ln.startswith("ERROR") for ln in lines),
+                "worker_timeouts": sum("WORKER TIMEOUT" in ln for ln in lines),
+            }
         return out
 
     def analyse(self) -> None:
         server = self.access_log()
         requests = self.burst.requests
-        groups: dict[str, dict[str, list]] = defaultdict(lambda: {"client": [], "server": [],
-                                                                 "bad": []})
+        groups: dict[str, dict[str, list]] = defaultdict(
+            lambda: {"client": [], "server": [], "bad": []}
+        )
         for req in requests:
             group = groups[req["path"]]
             group["client"].append(req["ms"])
@@ -866,57 +1047,83 @@ class Run:
                 group["server"].append(seen["us"] / 1000)
         webhooks = {}
         for path, group in groups.items():
-            webhooks[path] = {"n": len(group["client"]), "non_ok": sum(group["bad"]),
-                              "client": pcts(group["client"]), "server": pcts(group["server"]),
-                              "server_n": len(group["server"])}
+            webhooks[path] = {
+                "n": len(group["client"]),
+                "non_ok": sum(group["bad"]),
+                "client": pcts(group["client"]),
+                "server": pcts(group["server"]),
+                "server_n": len(group["server"]),
+            }
         callers = self.callers
         outcomes = Counter(c.outcome for c in callers)
         cut_off = sum(1 for c in callers if c.outcome == "cut-off")
-        self.result.update({
-            "requests": len(requests),
-            "non_ok": sum(1 for r in requests if r["outcome"] != "ok"),
-            "no_server_line": sum(1 for r in requests if r["bid"] not in server),
-            "webhooks": webhooks,
-            "client_all": pcts([r["ms"] for r in requests]),
-            "server_all": pcts([server[r["bid"]]["us"] / 1000 for r in requests
-                                if r["bid"] in server]),
-            "callers": {
-                "n": len(callers), "outcomes": dict(outcomes), "cut_off": cut_off,
-                "reached_reference": sum(1 for c in callers if c.heard.get("reference")),
-                "no_reference": sum(1 for c in callers if not c.heard.get("reference")),
-                "heard_save_failed": sum(1 for c in callers if c.heard.get("save_failed")),
-                "heard_error": sum(1 for c in callers if c.heard.get("error")),
-                "last_step_without_reference": dict(Counter(
-                    c.last_step for c in callers if not c.heard.get("reference"))),
-                "status_callbacks": dict(Counter(
-                    (c.status_cb or {}).get("outcome", "none") for c in callers)),
-            },
-        })
+        self.result.update(
+            {
+                "requests": len(requests),
+                "non_ok": sum(1 for r in requests if r["outcome"] != "ok"),
+                "no_server_line": sum(1 for r in requests if r["bid"] not in server),
+                "webhooks": webhooks,
+                "client_all": pcts([r["ms"] for r in requests]),
+                "server_all": pcts(
+                    [server[r["bid"]]["us"] / 1000 for r in requests if r["bid"] in server]
+                ),
+                "callers": {
+                    "n": len(callers),
+                    "outcomes": dict(outcomes),
+                    "cut_off": cut_off,
+                    "reached_reference": sum(1 for c in callers if c.heard.get("reference")),
+                    "no_reference": sum(1 for c in callers if not c.heard.get("reference")),
+                    "heard_save_failed": sum(1 for c in callers if c.heard.get("save_failed")),
+                    "heard_error": sum(1 for c in callers if c.heard.get("error")),
+                    "last_step_without_reference": dict(
+                        Counter(c.last_step for c in callers if not c.heard.get("reference"))
+                    ),
+                    "status_callbacks": dict(
+                        Counter((c.status_cb or {}).get("outcome", "none") for c in callers)
+                    ),
+                },
+            }
+        )
         with (self.dir / "calls.jsonl").open("w") as out:
             for caller in callers:
-                out.write(json.dumps({
-                    "i": caller.i, "sid": caller.sid, "from": caller.from_number,
-                    "a_number": caller.a_number, "recording_sid": caller.recording_sid,
-                    "outcome": caller.outcome, "heard": caller.heard,
-                    "status_cb": caller.status_cb,
-                    "requests": [r for r in requests if r["call"] == caller.i]}) + "\n")
+                out.write(
+                    json.dumps(
+                        {
+                            "i": caller.i,
+                            "sid": caller.sid,
+                            "from": caller.from_number,
+                            "a_number": caller.a_number,
+                            "recording_sid": caller.recording_sid,
+                            "outcome": caller.outcome,
+                            "heard": caller.heard,
+                            "status_cb": caller.status_cb,
+                            "requests": [r for r in requests if r["call"] == caller.i],
+                        }
+                    )
+                    + "\n"
+                )
 
     # Reporting -------------------------------------------------------------------------------
     def report(self) -> None:
         r = self.result
         print(f"\n## {self.tag}  (commit {r['commit']}, {r['started']})")
         print(f"Procfile: {json.dumps(r['procfile'])}")
-        print(f"release {r.get('release_s')} s, first 200 after {r.get('first_200_s')} s, "
-              f"burst {r.get('wall_s')} s, {r.get('requests')} requests, "
-              f"non-OK {r.get('non_ok')}; faults: {json.dumps(r.get('faults'))}")
+        print(
+            f"release {r.get('release_s')} s, first 200 after {r.get('first_200_s')} s, "
+            f"burst {r.get('wall_s')} s, {r.get('requests')} requests, "
+            f"non-OK {r.get('non_ok')}; faults: {json.dumps(r.get('faults'))}"
+        )
         print("\n| webhook | n | non-OK | server p50/p99/max ms | client p50/p99/max ms |")
         print("|---|---|---|---|---|")
-        order = {p: min(req["t"] for req in self.burst.requests if req["path"] == p)
-                 for p in r["webhooks"]}
+        order = {
+            p: min(req["t"] for req in self.burst.requests if req["path"] == p)
+            for p in r["webhooks"]
+        }
         for path in sorted(r["webhooks"], key=order.get):
             w = r["webhooks"][path]
-            print(f"| {path} | {w['n']} | {w['non_ok']} | {fmt(w['server'])} | "
-                  f"{fmt(w['client'])} |")
+            print(
+                f"| {path} | {w['n']} | {w['non_ok']} | {fmt(w['server'])} | {fmt(w['client'])} |"
+            )
         c = r["callers"]
         print(f"\ncallers: {json.dumps(c)}")
         print(f"database: {json.dumps(r.get('database'))}")
@@ -925,48 +1132,69 @@ class Run:
         print("\n| process | idle before (RSS MB / threads) | peak | idle after |")
         print("|---|---|---|---|")
         for role in ("master", "web", "worker"):
-            print(f"| {role} | {mem(r['idle_before'].get(role))} | "
-                  f"{mem([r['peak'][role]] if role in r['peak'] else [])} | "
-                  f"{mem(r['idle_after'].get(role))} |")
+            print(
+                f"| {role} | {mem(r['idle_before'].get(role))} | "
+                f"{mem([r['peak'][role]] if role in r['peak'] else [])} | "
+                f"{mem(r['idle_after'].get(role))} |"
+            )
         print("\n" + SUMMARY_HEADER)
         print(self.summary_line())
 
     def summary_line(self) -> str:
         r = self.result
         c, d = r["callers"], r.get("database") or {}
-        worst = max(r["webhooks"].items(), key=lambda kv: kv[1]["server"].get("max", 0),
-                    default=("-", {"server": {}}))
+        worst = max(
+            r["webhooks"].items(),
+            key=lambda kv: kv[1]["server"].get("max", 0),
+            default=("-", {"server": {}}),
+        )
         faults = r.get("faults") or []
         fault = self.args.fault or "-"
         if faults and not faults[0].get("fired"):
             fault += " (not fired)"
         peak = r.get("peak", {})
-        return ("| " + " | ".join([
-            self.tag, f"{self.args.db} w{self.args.workers} n{self.args.calls}",
-            self.args.twilio + (f" {r['twilio']['delay_s']:g}s" if self.args.twilio in (
-                "ok", "slow") else ""),
-            fault, f"{r['wall_s']:.1f}", str(r["non_ok"]), str(c["cut_off"]),
-            str(c["no_reference"]),
-            f"{d.get('exact', '?')}/{self.args.calls}", str(d.get("lost", "?")),
-            str(d.get("duplicated", "?")),
-            f"{d.get('calls_counted', '?')}/{d.get('calls_chose_language', '?')}",
-            str(d.get("copied", "?")),
-            f"{fmt(r['server_all'], 'p99', 'max')} ({worst[0]})",
-            fmt(r["client_all"], "p99", "max"),
-            f"{mem(r['idle_before'].get('web'), 'rss_mb')} → "
-            f"{mem(r['idle_after'].get('web'), 'rss_mb')} "
-            f"(peak {peak.get('web', {}).get('rss_mb', '?')})",
-            f"{peak.get('web', {}).get('threads', '?')}/"
-            f"{peak.get('worker', {}).get('threads', '-')}",
-            f"{mem(r['idle_after'].get('worker'), 'rss_mb') or '-'}",
-        ]) + " |")
+        return (
+            "| "
+            + " | ".join(
+                [
+                    self.tag,
+                    f"{self.args.db} w{self.args.workers} n{self.args.calls}",
+                    self.args.twilio
+                    + (
+                        f" {r['twilio']['delay_s']:g}s"
+                        if self.args.twilio in ("ok", "slow")
+                        else ""
+                    ),
+                    fault,
+                    f"{r['wall_s']:.1f}",
+                    str(r["non_ok"]),
+                    str(c["cut_off"]),
+                    str(c["no_reference"]),
+                    f"{d.get('exact', '?')}/{self.args.calls}",
+                    str(d.get("lost", "?")),
+                    str(d.get("duplicated", "?")),
+                    f"{d.get('calls_counted', '?')}/{d.get('calls_chose_language', '?')}",
+                    str(d.get("copied", "?")),
+                    f"{fmt(r['server_all'], 'p99', 'max')} ({worst[0]})",
+                    fmt(r["client_all"], "p99", "max"),
+                    f"{mem(r['idle_before'].get('web'), 'rss_mb')} → "
+                    f"{mem(r['idle_after'].get('web'), 'rss_mb')} "
+                    f"(peak {peak.get('web', {}).get('rss_mb', '?')})",
+                    f"{peak.get('web', {}).get('threads', '?')}/"
+                    f"{peak.get('worker', {}).get('threads', '-')}",
+                    f"{mem(r['idle_after'].get('worker'), 'rss_mb') or '-'}",
+                ]
+            )
+            + " |"
+        )
 
 
 SUMMARY_HEADER = (
     "| run | setup | Twilio API | fault | burst s | non-OK | cut off | no reference | DB exact/N "
     "| lost | dup | calls counted | copied | server p99/max ms (worst webhook) "
     "| client p99/max ms | web RSS MB idle → after | peak threads web/worker | worker RSS MB |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
 
 
 def pcts(values: list[float]) -> dict[str, float]:
@@ -982,8 +1210,11 @@ def pcts(values: list[float]) -> dict[str, float]:
 
 def fmt(p: dict, *keys: str) -> str:
     keys = keys or ("p50", "p99", "max")
-    return "/".join(f"{p[k]:.0f}" if p.get(k, 0) >= 10 else f"{p.get(k, 0):.1f}" for k in keys) \
-        if p else "-"
+    return (
+        "/".join(f"{p[k]:.0f}" if p.get(k, 0) >= 10 else f"{p.get(k, 0):.1f}" for k in keys)
+        if p
+        else "-"
+    )
 
 
 def mem(items: list[dict] | None, key: str | None = None) -> str:
@@ -1003,8 +1234,9 @@ def wait_for(check, seconds: float, what: str) -> None:
 
 
 def git_head() -> str:
-    out = subprocess.run(["git", "log", "-1", "--format=%h %s"], cwd=ROOT, capture_output=True,
-                         text=True)
+    out = subprocess.run(
+        ["git", "log", "-1", "--format=%h %s"], cwd=ROOT, capture_output=True, text=True
+    )
     return out.stdout.strip()[:80]
 
 
@@ -1019,25 +1251,49 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2, help="WEB_CONCURRENCY")
     parser.add_argument("--twilio", choices=["refuse", "ok", "slow", "hang"], default="refuse")
-    parser.add_argument("--twilio-delay", type=float, default=None,
-                        help="seconds the fake API takes per answer (ok: 0.3, slow: 3)")
+    parser.add_argument(
+        "--twilio-delay",
+        type=float,
+        default=None,
+        help="seconds the fake API takes per answer (ok: 0.3, slow: 3)",
+    )
     parser.add_argument("--fault", choices=["pgrestart", "pgstop", "kill-web", "kill-worker"])
-    parser.add_argument("--at", type=float, default=0.3,
-                        help="when the fault happens, as a fraction of the burst's requests")
+    parser.add_argument(
+        "--at",
+        type=float,
+        default=0.3,
+        help="when the fault happens, as a fraction of the burst's requests",
+    )
     parser.add_argument("--down-s", type=float, default=10.0, help="pgstop: seconds stopped")
-    parser.add_argument("--alerts", action="store_true",
-                        help="SMS (to the fake API) and e-mail (to a loopback SMTP) alerts")
+    parser.add_argument(
+        "--alerts",
+        action="store_true",
+        help="SMS (to the fake API) and e-mail (to a loopback SMTP) alerts",
+    )
     parser.add_argument("--open", action="store_true", help="OFFICE_HOURS=always")
     parser.add_argument("--office-hours", default="", help="OFFICE_HOURS (default: closed)")
-    parser.add_argument("--settle", type=float, default=20.0,
-                        help="seconds after the burst before the database is checked")
-    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                        help="more settings for the app's processes")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=20.0,
+        help="seconds after the burst before the database is checked",
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="more settings for the app's processes",
+    )
     parser.add_argument("--keep-db", action="store_true", help="pg: keep the run's database")
     parser.add_argument("--tag", default="", help="run folder name under bench/runs/")
-    parser.add_argument("--app-dir", type=Path, default=ROOT,
-                        help="the checkout to run (its Procfile, prompts and code); default: "
-                             "this one. A worktree of main keeps a half-edited tree out of it")
+    parser.add_argument(
+        "--app-dir",
+        type=Path,
+        default=ROOT,
+        help="the checkout to run (its Procfile, prompts and code); default: "
+        "this one. A worktree of main keeps a half-edited tree out of it",
+    )
     args = parser.parse_args()
     ROOT = args.app_dir.resolve()
     if args.fault in ("pgrestart", "pgstop") and args.db != "pg":
@@ -1054,8 +1310,10 @@ def main() -> None:
     try:
         env = run.environment()
         run.start(env)
-        print(f"app up (first 200 after {run.result['first_200_s']} s); "
-              f"{args.calls} callers go", flush=True)
+        print(
+            f"app up (first 200 after {run.result['first_200_s']} s); {args.calls} callers go",
+            flush=True,
+        )
         run.go()
         run.result["database"] = run.check_database()
     finally:

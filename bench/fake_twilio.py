@@ -131,8 +131,11 @@ def smtp_server(port: int, events: Events):
 
     class Handler:
         async def handle_DATA(self, server, session, envelope):
-            events.log(method="SMTP", path=",".join(envelope.rcpt_tos),
-                       form=envelope.content.decode("utf-8", "replace")[:2000])
+            events.log(
+                method="SMTP",
+                path=",".join(envelope.rcpt_tos),
+                form=envelope.content.decode("utf-8", "replace")[:2000],
+            )
             return "250 OK"
 
     controller = Controller(Handler(), hostname="127.0.0.1", port=port)

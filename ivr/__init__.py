@@ -24,9 +24,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     Settings are checked here, so a bad one stops the process at start-up, not mid-call.
     """
     app = Flask(__name__, instance_relative_config=True)
-    source = os.environ if test_config is None else {
-        k: v for k, v in test_config.items() if isinstance(v, str)
-    }
+    source = (
+        os.environ
+        if test_config is None
+        else {k: v for k, v in test_config.items() if isinstance(v, str)}
+    )
     app.config.update(settings.load(source))
     if test_config:
         names = {s.name for s in settings.SETTINGS}
@@ -38,12 +40,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # Flask's defaults already hold these keys (Secure off, 31 days), so setdefault would never
     # apply: set them unless test_config chose its own. https only outside debug and tests; a
     # staff login ends 12 hours after it was made (staff/auth.py), even if its cookie was copied.
-    for name, value in (("MAX_CONTENT_LENGTH", limits.LIMIT),  # see limits.py
-                        ("SESSION_COOKIE_SECURE", not (app.debug or app.testing)),
-                        ("REMEMBER_COOKIE_SECURE", not (app.debug or app.testing)),
-                        ("REMEMBER_COOKIE_HTTPONLY", True),
-                        ("HTTPS_ONLY", not (app.debug or app.testing)),
-                        ("PERMANENT_SESSION_LIFETIME", 12 * 60 * 60)):
+    for name, value in (
+        ("MAX_CONTENT_LENGTH", limits.LIMIT),  # see limits.py
+        ("SESSION_COOKIE_SECURE", not (app.debug or app.testing)),
+        ("REMEMBER_COOKIE_SECURE", not (app.debug or app.testing)),
+        ("REMEMBER_COOKIE_HTTPONLY", True),
+        ("HTTPS_ONLY", not (app.debug or app.testing)),
+        ("PERMANENT_SESSION_LIFETIME", 12 * 60 * 60),
+    ):
         if name not in (test_config or {}):
             app.config[name] = value
     if app.debug and os.environ.get("SERVER_SOFTWARE", "").startswith("gunicorn/"):
@@ -70,7 +74,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if proxies:
         # Flask's documented way to add WSGI middleware; mypy sees wsgi_app only as a method.
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=0, x_port=proxies)
+            app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=0, x_port=proxies
+        )
     if not app.config["PUBLIC_URL"] and not (app.debug or app.testing):
         app.logger.warning(
             "PUBLIC_URL is not set: webhook signatures are checked against the Host header, so "

@@ -46,11 +46,23 @@ class AuditEntry(Model):
     ip: Mapped[str] = mapped_column(String(64), default="")
 
 
-def record(action: str, actor: str, *, request_id: int | None = None,
-           reference: str | None = None, detail: str = "") -> AuditEntry:
+def record(
+    action: str,
+    actor: str,
+    *,
+    request_id: int | None = None,
+    reference: str | None = None,
+    detail: str = "",
+) -> AuditEntry:
     """Add an entry to the current transaction (committed with what it describes)."""
     ip = (request.remote_addr or "")[:64] if has_request_context() else ""
-    entry = AuditEntry(action=action, actor=actor[:80], request_id=request_id,
-                       reference=reference, detail=detail, ip=ip)
+    entry = AuditEntry(
+        action=action,
+        actor=actor[:80],
+        request_id=request_id,
+        reference=reference,
+        detail=detail,
+        ip=ip,
+    )
     db.session.add(entry)
     return entry

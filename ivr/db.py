@@ -77,8 +77,9 @@ def _close_quietly(_error: BaseException | None) -> None:
     try:
         session.close()
     except SQLAlchemyError as exc:
-        logging.getLogger(__name__).warning("database connection lost at the end of a request: %s",
-                                            str(exc).splitlines()[0][:160])
+        logging.getLogger(__name__).warning(
+            "database connection lost at the end of a request: %s", str(exc).splitlines()[0][:160]
+        )
         try:
             session.invalidate()
         except SQLAlchemyError:

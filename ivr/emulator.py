@@ -53,8 +53,13 @@ class Call:
             **extra,
         }
 
-    def send(self, url: str, params: dict[str, str], method: str = "POST",
-             headers: dict[str, str] | None = None):
+    def send(
+        self,
+        url: str,
+        params: dict[str, str],
+        method: str = "POST",
+        headers: dict[str, str] | None = None,
+    ):
         """Sign and send one webhook to `url` (relative to the last one); for GET, Twilio puts
         the parameters in the query string. Returns (absolute URL, response)."""
         url = urljoin(self.url or self.base + "/", url)

@@ -42,8 +42,11 @@ def keep(entry: dict[str, Any], error: BaseException | None = None) -> None:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     entry = {"at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **entry}
     if error is not None:
-        entry["error"] = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:160]}" \
-            if str(error).strip() else type(error).__name__
+        entry["error"] = (
+            f"{type(error).__name__}: {str(error).strip().splitlines()[0][:160]}"
+            if str(error).strip()
+            else type(error).__name__
+        )
     line = json.dumps(entry, sort_keys=True, default=str, separators=(",", ":"))
     log.warning("%s%s", MARK, line)
     try:
@@ -117,7 +120,7 @@ def apply(app: Flask) -> tuple[int, int] | None:
             stored, failed, kept = store.replay(entries)
         with open(file, "r+", encoding="utf-8") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
-            rest = handle.read()[len(text):]  # appended while we applied: kept for next time
+            rest = handle.read()[len(text) :]  # appended while we applied: kept for next time
             handle.seek(0)
             handle.truncate()
             # Entries the database refused for a reason of their own stay for a person.
@@ -143,8 +146,7 @@ class Drainer:
         with self.lock:
             if self.pid != os.getpid() or self.thread is None or not self.thread.is_alive():
                 self.pid = os.getpid()
-                self.thread = threading.Thread(target=self._run, name="ivr-fallback",
-                                               daemon=True)
+                self.thread = threading.Thread(target=self._run, name="ivr-fallback", daemon=True)
                 self.thread.start()
         self.event.set()
 
@@ -169,7 +171,6 @@ class Drainer:
                     if not pending(self.app):
                         self.thread = None
                         return
-
 
     def stop(self, timeout: float = 10) -> None:
         """End the thread (tests; a process that exits simply leaves the file for later)."""

@@ -76,8 +76,15 @@ def spoken_time(lang: str, time: dt.time) -> str:
         return prompts().text(lang, "words/time_midnight")
     hour = time.hour % 12 or 12
     number = f"{hour}" if time.minute == 0 else f"{hour}:{time.minute:02d}"
-    part = ("morning" if time.hour < 12 else "noon" if time.hour == 12
-            else "afternoon" if time.hour < 19 else "evening")
+    part = (
+        "morning"
+        if time.hour < 12
+        else "noon"
+        if time.hour == 12
+        else "afternoon"
+        if time.hour < 19
+        else "evening"
+    )
     return _fill(lang, f"words/time_{part}", time=number)
 
 
@@ -90,8 +97,12 @@ def spoken_days(lang: str, days: frozenset[int]) -> str:
     last = (first + len(days) - 1) % 7
     if first == last:
         return _fill(lang, "words/days_one", day=prompts().text(lang, f"words/day_{DAYS[first]}"))
-    return _fill(lang, "words/days_range", first=prompts().text(lang, f"words/day_{DAYS[first]}"),
-                 last=prompts().text(lang, f"words/day_{DAYS[last]}"))
+    return _fill(
+        lang,
+        "words/days_range",
+        first=prompts().text(lang, f"words/day_{DAYS[first]}"),
+        last=prompts().text(lang, f"words/day_{DAYS[last]}"),
+    )
 
 
 def zone_prompt(tz: ZoneInfo) -> str:
@@ -104,8 +115,9 @@ def spoken_zone(lang: str) -> str:
     try:
         return prompts().text(lang, zone_prompt(tz))
     except PromptError:  # `ivr prompts check` reports it; a caller still hears the hours
-        current_app.logger.warning("no prompt %s/%s.txt: saying the zone's abbreviation",
-                                   lang, zone_prompt(tz))
+        current_app.logger.warning(
+            "no prompt %s/%s.txt: saying the zone's abbreviation", lang, zone_prompt(tz)
+        )
         return _local(now()).tzname() or ""
 
 
@@ -114,9 +126,14 @@ def hours_lines(lang: str) -> list[Line]:
     hours: OfficeHours | None = current_app.config["OFFICE_HOURS"]
     if hours is None:  # always open: no hours to give
         return []
-    line = prompts().line(lang, "office_hours", days=spoken_days(lang, hours.days),
-                          opens=spoken_time(lang, hours.opens),
-                          closes=spoken_time(lang, hours.closes), zone=spoken_zone(lang))
+    line = prompts().line(
+        lang,
+        "office_hours",
+        days=spoken_days(lang, hours.days),
+        opens=spoken_time(lang, hours.opens),
+        closes=spoken_time(lang, hours.closes),
+        zone=spoken_zone(lang),
+    )
     return [line]
 
 
@@ -128,10 +145,15 @@ def reopen_lines(lang: str) -> list[Line]:
     if opening is None or opening == next_opening(moment, closures=False):
         return []
     day = opening.date()
-    return [prompts().line(
-        lang, "reopen", weekday=prompts().text(lang, f"words/day_{DAYS[day.weekday()]}"),
-        month=prompts().text(lang, f"words/month_{day.month}"), day=day.day,
-    )]
+    return [
+        prompts().line(
+            lang,
+            "reopen",
+            weekday=prompts().text(lang, f"words/day_{DAYS[day.weekday()]}"),
+            month=prompts().text(lang, f"words/month_{day.month}"),
+            day=day.day,
+        )
+    ]
 
 
 def closed_lines(lang: str) -> list[Line]:

@@ -94,8 +94,14 @@ def handler(kind: str, *, once: bool = False, max_attempts: int = 8):
     return register
 
 
-def enqueue(kind: str, key: str, payload: dict[str, Any] | None = None, *,
-            delay: float = 0, session: Session | None = None) -> None:
+def enqueue(
+    kind: str,
+    key: str,
+    payload: dict[str, Any] | None = None,
+    *,
+    delay: float = 0,
+    session: Session | None = None,
+) -> None:
     """Queue a job in the current transaction (committed with it, or not at all).
 
     A job with the same key already queued, done or failed is left as it is, so callers may
@@ -103,10 +109,14 @@ def enqueue(kind: str, key: str, payload: dict[str, Any] | None = None, *,
     """
     session = session or db.session
     values = dict(
-        kind=kind, key=key[:255], payload=json.dumps(payload or {}, sort_keys=True),
-        status="pending", attempts=0,
+        kind=kind,
+        key=key[:255],
+        payload=json.dumps(payload or {}, sort_keys=True),
+        status="pending",
+        attempts=0,
         max_attempts=HANDLERS[kind].max_attempts if kind in HANDLERS else 8,
-        run_at=utcnow() + dt.timedelta(seconds=delay), created_at=utcnow(),
+        run_at=utcnow() + dt.timedelta(seconds=delay),
+        created_at=utcnow(),
     )
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
@@ -131,7 +141,9 @@ def claim(lease: float) -> tuple[int, str, dict[str, Any], int, int, bool] | Non
     for _ in range(5):
         row = session.execute(
             sa.select(Job.id, Job.kind, Job.payload, Job.status, Job.attempts, Job.max_attempts)
-            .where(due).order_by(Job.run_at, Job.id).limit(1)
+            .where(due)
+            .order_by(Job.run_at, Job.id)
+            .limit(1)
             .with_for_update(skip_locked=True)
         ).first()
         if row is None:
@@ -141,21 +153,34 @@ def claim(lease: float) -> tuple[int, str, dict[str, Any], int, int, bool] | Non
         result = session.execute(
             sa.update(Job)
             .where(Job.id == row.id, Job.status == row.status, Job.attempts == row.attempts)
-            .values(status="running", attempts=row.attempts + 1,
-                    locked_until=now + dt.timedelta(seconds=lease))
+            .values(
+                status="running",
+                attempts=row.attempts + 1,
+                locked_until=now + dt.timedelta(seconds=lease),
+            )
             .execution_options(synchronize_session=False)
         )
         taken = cast(CursorResult, result).rowcount
         session.commit()
         if taken:
-            return (row.id, row.kind, json.loads(row.payload or "{}"), row.attempts + 1,
-                    row.max_attempts, row.status == "running")
+            return (
+                row.id,
+                row.kind,
+                json.loads(row.payload or "{}"),
+                row.attempts + 1,
+                row.max_attempts,
+                row.status == "running",
+            )
     return None
 
 
 def _finish(job_id: int, **values: Any) -> None:
-    db.session.execute(sa.update(Job).where(Job.id == job_id).values(**values)
-                       .execution_options(synchronize_session=False))
+    db.session.execute(
+        sa.update(Job)
+        .where(Job.id == job_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
     db.session.commit()
 
 
@@ -174,12 +199,13 @@ def run_one(lease: float) -> bool:
     spec = HANDLERS.get(kind)
     if spec is None:
         log.error("job %s: no handler for kind %r; failed", job_id, kind)
-        _finish(job_id, status="failed", last_error=f"no handler for {kind}",
-                finished_at=utcnow())
+        _finish(job_id, status="failed", last_error=f"no handler for {kind}", finished_at=utcnow())
         return True
     if abandoned and spec.once:
-        why = ("a process died during an attempt; not retried, as the person may already have "
-               "received it")
+        why = (
+            "a process died during an attempt; not retried, as the person may already have "
+            "received it"
+        )
         log.error("job %s %s %s: %s", job_id, kind, payload, why)
         _finish(job_id, status="failed", last_error=why, finished_at=utcnow())
         return True
@@ -189,15 +215,30 @@ def run_one(lease: float) -> bool:
         db.session.rollback()
         why = reason(exc)
         if isinstance(exc, Permanent) or attempt >= limit:
-            log.error("job %s %s %s failed for good after %d attempt(s): %s",
-                      job_id, kind, payload, attempt, why)
+            log.error(
+                "job %s %s %s failed for good after %d attempt(s): %s",
+                job_id,
+                kind,
+                payload,
+                attempt,
+                why,
+            )
             _finish(job_id, status="failed", last_error=why, finished_at=utcnow())
         else:
             wait = backoff(attempt)
-            log.warning("job %s %s %s attempt %d of %d failed: %s; next try in %d s",
-                        job_id, kind, payload, attempt, limit, why, wait.total_seconds())
-            _finish(job_id, status="pending", last_error=why, run_at=utcnow() + wait,
-                    locked_until=None)
+            log.warning(
+                "job %s %s %s attempt %d of %d failed: %s; next try in %d s",
+                job_id,
+                kind,
+                payload,
+                attempt,
+                limit,
+                why,
+                wait.total_seconds(),
+            )
+            _finish(
+                job_id, status="pending", last_error=why, run_at=utcnow() + wait, locked_until=None
+            )
         return True
     _finish(job_id, status="done", last_error=None, finished_at=utcnow(), locked_until=None)
     return True

@@ -23,4 +23,3 @@ def refuse_large_bodies() -> None:
     elif "wsgi.input_terminated" in request.environ:  # chunked: the server ends the stream
         request.get_data(cache=True)  # at most the limit, kept for the form parser
         request.stream.read(1)  # RequestEntityTooLarge (413) if the body went on past it
-

@@ -20,19 +20,33 @@ from .prompts import LANGUAGES, spoken_text
 # Prompts filled in by the code, with a sample of each field (the hours come from settings).
 TEMPLATE_FIELDS: dict[str, dict[str, object]] = {
     "menu_option": {"label": "a topic", "key": 1},
-    "office_hours": {"days": "Monday to Friday", "opens": "9 a.m.", "closes": "5 p.m.",
-                     "zone": "Central time"},
+    "office_hours": {
+        "days": "Monday to Friday",
+        "opens": "9 a.m.",
+        "closes": "5 p.m.",
+        "zone": "Central time",
+    },
     "reopen": {"weekday": "Monday", "month": "December", "day": 28},
     "words/days_range": {"first": "Monday", "last": "Friday"},
     "words/days_one": {"day": "Monday"},
     **{f"words/time_{part}": {"time": "9"} for part in ("morning", "noon", "afternoon", "evening")},
-    "sms/reference": {"reference": "123456", "firm_number": "(312) 555-0100",
-                      "hours": "de miércoles a sábado, de 10:00 a 18:30 CDT"},
-    "sms/hours": {"days": "de miércoles a sábado", "opens": "10:00", "closes": "18:30",
-                  "zone": "CDT"},
+    "sms/reference": {
+        "reference": "123456",
+        "firm_number": "(312) 555-0100",
+        "hours": "de miércoles a sábado, de 10:00 a 18:30 CDT",
+    },
+    "sms/hours": {
+        "days": "de miércoles a sábado",
+        "opens": "10:00",
+        "closes": "18:30",
+        "zone": "CDT",
+    },
 }
-REQUIRED_FIELDS = {"menu_option": {"key"}, "sms/reference": {"reference"},
-                   "sms/hours": {"opens", "closes"}}
+REQUIRED_FIELDS = {
+    "menu_option": {"key"},
+    "sms/reference": {"reference"},
+    "sms/hours": {"opens", "closes"},
+}
 # The text a caller may ask for (`ivr/sms.py`); `sms/hours` and `sms/always` are parts of it.
 SMS = "sms/reference"
 MAX_SEGMENTS = 2
@@ -126,8 +140,10 @@ class Segments:
 
     def __str__(self) -> str:
         unit = "segment" if self.count == 1 else "segments"
-        return (f"{self.path}: {self.count} SMS {unit} ({self.encoding}, {self.length} "
-                "characters with sample values)")
+        return (
+            f"{self.path}: {self.count} SMS {unit} ({self.encoding}, {self.length} "
+            "characters with sample values)"
+        )
 
 
 def segments(text: str) -> tuple[int, str, int]:
@@ -149,8 +165,9 @@ def sms_text(root: Path, lang: str) -> str | None:
         return " ".join(spoken_text(raw).split())
 
     try:
-        days = read("words/days_range").format(first=read("words/day_wed"),
-                                               last=read("words/day_sat"))
+        days = read("words/days_range").format(
+            first=read("words/day_wed"), last=read("words/day_sat")
+        )
         hours = read("sms/hours").format(days=days, opens="10:00", closes="18:30", zone="CDT")
         return read(SMS).format(reference="123456", firm_number="(312) 555-0100", hours=hours)
     except (OSError, UnicodeDecodeError, LookupError, ValueError):
@@ -174,8 +191,11 @@ def check(root: Path) -> list[Problem]:
     for lang in LANGUAGES:
         for other in LANGUAGES:
             for name in sorted(all_names[other] - all_names[lang]):
-                problems.append(Problem(True, f"{lang}/{name}.txt",
-                                        f"missing (exists in {other}/: translate it)"))
+                problems.append(
+                    Problem(
+                        True, f"{lang}/{name}.txt", f"missing (exists in {other}/: translate it)"
+                    )
+                )
         for name in sorted(all_names[lang]):
             path = f"{lang}/{name}.txt"
             try:
@@ -193,11 +213,21 @@ def check(root: Path) -> list[Problem]:
                 checks = check_text(name, raw, lang)
             problems += [Problem(error, path, message) for error, message in checks]
         problems += same_key(lang, all_names[lang])
-    problems += [Problem(True, approval.path, "an '# approve:' note with no line below it to mark")
-                 for approval in approvals(root) if not approval.text]
-    problems += [Problem(False, count.path, f"{count.count} SMS segments (over {MAX_SEGMENTS}: "
-                         "each is billed, and a long text may arrive in pieces)")
-                 for count in sms_segments(root) if count.count > MAX_SEGMENTS]
+    problems += [
+        Problem(True, approval.path, "an '# approve:' note with no line below it to mark")
+        for approval in approvals(root)
+        if not approval.text
+    ]
+    problems += [
+        Problem(
+            False,
+            count.path,
+            f"{count.count} SMS segments (over {MAX_SEGMENTS}: "
+            "each is billed, and a long text may arrive in pieces)",
+        )
+        for count in sms_segments(root)
+        if count.count > MAX_SEGMENTS
+    ]
     return problems
 
 
@@ -210,8 +240,11 @@ def same_key(lang: str, prompt_names: set[str]) -> list[Problem]:
             by_key.setdefault(int(file.partition("-")[0]), []).append(name)
     return [
         Problem(True, f"{lang}/{name}.txt", f"key {key} is also used by {lang}/{other}.txt")
-        for key, same in sorted(by_key.items()) if len(same) > 1
-        for name in same for other in same if other != name
+        for key, same in sorted(by_key.items())
+        if len(same) > 1
+        for name in same
+        for other in same
+        if other != name
     ]
 
 
@@ -271,7 +304,13 @@ def approvals(root: Path) -> list[Approval]:
                 mark = APPROVE.fullmatch(line)
                 if not mark:
                     continue
-                below = next((rest for rest in lines[i + 1:]
-                              if rest.strip() and not rest.lstrip().startswith("#")), "")
+                below = next(
+                    (
+                        rest
+                        for rest in lines[i + 1 :]
+                        if rest.strip() and not rest.lstrip().startswith("#")
+                    ),
+                    "",
+                )
                 found.append(Approval(path, mark[1].strip(), " ".join(below.split())))
     return found

@@ -116,6 +116,4 @@ class Prompts:
     def names(self, lang: str) -> list[str]:
         """Every prompt name under `lang`, topics included, e.g. 'welcome', 'topics/1-why'."""
         base = self.root / lang
-        return sorted(
-            str(path.relative_to(base).with_suffix("")) for path in base.rglob("*.txt")
-        )
+        return sorted(str(path.relative_to(base).with_suffix("")) for path in base.rglob("*.txt"))

@@ -46,8 +46,9 @@ def download(url: str) -> bytes:
 def copy_recording(payload: dict) -> None:
     request_id = payload["request_id"]
     row = db.session.execute(
-        sa.select(CallbackRequest.recording_url, CallbackRequest.recording_sid,
-                  CallbackRequest.audio_type).where(CallbackRequest.id == request_id)
+        sa.select(
+            CallbackRequest.recording_url, CallbackRequest.recording_sid, CallbackRequest.audio_type
+        ).where(CallbackRequest.id == request_id)
     ).first()
     db.session.commit()  # hold no connection while Twilio answers
     if row is None or row.audio_type or not row.recording_url:
@@ -56,14 +57,20 @@ def copy_recording(payload: dict) -> None:
     db.session.execute(
         sa.update(CallbackRequest)
         # Not if the request was erased meanwhile (retention.erase clears recording_url).
-        .where(CallbackRequest.id == request_id, CallbackRequest.audio_type.is_(None),
-               CallbackRequest.recording_url.is_not(None))
+        .where(
+            CallbackRequest.id == request_id,
+            CallbackRequest.audio_type.is_(None),
+            CallbackRequest.recording_url.is_not(None),
+        )
         .values(audio=audio, audio_type="audio/mpeg")
         .execution_options(synchronize_session=False)
     )
     if not current_app.config["KEEP_RECORDINGS_AT_TWILIO"]:
-        jobs.enqueue("delete-recording", f"delete-recording:{row.recording_sid}",
-                     {"recording_sid": row.recording_sid})
+        jobs.enqueue(
+            "delete-recording",
+            f"delete-recording:{row.recording_sid}",
+            {"recording_sid": row.recording_sid},
+        )
     db.session.commit()
 
 
@@ -72,8 +79,9 @@ def copy_message(payload: dict) -> None:
     """The same copy for a message added to an open request (`voice/again.py`)."""
     message_id = payload["message_id"]
     row = db.session.execute(
-        sa.select(RequestMessage.recording_url, RequestMessage.recording_sid,
-                  RequestMessage.audio_type).where(RequestMessage.id == message_id)
+        sa.select(
+            RequestMessage.recording_url, RequestMessage.recording_sid, RequestMessage.audio_type
+        ).where(RequestMessage.id == message_id)
     ).first()
     db.session.commit()  # hold no connection while Twilio answers
     if row is None or row.audio_type or not row.recording_url:
@@ -86,8 +94,11 @@ def copy_message(payload: dict) -> None:
         .execution_options(synchronize_session=False)
     )
     if not current_app.config["KEEP_RECORDINGS_AT_TWILIO"]:
-        jobs.enqueue("delete-recording", f"delete-recording:{row.recording_sid}",
-                     {"recording_sid": row.recording_sid})
+        jobs.enqueue(
+            "delete-recording",
+            f"delete-recording:{row.recording_sid}",
+            {"recording_sid": row.recording_sid},
+        )
     db.session.commit()
 
 
@@ -115,7 +126,8 @@ def queue_missing() -> int:
     for request_id, sid in rows:
         key = f"copy-recording:{sid}"
         db.session.execute(
-            sa.update(jobs.Job).where(jobs.Job.key == key, jobs.Job.status == "failed")
+            sa.update(jobs.Job)
+            .where(jobs.Job.key == key, jobs.Job.status == "failed")
             .values(status="pending", attempts=0, run_at=sa.func.now(), finished_at=None)
             .execution_options(synchronize_session=False)
         )

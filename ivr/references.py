@@ -117,7 +117,6 @@ def take(call_sid: str) -> str:
 def from_call_sid(call_sid: str) -> str:
     """Last resort: nine digits from the CallSid (unique per call; 9 digits so it cannot clash
     with a reserved six-digit reference, and a clash of two is one in a billion per pair)."""
-    log.warning("no reserved reference left: reference for call %s made from its CallSid",
-                call_sid)
+    log.warning("no reserved reference left: reference for call %s made from its CallSid", call_sid)
     number = int(hashlib.sha256(call_sid.encode()).hexdigest(), 16) % 900_000_000
     return str(number + 100_000_000)

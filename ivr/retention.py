@@ -28,8 +28,15 @@ from .models import Call, CallbackRequest, RequestMessage
 
 # Statuses after which the clock runs (staff/history.py; "called_back" is the old name).
 REACHED = ("reached", "handled", "called_back")
-ERASED = dict(caller_number="", callback_number=None, a_number=None, note="",
-              recording_url=None, audio=None, audio_type=None)
+ERASED = dict(
+    caller_number="",
+    callback_number=None,
+    a_number=None,
+    note="",
+    recording_url=None,
+    audio=None,
+    audio_type=None,
+)
 
 
 def days() -> dt.timedelta:
@@ -38,8 +45,14 @@ def days() -> dt.timedelta:
 
 def holds_personal_data() -> sa.ColumnElement[bool]:
     r = CallbackRequest
-    return sa.or_(r.caller_number != "", r.callback_number.is_not(None), r.a_number.is_not(None),
-                  r.note != "", r.recording_url.is_not(None), r.audio_type.is_not(None))
+    return sa.or_(
+        r.caller_number != "",
+        r.callback_number.is_not(None),
+        r.a_number.is_not(None),
+        r.note != "",
+        r.recording_url.is_not(None),
+        r.audio_type.is_not(None),
+    )
 
 
 def purge_date(row: CallbackRequest) -> dt.datetime | None:
@@ -51,8 +64,14 @@ def purge_date(row: CallbackRequest) -> dt.datetime | None:
 
 
 def is_erased(row: CallbackRequest) -> bool:
-    return not (row.caller_number or row.callback_number or row.a_number or row.note
-                or row.recording_url or row.audio_type)
+    return not (
+        row.caller_number
+        or row.callback_number
+        or row.a_number
+        or row.note
+        or row.recording_url
+        or row.audio_type
+    )
 
 
 @dataclass
@@ -72,7 +91,8 @@ def plan(now: dt.datetime | None = None) -> Plan:
         .order_by(r.id)
     ).all()
     calls = db.session.scalar(
-        sa.select(sa.func.count()).select_from(Call)
+        sa.select(sa.func.count())
+        .select_from(Call)
         .where(Call.created_at < cutoff, Call.from_number != "")
     )
     return Plan([(row.id, row.reference) for row in rows], calls or 0)
@@ -84,11 +104,14 @@ def erase(request_ids: list[int], actor: str, action: str = "delete") -> int:
     if not request_ids:
         return 0
     rows = db.session.execute(
-        sa.select(CallbackRequest.id, CallbackRequest.reference, CallbackRequest.recording_sid)
-        .where(CallbackRequest.id.in_(request_ids))
+        sa.select(
+            CallbackRequest.id, CallbackRequest.reference, CallbackRequest.recording_sid
+        ).where(CallbackRequest.id.in_(request_ids))
     ).all()
     db.session.execute(
-        sa.update(CallbackRequest).where(CallbackRequest.id.in_(request_ids)).values(**ERASED)
+        sa.update(CallbackRequest)
+        .where(CallbackRequest.id.in_(request_ids))
+        .values(**ERASED)
         .execution_options(synchronize_session=False)
     )
     from .staff.history import RequestEvent
@@ -101,11 +124,14 @@ def erase(request_ids: list[int], actor: str, action: str = "delete") -> int:
         .execution_options(synchronize_session=False)
     )
     # Messages added by calling again (`voice/again.py`) are recordings too: deleted with it.
-    added = db.session.scalars(sa.select(RequestMessage.recording_sid).where(
-        RequestMessage.request_id.in_(request_ids), RequestMessage.recording_sid.is_not(None)
-    )).all()
+    added = db.session.scalars(
+        sa.select(RequestMessage.recording_sid).where(
+            RequestMessage.request_id.in_(request_ids), RequestMessage.recording_sid.is_not(None)
+        )
+    ).all()
     db.session.execute(
-        sa.delete(RequestMessage).where(RequestMessage.request_id.in_(request_ids))
+        sa.delete(RequestMessage)
+        .where(RequestMessage.request_id.in_(request_ids))
         .execution_options(synchronize_session=False)
     )
     for sid in added:
@@ -113,8 +139,11 @@ def erase(request_ids: list[int], actor: str, action: str = "delete") -> int:
     for row in rows:
         if row.recording_sid:
             # A no-op if Twilio's copy was deleted after ours was made (the same job key).
-            jobs.enqueue("delete-recording", f"delete-recording:{row.recording_sid}",
-                         {"recording_sid": row.recording_sid})
+            jobs.enqueue(
+                "delete-recording",
+                f"delete-recording:{row.recording_sid}",
+                {"recording_sid": row.recording_sid},
+            )
         audit.record(action, actor, request_id=row.id, reference=row.reference)
     db.session.commit()
     db.session.expire_all()
@@ -127,11 +156,13 @@ def run(now: dt.datetime | None = None, *, dry_run: bool = False) -> Plan:
     if dry_run:
         return todo
     for start in range(0, len(todo.requests), 500):  # bounded IN lists
-        erase([rid for rid, _ in todo.requests[start:start + 500]], audit.SYSTEM, "purge")
+        erase([rid for rid, _ in todo.requests[start : start + 500]], audit.SYSTEM, "purge")
     cutoff = (now or utcnow()) - days()
     db.session.execute(
-        sa.update(Call).where(Call.created_at < cutoff, Call.from_number != "")
-        .values(from_number="").execution_options(synchronize_session=False)
+        sa.update(Call)
+        .where(Call.created_at < cutoff, Call.from_number != "")
+        .values(from_number="")
+        .execution_options(synchronize_session=False)
     )
     db.session.commit()
     return todo
@@ -140,8 +171,9 @@ def run(now: dt.datetime | None = None, *, dry_run: bool = False) -> Plan:
 @jobs.handler("retention")
 def retention_job(_payload: dict) -> None:
     done = run()
-    current_app.logger.info("retention: purged %d request(s) and %d call number(s)",
-                            len(done.requests), done.calls)
+    current_app.logger.info(
+        "retention: purged %d request(s) and %d call number(s)", len(done.requests), done.calls
+    )
 
 
 def queue_daily() -> None:

@@ -192,9 +192,7 @@ SETTINGS: list[Setting] = [
         lambda v: _account_sid(v) if v else "",
         "Account SID (AC...). Needed to fetch recordings and send SMS alerts.",
     ),
-    Setting(
-        "FIRM_PHONE_NUMBER", None, _e164, "E.164 number that 'talk to the firm now' rings."
-    ),
+    Setting("FIRM_PHONE_NUMBER", None, _e164, "E.164 number that 'talk to the firm now' rings."),
     Setting(
         "DATABASE_URL",
         "",
@@ -245,9 +243,7 @@ SETTINGS: list[Setting] = [
     Setting("AUDIO_DIR", "", str, "Folder of rendered audio. Default: audio/ in the repo."),
     Setting("GTTS_TLD_EN", "us", str, "gTTS accent (Google domain) for English."),
     Setting("GTTS_TLD_ES", "com.mx", str, "gTTS accent (Google domain) for Spanish."),
-    Setting(
-        "RECORDING_MAX_SECONDS", "120", _positive_int, "Longest callback message, in seconds."
-    ),
+    Setting("RECORDING_MAX_SECONDS", "120", _positive_int, "Longest callback message, in seconds."),
     Setting(
         "FALLBACK_PATH",
         "",
@@ -304,8 +300,11 @@ SETTINGS: list[Setting] = [
     Setting(
         "SMS_MESSAGING_SERVICE_SID",
         "",
-        lambda v: v if not v or re.fullmatch(r"MG[0-9a-fA-F]{32}", v)
-        else _raise("a Messaging Service SID is MG followed by 32 hexadecimal characters"),
+        lambda v: (
+            v
+            if not v or re.fullmatch(r"MG[0-9a-fA-F]{32}", v)
+            else _raise("a Messaging Service SID is MG followed by 32 hexadecimal characters")
+        ),
         "Send callers' reference texts through this Messaging Service instead of SMS_FROM.",
     ),
     Setting("ALERT_EMAIL_TO", "", str, "Comma-separated e-mail addresses for alerts."),
@@ -330,8 +329,11 @@ SETTINGS: list[Setting] = [
     Setting(
         "STAFF_2FA",
         "auto",
-        lambda v: v if v in ("auto", "required", "optional") else _raise(
-            "must be auto, required or optional"),
+        lambda v: (
+            v
+            if v in ("auto", "required", "optional")
+            else _raise("must be auto, required or optional")
+        ),
         "Staff log in with a code from an authenticator app too: required, optional (for those "
         "who enrolled), or auto (required except in debug and tests).",
     ),
@@ -379,8 +381,10 @@ def load(environ: Mapping[str, str]) -> dict[str, Any]:
     if "DYNO" in environ and config.get("FORWARDED_PROXIES") == 0:
         # On Heroku every request comes through its router: without trusting it, every request
         # looks like plain http, and the https redirect would send every caller round in a loop.
-        problems.append("FORWARDED_PROXIES must be 1 on Heroku (DYNO is set): its router is the "
-                        "proxy that says a request came over https")
+        problems.append(
+            "FORWARDED_PROXIES must be 1 on Heroku (DYNO is set): its router is the "
+            "proxy that says a request came over https"
+        )
     if problems:
         raise SettingsError("Hotline settings are wrong:\n  " + "\n  ".join(problems))
     return config

@@ -28,8 +28,9 @@ class Signatures:
         self.shared_keys = [RequestValidator(secret) for secret in shared_keys]
         self._last_warning = float("-inf")
 
-    def valid(self, url: str, params: Mapping[str, str], signature: str,
-              settings: str | None) -> bool:
+    def valid(
+        self, url: str, params: Mapping[str, str], signature: str, settings: str | None
+    ) -> bool:
         """True when `signature` is Twilio's over `url` and the form fields `params`.
 
         `settings` is the X-Twilio-Webhooks-Signature-Settings header: present, the request was
@@ -55,5 +56,8 @@ class Signatures:
         if now - self._last_warning < 60:
             return
         self._last_warning = now
-        log.error("a webhook says Twilio signed it with a SharedKey (%s), and %s: such calls are "
-                  "refused", settings[:200], why)
+        log.error(
+            "a webhook says Twilio signed it with a SharedKey (%s), and %s: such calls are refused",
+            settings[:200],
+            why,
+        )

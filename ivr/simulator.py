@@ -31,7 +31,7 @@ DIAL_OUTCOMES = {"c": "completed", "b": "busy", "n": "no-answer", "f": "failed",
 # the worker to send.
 NO_ALERTS = {"ALERT_SMS_TO": [], "ALERT_EMAIL_TO": "", "SMTP_URL": ""}
 HELP = (
-    "Type keys (e.g. 1, or 3125550100#) and Enter; \"words or say words for speech; "
+    'Type keys (e.g. 1, or 3125550100#) and Enter; "words or say words for speech; '
     "Enter or 'wait' for silence; 'hangup' to hang up."
 )
 
@@ -43,13 +43,23 @@ class CallEnded(Exception):
 class Simulator:
     """One simulated call: `run` it, answering prompts from stdin."""
 
-    def __init__(self, app: Flask, *, from_number: str, lang: str | None = None,
-                 to_number: str = "+18005550100") -> None:
+    def __init__(
+        self,
+        app: Flask,
+        *,
+        from_number: str,
+        lang: str | None = None,
+        to_number: str = "+18005550100",
+    ) -> None:
         self.app = app
         self.account = app.config.get("TWILIO_ACCOUNT_SID") or "AC" + "0" * 32
-        self.call = Call(app.test_client(), app.config["TWILIO_AUTH_TOKEN"],
-                         from_number=from_number, to_number=to_number,
-                         base=app.config["PUBLIC_URL"] or BASE)
+        self.call = Call(
+            app.test_client(),
+            app.config["TWILIO_AUTH_TOKEN"],
+            from_number=from_number,
+            to_number=to_number,
+            base=app.config["PUBLIC_URL"] or BASE,
+        )
         self.sid = self.call.sid
         self.lang = lang
         self.url = self.call.base + "/voice"
@@ -153,8 +163,11 @@ class Simulator:
 
     def record(self, verb: ET.Element) -> ET.Element | None:
         click.echo("  (beep) recording...")
-        while (choice := ask("record: [m]essage then #, [s]ilence, [h]ang up after speaking")
-               .strip().lower()[:1]) not in ("m", "s", "h"):
+        while (
+            choice := ask("record: [m]essage then #, [s]ilence, [h]ang up after speaking")
+            .strip()
+            .lower()[:1]
+        ) not in ("m", "s", "h"):
             pass
         if choice == "s":
             return None  # Twilio skips the action when nothing was recorded
@@ -162,11 +175,12 @@ class Simulator:
         fields = {
             "RecordingSid": recording,
             "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{self.account}"
-                            f"/Recordings/{recording}",
+            f"/Recordings/{recording}",
             "RecordingDuration": "14",
         }
-        following = self.request(verb.get("action") or self.url,
-                                 Digits="#" if choice == "m" else "hangup", **fields)
+        following = self.request(
+            verb.get("action") or self.url, Digits="#" if choice == "m" else "hangup", **fields
+        )
         if verb.get("recordingStatusCallback"):
             self.recording_status(verb.get("recordingStatusCallback", ""), fields)
         if choice == "h":
@@ -176,9 +190,14 @@ class Simulator:
     def recording_status(self, url: str, fields: dict[str, str]) -> None:
         """Twilio's callback once the recording is stored. The copy it queues is the worker's
         (`ivr worker`), which would fetch the audio from Twilio."""
-        params = {"AccountSid": self.account, "CallSid": self.sid,
-                  "RecordingStatus": "completed", "RecordingChannels": "1",
-                  "RecordingSource": "RecordVerb", **fields}
+        params = {
+            "AccountSid": self.account,
+            "CallSid": self.sid,
+            "RecordingStatus": "completed",
+            "RecordingChannels": "1",
+            "RecordingSource": "RecordVerb",
+            **fields,
+        }
         _url, response = self.send(url, params)
         click.echo(f"  (recording status callback: {response.status_code})")
 
@@ -192,7 +211,9 @@ class Simulator:
         if not verb.get("action"):
             return None  # Twilio goes on with the next verb
         return self.request(
-            verb.get("action", ""), DialCallStatus=status, DialCallSid="CA" + secrets.token_hex(16),
+            verb.get("action", ""),
+            DialCallStatus=status,
+            DialCallSid="CA" + secrets.token_hex(16),
             DialCallDuration="95" if status == "completed" else "0",
             DialBridged="true" if status == "completed" else "false",
         )

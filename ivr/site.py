@@ -31,8 +31,10 @@ def healthz():
             conn.execute(sa.text("SELECT 1"))
     except sa.exc.SQLAlchemyError as exc:
         # One line, no traceback: a monitor polling a dead database would flood the log.
-        current_app.logger.warning("health check: database not answering (%s)",
-                                   type(getattr(exc, "orig", None) or exc).__name__)
+        current_app.logger.warning(
+            "health check: database not answering (%s)",
+            type(getattr(exc, "orig", None) or exc).__name__,
+        )
         return {"status": "unavailable", "database": "not answering"}, 503, NO_STORE
     return {"status": "ok", "database": "ok"}, 200, NO_STORE
 
@@ -52,8 +54,10 @@ def health_engine(app: Flask) -> sa.Engine:
         timeout = app.config["DB_TIMEOUT_SECONDS"]
         url = db.engine.url
         if url.get_backend_name() == "postgresql":
-            args = {"connect_timeout": max(1, round(timeout)),  # libpq: whole seconds
-                    "options": f"-c statement_timeout={round(timeout * 1000)}"}
+            args = {
+                "connect_timeout": max(1, round(timeout)),  # libpq: whole seconds
+                "options": f"-c statement_timeout={round(timeout * 1000)}",
+            }
         else:
             args = {"timeout": timeout}  # SQLite: how long to wait for a locked file
         engine = sa.create_engine(url, poolclass=NullPool, connect_args=args)

@@ -34,15 +34,25 @@ from .twiml import prompts
 
 # Twilio's message statuses in the order they happen; a late or repeated callback never moves a
 # message back (Twilio does not promise the order of its callbacks).
-ORDER = {"queued": 0, "accepted": 0, "scheduled": 0, "sending": 1, "sent": 2, "delivered": 3,
-         "undelivered": 3, "failed": 3, "read": 4}
+ORDER = {
+    "queued": 0,
+    "accepted": 0,
+    "scheduled": 0,
+    "sending": 1,
+    "sent": 2,
+    "delivered": 3,
+    "undelivered": 3,
+    "failed": 3,
+    "read": 4,
+}
 
 
 def enabled() -> bool:
     """Whether the hotline can send texts at all; the offer is not made otherwise."""
     config = current_app.config
-    return bool(config["TWILIO_ACCOUNT_SID"]
-                and (config["SMS_FROM"] or config["SMS_MESSAGING_SERVICE_SID"]))
+    return bool(
+        config["TWILIO_ACCOUNT_SID"] and (config["SMS_FROM"] or config["SMS_MESSAGING_SERVICE_SID"])
+    )
 
 
 def clock(moment: dt.time) -> str:
@@ -57,14 +67,32 @@ def hours_text(lang: str) -> str:
     if hours is None:
         return prompts().text(lang, "sms/always")
     zone = dt.datetime.now(current_app.config["OFFICE_TIMEZONE"]).strftime("%Z")
-    return prompts().line(lang, "sms/hours", days=spoken_days(lang, hours.days),
-                          opens=clock(hours.opens), closes=clock(hours.closes), zone=zone).text
+    return (
+        prompts()
+        .line(
+            lang,
+            "sms/hours",
+            days=spoken_days(lang, hours.days),
+            opens=clock(hours.opens),
+            closes=clock(hours.closes),
+            zone=zone,
+        )
+        .text
+    )
 
 
 def body(lang: str, reference: str) -> str:
-    return prompts().line(lang, "sms/reference", reference=reference,
-                          firm_number=phone(current_app.config["FIRM_PHONE_NUMBER"]),
-                          hours=hours_text(lang)).text
+    return (
+        prompts()
+        .line(
+            lang,
+            "sms/reference",
+            reference=reference,
+            firm_number=phone(current_app.config["FIRM_PHONE_NUMBER"]),
+            hours=hours_text(lang),
+        )
+        .text
+    )
 
 
 def queue(reference: str, to: str, call_sid: str) -> bool:
@@ -80,16 +108,18 @@ def queue(reference: str, to: str, call_sid: str) -> bool:
             db.session.rollback()
             current_app.logger.warning("no request %s to text (call %s)", reference, call_sid)
             return False
-        jobs.enqueue("reference-sms", f"reference-sms:{row.id}:{call_sid}",
-                     {"request_id": row.id, "to": to})
+        jobs.enqueue(
+            "reference-sms", f"reference-sms:{row.id}:{call_sid}", {"request_id": row.id, "to": to}
+        )
         if row.sms_status is None:
             row.sms_status = "queued"
         db.session.commit()
         return True
     except sa.exc.SQLAlchemyError as exc:
         db.session.rollback()
-        current_app.logger.error("could not queue the reference text for call %s: %s",
-                                 call_sid, jobs.reason(exc))
+        current_app.logger.error(
+            "could not queue the reference text for call %s: %s", call_sid, jobs.reason(exc)
+        )
         return False
 
 
@@ -98,7 +128,8 @@ def status_url(request_id: int, lang: str) -> str | None:
     if not public:
         return None  # no public address: Twilio's statuses cannot reach us
     return public + current_app.url_map.bind("").build(
-        "voice.closing.sms_status", {"lang": lang, "request_id": request_id})
+        "voice.closing.sms_status", {"lang": lang, "request_id": request_id}
+    )
 
 
 def advance(request_id: int, sid: str, status: str, error_code: str | None) -> None:
@@ -124,8 +155,12 @@ def record(request_id: int, status: str | None, error: str | None, sid: str | No
         values["sms_status"] = status
     if sid:
         values["sms_sid"] = sid
-    db.session.execute(sa.update(CallbackRequest).where(CallbackRequest.id == request_id)
-                       .values(**values).execution_options(synchronize_session=False))
+    db.session.execute(
+        sa.update(CallbackRequest)
+        .where(CallbackRequest.id == request_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
     db.session.commit()
 
 
@@ -133,19 +168,25 @@ def record(request_id: int, status: str | None, error: str | None, sid: str | No
 def send_reference(payload: dict[str, Any]) -> None:
     request_id = payload["request_id"]
     row = db.session.execute(
-        sa.select(CallbackRequest.language, CallbackRequest.reference)
-        .where(CallbackRequest.id == request_id)
+        sa.select(CallbackRequest.language, CallbackRequest.reference).where(
+            CallbackRequest.id == request_id
+        )
     ).first()
     db.session.commit()  # hold no connection while Twilio answers
     if row is None:
         return  # the request was deleted
     config = current_app.config
-    sender = ({"messaging_service_sid": config["SMS_MESSAGING_SERVICE_SID"]}
-              if config["SMS_MESSAGING_SERVICE_SID"] else {"from_": config["SMS_FROM"]})
+    sender = (
+        {"messaging_service_sid": config["SMS_MESSAGING_SERVICE_SID"]}
+        if config["SMS_MESSAGING_SERVICE_SID"]
+        else {"from_": config["SMS_FROM"]}
+    )
     callback = status_url(request_id, row.language)
     try:
         message = client().messages.create(
-            to=payload["to"], body=body(row.language, row.reference), **sender,
+            to=payload["to"],
+            body=body(row.language, row.reference),
+            **sender,
             **({"status_callback": callback} if callback else {}),
         )
     except TwilioRestException as exc:

@@ -21,8 +21,14 @@ from .db import db
 from .models import Call, CallbackRequest
 
 FIELDS = {
-    "language", "caller_number", "callback_number", "a_number", "step", "recording_sid",
-    "recording_url", "recording_duration",
+    "language",
+    "caller_number",
+    "callback_number",
+    "a_number",
+    "step",
+    "recording_sid",
+    "recording_url",
+    "recording_duration",
 }
 signals = Namespace()
 # Sent once per request, inside the transaction that creates it, so receivers (alerts) can add
@@ -65,13 +71,18 @@ def save(call_sid: str, *, alerted: bool = False, **fields: Any) -> CallbackRequ
                 continue
             if name == "step" and row.step and STEPS.index(value) < STEPS.index(row.step):
                 continue  # a late, replayed or repeated step never moves a request back
-            if name.startswith("recording_") and row.recording_sid and (
-                fields.get("recording_sid") not in (None, row.recording_sid)
+            if (
+                name.startswith("recording_")
+                and row.recording_sid
+                and (fields.get("recording_sid") not in (None, row.recording_sid))
             ):
                 # One request per call, and its first message stays: a second recording is
                 # logged (Twilio keeps it) rather than replacing what staff will hear.
-                current_app.logger.warning("call %s: second recording %s kept at Twilio only",
-                                           call_sid, fields.get("recording_sid"))
+                current_app.logger.warning(
+                    "call %s: second recording %s kept at Twilio only",
+                    call_sid,
+                    fields.get("recording_sid"),
+                )
                 continue
             setattr(row, name, value)
         try:
@@ -79,8 +90,9 @@ def save(call_sid: str, *, alerted: bool = False, **fields: Any) -> CallbackRequ
             if created and not alerted:
                 request_created.send(current_app._get_current_object(), request=row)  # type: ignore[attr-defined]
             if new_recording and not row.audio_type:
-                jobs.enqueue("copy-recording", f"copy-recording:{row.recording_sid}",
-                             {"request_id": row.id})
+                jobs.enqueue(
+                    "copy-recording", f"copy-recording:{row.recording_sid}", {"request_id": row.id}
+                )
             if completing and not alerted:
                 request_completed.send(current_app._get_current_object(), request=row)  # type: ignore[attr-defined]
             db.session.commit()
@@ -112,8 +124,15 @@ def count_call(call_sid: str, language: str, from_number: str) -> None:
     except sa.exc.SQLAlchemyError as exc:
         db.session.rollback()
         database_failed()
-        fallback.keep({"call_sid": call_sid, "kind": "call", "language": language,
-                       "from_number": from_number}, exc)
+        fallback.keep(
+            {
+                "call_sid": call_sid,
+                "kind": "call",
+                "language": language,
+                "from_number": from_number,
+            },
+            exc,
+        )
 
 
 def database_failed() -> None:
@@ -125,11 +144,15 @@ def database_failed() -> None:
 
 def insert_call(call_sid: str, language: str, from_number: str, **extra: Any) -> None:
     dialect = db.session.get_bind().dialect.name
-    insert = (sa.dialects.postgresql.insert if dialect == "postgresql"
-              else sa.dialects.sqlite.insert)
+    insert = sa.dialects.postgresql.insert if dialect == "postgresql" else sa.dialects.sqlite.insert
     db.session.execute(
-        insert(Call).values(call_sid=call_sid[:64], language=language[:2],
-                            from_number=(from_number or "")[:255], **extra)
+        insert(Call)
+        .values(
+            call_sid=call_sid[:64],
+            language=language[:2],
+            from_number=(from_number or "")[:255],
+            **extra,
+        )
         .on_conflict_do_nothing(index_elements=["call_sid"])
     )
 
@@ -164,8 +187,12 @@ def replay(entries: Iterable[dict[str, Any]]) -> tuple[int, int, list[dict[str, 
         try:
             if entry.get("kind") == "call":
                 created = fallback_time(entry)
-                insert_call(call_sid, entry.get("language", ""), entry.get("from_number", ""),
-                            **({"created_at": created} if created else {}))
+                insert_call(
+                    call_sid,
+                    entry.get("language", ""),
+                    entry.get("from_number", ""),
+                    **({"created_at": created} if created else {}),
+                )
                 db.session.commit()
             else:
                 fields = {k: v for k, v in entry.items() if k in FIELDS | {"reference"}}
@@ -173,8 +200,9 @@ def replay(entries: Iterable[dict[str, Any]]) -> tuple[int, int, list[dict[str, 
             stored += 1
         except (sa.exc.IntegrityError, sa.exc.DataError, TypeError, ValueError) as exc:
             db.session.rollback()
-            current_app.logger.error("could not replay entry for call %s: %s", call_sid,
-                                     jobs.reason(exc))
+            current_app.logger.error(
+                "could not replay entry for call %s: %s", call_sid, jobs.reason(exc)
+            )
             failed += 1
             refused.append(entry)
         except sa.exc.SQLAlchemyError:

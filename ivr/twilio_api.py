@@ -15,5 +15,8 @@ TIMEOUT = 20  # seconds
 
 def client() -> Client:
     config = current_app.config
-    return Client(config["TWILIO_ACCOUNT_SID"], config["TWILIO_AUTH_TOKEN"],
-                  http_client=TwilioHttpClient(timeout=TIMEOUT))
+    return Client(
+        config["TWILIO_ACCOUNT_SID"],
+        config["TWILIO_AUTH_TOKEN"],
+        http_client=TwilioHttpClient(timeout=TIMEOUT),
+    )

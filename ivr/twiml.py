@@ -62,8 +62,14 @@ def _say(verb: VoiceResponse | Gather, lines: list[Line]) -> None:
     # full stop between groups (3-3-4 of a phone number) and after the last digit, so a number
     # never runs into the sentence that follows it ("...two, three. To be called back...").
     text = " ".join(
-        line.text + ("." if line.pause or _last_digit(lines, i) else ","
-                     if line.source.startswith("digit_") else "")
+        line.text
+        + (
+            "."
+            if line.pause or _last_digit(lines, i)
+            else ","
+            if line.source.startswith("digit_")
+            else ""
+        )
         for i, line in enumerate(lines)
     )
     voice = current_app.config[f"VOICE_{lang.upper()}"]
@@ -77,7 +83,8 @@ def _say(verb: VoiceResponse | Gather, lines: list[Line]) -> None:
 def _last_digit(lines: list[Line], i: int) -> bool:
     """Line `i` is a digit and the end of its number (the last line, or a word follows)."""
     return lines[i].source.startswith("digit_") and (
-        i + 1 == len(lines) or not lines[i + 1].source.startswith("digit_"))
+        i + 1 == len(lines) or not lines[i + 1].source.startswith("digit_")
+    )
 
 
 def twiml(response: VoiceResponse) -> Response:

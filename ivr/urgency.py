@@ -25,22 +25,28 @@ def mark(reference: str, call_sid: str) -> bool:
         row = db.session.scalar(sa.select(CallbackRequest).filter_by(reference=reference))
         if row is None:
             db.session.rollback()
-            current_app.logger.error("call %s: urgent request %s not found; staff must be told",
-                                     call_sid, reference)
+            current_app.logger.error(
+                "call %s: urgent request %s not found; staff must be told", call_sid, reference
+            )
             return False
         row.urgent = True
         for channel, recipient in alerts.recipients():
             first = db.session.scalar(
                 sa.select(jobs.Job.status).where(
-                    jobs.Job.key == alerts.key(row.id, channel, recipient))
+                    jobs.Job.key == alerts.key(row.id, channel, recipient)
+                )
             )
             if first not in (None, "pending"):
-                jobs.enqueue(f"alert-{channel}", f"alert:{row.id}:urgent:{channel}:{recipient}",
-                             {"request_id": row.id, "recipient": recipient})
+                jobs.enqueue(
+                    f"alert-{channel}",
+                    f"alert:{row.id}:urgent:{channel}:{recipient}",
+                    {"request_id": row.id, "recipient": recipient},
+                )
         db.session.commit()
         return True
     except sa.exc.SQLAlchemyError as exc:
         db.session.rollback()
-        current_app.logger.error("call %s: could not mark request %s urgent: %s", call_sid,
-                                 reference, jobs.reason(exc))
+        current_app.logger.error(
+            "call %s: could not mark request %s urgent: %s", call_sid, reference, jobs.reason(exc)
+        )
         return False

@@ -33,8 +33,10 @@ def housekeeping(app: Flask) -> None:
             recordings.queue_missing()
             retention.queue_daily()  # the day's purge; its key holds the date, so once a day
             db.session.execute(
-                sa.delete(jobs.Job).where(jobs.Job.status.in_(("done", "failed")),
-                                          jobs.Job.finished_at < utcnow() - KEEP_FINISHED)
+                sa.delete(jobs.Job).where(
+                    jobs.Job.status.in_(("done", "failed")),
+                    jobs.Job.finished_at < utcnow() - KEEP_FINISHED,
+                )
             )
             db.session.commit()
         except sa.exc.SQLAlchemyError as exc:
@@ -49,8 +51,9 @@ class Background:
         self.app = app
         self.jobs = jobs.Worker(app, concurrency=concurrency)
         self.stop = self.jobs.stop
-        self.thread = threading.Thread(target=self._housekeeping, name="ivr-housekeeping",
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=self._housekeeping, name="ivr-housekeeping", daemon=True
+        )
 
     def start(self) -> None:
         log.info("background work started: %d job threads", self.jobs.concurrency)

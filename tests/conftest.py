@@ -141,12 +141,16 @@ class StaffAuth:
 
     def login(self, username: str = "ana", password: str = STAFF_PASSWORD, **kwargs):
         token = csrf_token(self.client)
-        return self.client.post("/staff/login", data={"username": username, "password": password,
-                                                      "csrf_token": token}, **kwargs)
+        return self.client.post(
+            "/staff/login",
+            data={"username": username, "password": password, "csrf_token": token},
+            **kwargs,
+        )
 
     def logout(self):
-        return self.client.post("/staff/logout", data={"csrf_token": csrf_token(self.client,
-                                                                                "/staff/")})
+        return self.client.post(
+            "/staff/logout", data={"csrf_token": csrf_token(self.client, "/staff/")}
+        )
 
 
 @pytest.fixture
@@ -157,8 +161,11 @@ def staff_user(app):
     from ivr.staff.models import StaffUser
 
     with app.app_context():
-        db.session.add(StaffUser(username="ana", role="admin",
-                                 password_hash=generate_password_hash(STAFF_PASSWORD)))
+        db.session.add(
+            StaffUser(
+                username="ana", role="admin", password_hash=generate_password_hash(STAFF_PASSWORD)
+            )
+        )
         db.session.commit()
     return "ana"
 
@@ -179,9 +186,15 @@ def make_request(app):
 
     def make(**fields) -> int:
         n = next(counter)
-        values = {"call_sid": f"CA{n:032x}", "reference": f"{100000 + n}", "language": "es",
-                  "caller_number": "+13125550123", "callback_number": "+13125550123",
-                  "recording_duration": 42, **fields}
+        values = {
+            "call_sid": f"CA{n:032x}",
+            "reference": f"{100000 + n}",
+            "language": "es",
+            "caller_number": "+13125550123",
+            "callback_number": "+13125550123",
+            "recording_duration": 42,
+            **fields,
+        }
         with app.app_context():
             row = CallbackRequest(**values)
             db.session.add(row)
@@ -189,8 +202,7 @@ def make_request(app):
             if values.get("note"):  # a note lives in the request's history (migration 0006)
                 from ivr.staff import history
 
-                history.add(row.id, "note", values.get("handled_by") or "ana",
-                            text=values["note"])
+                history.add(row.id, "note", values.get("handled_by") or "ana", text=values["note"])
             db.session.commit()
             return row.id
 

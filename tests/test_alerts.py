@@ -63,9 +63,14 @@ def smtp():
 
 @pytest.fixture
 def alert_app(make_app, smtp):
-    return make_app(ALERT_SMS_TO=STAFF_PHONE, ALERT_SMS_FROM=SENDER,
-                    ALERT_EMAIL_TO="desk@example.org", SMTP_URL=smtp.url, PUBLIC_URL=PUBLIC,
-                    ALERT_GRACE_SECONDS="0")
+    return make_app(
+        ALERT_SMS_TO=STAFF_PHONE,
+        ALERT_SMS_FROM=SENDER,
+        ALERT_EMAIL_TO="desk@example.org",
+        SMTP_URL=smtp.url,
+        PUBLIC_URL=PUBLIC,
+        ALERT_GRACE_SECONDS="0",
+    )
 
 
 def sms_ok() -> responses.BaseResponse:
@@ -74,9 +79,16 @@ def sms_ok() -> responses.BaseResponse:
 
 def create_request(app, **fields) -> int:
     with app.app_context():
-        row = store.save("CA" + secrets.token_hex(16), language="es", step="complete",
-                             caller_number="+13125550123", callback_number="+13125550123",
-                             a_number="012345678", recording_duration=20, **fields)
+        row = store.save(
+            "CA" + secrets.token_hex(16),
+            language="es",
+            step="complete",
+            caller_number="+13125550123",
+            callback_number="+13125550123",
+            a_number="012345678",
+            recording_duration=20,
+            **fields,
+        )
         return row.id
 
 
@@ -102,8 +114,9 @@ def all_alerts(app) -> list[Alert]:
 def make_due(app) -> None:
     """Pretend the grace or the back-off has passed."""
     with app.app_context():
-        db.session.execute(sa.update(jobs.Job).values(
-            run_at=dt.datetime(2000, 1, 1, tzinfo=dt.UTC)))
+        db.session.execute(
+            sa.update(jobs.Job).values(run_at=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
+        )
         db.session.commit()
 
 
@@ -127,7 +140,9 @@ def test_sms_and_email_sent_once(alert_app, smtp):
     sms = sms_ok()
     request_id = create_request(alert_app)
     assert [(a.channel, a.status) for a in all_alerts(alert_app)] == [
-        ("email", "pending"), ("sms", "pending")]
+        ("email", "pending"),
+        ("sms", "pending"),
+    ]
     assert sms.call_count == 0 and smtp.messages == []  # nothing sent on the request's path
     assert deliver(alert_app) == 2
     make_due(alert_app)
@@ -178,8 +193,9 @@ def test_failing_sms_is_retried_then_sent(alert_app, smtp, caplog):
 @responses.activate
 def test_sms_refused_for_good_is_not_retried(alert_app, smtp):
     """21610: the recipient opted out. A retry would fail the same way."""
-    refused = responses.post(MESSAGES, status=400,
-                             json={"code": 21610, "message": "Attempt to send to unsubscribed"})
+    refused = responses.post(
+        MESSAGES, status=400, json={"code": 21610, "message": "Attempt to send to unsubscribed"}
+    )
     create_request(alert_app)
     deliver(alert_app)
     make_due(alert_app)
@@ -221,8 +237,12 @@ def test_sms_not_sent_twice_after_a_crash_between_send_and_commit(make_app):
     """The guarantee for SMS: at most once. Twilio takes the message, then the worker dies before
     it records that (simulated by a BaseException, which nothing in the worker catches). The job
     stays claimed; once its lease runs out it is found abandoned and failed, not sent again."""
-    app = make_app(ALERT_SMS_TO=STAFF_PHONE, ALERT_SMS_FROM=SENDER, ALERT_GRACE_SECONDS="0",
-                   JOB_LEASE_SECONDS="60")
+    app = make_app(
+        ALERT_SMS_TO=STAFF_PHONE,
+        ALERT_SMS_FROM=SENDER,
+        ALERT_GRACE_SECONDS="0",
+        JOB_LEASE_SECONDS="60",
+    )
 
     class Died(BaseException):
         pass
@@ -242,8 +262,9 @@ def test_sms_not_sent_twice_after_a_crash_between_send_and_commit(make_app):
     deliver(app)  # the lease has not run out: nobody takes it
     assert len(sent) == 1
     with app.app_context():  # the lease runs out
-        db.session.execute(sa.update(jobs.Job).values(
-            locked_until=dt.datetime(2000, 1, 1, tzinfo=dt.UTC)))
+        db.session.execute(
+            sa.update(jobs.Job).values(locked_until=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
+        )
         db.session.commit()
     deliver(app)
     assert len(sent) == 1  # never twice
@@ -254,13 +275,13 @@ def test_sms_not_sent_twice_after_a_crash_between_send_and_commit(make_app):
 @responses.activate
 def test_email_after_a_crash_is_sent_again(make_app, smtp):
     """E-mail is at least once: a worker that died mid-job leaves it to be taken again."""
-    app = make_app(ALERT_EMAIL_TO="desk@example.org", SMTP_URL=smtp.url,
-                   ALERT_GRACE_SECONDS="0")
+    app = make_app(ALERT_EMAIL_TO="desk@example.org", SMTP_URL=smtp.url, ALERT_GRACE_SECONDS="0")
     create_request(app)
     with app.app_context():  # claimed by a process that then died
         assert jobs.claim(lease=60) is not None
-        db.session.execute(sa.update(jobs.Job).values(
-            locked_until=dt.datetime(2000, 1, 1, tzinfo=dt.UTC)))
+        db.session.execute(
+            sa.update(jobs.Job).values(locked_until=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
+        )
         db.session.commit()
     assert deliver(app) == 1
     assert len(smtp.messages) == 1
@@ -298,7 +319,9 @@ def test_one_alert_per_request_from_a_real_call(alert_app, smtp):
     call.press("")  # ... pound again: the request is complete
 
     assert [(a.channel, a.recipient) for a in all_alerts(alert_app)] == [
-        ("email", "desk@example.org"), ("sms", STAFF_PHONE)]
+        ("email", "desk@example.org"),
+        ("sms", STAFF_PHONE),
+    ]
     assert deliver(alert_app) == 2
     make_due(alert_app)
     deliver(alert_app)
@@ -336,8 +359,9 @@ def test_alerts_list_and_worker_once_commands(alert_app, smtp):
 def test_smtp_password_never_sent_without_tls(make_app, smtp, monkeypatch):
     """A server that offers no STARTTLS gets no password (loopback excepted, for relays)."""
     monkeypatch.setattr(transports, "LOOPBACK", ())
-    app = make_app(ALERT_EMAIL_TO="desk@example.org",
-                   SMTP_URL=smtp.url.replace("smtp://", "smtp://user:pw@"))
+    app = make_app(
+        ALERT_EMAIL_TO="desk@example.org", SMTP_URL=smtp.url.replace("smtp://", "smtp://user:pw@")
+    )
     with app.app_context(), pytest.raises(RuntimeError, match="refusing to send"):
         alerts.send_email("desk@example.org", "s", "b")
     assert smtp.messages == []
@@ -348,8 +372,11 @@ def recorded_call(app, digits: str = "#") -> Call:
     """A real signed call from (312) 555-0123 in Spanish, up to its recording: the request is
     stored, and the caller is now asked for the callback number (or hung up: digits="hangup")."""
     sid = "RE" + secrets.token_hex(16)
-    recording = {"RecordingSid": sid, "RecordingUrl": f"{RECORDINGS}/{sid}",
-                 "RecordingDuration": "14"}
+    recording = {
+        "RecordingSid": sid,
+        "RecordingUrl": f"{RECORDINGS}/{sid}",
+        "RecordingDuration": "14",
+    }
     call = Call(app.test_client(), TOKEN)
     call.answer()
     call.press("2")

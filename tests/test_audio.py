@@ -29,8 +29,9 @@ def batchexecute(request) -> tuple[int, dict, str]:
     host = request.url.split("/")[2]
     fake_mp3 = b"ID3" + f"{host}|{lang}|{text}".encode()
     inner = json.dumps([base64.b64encode(fake_mp3).decode()])
-    payload = json.dumps([["wrb.fr", "jQ1olc", inner, None, None, None, "generic"]],
-                         separators=(",", ":"))
+    payload = json.dumps(
+        [["wrb.fr", "jQ1olc", inner, None, None, None, "generic"]], separators=(",", ":")
+    )
     return 200, {}, f")]}}'\n\n{len(payload)}\n{payload}\n"
 
 
@@ -112,8 +113,10 @@ def test_rebuild_renders_only_the_edited_prompt(build, google, audio_dir, prompt
     new = set(after) - set(before)
     assert len(new) == 1 and new.pop().startswith("es/")
     manifest = json.loads((audio_dir / "manifest.json").read_text())
-    assert (audio_dir / manifest["es"]["goodbye"]["file"]).read_bytes().endswith(
-        "Gracias por llamar. Adiós.".encode()
+    assert (
+        (audio_dir / manifest["es"]["goodbye"]["file"])
+        .read_bytes()
+        .endswith("Gracias por llamar. Adiós.".encode())
     )
 
 
@@ -218,8 +221,12 @@ def test_numbers_are_read_in_one_voice(app, build, google):
     call.answer()
     call.press("2")
     call.press("8")
-    twiml = call.follow(call.twiml.find("Record").get("action"), RecordingUrl="https://api.twilio.com/x",
-                        RecordingSid="RE" + "1" * 32, RecordingDuration="7")
+    twiml = call.follow(
+        call.twiml.find("Record").get("action"),
+        RecordingUrl="https://api.twilio.com/x",
+        RecordingSid="RE" + "1" * 32,
+        RecordingDuration="7",
+    )
     assert twiml.find(".//Say") is None and twiml.find(".//Play") is not None
     # 312 555 0123: a pause after each of the first two groups of digits.
     assert [el.tag for el in twiml.find("Gather")].count("Pause") == 2

@@ -51,13 +51,32 @@ def server(tmp_path_factory):
     """One gunicorn worker process, configured as the Procfile runs it; yields (port, its pid)."""
     tmp = tmp_path_factory.mktemp("gunicorn")
     port = free_port()
-    env = {**os.environ, "SECRET_KEY": "s" * 32, "TWILIO_AUTH_TOKEN": TOKEN,
-           "FIRM_PHONE_NUMBER": FIRM, "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
-           "OFFICE_HOURS": "always", "FORWARDED_PROXIES": "1"}  # as behind Heroku's router
+    env = {
+        **os.environ,
+        "SECRET_KEY": "s" * 32,
+        "TWILIO_AUTH_TOKEN": TOKEN,
+        "FIRM_PHONE_NUMBER": FIRM,
+        "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
+        "OFFICE_HOURS": "always",
+        "FORWARDED_PROXIES": "1",
+    }  # as behind Heroku's router
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-         "--log-level", "warning", "ivr:create_app()"],
-        cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--log-level",
+            "warning",
+            "ivr:create_app()",
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 60
@@ -83,8 +102,10 @@ def server(tmp_path_factory):
 
 def post_form(port: int, path: str, params: dict[str, str], signed: bool = False) -> int:
     body = urlencode(params).encode()
-    headers = {"Content-Type": "application/x-www-form-urlencoded",
-               "Content-Length": str(len(body))}
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Content-Length": str(len(body)),
+    }
     if signed:
         headers["X-Twilio-Signature"] = sign(TOKEN, f"https://127.0.0.1:{port}{path}", params)
     with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
@@ -95,9 +116,13 @@ def post_form(port: int, path: str, params: dict[str, str], signed: bool = False
 def request_head(port: int, path: str, headers: dict[str, str]) -> bytes:
     """A POST's request line and headers, as Heroku's router forwards a request that came over
     https (outside debug, plain http would be redirected to https)."""
-    lines = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "X-Forwarded-Proto: https",
-             "X-Forwarded-For: 192.0.2.1",
-             *(f"{name}: {value}" for name, value in headers.items())]
+    lines = [
+        f"POST {path} HTTP/1.1",
+        f"Host: 127.0.0.1:{port}",
+        "X-Forwarded-Proto: https",
+        "X-Forwarded-For: 192.0.2.1",
+        *(f"{name}: {value}" for name, value in headers.items()),
+    ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
@@ -116,7 +141,7 @@ def status(sock: socket.socket) -> int:
 def form_pieces(total: int, chunked: bool):
     """`total` bytes of a urlencoded form (many short fields, the costliest kind to parse), in
     64 KiB pieces, each framed as an HTTP chunk when `chunked`."""
-    piece = (b"a=x&b=y&" * (64 * 1024 // 8))
+    piece = b"a=x&b=y&" * (64 * 1024 // 8)
     for _ in range(total // len(piece)):
         yield b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece
     if chunked:
@@ -164,8 +189,7 @@ def test_a_10_mib_post_is_refused_without_the_worker_reading_it(server, path, ch
     assert after["VmHWM"] <= max(before["VmHWM"], before["VmRSS"] + MEMORY_BOUND), (before, after)
     assert after["VmRSS"] < before["VmRSS"] + MEMORY_BOUND, (before, after)
     # The worker is still there and answers Twilio.
-    assert post_form(port, "/voice", {"CallSid": "CA2", "From": "+13125550123"},
-                     signed=True) == 200
+    assert post_form(port, "/voice", {"CallSid": "CA2", "From": "+13125550123"}, signed=True) == 200
     assert memory(worker)["VmRSS"] > 0
 
 

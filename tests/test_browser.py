@@ -28,8 +28,10 @@ PASSWORD = "a browser password"
 
 def tone_wav(seconds: float = 1.5, rate: int = 8000) -> bytes:
     """A short 440 Hz tone: a real, playable recording."""
-    frames = b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate)))
-                      for i in range(int(seconds * rate)))
+    frames = b"".join(
+        struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate)))
+        for i in range(int(seconds * rate))
+    )
     out = io.BytesIO()
     with wave.open(out, "wb") as w:
         w.setnchannels(1)
@@ -43,13 +45,28 @@ def tone_wav(seconds: float = 1.5, rate: int = 8000) -> bytes:
 def server(app):
     with app.app_context():
         db.session.add(StaffUser(username="ana", password_hash=generate_password_hash(PASSWORD)))
-        db.session.add(CallbackRequest(call_sid="CA1", reference="700001", language="es",
-                                       caller_number="+13125550123",
-                                       callback_number="+13125550123", recording_duration=1,
-                                       audio=tone_wav(), audio_type="audio/wav"))
-        db.session.add(CallbackRequest(call_sid="CA2", reference="700002", language="en",
-                                       caller_number="+13125550124", recording_duration=1,
-                                       created_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)))
+        db.session.add(
+            CallbackRequest(
+                call_sid="CA1",
+                reference="700001",
+                language="es",
+                caller_number="+13125550123",
+                callback_number="+13125550123",
+                recording_duration=1,
+                audio=tone_wav(),
+                audio_type="audio/wav",
+            )
+        )
+        db.session.add(
+            CallbackRequest(
+                call_sid="CA2",
+                reference="700002",
+                language="en",
+                caller_number="+13125550124",
+                recording_duration=1,
+                created_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+            )
+        )
         db.session.commit()
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -67,8 +84,12 @@ def browser():
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--autoplay-policy=no-user-gesture-required"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--autoplay-policy=no-user-gesture-required",
+            ],
         )
         yield browser
         browser.close()
@@ -123,9 +144,13 @@ def test_log_in_play_and_mark_handled(server, browser, tmp_path):
     assert handled.locator("textarea").input_value() == ""  # the next note starts empty
 
     # The same page on a phone: nothing wider than the screen.
-    phone = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2,
-                                is_mobile=True, has_touch=True,
-                                storage_state=context.storage_state())
+    phone = browser.new_context(
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+        storage_state=context.storage_state(),
+    )
     mobile = phone.new_page()
     mobile.goto(server + "/staff/")
     assert mobile.evaluate("document.documentElement.scrollWidth") <= 390
@@ -150,11 +175,21 @@ def loop_server(make_app):
     app = make_app(CALLBACK_FROM_NUMBER=HOTLINE, PUBLIC_URL=PUBLIC)
     with app.app_context():
         for name, phone in (("alice", "+13125550199"), ("bob", None)):
-            db.session.add(StaffUser(username=name, phone=phone,
-                                     password_hash=generate_password_hash(PASSWORD)))
-        db.session.add(CallbackRequest(call_sid="CA1", reference="995738", language="es",
-                                       caller_number="+525512345678",
-                                       callback_number="+525512345678", recording_duration=1))
+            db.session.add(
+                StaffUser(
+                    username=name, phone=phone, password_hash=generate_password_hash(PASSWORD)
+                )
+            )
+        db.session.add(
+            CallbackRequest(
+                call_sid="CA1",
+                reference="995738",
+                language="es",
+                caller_number="+525512345678",
+                callback_number="+525512345678",
+                recording_duration=1,
+            )
+        )
         db.session.commit()
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -179,8 +214,9 @@ def log_in_as(browser, base: str, name: str, **context_options):
 def test_two_staff_saving_the_same_request_keep_both(loop_server, browser):
     app, base = loop_server
     alice_context, alice = log_in_as(browser, base, "alice")
-    bob_context, bob = log_in_as(browser, base, "bob", viewport={"width": 390, "height": 844},
-                                 is_mobile=True, has_touch=True)
+    bob_context, bob = log_in_as(
+        browser, base, "bob", viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
     assert bob.evaluate("document.documentElement.scrollWidth") <= 390
     assert alice.title().startswith("(1) ") and "1 waiting" in alice.inner_text(".top")
     bob_card = bob.locator("article[data-reference='995738']")
@@ -200,8 +236,10 @@ def test_two_staff_saving_the_same_request_keep_both(loop_server, browser):
     card = alice.locator("article[data-reference='995738']")
     assert "Handled" in card.locator(".badge").inner_text()  # bob's status was not undone
     notes = card.locator(".history .note").all_inner_texts()
-    assert [n.split(": ", 1)[1] for n in notes] == ["Reached Sra. López; hearing Fri 9am",
-                                                   "Called, no answer."]
+    assert [n.split(": ", 1)[1] for n in notes] == [
+        "Reached Sra. López; hearing Fri 9am",
+        "Called, no answer.",
+    ]
     alice_context.close()
     bob_context.close()
 
@@ -216,14 +254,22 @@ def test_call_back_end_to_end(loop_server, browser, tmp_path):
     from tests.conftest import TOKEN
 
     app, base = loop_server
-    context, page = log_in_as(browser, base, "alice", viewport={"width": 390, "height": 844},
-                              is_mobile=True, has_touch=True)
+    context, page = log_in_as(
+        browser,
+        base,
+        "alice",
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        has_touch=True,
+    )
     card = page.locator("article[data-reference='995738']")
     assert "ES · Spanish" in card.locator(".chip").inner_text()
     with responses.RequestsMock() as twilio:
         create = twilio.post(
             f"https://api.twilio.com/2010-04-01/Accounts/{'AC' + '0' * 32}/Calls.json",
-            status=201, json={"sid": "CA" + "7" * 32, "status": "queued"})
+            status=201,
+            json={"sid": "CA" + "7" * 32, "status": "queued"},
+        )
         card.locator("button:has-text('Call back')").click()
         page.wait_for_load_state()
         assert "your phone will ring" in page.locator(".flash").inner_text()
@@ -263,8 +309,14 @@ def test_missed_call_appears_after_an_unanswered_call_now(loop_server, browser, 
     caller.press("2")  # español
     dial = caller.press("0").find("Dial")  # Call Now; nobody at the firm accepts
     caller.follow(dial.get("action"), DialCallStatus="no-answer")
-    context, page = log_in_as(browser, base, "alice", viewport={"width": 390, "height": 844},
-                              is_mobile=True, has_touch=True)
+    context, page = log_in_as(
+        browser,
+        base,
+        "alice",
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        has_touch=True,
+    )
     page.click("a:has-text('Missed calls')")
     page.wait_for_url(base + "/staff/missed")
     card = page.locator(f"article[data-call='{caller.sid}']")

@@ -28,11 +28,20 @@ PASSWORD = "a browser password"
 def server(make_app):
     app = make_app(STAFF_2FA="required")
     with app.app_context():
-        db.session.add(StaffUser(username="ana", role="admin",
-                                 password_hash=generate_password_hash(PASSWORD)))
-        db.session.add(CallbackRequest(call_sid="CA1", reference="700001", language="es",
-                                       caller_number="+13125550123", recording_duration=1,
-                                       audio=tone_wav(), audio_type="audio/wav"))
+        db.session.add(
+            StaffUser(username="ana", role="admin", password_hash=generate_password_hash(PASSWORD))
+        )
+        db.session.add(
+            CallbackRequest(
+                call_sid="CA1",
+                reference="700001",
+                language="es",
+                caller_number="+13125550123",
+                recording_duration=1,
+                audio=tone_wav(),
+                audio_type="audio/wav",
+            )
+        )
         db.session.commit()
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -80,8 +89,9 @@ def test_enrol_and_log_in_with_totp_codes(server, browser):  # noqa: F811
     page.click("text=Audit log")
     page.wait_for_url(server + "/staff/audit")
     rows = page.locator("table.audit tbody tr")
-    actions = rows.evaluate_all("rows => rows.map(r => [r.dataset.action, r.dataset.actor, "
-                                "r.dataset.reference || ''])")
+    actions = rows.evaluate_all(
+        "rows => rows.map(r => [r.dataset.action, r.dataset.actor, r.dataset.reference || ''])"
+    )
     assert ["listen", "ana", "700001"] in actions and ["export", "ana", ""] in actions
     assert actions[-2:] == [["login", "ana", ""], ["account", "ana", ""]]  # enrolled, logged in
     assert "700001" in rows.filter(has_text="Exported CSV").inner_text()

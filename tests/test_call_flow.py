@@ -194,8 +194,9 @@ def test_each_call_is_counted_once_for_the_staff_chart(app, call):
     call.press("2")
     call.follow(action, Digits="2")  # Twilio retrying the same request
     with app.app_context():
-        rows = db.session.execute(sa.select(CallRow.call_sid, CallRow.language,
-                                            CallRow.from_number)).all()
+        rows = db.session.execute(
+            sa.select(CallRow.call_sid, CallRow.language, CallRow.from_number)
+        ).all()
     assert rows == [(call.sid, "es", call.from_number)]
 
 

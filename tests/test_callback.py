@@ -105,8 +105,11 @@ def test_full_request_in_spanish(app, call):
     call.press("12345678")
     assert REAL.text("es", "confirmation") in call.heard()
     row = rows(app)[0]
-    assert (row.callback_number, row.a_number, row.step) == ("+13125550123", "012345678",
-                                                             "complete")
+    assert (row.callback_number, row.a_number, row.step) == (
+        "+13125550123",
+        "012345678",
+        "complete",
+    )
     # Step 4: the reference, digit by digit, twice; when to expect a call; goodbye.
     assert heard_digits(call, "es").split().count(row.reference) == 2
     assert REAL.text("es", "expect_call") in call.heard()
@@ -216,8 +219,7 @@ def test_silence_records_nothing_and_asks_again(app, call):
 def test_recording_callbacks_twice_and_out_of_order_make_one_request(app, call):
     audio = b"ID3" + secrets.token_bytes(64)
     params = recording_params()
-    media = responses.get(f"{params['RecordingUrl']}.mp3", body=audio,
-                          content_type="audio/mpeg")
+    media = responses.get(f"{params['RecordingUrl']}.mp3", body=audio, content_type="audio/mpeg")
     deleted = responses.delete(f"{params['RecordingUrl']}.json", status=204)
     to_recording(call, "en")
     status_url = call.twiml.find("Record").get("recordingStatusCallback")
@@ -250,8 +252,11 @@ def test_recording_kept_at_twilio_when_configured(make_app):
     params = recording_params()
     responses.get(f"{params['RecordingUrl']}.mp3", body=b"ID3xx", content_type="audio/mpeg")
     to_recording(call, "en")
-    call.post(call.twiml.find("Record").get("recordingStatusCallback"),
-              RecordingStatus="completed", **params)
+    call.post(
+        call.twiml.find("Record").get("recordingStatusCallback"),
+        RecordingStatus="completed",
+        **params,
+    )
     copies_done(app)
     assert len(responses.calls) == 1 and responses.calls[0].request.method == "GET"
 
@@ -259,12 +264,14 @@ def test_recording_kept_at_twilio_when_configured(make_app):
 @responses.activate
 def test_recording_copy_is_queued_with_the_request_not_made_in_the_webhook(app, call):
     params = recording_params()
-    media = responses.get(f"{params['RecordingUrl']}.mp3", body=b"ID3ok",
-                          content_type="audio/mpeg")
+    media = responses.get(f"{params['RecordingUrl']}.mp3", body=b"ID3ok", content_type="audio/mpeg")
     responses.delete(f"{params['RecordingUrl']}.json", status=204)
     to_recording(call, "en")
-    call.post(call.twiml.find("Record").get("recordingStatusCallback"),
-              RecordingStatus="completed", **params)
+    call.post(
+        call.twiml.find("Record").get("recordingStatusCallback"),
+        RecordingStatus="completed",
+        **params,
+    )
     record(call, **params)
     assert media.call_count == 0  # no webhook talked to Twilio
     [job] = job_rows(app, "copy-recording")
@@ -279,8 +286,11 @@ def test_failed_copy_is_retried_with_backoff_then_by_command(app, call, runner, 
     params = recording_params()
     responses.get(f"{params['RecordingUrl']}.mp3", status=503)
     to_recording(call, "en")
-    call.post(call.twiml.find("Record").get("recordingStatusCallback"),
-              RecordingStatus="completed", **params)
+    call.post(
+        call.twiml.find("Record").get("recordingStatusCallback"),
+        RecordingStatus="completed",
+        **params,
+    )
     with caplog.at_level(logging.WARNING, logger="ivr.jobs"):
         copies_done(app)
     [job] = job_rows(app, "copy-recording")
@@ -298,8 +308,9 @@ def test_failed_copy_is_retried_with_backoff_then_by_command(app, call, runner, 
     assert job_rows(app, "copy-recording")[0].status == "failed"
     [row] = rows(app)
     assert row.audio_type is None
-    responses.replace(responses.GET, f"{params['RecordingUrl']}.mp3", body=b"ID3ok",
-                      content_type="audio/mpeg")
+    responses.replace(
+        responses.GET, f"{params['RecordingUrl']}.mp3", body=b"ID3ok", content_type="audio/mpeg"
+    )
     responses.delete(f"{params['RecordingUrl']}.json", status=204)
     result = runner.invoke(main, ["callbacks", "copy-recordings"])
     assert result.exit_code == 0, result.output
@@ -313,8 +324,11 @@ def test_credentials_are_never_sent_outside_twilio(app, call):
     to_recording(call, "en")
     params = recording_params()
     params["RecordingUrl"] = "https://attacker.example/steal"
-    call.post(call.twiml.find("Record").get("recordingStatusCallback"),
-              RecordingStatus="completed", **params)
+    call.post(
+        call.twiml.find("Record").get("recordingStatusCallback"),
+        RecordingStatus="completed",
+        **params,
+    )
     copies_done(app)
     assert len(responses.calls) == 0  # no request at all, so no credentials
     assert rows(app)[0].audio_type is None
@@ -388,8 +402,10 @@ def test_database_failure_in_a_later_step_does_not_stop_the_call(app, call, capl
     with caplog.at_level(logging.WARNING):
         call.press("1")
     assert REAL.text("en", "anumber_ask") in call.heard()
-    assert any("IVR-JOURNAL" in r.getMessage() and "callback_number" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        "IVR-JOURNAL" in r.getMessage() and "callback_number" in r.getMessage()
+        for r in caplog.records
+    )
     break_table(app, broken=False)
 
 
@@ -398,7 +414,7 @@ def test_replay_stores_good_entries_despite_a_bad_one(app, tmp_path):
     journal.write_text(
         '{"call_sid": "CA1", "callback_number": "+13125550142", "step": "number"}\n'
         '{"call_sid": "CA2", "bogus_field": 1}\n'
-        'not json at all\n'
+        "not json at all\n"
         '{"call_sid": "CA3", "language": "en", "caller_number": "+13125550123", '
         '"recording_sid": "RE3", "recording_url": "https://api.twilio.com/x", '
         '"recording_duration": 9, "step": "recorded"}\n'

@@ -51,8 +51,13 @@ def test_withheld_caller_id_is_not_passed_on(client):
 def test_answered_call_ends_with_goodbye(call, status):
     in_menu(call, "en")
     twiml = call.press("0")
-    twiml = call.follow(twiml.find("Dial").get("action"), DialCallStatus=status,
-                        DialCallSid="CA" + "1" * 32, DialBridged="true", CallStatus="in-progress")
+    twiml = call.follow(
+        twiml.find("Dial").get("action"),
+        DialCallStatus=status,
+        DialCallSid="CA" + "1" * 32,
+        DialBridged="true",
+        CallStatus="in-progress",
+    )
     assert REAL.text("en", "goodbye") in call.heard()
     assert twiml.find("Hangup") is not None
 
@@ -62,8 +67,9 @@ def test_unanswered_call_offers_a_callback_request(call, status):
     in_menu(call, "es")
     twiml = call.press("0")
     # CallStatus is the caller's own leg (still in progress): only DialCallStatus decides.
-    twiml = call.follow(twiml.find("Dial").get("action"), DialCallStatus=status,
-                        CallStatus="in-progress")
+    twiml = call.follow(
+        twiml.find("Dial").get("action"), DialCallStatus=status, CallStatus="in-progress"
+    )
     heard = call.heard()
     assert heard.startswith(REAL.text("es", "dial_failed"))
     assert REAL.text("es", "option_callback") in heard and REAL.text("es", "option_menu") in heard
@@ -90,8 +96,9 @@ def test_whisper_declined_is_not_a_connected_call(call):
     assert call.heard().startswith(REAL.text("en", "dial_failed"))
 
 
-@pytest.mark.parametrize(("caller", "prompt"), [("es", "whisper_caller_es"),
-                                                ("en", "whisper_caller_en")])
+@pytest.mark.parametrize(
+    ("caller", "prompt"), [("es", "whisper_caller_es"), ("en", "whisper_caller_en")]
+)
 def test_whisper_asks_the_firm_to_accept(client, caller, prompt):
     staff = Call(client, TOKEN, from_number="+13125550123", to_number=FIRM)
     twiml = staff.follow(f"/voice/whisper/{caller}", Direction="outbound-api")
@@ -176,7 +183,8 @@ def test_callback_offer_keys(call):
     call.follow(action, DialCallStatus="no-answer")
     call.press("*")
     assert call.heard() == " ".join(
-        REAL.text("en", f"option_{name}") for name in ("callback", "menu", "repeat"))
+        REAL.text("en", f"option_{name}") for name in ("callback", "menu", "repeat")
+    )
     call.press("5")
     assert call.heard().startswith(REAL.text("en", "invalid"))
     assert call.press("0").find("Dial/Number").text == FIRM  # 0 is the firm, here too

@@ -46,8 +46,12 @@ def start(app, lang: str) -> Call:
 def leave_message(call: Call, lang: str) -> None:
     """From any menu: 8, a message, the number read back (1), no A-number (# twice)."""
     call.press("8")
-    call.follow(call.twiml.find("Record").get("action"), RecordingUrl="https://api.twilio.com/x",
-                RecordingSid="RE" + call.sid[2:], RecordingDuration="9")
+    call.follow(
+        call.twiml.find("Record").get("action"),
+        RecordingUrl="https://api.twilio.com/x",
+        RecordingSid="RE" + call.sid[2:],
+        RecordingDuration="9",
+    )
     call.press("1")
     call.press("#")
     call.press("#")
@@ -55,6 +59,7 @@ def leave_message(call: Call, lang: str) -> None:
 
 
 # The disclaimer ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_disclaimer_is_heard_once_in_full_before_the_menu_and_outside_any_gather(call, lang):
@@ -64,8 +69,7 @@ def test_disclaimer_is_heard_once_in_full_before_the_menu_and_outside_any_gather
     assert ("Every case is different." if lang == "en" else "Cada caso es diferente.") in disclaimer
     first = list(twiml)[0]
     assert first.tag == "Say" and first.text == disclaimer  # before the Gather: no key cuts it
-    assert all(disclaimer not in (say.text or "") for say in twiml.iter("Say")
-               if say is not first)
+    assert all(disclaimer not in (say.text or "") for say in twiml.iter("Say") if say is not first)
     assert disclaimer not in ET.tostring(twiml.find("Gather"), encoding="unicode")
     heard = [call.heard()]
     for keys in ("*", "1", "#", "9", "7", "5", "*", "9"):  # repeat, topics, menu, a wrong key
@@ -83,12 +87,22 @@ def test_disclaimer_also_comes_first_after_silence_at_the_greeting(call):
 
 # The office: hours, holidays, and what topic 5 and the menus offer ------------------------------
 
-@pytest.mark.parametrize(("lang", "expected"), [
-    ("en", "Our office is closed right now. We are open Monday to Friday, from 9 a.m. "
-           "to 5 p.m., Central time."),
-    ("es", "En este momento nuestra oficina está cerrada. Abrimos de lunes "
-           "a viernes, de 9 de la mañana a 5 de la tarde, hora del centro de los Estados Unidos."),
-])
+
+@pytest.mark.parametrize(
+    ("lang", "expected"),
+    [
+        (
+            "en",
+            "Our office is closed right now. We are open Monday to Friday, from 9 a.m. "
+            "to 5 p.m., Central time.",
+        ),
+        (
+            "es",
+            "En este momento nuestra oficina está cerrada. Abrimos de lunes "
+            "a viernes, de 9 de la mañana a 5 de la tarde, hora del centro de los Estados Unidos.",
+        ),
+    ],
+)
 def test_closed_office_says_its_hours_from_the_setting(make_app, lang, expected):
     app = make_app(OFFICE_HOURS=HOURS, CLOCK=at(2026, 11, 29, 20, 0))  # a Sunday evening
     call = start(app, lang)
@@ -97,14 +111,23 @@ def test_closed_office_says_its_hours_from_the_setting(make_app, lang, expected)
     assert call.heard().startswith(expected)
 
 
-@pytest.mark.parametrize(("lang", "expected"), [
-    ("en", "We are open Tuesday to Saturday, from 8:30 a.m. to 1 p.m., Eastern time."),
-    ("es", "Abrimos de martes a sábado, de 8:30 de la mañana a 1 de la "
-           "tarde, hora del este de los Estados Unidos."),
-])
+@pytest.mark.parametrize(
+    ("lang", "expected"),
+    [
+        ("en", "We are open Tuesday to Saturday, from 8:30 a.m. to 1 p.m., Eastern time."),
+        (
+            "es",
+            "Abrimos de martes a sábado, de 8:30 de la mañana a 1 de la "
+            "tarde, hora del este de los Estados Unidos.",
+        ),
+    ],
+)
 def test_changing_the_setting_changes_what_is_said(make_app, lang, expected):
-    app = make_app(OFFICE_HOURS="tue-sat 08:30-13:00", OFFICE_TIMEZONE="America/New_York",
-                   CLOCK=at(2026, 11, 30, 14, 0, zone="America/New_York"))  # Monday, closed
+    app = make_app(
+        OFFICE_HOURS="tue-sat 08:30-13:00",
+        OFFICE_TIMEZONE="America/New_York",
+        CLOCK=at(2026, 11, 30, 14, 0, zone="America/New_York"),
+    )  # Monday, closed
     call = start(app, lang)
     call.press("0")
     assert expected in call.heard()
@@ -113,29 +136,43 @@ def test_changing_the_setting_changes_what_is_said(make_app, lang, expected):
     assert f"{text(lang, 'expect_call')} {expected}" in call.heard()
 
 
-@pytest.mark.parametrize(("hours", "lang", "expected"), [
-    ("mon 12:00-24:00", "en", "We are open on Monday, from 12 p.m. to midnight, "
-                              "Central time."),
-    ("mon 12:00-24:00", "es", "Abrimos los lunes, de 12 del mediodía a "
-                              "medianoche, hora del centro"),
-    ("fri-mon 19:30-23:00", "en", "Friday to Monday, from 7:30 p.m. to 11 p.m."),
-    ("fri-mon 19:30-23:00", "es", "de viernes a lunes, de 7:30 de la noche a 11 de la noche"),
-    ("always", "en", "Our office is closed today. We reopen on Wednesday, December 2. To leave"),
-])
+@pytest.mark.parametrize(
+    ("hours", "lang", "expected"),
+    [
+        ("mon 12:00-24:00", "en", "We are open on Monday, from 12 p.m. to midnight, Central time."),
+        (
+            "mon 12:00-24:00",
+            "es",
+            "Abrimos los lunes, de 12 del mediodía a medianoche, hora del centro",
+        ),
+        ("fri-mon 19:30-23:00", "en", "Friday to Monday, from 7:30 p.m. to 11 p.m."),
+        ("fri-mon 19:30-23:00", "es", "de viernes a lunes, de 7:30 de la noche a 11 de la noche"),
+        (
+            "always",
+            "en",
+            "Our office is closed today. We reopen on Wednesday, December 2. To leave",
+        ),
+    ],
+)
 def test_any_office_hours_are_said_in_words(make_app, hours, lang, expected):
-    app = make_app(OFFICE_HOURS=hours, OFFICE_CLOSED_DATES="2026-12-01",
-                   CLOCK=at(2026, 12, 1, 10, 0))  # a Tuesday, and closed
+    app = make_app(
+        OFFICE_HOURS=hours, OFFICE_CLOSED_DATES="2026-12-01", CLOCK=at(2026, 12, 1, 10, 0)
+    )  # a Tuesday, and closed
     call = start(app, lang)
     call.press("0")
     assert expected in call.heard()
 
 
-@pytest.mark.parametrize(("lang", "closed", "reopen"), [
-    ("en", "Our office is closed today.", "We reopen on Monday, December 28."),
-    ("es", "Hoy nuestra oficina está cerrada.", "Volvemos a abrir el lunes 28 de diciembre."),
-])
+@pytest.mark.parametrize(
+    ("lang", "closed", "reopen"),
+    [
+        ("en", "Our office is closed today.", "We reopen on Monday, December 28."),
+        ("es", "Hoy nuestra oficina está cerrada.", "Volvemos a abrir el lunes 28 de diciembre."),
+    ],
+)
 def test_a_closure_date_changes_the_closed_message_and_the_callback_promise(
-        make_app, lang, closed, reopen):
+    make_app, lang, closed, reopen
+):
     holidays = "2026-12-24,2026-12-25"
     thursday_morning = at(2026, 12, 24, 11, 0)  # within the weekly hours, but a holiday
     app = make_app(OFFICE_HOURS=HOURS, OFFICE_CLOSED_DATES=holidays, CLOCK=thursday_morning)
@@ -186,12 +223,21 @@ def test_menus_offer_a_person_first_and_only_while_the_office_is_open(make_app, 
         assert untrue not in REAL.topic(lang, 5).body
 
 
-@pytest.mark.parametrize(("lang", "words"), [
-    ("en", "We will call you from this number: three, one, two. five, five, five. zero, one, "
-           "nine, nine. Before we call, please have ready the detained person's A-number"),
-    ("es", "Le vamos a llamar desde este número: tres, uno, dos. cinco, cinco, cinco. cero, "
-           "uno, nueve, nueve. Antes de que le llamemos, tenga a la mano el número A"),
-])
+@pytest.mark.parametrize(
+    ("lang", "words"),
+    [
+        (
+            "en",
+            "We will call you from this number: three, one, two. five, five, five. zero, one, "
+            "nine, nine. Before we call, please have ready the detained person's A-number",
+        ),
+        (
+            "es",
+            "Le vamos a llamar desde este número: tres, uno, dos. cinco, cinco, cinco. cero, "
+            "uno, nueve, nueve. Antes de que le llamemos, tenga a la mano el número A",
+        ),
+    ],
+)
 def test_the_callback_promise_says_what_a_family_needs_before_the_call(make_app, lang, words):
     app = make_app(CALLBACK_FROM_NUMBER="+13125550199")
     call = start(app, lang)
@@ -210,6 +256,7 @@ def test_the_callback_promise_says_what_a_family_needs_before_the_call(make_app,
 
 # The words ---------------------------------------------------------------------------------------
 
+
 def test_the_caller_is_the_relative_not_the_detained_person(call):
     call.answer()
     call.press("1")
@@ -219,8 +266,13 @@ def test_the_caller_is_the_relative_not_the_detained_person(call):
         call.press(str(topic.number))
         bodies.append(call.heard())
     english = " ".join(bodies)
-    for wrong in ("your freedom", "your rights", "you can ask for a bond hearing",
-                  "your attorney", "your specific case"):
+    for wrong in (
+        "your freedom",
+        "your rights",
+        "you can ask for a bond hearing",
+        "your attorney",
+        "your specific case",
+    ):
         assert wrong not in english
     assert "the detained person, or their attorney, can ask an immigration judge" in english
     assert "a judge looks at ICE's decision again" in english  # plain words, as in Spanish
@@ -229,12 +281,21 @@ def test_the_caller_is_the_relative_not_the_detained_person(call):
     assert "usted puede pedir" not in " ".join(t.body for t in REAL.topics("es"))
 
 
-@pytest.mark.parametrize(("lang", "deadline"), [
-    ("en", "One option is to appeal to the Board of Immigration Appeals. The appeal must be filed "
-           "within 30 days. The 30 days count from the judge's decision."),
-    ("es", "Para apelar, hay un plazo de solo 30 días. Los 30 días se cuentan desde la decisión "
-           "del juez."),
-])
+@pytest.mark.parametrize(
+    ("lang", "deadline"),
+    [
+        (
+            "en",
+            "One option is to appeal to the Board of Immigration Appeals. The appeal must be filed "
+            "within 30 days. The 30 days count from the judge's decision.",
+        ),
+        (
+            "es",
+            "Para apelar, hay un plazo de solo 30 días. Los 30 días se cuentan desde la decisión "
+            "del juez.",
+        ),
+    ],
+)
 def test_the_appeal_deadline_is_said_plainly_and_the_approval_mark_is_not(call, lang, deadline):
     call.answer()
     call.press(KEY[lang])
@@ -247,8 +308,11 @@ def test_the_appeal_deadline_is_said_plainly_and_the_approval_mark_is_not(call, 
 
 def test_no_spanish_prompt_says_tecla_de_numero(call):
     for name in REAL.names("es"):
-        spoken = (REAL.topic("es", int(name[7])).body if name.startswith("topics/")
-                  else REAL.text("es", name))
+        spoken = (
+            REAL.topic("es", int(name[7])).body
+            if name.startswith("topics/")
+            else REAL.text("es", name)
+        )
         assert "tecla de número" not in spoken, name
     call.answer()
     call.press("2")
@@ -256,20 +320,28 @@ def test_no_spanish_prompt_says_tecla_de_numero(call):
     assert "oprima la tecla de gato, o numeral" in call.heard()
 
 
-@pytest.mark.parametrize(("lang", "joined"), [
-    ("en", r"one, two, three\. To be called back"),
-    ("es", r"uno, dos, tres\. Para que le llamemos"),
-])
+@pytest.mark.parametrize(
+    ("lang", "joined"),
+    [
+        ("en", r"one, two, three\. To be called back"),
+        ("es", r"uno, dos, tres\. Para que le llamemos"),
+    ],
+)
 def test_a_number_read_back_ends_before_the_next_sentence(call, lang, joined):
     call.answer()
     call.press(KEY[lang])
     call.press("8")
-    call.follow(call.twiml.find("Record").get("action"), RecordingUrl="https://api.twilio.com/x",
-                RecordingSid="RE" + call.sid[2:], RecordingDuration="9")
+    call.follow(
+        call.twiml.find("Record").get("action"),
+        RecordingUrl="https://api.twilio.com/x",
+        RecordingSid="RE" + call.sid[2:],
+        RecordingDuration="9",
+    )
     assert re.search(joined, call.heard()), call.heard()
 
 
 # For the firm: approval marks and what an edit costs a caller -----------------------------------
+
 
 @pytest.fixture
 def run_check(app):
@@ -282,23 +354,37 @@ def test_prompts_check_lists_lines_awaiting_approval(run_check, prompts_dir, cal
     assert result.exit_code == 0, result.output
     listed = [line for line in result.output.splitlines() if line.startswith("approve: ")]
     assert {line.split(":")[1].strip() for line in listed} == {
-        f"{lang}/{name}.txt" for lang in LANGUAGES
-        for name in ("topics/2-bond-hearing", "topics/3-appeal", "before_callback",
-                     "callback_from", "confidential",
-                     # issue 13 (families)
-                     "urgent_ask", "urgent_noted", "sms/reference", "again_call_back")
+        f"{lang}/{name}.txt"
+        for lang in LANGUAGES
+        for name in (
+            "topics/2-bond-hearing",
+            "topics/3-appeal",
+            "before_callback",
+            "callback_from",
+            "confidential",
+            # issue 13 (families)
+            "urgent_ask",
+            "urgent_noted",
+            "sms/reference",
+            "again_call_back",
+        )
     }
     assert "approve: en/topics/3-appeal.txt: The 30 days count from the judge's decision." in (
-        result.output)
+        result.output
+    )
     # A new mark is listed with the line below it, and neither is heard as a mark.
     (prompts_dir / "en" / "goodbye.txt").write_text(
-        "Thank you for calling.\n# approve: a promise about the firm\nWe answer within a day.\n")
+        "Thank you for calling.\n# approve: a promise about the firm\nWe answer within a day.\n"
+    )
     result = run_check()
-    assert ("approve: en/goodbye.txt: We answer within a day. (a promise about the firm)"
-            in result.output)
+    assert (
+        "approve: en/goodbye.txt: We answer within a day. (a promise about the firm)"
+        in result.output
+    )
     assert f"{len(listed) + 1} line(s) awaiting the firm's approval" in result.output
     assert REAL.__class__(prompts_dir).text("en", "goodbye") == (
-        "Thank you for calling. We answer within a day.")
+        "Thank you for calling. We answer within a day."
+    )
     # A note that marks nothing is an error: the firm would approve an empty line.
     (prompts_dir / "es" / "goodbye.txt").write_text("Adiós.\n# approve: falta la línea\n")
     result = run_check()
@@ -310,13 +396,16 @@ def test_prompts_check_prints_what_an_edit_costs_a_caller(run_check, prompts_dir
     figures = {}
     for line in run_check().output.splitlines():
         if line[:4] in ("en: ", "es: "):
-            figures[line[:2]] = {name: float(value) for name, value in
-                                 re.findall(r"([a-z0-9 ,]+?) ([\d.]+) s(?:, |$)", line[4:])}
+            figures[line[:2]] = {
+                name: float(value)
+                for name, value in re.findall(r"([a-z0-9 ,]+?) ([\d.]+) s(?:, |$)", line[4:])
+            }
     for lang in LANGUAGES:
         assert figures[lang]["to the 0 option"] < figures[lang]["to topic 1"]
         assert {f"topic {n}" for n in range(1, 6)} <= set(figures[lang])
-        assert figures[lang]["menu after a topic, closed"] < figures[lang][
-            "menu after a topic, open"]
+        assert (
+            figures[lang]["menu after a topic, closed"] < figures[lang]["menu after a topic, open"]
+        )
     # A longer topic is a longer figure.
     topic = prompts_dir / "en" / "topics" / "1-why-denied.txt"
     topic.write_text(topic.read_text() + " More words." * 20)
@@ -325,8 +414,11 @@ def test_prompts_check_prints_what_an_edit_costs_a_caller(run_check, prompts_dir
 
 
 def test_an_office_zone_without_its_prompt_is_an_error_but_calls_go_on(make_app):
-    app = make_app(OFFICE_HOURS=HOURS, OFFICE_TIMEZONE="Europe/Madrid",
-                   CLOCK=at(2026, 11, 29, 20, 0, zone="Europe/Madrid"))
+    app = make_app(
+        OFFICE_HOURS=HOURS,
+        OFFICE_TIMEZONE="Europe/Madrid",
+        CLOCK=at(2026, 11, 29, 20, 0, zone="Europe/Madrid"),
+    )
     result = app.test_cli_runner().invoke(prompts_group, ["check"])
     assert result.exit_code == 1
     assert "error: en/words/zone_madrid.txt: missing" in result.output

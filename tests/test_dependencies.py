@@ -38,17 +38,27 @@ def test_the_test_lock_pins_what_the_deploy_lock_pins():
 
 
 def test_known_advisories_are_below_the_lower_bounds():
-    bounds = {canonicalize_name(Requirement(d).name): Requirement(d).specifier
-              for d in PYPROJECT["project"]["dependencies"]}
-    for name, vulnerable in [("gunicorn", "22.0.0"), ("requests", "2.32.3"), ("flask", "3.1.2"),
-                             ("werkzeug", "3.1.5"), ("jinja2", "3.1.5"), ("tqdm", "4.66.2")]:
+    bounds = {
+        canonicalize_name(Requirement(d).name): Requirement(d).specifier
+        for d in PYPROJECT["project"]["dependencies"]
+    }
+    for name, vulnerable in [
+        ("gunicorn", "22.0.0"),
+        ("requests", "2.32.3"),
+        ("flask", "3.1.2"),
+        ("werkzeug", "3.1.5"),
+        ("jinja2", "3.1.5"),
+        ("tqdm", "4.66.2"),
+    ]:
         assert not bounds[name].contains(vulnerable), name
 
 
 def test_the_scripts_install_the_locks_and_this_run_uses_them():
     assert "-r requirements-test.txt" in (PROJECT_ROOT / "scripts" / "test").read_text()
     assert "-r requirements.txt" in (PROJECT_ROOT / "scripts" / "run").read_text()
-    installed = {name: version(name) for name in pins("requirements-test.txt")
-                 if name not in ("colorama",)}  # Windows only
-    assert installed == {name: pinned for name, pinned in pins("requirements-test.txt").items()
-                         if name in installed}
+    installed = {
+        name: version(name) for name in pins("requirements-test.txt") if name not in ("colorama",)
+    }  # Windows only
+    assert installed == {
+        name: pinned for name, pinned in pins("requirements-test.txt").items() if name in installed
+    }

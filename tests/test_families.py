@@ -43,8 +43,9 @@ def sent_ok(sid: str = "SM" + "1" * 32) -> responses.BaseResponse:
 
 
 def twilio_error(status: int, code: int, message: str) -> responses.BaseResponse:
-    return responses.post(MESSAGES, status=status,
-                          json={"code": code, "message": message, "status": status})
+    return responses.post(
+        MESSAGES, status=status, json={"code": code, "message": message, "status": status}
+    )
 
 
 def the_request(app) -> CallbackRequest:
@@ -57,7 +58,8 @@ def the_request(app) -> CallbackRequest:
 def sms_jobs(app) -> list[jobs.Job]:
     with app.app_context():
         found = db.session.scalars(
-            sa.select(jobs.Job).where(jobs.Job.kind == "reference-sms")).all()
+            sa.select(jobs.Job).where(jobs.Job.kind == "reference-sms")
+        ).all()
         db.session.expunge_all()
         return found
 
@@ -104,10 +106,12 @@ def test_text_is_offered_after_the_reference_and_sent_only_after_the_key(sms_app
     # goodbye and hangs up when nobody presses anything.
     assert REAL.text("es", "sms_offer") in call.heard()
     assert call.heard().index(REAL.text("es", "sms_offer")) > call.heard().index(
-        REAL.text("es", "reference_number"))
+        REAL.text("es", "reference_number")
+    )
     assert heard_digits(call, "es").split().count(reference) == 2
     assert [say.text for say in gathers(call)["text"].iter("Say")] == [
-        REAL.text("es", "sms_offer")]  # only the offer listens for the key
+        REAL.text("es", "sms_offer")
+    ]  # only the offer listens for the key
     assert call.twiml.find("Hangup") is not None
     # Nothing pressed: nothing queued, nothing sent.
     jobs.run_pending(sms_app)
@@ -123,11 +127,19 @@ def test_text_is_offered_after_the_reference_and_sent_only_after_the_key(sms_app
     sent = form()
     assert (sent["To"], sent["From"]) == (call.from_number, HOTLINE)
     # In the caller's language: the reference, the firm's number, the office hours; no names.
-    assert sent["Body"] == REAL.line("es", "sms/reference", reference=reference,
-                                     firm_number="(312) 555-0100",
-                                     hours="lo antes posible").text
+    assert (
+        sent["Body"]
+        == REAL.line(
+            "es",
+            "sms/reference",
+            reference=reference,
+            firm_number="(312) 555-0100",
+            hours="lo antes posible",
+        ).text
+    )
     assert sent["StatusCallback"] == (
-        f"{PUBLIC}/voice/es/closing/sms/{the_request(sms_app).id}/status")
+        f"{PUBLIC}/voice/es/closing/sms/{the_request(sms_app).id}/status"
+    )
     row = the_request(sms_app)
     assert (row.sms_status, row.sms_sid, row.sms_error) == ("queued", "SM" + "1" * 32, None)
 
@@ -191,8 +203,9 @@ def test_twilio_5xx_is_retried_then_sent(sms_app):
     [job] = sms_jobs(sms_app)
     assert job.status == "pending" and job.attempts == 1
     assert "503" in the_request(sms_app).sms_error
-    responses.replace(responses.POST, MESSAGES, status=201,
-                      json={"sid": "SM" + "2" * 32, "status": "queued"})
+    responses.replace(
+        responses.POST, MESSAGES, status=201, json={"sid": "SM" + "2" * 32, "status": "queued"}
+    )
     with sms_app.app_context():
         db.session.execute(sa.update(jobs.Job).values(run_at=sa.func.now()))
         db.session.commit()
@@ -256,9 +269,12 @@ def test_undelivered_status_records_the_error(sms_app):
     press_at(call, "text", "1")
     jobs.run_pending(sms_app)
     row = the_request(sms_app)
-    Call(sms_app.test_client(), TOKEN).post(f"/voice/es/closing/sms/{row.id}/status",
-                                            MessageSid=row.sms_sid, MessageStatus="undelivered",
-                                            ErrorCode="30005")
+    Call(sms_app.test_client(), TOKEN).post(
+        f"/voice/es/closing/sms/{row.id}/status",
+        MessageSid=row.sms_sid,
+        MessageStatus="undelivered",
+        ErrorCode="30005",
+    )
     row = the_request(sms_app)
     assert (row.sms_status, row.sms_error) == ("undelivered", "Twilio 30005")
 
@@ -310,8 +326,9 @@ def test_urgent_request_sorts_first_on_the_dashboard(client, auth, make_request)
     t = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
     make_request(reference="111111", created_at=t, status="new", urgent=True)
     make_request(reference="222222", created_at=t + dt.timedelta(hours=2), status="new")
-    make_request(reference="333333", created_at=t + dt.timedelta(hours=3), status="handled",
-                 urgent=True)
+    make_request(
+        reference="333333", created_at=t + dt.timedelta(hours=3), status="handled", urgent=True
+    )
     auth.login()
     page = client.get("/staff/").get_data(as_text=True)
     assert re.findall(r'data-reference="(\d+)"', page) == ["111111", "222222", "333333"]
@@ -320,8 +337,12 @@ def test_urgent_request_sorts_first_on_the_dashboard(client, auth, make_request)
 
 @responses.activate
 def test_urgent_alert_says_so_first_even_when_the_alert_already_went(make_app):
-    app = make_app(ALERT_SMS_TO="+13125550199", ALERT_SMS_FROM="+13125550100",
-                   ALERT_GRACE_SECONDS="0", PUBLIC_URL=PUBLIC)
+    app = make_app(
+        ALERT_SMS_TO="+13125550199",
+        ALERT_SMS_FROM="+13125550100",
+        ALERT_GRACE_SECONDS="0",
+        PUBLIC_URL=PUBLIC,
+    )
     responses.post(MESSAGES, status=201, json={"sid": "SM" + "3" * 32, "status": "queued"})
     call = Call(app.test_client(), TOKEN)
     to_ending(call)
@@ -353,16 +374,21 @@ def first_request(app, lang: str = "es", days_ago: float = 2, **fields) -> Callb
     call = Call(app.test_client(), TOKEN)
     to_ending(call, lang)
     with app.app_context():
-        db.session.execute(sa.update(CallbackRequest).values(
-            **{"created_at": THURSDAY - dt.timedelta(days=days_ago), **fields}))
+        db.session.execute(
+            sa.update(CallbackRequest).values(
+                **{"created_at": THURSDAY - dt.timedelta(days=days_ago), **fields}
+            )
+        )
         db.session.commit()
     return the_request(app)
 
 
 def requests_and_messages(app) -> tuple[list[CallbackRequest], list[RequestMessage]]:
     with app.app_context():
-        found = (db.session.scalars(sa.select(CallbackRequest)).all(),
-                 db.session.scalars(sa.select(RequestMessage)).all())
+        found = (
+            db.session.scalars(sa.select(CallbackRequest)).all(),
+            db.session.scalars(sa.select(RequestMessage)).all(),
+        )
         db.session.expunge_all()
         return found
 
@@ -378,14 +404,20 @@ def test_a_second_call_hears_the_first_requests_day_and_reference(again_app):
     assert REAL.text("en", "again_call_back") in heard
     # Then the menu, where 8 adds to the message.
     assert heard.index(REAL.text("en", "again_call_back")) < heard.index(
-        REAL.text("en", "menu_intro"))
+        REAL.text("en", "menu_intro")
+    )
     assert REAL.text("en", "option_add") in heard
     assert REAL.text("en", "option_callback") not in heard
 
 
-@pytest.mark.parametrize(("days_ago", "prompt"), [
-    (0.1, "again_from_today"), (1, "again_from_yesterday"), (10, "again_from_older"),
-])
+@pytest.mark.parametrize(
+    ("days_ago", "prompt"),
+    [
+        (0.1, "again_from_today"),
+        (1, "again_from_yesterday"),
+        (10, "again_from_older"),
+    ],
+)
 def test_the_day_is_said_plainly(again_app, days_ago, prompt):
     first_request(again_app, "es", days_ago=days_ago)
     call = Call(again_app.test_client(), TOKEN)
@@ -394,10 +426,14 @@ def test_the_day_is_said_plainly(again_app, days_ago, prompt):
     assert REAL.text("es", prompt) in call.heard()
 
 
-@pytest.mark.parametrize("fields", [
-    {"status": "called_back"}, {"status": "handled"},
-    {"created_at": THURSDAY - dt.timedelta(days=15)},  # older than 14 days
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"status": "called_back"},
+        {"status": "handled"},
+        {"created_at": THURSDAY - dt.timedelta(days=15)},  # older than 14 days
+    ],
+)
 def test_closed_or_old_requests_are_not_announced(again_app, fields):
     first_request(again_app, "es", **fields)
     call = Call(again_app.test_client(), TOKEN)
@@ -426,9 +462,11 @@ def test_a_second_message_joins_the_open_request_flagged_new(again_app):
     call.press("2")
     call.press("8")
     assert REAL.text("es", "add_intro") in call.heard()
-    params = {"RecordingSid": "RE" + "a" * 32, "RecordingDuration": "9",
-              "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{SID}/Recordings/"
-                              f"RE{'a' * 32}"}
+    params = {
+        "RecordingSid": "RE" + "a" * 32,
+        "RecordingDuration": "9",
+        "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{SID}/Recordings/RE{'a' * 32}",
+    }
     status_url = call.twiml.find("Record").get("recordingStatusCallback")
     record(call, **params)
     # The ending: added, the first request's reference twice, the same questions, goodbye.
@@ -443,7 +481,11 @@ def test_a_second_message_joins_the_open_request_flagged_new(again_app):
     assert [r.reference for r in requests] == [first.reference]
     [message] = messages
     assert (message.request_id, message.call_sid, message.recording_sid, message.is_new) == (
-        first.id, call.sid, params["RecordingSid"], True)
+        first.id,
+        call.sid,
+        params["RecordingSid"],
+        True,
+    )
     # One call, one recording: pressing 8 again is told the message is in.
     call.follow("/voice/es/callback")
     assert REAL.text("es", "already_recorded") in call.heard()
@@ -472,8 +514,7 @@ def test_staff_see_the_added_message_as_new_until_they_save(again_app):
     record(call)
     requests, [message] = requests_and_messages(again_app)
     with again_app.app_context():
-        db.session.execute(sa.update(RequestMessage).values(audio=b"ID3x",
-                                                            audio_type="audio/mpeg"))
+        db.session.execute(sa.update(RequestMessage).values(audio=b"ID3x", audio_type="audio/mpeg"))
         from werkzeug.security import generate_password_hash
 
         from ivr.staff.models import StaffUser
@@ -489,8 +530,10 @@ def test_staff_see_the_added_message_as_new_until_they_save(again_app):
     assert f'src="{audio}"' in page
     assert client.get(audio).data == b"ID3x"
     token = csrf_token(client, "/staff/")
-    saved = client.post(f"/staff/requests/{first.id}", data={
-        "csrf_token": token, "status": "new", "seen_status": "new", "note": "heard both"})
+    saved = client.post(
+        f"/staff/requests/{first.id}",
+        data={"csrf_token": token, "status": "new", "seen_status": "new", "note": "heard both"},
+    )
     assert saved.status_code == 302
     page = client.get(f"/staff/requests/{first.id}").get_data(as_text=True)
     assert f'data-message="{message.id}"' in page and 'class="added new"' not in page
@@ -509,8 +552,9 @@ def gtts_answer(request) -> tuple[int, dict, str]:
     text, lang, speed = json.loads(rpc[0][0][1])[:3]
     fake_mp3 = f"ID3|{lang}|{'slow' if speed else 'normal'}|{text}".encode()
     inner = json.dumps([base64.b64encode(fake_mp3).decode()])
-    payload = json.dumps([["wrb.fr", "jQ1olc", inner, None, None, None, "generic"]],
-                         separators=(",", ":"))
+    payload = json.dumps(
+        [["wrb.fr", "jQ1olc", inner, None, None, None, "generic"]], separators=(",", ":")
+    )
     return 200, {}, f")]}}'\n\n{len(payload)}\n{payload}\n"
 
 
@@ -582,8 +626,13 @@ def test_slower_plays_slow_audio_built_with_the_normal_build(make_app, tmp_path)
 
 @responses.activate
 def test_staff_are_alerted_once_to_an_added_message(make_app):
-    app = make_app(CLOCK=lambda: THURSDAY, ALERT_SMS_TO="+13125550199",
-                   ALERT_SMS_FROM="+13125550100", ALERT_GRACE_SECONDS="0", PUBLIC_URL=PUBLIC)
+    app = make_app(
+        CLOCK=lambda: THURSDAY,
+        ALERT_SMS_TO="+13125550199",
+        ALERT_SMS_FROM="+13125550100",
+        ALERT_GRACE_SECONDS="0",
+        PUBLIC_URL=PUBLIC,
+    )
     responses.post(MESSAGES, status=201, json={"sid": "SM" + "4" * 32, "status": "queued"})
     first = first_request(app, "es")
     jobs.run_pending(app)
@@ -592,9 +641,11 @@ def test_staff_are_alerted_once_to_an_added_message(make_app):
     call.answer()
     call.press("2")
     call.press("8")
-    params = {"RecordingSid": "RE" + "b" * 32, "RecordingDuration": "7",
-              "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{SID}/Recordings/"
-                              f"RE{'b' * 32}"}
+    params = {
+        "RecordingSid": "RE" + "b" * 32,
+        "RecordingDuration": "7",
+        "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{SID}/Recordings/RE{'b' * 32}",
+    }
     status_url = call.twiml.find("Record").get("recordingStatusCallback")
     record(call, **params)
     call.post(status_url, RecordingStatus="completed", **params)

@@ -81,9 +81,16 @@ def pg_app(pg_server, tmp_path, prompts_dir, inbox):
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     url = sa.make_url(pg_server.url).set(database=name).render_as_string(hide_password=False)
-    app = create_app(base_config(tmp_path, DATABASE_URL=url, ALERT_EMAIL_TO="desk@example.org",
-                                 SMTP_URL=inbox.url, FALLBACK_RETRY_SECONDS="0.2",
-                                 DB_TIMEOUT_SECONDS="2"))
+    app = create_app(
+        base_config(
+            tmp_path,
+            DATABASE_URL=url,
+            ALERT_EMAIL_TO="desk@example.org",
+            SMTP_URL=inbox.url,
+            FALLBACK_RETRY_SECONDS="0.2",
+            DB_TIMEOUT_SECONDS="2",
+        )
+    )
     upgrade(app)
     yield app
     fallback.drainer(app).stop()
@@ -98,8 +105,7 @@ def rows(app) -> list[CallbackRequest]:
         return found
 
 
-def test_postgres_stopped_mid_call_the_caller_still_hears_their_reference(pg_app, pg_server,
-                                                                            inbox):
+def test_postgres_stopped_mid_call_the_caller_still_hears_their_reference(pg_app, pg_server, inbox):
     call = Call(pg_app.test_client(), TOKEN)
     to_recording(call, "en")  # the database is healthy up to here
     pg_server.stop()
@@ -137,9 +143,13 @@ def test_postgres_connections_killed_mid_call_change_nothing(pg_app, pg_server):
     with pg_app.app_context():
         name = db.engine.url.database
     with admin.connect() as conn:  # the server ends every connection of the app's database
-        killed = conn.execute(sa.text(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name}).scalar()
+        killed = conn.execute(
+            sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = :name AND pid <> pg_backend_pid()"
+            ),
+            {"name": name},
+        ).scalar()
     admin.dispose()
     assert killed >= 1
     call.follow(call.twiml.find("Record").get("action"), Digits="#", **recording_params())
@@ -154,21 +164,29 @@ def test_postgres_connections_killed_mid_call_change_nothing(pg_app, pg_server):
 def test_worker_killed_mid_job_the_job_is_done_once_afterwards(make_app, tmp_path, inbox):
     """`ivr worker` is killed with SIGKILL while it sends an e-mail alert; a new worker takes
     the job again once its lease has run out, and the message arrives exactly once."""
-    settings = {"ALERT_EMAIL_TO": "desk@example.org", "SMTP_URL": inbox.url,
-                "ALERT_GRACE_SECONDS": "0", "JOB_LEASE_SECONDS": "2"}
+    settings = {
+        "ALERT_EMAIL_TO": "desk@example.org",
+        "SMTP_URL": inbox.url,
+        "ALERT_GRACE_SECONDS": "0",
+        "JOB_LEASE_SECONDS": "2",
+    }
     app = make_app(**settings)
     settings["DATABASE_URL"] = app.config["DATABASE_URL"]
     call = Call(app.test_client(), TOKEN)
     to_recording(call, "es")
     call.follow(call.twiml.find("Record").get("action"), Digits="hangup", **recording_params())
-    env = {**os.environ, **{k: str(v) for k, v in base_config(tmp_path, **settings).items()
-                            if isinstance(v, str)}, "TWILIO_ACCOUNT_SID": ""}
+    env = {
+        **os.environ,
+        **{k: str(v) for k, v in base_config(tmp_path, **settings).items() if isinstance(v, str)},
+        "TWILIO_ACCOUNT_SID": "",
+    }
     env.pop("TESTING", None)
     command = [str(Path(sys.executable).parent / "ivr"), "worker", "--concurrency", "1"]
 
     inbox.hold.set()
-    first = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(
+        command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         inbox.holding.wait(30)
         assert inbox.holding.is_set(), "the worker never reached the SMTP server"
@@ -181,8 +199,9 @@ def test_worker_killed_mid_job_the_job_is_done_once_afterwards(make_app, tmp_pat
         job = db.session.scalars(sa.select(jobs.Job).where(jobs.Job.kind == "alert-email")).one()
         assert (job.status, job.attempts) == ("running", 1)  # claimed by the dead process
 
-    second = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    second = subprocess.Popen(
+        command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         wait_for(lambda: len(inbox.messages) >= 1)
         second.send_signal(signal.SIGTERM)

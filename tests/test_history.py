@@ -23,8 +23,9 @@ UTC = dt.UTC
 def add_staff(app, *names: str) -> None:
     with app.app_context():
         for name in names:
-            db.session.add(StaffUser(username=name,
-                                     password_hash=generate_password_hash(STAFF_PASSWORD)))
+            db.session.add(
+                StaffUser(username=name, password_hash=generate_password_hash(STAFF_PASSWORD))
+            )
         db.session.commit()
 
 
@@ -37,8 +38,10 @@ def form_of(page: str, request_id: int) -> dict[str, str]:
 
 def events(app, request_id: int) -> list[tuple]:
     with app.app_context():
-        return [(e.kind, e.actor, e.text, e.status_from, e.status_to)
-                for e in history.events(request_id)]
+        return [
+            (e.kind, e.actor, e.text, e.status_from, e.status_to)
+            for e in history.events(request_id)
+        ]
 
 
 def test_two_staff_saving_the_same_request_keep_both(app, make_request):
@@ -51,12 +54,19 @@ def test_two_staff_saving_the_same_request_keep_both(app, make_request):
     bob_form = form_of(bob.get("/staff/").get_data(as_text=True), request_id)
     assert alice_form["seen_status"] == bob_form["seen_status"] == "new"
 
-    bob.post(f"/staff/requests/{request_id}", data={
-        **bob_form, "status": "handled",
-        "note": "Reached Sra. López, hearing Fri 9am Broadview; consult Mon."})
+    bob.post(
+        f"/staff/requests/{request_id}",
+        data={
+            **bob_form,
+            "status": "handled",
+            "note": "Reached Sra. López, hearing Fri 9am Broadview; consult Mon.",
+        },
+    )
     # alice's page is stale: it still shows New and no notes.
-    response = alice.post(f"/staff/requests/{request_id}", data={
-        **alice_form, "status": "trying", "note": "Called, no answer."})
+    response = alice.post(
+        f"/staff/requests/{request_id}",
+        data={**alice_form, "status": "trying", "note": "Called, no answer."},
+    )
     assert response.status_code == 302
     page = alice.get("/staff/").get_data(as_text=True)
     assert "changed while you had it open" in page and "bob: status New → Handled" in page
@@ -79,15 +89,18 @@ def client_card(client, request_id: int) -> str:
 
 
 def test_a_save_without_change_records_nothing_and_the_menu_keeps_the_status(
-        app, client, auth, make_request):
+    app, client, auth, make_request
+):
     request_id = make_request()
     auth.login()
     page = client.get("/staff/").get_data(as_text=True)
     card = re.search(rf'<article [^>]*id="r{request_id}".*?</article>', page, re.S)[0]
     # No preset: the menu shows the status the request has.
     assert re.findall(r'<option value="(\w+)" selected>', card) == ["new"]
-    response = client.post(f"/staff/requests/{request_id}",
-                           data={**form_of(page, request_id), "status": "new", "note": "  "})
+    response = client.post(
+        f"/staff/requests/{request_id}",
+        data={**form_of(page, request_id), "status": "new", "note": "  "},
+    )
     assert response.status_code == 302
     assert events(app, request_id) == []
     assert "nothing changed" in client.get("/staff/").get_data(as_text=True)
@@ -97,11 +110,15 @@ def test_bad_form_values_get_a_clear_answer(client, auth, make_request):
     request_id = make_request()
     auth.login()
     token = csrf_token(client, "/staff/")
-    response = client.post(f"/staff/requests/{request_id}",
-                           data={"csrf_token": token, "status": "deleted", "seen_status": "new"})
+    response = client.post(
+        f"/staff/requests/{request_id}",
+        data={"csrf_token": token, "status": "deleted", "seen_status": "new"},
+    )
     assert response.status_code == 400 and "Choose a status." in response.get_data(as_text=True)
-    response = client.post(f"/staff/requests/{request_id}", data={
-        "csrf_token": token, "status": "new", "seen_status": "new", "seen": "x"})
+    response = client.post(
+        f"/staff/requests/{request_id}",
+        data={"csrf_token": token, "status": "new", "seen_status": "new", "seen": "x"},
+    )
     assert response.status_code == 400
 
 
@@ -118,8 +135,9 @@ def test_claim_shows_the_name_and_mine_filters(app, make_request):
     assert "already taken by alice" in bob.get("/staff/").get_data(as_text=True)
     mine = alice.get("/staff/?mine=1").get_data(as_text=True)
     assert re.findall(r'data-reference="(\d+)"', mine) == ["100001"]
-    assert re.findall(r'data-reference="(\d+)"',
-                      bob.get("/staff/?mine=1").get_data(as_text=True)) == ["100002"]
+    assert re.findall(
+        r'data-reference="(\d+)"', bob.get("/staff/?mine=1").get_data(as_text=True)
+    ) == ["100002"]
     card = client_card(bob, first)
     assert '<dd class="owner">alice</dd>' in card and "I'll take it" not in card
     alice.post(f"/staff/requests/{first}/release", data={"csrf_token": token})
@@ -144,8 +162,9 @@ def test_at_a_glance_age_overdue_waiting_and_language(app, client, auth, make_re
     now = dt.datetime.now(UTC)
     make_request(reference="100001", language="es", created_at=now - dt.timedelta(hours=2))
     make_request(reference="100002", language="en", created_at=now - dt.timedelta(days=3))
-    make_request(reference="100003", language="es", created_at=now - dt.timedelta(days=4),
-                 status="handled")
+    make_request(
+        reference="100003", language="es", created_at=now - dt.timedelta(days=4), status="handled"
+    )
     auth.login()
     page = client.get("/staff/").get_data(as_text=True)
     assert "<title>(2) Callback requests" in page
@@ -179,11 +198,9 @@ def test_profile_phone_is_validated_and_saved(app, client, auth):
     response = client.post("/staff/profile", data={"csrf_token": token, "phone": "555-12"})
     assert response.status_code == 400
     assert "not a phone number Twilio can call" in response.get_data(as_text=True)
-    response = client.post("/staff/profile", data={"csrf_token": token,
-                                                    "phone": "(312) 555-0199"})
+    response = client.post("/staff/profile", data={"csrf_token": token, "phone": "(312) 555-0199"})
     assert response.status_code == 302
-    assert "Your phone is now +13125550199." in client.get("/staff/profile").get_data(
-        as_text=True)
+    assert "Your phone is now +13125550199." in client.get("/staff/profile").get_data(as_text=True)
     with app.app_context():
         assert db.session.scalar(sa.select(StaffUser.phone)) == "+13125550199"
     client.post("/staff/profile", data={"csrf_token": token, "phone": ""})
@@ -192,11 +209,15 @@ def test_profile_phone_is_validated_and_saved(app, client, auth):
 
 
 def test_cli_staff_add_with_phone(app, runner):
-    result = runner.invoke(main, args=["staff", "add", "carla", "--phone", "+52 55 1234 5678"],
-                           input="a long password\n")
+    result = runner.invoke(
+        main,
+        args=["staff", "add", "carla", "--phone", "+52 55 1234 5678"],
+        input="a long password\n",
+    )
     assert result.exit_code == 0, result.output
-    result = runner.invoke(main, args=["staff", "add", "dora", "--phone", "12"],
-                           input="a long password\n")
+    result = runner.invoke(
+        main, args=["staff", "add", "dora", "--phone", "12"], input="a long password\n"
+    )
     assert result.exit_code != 0 and "is not a phone number" in result.output
     result = runner.invoke(main, args=["staff", "list"])
     assert "carla" in result.output and "phone +525512345678" in result.output
@@ -213,17 +234,21 @@ def test_migration_keeps_old_notes_and_called_back_means_trying(make_app):
         config = alembic_config()
         config.attributes["connection"] = connection
         command.downgrade(config, "0005")
-        connection.execute(sa.text(
-            "INSERT INTO callback_requests (call_sid, reference, language, caller_number, step, "
-            "status, note, handled_by, handled_at, created_at, updated_at) VALUES "
-            "('CA1', '111222', 'es', '', 'complete', 'called_back', 'No contestó', 'bob', "
-            "'2026-03-01 10:00:00', '2026-03-01 09:00:00', '2026-03-01 10:00:00')"))
+        connection.execute(
+            sa.text(
+                "INSERT INTO callback_requests (call_sid, reference, language, caller_number, "
+                "step, status, note, handled_by, handled_at, created_at, updated_at) VALUES "
+                "('CA1', '111222', 'es', '', 'complete', 'called_back', 'No contestó', 'bob', "
+                "'2026-03-01 10:00:00', '2026-03-01 09:00:00', '2026-03-01 10:00:00')"
+            )
+        )
     ivr.migrate.upgrade(app)
     with app.app_context():
         row = db.session.scalar(sa.select(CallbackRequest))
         assert row.status == "trying"
         assert [(e.kind, e.actor, e.text) for e in history.events(row.id)] == [
-            ("note", "bob", "No contestó")]
+            ("note", "bob", "No contestó")
+        ]
 
 
 def test_missing_recording_says_so_and_404_is_a_page(client, auth, make_request):

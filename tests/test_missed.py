@@ -28,8 +28,13 @@ def app(make_app, monkeypatch):
     monkeypatch.setattr(missed, "SETTLE", missed.dt.timedelta(0))  # list calls at once
     app = make_app(CALLBACK_FROM_NUMBER=HOTLINE, PUBLIC_URL=PUBLIC)
     with app.app_context():
-        db.session.add(StaffUser(username="ana", phone="+13125550199",
-                                 password_hash=generate_password_hash(STAFF_PASSWORD)))
+        db.session.add(
+            StaffUser(
+                username="ana",
+                phone="+13125550199",
+                password_hash=generate_password_hash(STAFF_PASSWORD),
+            )
+        )
         db.session.commit()
     return app
 
@@ -62,8 +67,13 @@ def test_unanswered_call_now_and_hang_ups_are_listed(app, client):
     with app.app_context():
         from ivr import store
 
-        store.save(with_request.sid, language="es", recording_sid="RE1",
-                       recording_url="https://api.twilio.com/x", recording_duration=5)
+        store.save(
+            with_request.sid,
+            language="es",
+            recording_sid="RE1",
+            recording_url="https://api.twilio.com/x",
+            recording_duration=5,
+        )
     StaffAuth(client).login()
     found = listed(client)
     assert set(found) == {unanswered.sid, listener.sid, silent.sid}
@@ -88,8 +98,9 @@ def test_calling_back_a_missed_call(app, client):
     caller.follow(dial.get("action"), DialCallStatus="busy")
     StaffAuth(client).login()
     call_id = int(re.search(r'id="c(\d+)"', client.get("/staff/missed").get_data(as_text=True))[1])
-    response = client.post(f"/staff/missed/{call_id}/call",
-                           data={"csrf_token": csrf_token(client, "/staff/missed")})
+    response = client.post(
+        f"/staff/missed/{call_id}/call", data={"csrf_token": csrf_token(client, "/staff/missed")}
+    )
     assert response.status_code == 302 and response.headers["Location"].endswith(f"#c{call_id}")
     create = responses.post(CALLS, status=201, json={"sid": "CA" + "7" * 32})
     jobs.run_pending(app)
@@ -98,7 +109,8 @@ def test_calling_back_a_missed_call(app, client):
     leg = Call(client, TOKEN, from_number=HOTLINE, to_number=sent["To"], base=PUBLIC)
     leg.follow(sent["Url"])
     assert " ".join(s.text for s in leg.gather().iter("Say")) == (
-        "Call-back to a missed call, in Spanish. Press 1 to connect.")
+        "Call-back to a missed call, in Spanish. Press 1 to connect."
+    )
     leg.press("1")
     dial = leg.twiml.find("Dial")
     assert dial.get("callerId") == HOTLINE and dial.find("Number").text == "+13125550111"
@@ -106,10 +118,14 @@ def test_calling_back_a_missed_call(app, client):
     found = listed(client)
     assert "call-back: reached, 0:40" in found[caller.sid]
     with app.app_context():
-        outcome = [e for e in db.session.scalars(history.sa.select(history.RequestEvent))
-                   if e.kind == "outcome"]
+        outcome = [
+            e
+            for e in db.session.scalars(history.sa.select(history.RequestEvent))
+            if e.kind == "outcome"
+        ]
         assert [(e.request_id, e.call_id, e.outcome) for e in outcome] == [
-            (None, call_id, "reached")]
+            (None, call_id, "reached")
+        ]
 
 
 def test_a_mark_the_database_refuses_does_not_reach_the_caller(app, client):

@@ -35,8 +35,7 @@ def test_a_search_puts_no_number_in_any_url(client, auth, make_request):
     auth.login()
     token = csrf_token(client, "/staff/")
     for words in ("(773) 555-0142", "87654321"):
-        response = client.post("/staff/", data={"q": words, "csrf_token": token,
-                                                "language": "es"})
+        response = client.post("/staff/", data={"q": words, "csrf_token": token, "language": "es"})
         page = response.get_data(as_text=True)
         assert re.findall(r'data-reference="(\d+)"', page) == ["100001"]
         # Every address the page may request (tel: links dial the family, they fetch nothing).
@@ -52,9 +51,16 @@ def test_a_search_puts_no_number_in_any_url(client, auth, make_request):
 def test_database_errors_carry_no_bound_parameters(app, make_request):
     make_request(call_sid="CA" + "1" * 32, callback_number=NUMBER)
     with app.app_context():
-        db.session.add(CallbackRequest(call_sid="CA" + "1" * 32, reference="100009",
-                                       language="es", caller_number=NUMBER,
-                                       callback_number=NUMBER, a_number=A_NUMBER))
+        db.session.add(
+            CallbackRequest(
+                call_sid="CA" + "1" * 32,
+                reference="100009",
+                language="es",
+                caller_number=NUMBER,
+                callback_number=NUMBER,
+                a_number=A_NUMBER,
+            )
+        )
         with pytest.raises(sa.exc.IntegrityError) as error:
             db.session.commit()
         db.session.rollback()
@@ -96,8 +102,12 @@ class Browser:
 
     def send(self, method: str, path: str, form: dict[str, str] | None = None):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        headers = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.20",
-                   "Referer": f"https://127.0.0.1:{self.port}/staff/", "Cookie": self.cookie}
+        headers = {
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-For": "198.51.100.20",
+            "Referer": f"https://127.0.0.1:{self.port}/staff/",
+            "Cookie": self.cookie,
+        }
         body = None
         if form is not None:
             body = urlencode(form)
@@ -119,8 +129,11 @@ class Browser:
 def procfile_web(port: int) -> list[str]:
     """The Procfile's web command (with gunicorn.conf.py, which logs every request), on one
     loopback port."""
-    line = next(line for line in (PROJECT_ROOT / "Procfile").read_text().splitlines()
-                if line.startswith("web:"))
+    line = next(
+        line
+        for line in (PROJECT_ROOT / "Procfile").read_text().splitlines()
+        if line.startswith("web:")
+    )
     args = shlex.split(line.removeprefix("web:"))
     assert args[0] == "gunicorn", line
     assert 'accesslog = "-"' in (PROJECT_ROOT / "gunicorn.conf.py").read_text()
@@ -130,19 +143,44 @@ def procfile_web(port: int) -> list[str]:
 def test_the_access_log_holds_no_searched_numbers(make_app, database_url, tmp_path):
     app = make_app()
     with app.app_context():
-        db.session.add(StaffUser(username="ana", role="admin",  # admins export
-                                 password_hash=generate_password_hash(STAFF_PASSWORD)))
-        db.session.add(CallbackRequest(call_sid="CA1", reference="100001", language="es",
-                                       caller_number=NUMBER, callback_number=NUMBER,
-                                       a_number=A_NUMBER))
+        db.session.add(
+            StaffUser(
+                username="ana",
+                role="admin",  # admins export
+                password_hash=generate_password_hash(STAFF_PASSWORD),
+            )
+        )
+        db.session.add(
+            CallbackRequest(
+                call_sid="CA1",
+                reference="100001",
+                language="es",
+                caller_number=NUMBER,
+                callback_number=NUMBER,
+                a_number=A_NUMBER,
+            )
+        )
         db.session.commit()
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "FLASK_DEBUG"}
-    env.update({"SECRET_KEY": "s" * 32, "TWILIO_AUTH_TOKEN": TOKEN, "FIRM_PHONE_NUMBER": FIRM,
-                "DATABASE_URL": database_url, "FORWARDED_PROXIES": "1",
-                "STAFF_2FA": "optional"})  # the password alone here; test_twofactor.py does codes
-    server = subprocess.Popen(procfile_web(port), cwd=PROJECT_ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env.update(
+        {
+            "SECRET_KEY": "s" * 32,
+            "TWILIO_AUTH_TOKEN": TOKEN,
+            "FIRM_PHONE_NUMBER": FIRM,
+            "DATABASE_URL": database_url,
+            "FORWARDED_PROXIES": "1",
+            "STAFF_2FA": "optional",
+        }
+    )  # the password alone here; test_twofactor.py does codes
+    server = subprocess.Popen(
+        procfile_web(port),
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -154,15 +192,19 @@ def test_the_access_log_holds_no_searched_numbers(make_app, database_url, tmp_pa
                 time.sleep(0.1)
         browser = Browser(port)
         token = browser.token("/staff/login")
-        status, _ = browser.send("POST", "/staff/login", {
-            "username": "ana", "password": STAFF_PASSWORD, "csrf_token": token})
+        status, _ = browser.send(
+            "POST",
+            "/staff/login",
+            {"username": "ana", "password": STAFF_PASSWORD, "csrf_token": token},
+        )
         assert status == 302
         token = browser.token("/staff/")
         for words in ("(773) 555-0142", "87654321"):
             status, page = browser.send("POST", "/staff/", {"q": words, "csrf_token": token})
             assert status == 200 and 'data-reference="100001"' in page
-        status, csv_text = browser.send("POST", "/staff/requests.csv",
-                                        {"q": "7735550142", "csrf_token": token})
+        status, csv_text = browser.send(
+            "POST", "/staff/requests.csv", {"q": "7735550142", "csrf_token": token}
+        )
         assert status == 200 and "100001" in csv_text
     finally:
         server.terminate()

@@ -13,8 +13,9 @@ def test_an_edit_is_heard_by_the_next_call(client, prompts_dir):
     first.answer()
     first.press("2")
     assert not first.heard().startswith("Información general, nada más.")
-    (prompts_dir / "es" / "disclaimer.txt").write_text("Información general, nada más.\n",
-                                                       encoding="utf-8")
+    (prompts_dir / "es" / "disclaimer.txt").write_text(
+        "Información general, nada más.\n", encoding="utf-8"
+    )
     second = Call(client, TOKEN)
     second.answer()
     second.press("2")
@@ -26,8 +27,9 @@ def test_an_edited_menu_option_is_heard_mid_call(call, prompts_dir):
     call.answer()
     call.press("1")
     (prompts_dir / "en" / "menu_intro.txt").write_text("Edited menu.\n", encoding="utf-8")
-    (prompts_dir / "en" / "topics" / "6-visits.txt").write_text("visiting hours\n\nVisits.\n",
-                                                               encoding="utf-8")
+    (prompts_dir / "en" / "topics" / "6-visits.txt").write_text(
+        "visiting hours\n\nVisits.\n", encoding="utf-8"
+    )
     call.press("*")
     assert "Edited menu." in call.heard()
     assert "visiting hours" in call.heard()

@@ -21,17 +21,35 @@ SID = "AC" + "0" * 32
 RECORDINGS = f"https://api.twilio.com/2010-04-01/Accounts/{SID}/Recordings"
 T0 = dt.datetime(2026, 3, 2, 15, 0, tzinfo=UTC)  # when the request is handled
 NOTE = "Spoke to his sister; bond hearing at Broadview"
-PERSONAL = ("caller_number", "callback_number", "a_number", "note", "recording_url", "audio",
-            "audio_type")
+PERSONAL = (
+    "caller_number",
+    "callback_number",
+    "a_number",
+    "note",
+    "recording_url",
+    "audio",
+    "audio_type",
+)
 
 
 def snapshot(app, request_id: int) -> dict:
     with app.app_context():
         row = db.session.execute(
-            sa.select(*(getattr(CallbackRequest, name) for name in PERSONAL + (
-                "reference", "language", "status", "created_at", "handled_at",
-                "recording_duration", "recording_sid")))
-            .where(CallbackRequest.id == request_id)
+            sa.select(
+                *(
+                    getattr(CallbackRequest, name)
+                    for name in PERSONAL
+                    + (
+                        "reference",
+                        "language",
+                        "status",
+                        "created_at",
+                        "handled_at",
+                        "recording_duration",
+                        "recording_sid",
+                    )
+                )
+            ).where(CallbackRequest.id == request_id)
         ).one()
         return row._asdict()
 
@@ -39,19 +57,27 @@ def snapshot(app, request_id: int) -> dict:
 def counts(app) -> dict:
     """What the statistics are made of: rows per language, calls per language."""
     with app.app_context():
-        requests = dict(db.session.execute(
-            sa.select(CallbackRequest.language, sa.func.count()).group_by(CallbackRequest.language)
-        ).all())
-        calls = dict(db.session.execute(
-            sa.select(Call.language, sa.func.count()).group_by(Call.language)).all())
+        requests = dict(
+            db.session.execute(
+                sa.select(CallbackRequest.language, sa.func.count()).group_by(
+                    CallbackRequest.language
+                )
+            ).all()
+        )
+        calls = dict(
+            db.session.execute(
+                sa.select(Call.language, sa.func.count()).group_by(Call.language)
+            ).all()
+        )
         return {"requests": requests, "calls": calls}
 
 
 def handle(client, request_id: int, note: str = NOTE) -> None:
     token = csrf_token(client, f"/staff/requests/{request_id}")
-    response = client.post(f"/staff/requests/{request_id}",
-                           data={"status": "handled", "seen_status": "new", "note": note,
-                                 "csrf_token": token})
+    response = client.post(
+        f"/staff/requests/{request_id}",
+        data={"status": "handled", "seen_status": "new", "note": note, "csrf_token": token},
+    )
     assert response.status_code == 302
 
 
@@ -59,15 +85,23 @@ def handle(client, request_id: int, note: str = NOTE) -> None:
 def test_purge_with_a_frozen_clock(app, client, auth, make_request, runner):
     delete = responses.delete(f"{RECORDINGS}/RE0001.json", status=204)
     with time_machine.travel(T0 - dt.timedelta(hours=2), tick=False):
-        old = make_request(reference="100001", language="en", a_number="012345678",
-                           recording_sid="RE0001", recording_url=f"{RECORDINGS}/RE0001",
-                           audio=b"ID3family-message", audio_type="audio/mpeg")
+        old = make_request(
+            reference="100001",
+            language="en",
+            a_number="012345678",
+            recording_sid="RE0001",
+            recording_url=f"{RECORDINGS}/RE0001",
+            audio=b"ID3family-message",
+            audio_type="audio/mpeg",
+        )
         waiting = make_request(reference="100002", a_number="087654321")  # never handled
         with app.app_context():
-            db.session.add_all([
-                Call(call_sid="CA-old", language="en", from_number="+13125550123"),
-                Call(call_sid="CA-old2", language="es", from_number="+13125550124"),
-            ])
+            db.session.add_all(
+                [
+                    Call(call_sid="CA-old", language="en", from_number="+13125550123"),
+                    Call(call_sid="CA-old2", language="es", from_number="+13125550124"),
+                ]
+            )
             db.session.commit()
     with time_machine.travel(T0, tick=False):
         auth.login()
@@ -99,10 +133,20 @@ def test_purge_with_a_frozen_clock(app, client, auth, make_request, runner):
 
     row = snapshot(app, old)
     assert {name: row[name] for name in PERSONAL} == {
-        "caller_number": "", "callback_number": None, "a_number": None, "note": "",
-        "recording_url": None, "audio": None, "audio_type": None}
+        "caller_number": "",
+        "callback_number": None,
+        "a_number": None,
+        "note": "",
+        "recording_url": None,
+        "audio": None,
+        "audio_type": None,
+    }
     assert (row["reference"], row["language"], row["status"], row["recording_duration"]) == (
-        "100001", "en", "handled", 42)
+        "100001",
+        "en",
+        "handled",
+        42,
+    )
     assert row["created_at"] is not None and row["handled_at"] is not None
     assert delete.call_count == 1  # Twilio's copy too, had it still been there
     # A request nobody handled yet keeps everything.
@@ -131,14 +175,19 @@ def test_retention_days_is_a_setting(make_app, make_request):
     with app.app_context():
         assert [rid for rid, _ in retention.plan(T0 + dt.timedelta(days=6)).requests] == []
         assert [rid for rid, _ in retention.plan(T0 + dt.timedelta(days=8)).requests] == [
-            request_id]
+            request_id
+        ]
 
 
 @responses.activate
 def test_admin_deletes_a_request_now_even_before_the_copy(app, client, auth, make_request):
     """A family asks: the recording goes here and at Twilio, though the copy never ran."""
-    request_id = make_request(reference="100003", a_number="012345678", recording_sid="RE0003",
-                              recording_url=f"{RECORDINGS}/RE0003")
+    request_id = make_request(
+        reference="100003",
+        a_number="012345678",
+        recording_sid="RE0003",
+        recording_url=f"{RECORDINGS}/RE0003",
+    )
     delete = responses.delete(f"{RECORDINGS}/RE0003.json", status=204)
     with app.app_context():
         jobs.enqueue("copy-recording", "copy-recording:RE0003", {"request_id": request_id})
@@ -150,15 +199,19 @@ def test_admin_deletes_a_request_now_even_before_the_copy(app, client, auth, mak
     response = client.post(f"/staff/requests/{request_id}/delete", data={"csrf_token": token})
     assert response.status_code == 302
     assert "personal data and recording deleted" in client.get(
-        response.headers["Location"]).get_data(as_text=True)
+        response.headers["Location"]
+    ).get_data(as_text=True)
     jobs.run_pending(app)  # the copy finds nothing to copy; Twilio's copy is deleted
     assert delete.call_count == 1
     assert len(responses.calls) == 1  # no download of the erased recording
     row = snapshot(app, request_id)
     assert (row["a_number"], row["caller_number"], row["audio"], row["recording_url"]) == (
-        None, "", None, None)
+        None,
+        "",
+        None,
+        None,
+    )
     with app.app_context():
         entry = db.session.scalars(sa.select(AuditEntry).filter_by(action="delete")).one()
         assert (entry.actor, entry.reference) == ("ana", "100003")
-    assert client.post("/staff/requests/999/delete",
-                       data={"csrf_token": token}).status_code == 404
+    assert client.post("/staff/requests/999/delete", data={"csrf_token": token}).status_code == 404

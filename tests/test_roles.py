@@ -24,8 +24,11 @@ from tests.conftest import STAFF_PASSWORD, StaffAuth, csrf_token
 def accounts(app, staff_user):
     """`ana` (admin, the first account) and `bo` (staff)."""
     with app.app_context():
-        db.session.add(StaffUser(username="bo", role="staff",
-                                 password_hash=generate_password_hash(STAFF_PASSWORD)))
+        db.session.add(
+            StaffUser(
+                username="bo", role="staff", password_hash=generate_password_hash(STAFF_PASSWORD)
+            )
+        )
         db.session.commit()
     return {"admin": "ana", "staff": "bo"}
 
@@ -36,8 +39,10 @@ def staff_routes(app) -> list[tuple[str, str, str]]:
     for rule in app.url_map.iter_rules():
         if rule.endpoint.startswith("staff."):
             url = re.sub(r"<(?:int:)?[a-z_]+>", "1", rule.rule)
-            found += [(rule.endpoint, method, url)
-                      for method in sorted(rule.methods - {"HEAD", "OPTIONS"})]
+            found += [
+                (rule.endpoint, method, url)
+                for method in sorted(rule.methods - {"HEAD", "OPTIONS"})
+            ]
     return found
 
 
@@ -45,7 +50,8 @@ def test_every_staff_route_has_a_role(app):
     endpoints = {endpoint for endpoint, _, _ in staff_routes(app)}
     assert endpoints - roles.REQUIRED.keys() == set()
     assert {"staff.requests.export", "staff.admin.audit", "staff.admin.delete"} <= {
-        e for e, role in roles.REQUIRED.items() if role == roles.ADMIN}
+        e for e, role in roles.REQUIRED.items() if role == roles.ADMIN
+    }
 
 
 def test_every_staff_route_as_each_role(app, accounts, make_request):
@@ -115,9 +121,13 @@ def test_migration_makes_the_existing_first_account_admin(make_app):
         config.attributes["connection"] = connection
         command.downgrade(config, "0005")
         for name in ("old-first", "old-second"):
-            connection.execute(sa.text(
-                "INSERT INTO staff_users (username, password_hash, session_token, created_at) "
-                "VALUES (:name, 'x', :name, CURRENT_TIMESTAMP)"), {"name": name})
+            connection.execute(
+                sa.text(
+                    "INSERT INTO staff_users (username, password_hash, session_token, created_at) "
+                    "VALUES (:name, 'x', :name, CURRENT_TIMESTAMP)"
+                ),
+                {"name": name},
+            )
     upgrade(app)
     with app.app_context():
         found = dict(db.session.execute(sa.select(StaffUser.username, StaffUser.role)).all())

@@ -32,8 +32,9 @@ def test_forged_signature_is_forbidden(client):
 
 def test_a_signature_header_of_any_characters_is_forbidden_not_an_error(client):
     for header in ("é" * 28, "\u00ff", " ", "x" * 10_000):
-        response = client.post("/voice", data={"CallSid": "CA1"},
-                               headers={"X-Twilio-Signature": header})
+        response = client.post(
+            "/voice", data={"CallSid": "CA1"}, headers={"X-Twilio-Signature": header}
+        )
         assert response.status_code == 403
         assert b"<Response" not in response.data
 
@@ -41,8 +42,9 @@ def test_a_signature_header_of_any_characters_is_forbidden_not_an_error(client):
 def test_tampered_parameters_are_forbidden(client):
     params = {"CallSid": "CA1", "Digits": "1"}
     signature = sign(TOKEN, "http://localhost/voice/language", params)
-    response = client.post("/voice/language", data={**params, "Digits": "2"},
-                           headers={"X-Twilio-Signature": signature})
+    response = client.post(
+        "/voice/language", data={**params, "Digits": "2"}, headers={"X-Twilio-Signature": signature}
+    )
     assert response.status_code == 403
 
 
@@ -50,15 +52,18 @@ def test_every_voice_route_checks_the_signature(app, client):
     rules = [r for r in app.url_map.iter_rules() if r.rule.startswith("/voice")]
     assert len(rules) >= 15
     for rule in rules:
-        path = rule.rule.replace("<any(en, es):lang>", "es").replace(
-            "<any(en, es):caller>", "en").replace("<int:number>", "1").replace(
-            "<int:attempt>", "1").replace("<int:request_id>", "1")
+        path = (
+            rule.rule.replace("<any(en, es):lang>", "es")
+            .replace("<any(en, es):caller>", "en")
+            .replace("<int:number>", "1")
+            .replace("<int:attempt>", "1")
+            .replace("<int:request_id>", "1")
+        )
         response = client.post(path, data={"CallSid": "CA1"})
         assert response.status_code == 403, path
 
 
-HEROKU = {"X-Forwarded-Proto": "https", "X-Forwarded-Port": "443",
-          "X-Forwarded-For": "54.172.60.1"}
+HEROKU = {"X-Forwarded-Proto": "https", "X-Forwarded-Port": "443", "X-Forwarded-For": "54.172.60.1"}
 
 
 def test_signed_https_url_behind_herokus_router_is_accepted(make_app):
@@ -66,16 +71,20 @@ def test_signed_https_url_behind_herokus_router_is_accepted(make_app):
     router's X-Forwarded-Proto and X-Forwarded-Port, trusted with FORWARDED_PROXIES=1."""
     client = make_app(FORWARDED_PROXIES="1").test_client()
     params = {"CallSid": "CA1", "From": "+13125550123"}
-    headers = {"X-Twilio-Signature": sign(TOKEN, "https://hotline.example.org/voice", params),
-               **HEROKU}
-    response = client.post("/voice", data=params, headers=headers,
-                           base_url="http://hotline.example.org")
+    headers = {
+        "X-Twilio-Signature": sign(TOKEN, "https://hotline.example.org/voice", params),
+        **HEROKU,
+    }
+    response = client.post(
+        "/voice", data=params, headers=headers, base_url="http://hotline.example.org"
+    )
     assert response.status_code == 200
     assert "<Gather" in response.get_data(as_text=True)
     # Without the forwarded scheme the same signature does not match the URL the app sees.
     del headers["X-Forwarded-Proto"]
-    response = client.post("/voice", data=params, headers=headers,
-                           base_url="http://hotline.example.org")
+    response = client.post(
+        "/voice", data=params, headers=headers, base_url="http://hotline.example.org"
+    )
     assert response.status_code == 403
 
 
@@ -85,16 +94,25 @@ def test_without_a_proxy_forwarded_headers_change_nothing(client):
     params = {"CallSid": "CA1", "From": "+13125550123"}
     for url, headers in (
         ("https://localhost/voice", {"X-Forwarded-Proto": "https"}),
-        ("https://hotline.example.org/voice", {"X-Forwarded-Proto": "https",
-                                               "X-Forwarded-Host": "hotline.example.org"}),
+        (
+            "https://hotline.example.org/voice",
+            {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "hotline.example.org"},
+        ),
         ("http://localhost:8443/voice", {"X-Forwarded-Port": "8443"}),
     ):
         headers["X-Twilio-Signature"] = sign(TOKEN, url, params)
         assert client.post("/voice", data=params, headers=headers).status_code == 403, url
     signature = sign(TOKEN, "http://localhost/voice", params)
-    response = client.post("/voice", data=params, headers={
-        "X-Twilio-Signature": signature, "X-Forwarded-Proto": "https",
-        "X-Forwarded-Host": "elsewhere.example", "X-Forwarded-For": "192.0.2.99"})
+    response = client.post(
+        "/voice",
+        data=params,
+        headers={
+            "X-Twilio-Signature": signature,
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": "elsewhere.example",
+            "X-Forwarded-For": "192.0.2.99",
+        },
+    )
     assert response.status_code == 200
 
 
@@ -109,9 +127,12 @@ def test_signature_over_the_url_with_its_port_is_accepted(make_app):
     client = make_app(FORWARDED_PROXIES="1").test_client()
     params = {"CallSid": "CA1", "From": "+13125550123"}
     signature = sign(TOKEN, "https://hotline.example.org:443/voice", params)
-    response = client.post("/voice", data=params, headers={"X-Twilio-Signature": signature,
-                                                           **HEROKU},
-                           base_url="http://hotline.example.org")
+    response = client.post(
+        "/voice",
+        data=params,
+        headers={"X-Twilio-Signature": signature, **HEROKU},
+        base_url="http://hotline.example.org",
+    )
     assert response.status_code == 200
     assert "<Gather" in response.get_data(as_text=True)
 
@@ -127,14 +148,18 @@ def test_public_url_pins_the_host_signatures_are_checked_against(make_app):
     params = {"CallSid": "CA1", "From": "+13125550123", "Digits": "1"}
     path = "/voice/language?fails=0"
     staging = {"X-Twilio-Signature": sign(TOKEN, STAGING + path, params), **HEROKU}
-    for base, extra in (("http://hotline-staging.example.org", {}),
-                        ("http://10.1.2.3:31000",
-                         {"X-Forwarded-Host": "hotline-staging.example.org"})):
+    for base, extra in (
+        ("http://hotline-staging.example.org", {}),
+        ("http://10.1.2.3:31000", {"X-Forwarded-Host": "hotline-staging.example.org"}),
+    ):
         response = client.post(path, data=params, headers={**staging, **extra}, base_url=base)
         assert response.status_code == 403, base
     public = {"X-Twilio-Signature": sign(TOKEN, PUBLIC + path, params)}
-    for base in ("http://hotline.example.org", "http://10.1.2.3:31000",
-                 "http://hotline-staging.example.org"):
+    for base in (
+        "http://hotline.example.org",
+        "http://10.1.2.3:31000",
+        "http://hotline-staging.example.org",
+    ):
         response = client.post(path, data=params, headers=public, base_url=base)
         assert response.status_code == 200, base
         assert "<Gather" in response.get_data(as_text=True)
@@ -152,17 +177,29 @@ def test_repeated_and_blank_fields_are_signed_like_twilio(client):
     """Every value of a repeated field and blank values count, as Twilio signs them: dropping
     either would turn a real request into a 403."""
     body = "CallSid=CA1&From=%2B13125550123&Digits=&StirVerstat=a&StirVerstat=b"
-    signed = {"CallSid": ["CA1"], "From": ["+13125550123"], "Digits": [""],
-              "StirVerstat": ["a", "b"]}
-    signature = sign(TOKEN, "http://localhost/voice", MultiDict(
-        [(k, v) for k, vs in signed.items() for v in vs]))
-    response = client.post("/voice", data=body, headers={"X-Twilio-Signature": signature},
-                           content_type="application/x-www-form-urlencoded")
+    signed = {
+        "CallSid": ["CA1"],
+        "From": ["+13125550123"],
+        "Digits": [""],
+        "StirVerstat": ["a", "b"],
+    }
+    signature = sign(
+        TOKEN, "http://localhost/voice", MultiDict([(k, v) for k, vs in signed.items() for v in vs])
+    )
+    response = client.post(
+        "/voice",
+        data=body,
+        headers={"X-Twilio-Signature": signature},
+        content_type="application/x-www-form-urlencoded",
+    )
     assert response.status_code == 200
     # Drop one of the repeated values: the signature no longer matches.
-    response = client.post("/voice", data=body.rsplit("&", 1)[0],
-                           headers={"X-Twilio-Signature": signature},
-                           content_type="application/x-www-form-urlencoded")
+    response = client.post(
+        "/voice",
+        data=body.rsplit("&", 1)[0],
+        headers={"X-Twilio-Signature": signature},
+        content_type="application/x-www-form-urlencoded",
+    )
     assert response.status_code == 403
 
 
@@ -170,14 +207,19 @@ def test_garbled_or_unusual_bodies_get_a_clear_answer(client):
     """Bytes that are not UTF-8 fail the signature (403), never a 500; a body over
     MAX_CONTENT_LENGTH is refused with 413 (tests/test_body_limit.py: before it is read), signed
     or not."""
-    response = client.post("/voice", data=b"CallSid=CA1&From=\xff\xfe",
-                           headers={"X-Twilio-Signature": "x"},
-                           content_type="application/x-www-form-urlencoded")
+    response = client.post(
+        "/voice",
+        data=b"CallSid=CA1&From=\xff\xfe",
+        headers={"X-Twilio-Signature": "x"},
+        content_type="application/x-www-form-urlencoded",
+    )
     assert response.status_code == 403
     params = {"CallSid": "CA1", "From": "+13125550123", "Note": "x" * 70_000}
-    response = client.post("/voice", data=params,
-                           headers={"X-Twilio-Signature": sign(TOKEN, "http://localhost/voice",
-                                                               params)})
+    response = client.post(
+        "/voice",
+        data=params,
+        headers={"X-Twilio-Signature": sign(TOKEN, "http://localhost/voice", params)},
+    )
     assert response.status_code == 413
     assert b"<Response" not in response.data
 
@@ -186,18 +228,30 @@ def test_webhooks_answer_only_post(client):
     """Twilio POSTs every webhook (its default, and all our TwiML's). A GET is signed over the URL
     only, so a view reading form fields would read unsigned ones: no webhook takes a GET."""
     params = {"CallSid": "CA1"}
-    for path in ("/voice/es/menu", "/voice/es/topics/1", "/voice/es/help", "/voice/es/connect",
-                 "/voice/es/callback", "/voice/es/callback/number",
-                 "/voice/es/callback/a-number", "/voice/es/callback/confirmation"):
+    for path in (
+        "/voice/es/menu",
+        "/voice/es/topics/1",
+        "/voice/es/help",
+        "/voice/es/connect",
+        "/voice/es/callback",
+        "/voice/es/callback/number",
+        "/voice/es/callback/a-number",
+        "/voice/es/callback/confirmation",
+    ):
         url = "http://localhost" + path
         response = client.get(path, headers={"X-Twilio-Signature": sign(TOKEN, url, {})})
         assert response.status_code == 405, path
         # The attack a GET allowed: a URL-only signature with a body the signature does not cover.
-        response = client.open(path, method="GET", data=params,
-                               headers={"X-Twilio-Signature": sign(TOKEN, url, {})})
+        response = client.open(
+            path, method="GET", data=params, headers={"X-Twilio-Signature": sign(TOKEN, url, {})}
+        )
         assert response.status_code == 405, path
-        assert client.post(path, data=params, headers={
-            "X-Twilio-Signature": sign(TOKEN, url, params)}).status_code == 200, path
+        assert (
+            client.post(
+                path, data=params, headers={"X-Twilio-Signature": sign(TOKEN, url, params)}
+            ).status_code
+            == 200
+        ), path
 
 
 SHARED = "shared-key-secret-0123456789abcdef"
@@ -206,8 +260,9 @@ SETTINGS = "key=webhooks_sharedkey_0123,algorithm=HMAC_SHA256"
 
 def shared_post(client, secret: str, settings: str | None, algorithm: str = "HMAC_SHA256"):
     params = {"CallSid": "CA1", "From": "+13125550123"}
-    signature = RequestValidator(secret).compute_signature("http://localhost/voice", params,
-                                                           algorithm)
+    signature = RequestValidator(secret).compute_signature(
+        "http://localhost/voice", params, algorithm
+    )
     headers = {"X-Twilio-Signature": signature}
     if settings is not None:
         headers["X-Twilio-Webhooks-Signature-Settings"] = settings
@@ -219,12 +274,18 @@ def test_a_sharedkey_signature_is_accepted_when_its_secret_is_set(make_app):
     response = shared_post(client, SHARED, SETTINGS)  # the second secret: mid-rotation
     assert response.status_code == 200
     assert "<Gather" in response.get_data(as_text=True)
-    assert shared_post(client, SHARED, "key=webhooks_sharedkey_0123,algorithm=HMAC_SHA1",
-                       algorithm="HMAC_SHA1").status_code == 200
+    assert (
+        shared_post(
+            client, SHARED, "key=webhooks_sharedkey_0123,algorithm=HMAC_SHA1", algorithm="HMAC_SHA1"
+        ).status_code
+        == 200
+    )
     # The header names the key and hash: the Auth Token, or another hash, no longer passes.
     assert shared_post(client, TOKEN, SETTINGS).status_code == 403
-    assert shared_post(client, SHARED, "key=webhooks_sharedkey_0123,algorithm=HMAC_SHA1"
-                       ).status_code == 403
+    assert (
+        shared_post(client, SHARED, "key=webhooks_sharedkey_0123,algorithm=HMAC_SHA1").status_code
+        == 403
+    )
     assert shared_post(client, SHARED, "key=x,algorithm=HMAC_MD5").status_code == 403
     assert shared_post(client, "another-secret", SETTINGS).status_code == 403
     # Without the header, the Auth Token as always; a SharedKey signature is then forged.
@@ -274,8 +335,9 @@ def test_missing_prompt_still_connects_the_caller(call, prompts_dir):
 def test_unknown_language_in_url_is_not_found(client):
     params = {"CallSid": "CA1"}
     url = "http://localhost/voice/fr/menu"
-    response = client.post("/voice/fr/menu", data=params,
-                           headers={"X-Twilio-Signature": sign(TOKEN, url, params)})
+    response = client.post(
+        "/voice/fr/menu", data=params, headers={"X-Twilio-Signature": sign(TOKEN, url, params)}
+    )
     assert response.status_code == 404
 
 
@@ -328,8 +390,9 @@ def test_huge_digits_are_an_invalid_key_not_an_error(call):
 def test_without_a_proxy_a_spoofed_address_buys_no_more_login_attempts(client, auth):
     """FORWARDED_PROXIES=0: each try claims another X-Forwarded-For, the limit still holds."""
     for n in range(5):
-        response = auth.login("ana", "wrong password",
-                              headers={"X-Forwarded-For": f"192.0.2.{n + 1}"})
+        response = auth.login(
+            "ana", "wrong password", headers={"X-Forwarded-For": f"192.0.2.{n + 1}"}
+        )
         assert response.status_code == 401
     response = auth.login(headers={"X-Forwarded-For": "198.51.100.7"})
     assert response.status_code == 429

@@ -111,9 +111,21 @@ def gunicorn_start(tmp_path, **env: str) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if k != "FLASK_DEBUG"}
     environ.update({**GOOD, "DATABASE_URL": f"sqlite:///{tmp_path / 'hotline.sqlite3'}", **env})
     return subprocess.run(
-        [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:0", "--workers", "1",
-         "ivr:create_app()"],
-        cwd=PROJECT_ROOT, env=environ, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            "127.0.0.1:0",
+            "--workers",
+            "1",
+            "ivr:create_app()",
+        ],
+        cwd=PROJECT_ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -133,5 +145,6 @@ def test_a_short_secret_key_stops_gunicorn(tmp_path):
 def test_heroku_without_forwarded_proxies_stops_start_up():
     with pytest.raises(settings.SettingsError, match="FORWARDED_PROXIES must be 1 on Heroku"):
         settings.load({**GOOD, "DYNO": "web.1"})
-    assert settings.load({**GOOD, "DYNO": "web.1", "FORWARDED_PROXIES": "1"})[
-        "FORWARDED_PROXIES"] == 1
+    assert (
+        settings.load({**GOOD, "DYNO": "web.1", "FORWARDED_PROXIES": "1"})["FORWARDED_PROXIES"] == 1
+    )

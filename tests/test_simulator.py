@@ -49,7 +49,10 @@ def test_spanish_caller_hears_a_topic_and_leaves_a_callback(app, prompts_dir):
 
     row = stored(app)
     assert (row.language, row.callback_number, row.a_number, row.step) == (
-        "es", "+13125550123", None, "complete"
+        "es",
+        "+13125550123",
+        None,
+        "complete",
     )
     assert row.recording_sid.startswith("RE") and row.recording_duration == 14
     assert row.recording_url.startswith("https://api.twilio.com/2010-04-01/Accounts/AC")
@@ -92,8 +95,12 @@ def test_a_wrong_token_is_refused_like_a_forged_webhook(make_app, capsys, monkey
     assert "call ended: the app answered 403 FORBIDDEN" in capsys.readouterr().out
 
 
-ALERTS_ON = {"ALERT_SMS_TO": "+13125550199", "ALERT_SMS_FROM": "+13125550198",
-             "ALERT_EMAIL_TO": "staff@example.org", "SMTP_URL": "smtp://mail.example.org:587"}
+ALERTS_ON = {
+    "ALERT_SMS_TO": "+13125550199",
+    "ALERT_SMS_FROM": "+13125550198",
+    "ALERT_EMAIL_TO": "staff@example.org",
+    "SMTP_URL": "smtp://mail.example.org:587",
+}
 
 
 def test_a_simulated_call_alerts_no_one(make_app, monkeypatch):

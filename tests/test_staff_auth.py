@@ -35,8 +35,13 @@ RULES = staff_rules()
 
 def test_rules_cover_the_staff_side():
     urls = {url for _, url in RULES}
-    assert {"/staff/", "/staff/requests/1", "/staff/requests/1/audio", "/staff/requests.csv",
-            "/staff/logout"} <= urls
+    assert {
+        "/staff/",
+        "/staff/requests/1",
+        "/staff/requests/1/audio",
+        "/staff/requests.csv",
+        "/staff/logout",
+    } <= urls
 
 
 def test_login_and_logout(client, auth, make_request):
@@ -127,8 +132,11 @@ class StaffAuthFrom:
         env = {"REMOTE_ADDR": self.ip}
         page = self.client.get("/staff/login", environ_base=env).get_data(as_text=True)
         token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)[1]
-        return self.client.post("/staff/login", environ_base=env, data={
-            "username": "ana", "password": STAFF_PASSWORD, "csrf_token": token})
+        return self.client.post(
+            "/staff/login",
+            environ_base=env,
+            data={"username": "ana", "password": STAFF_PASSWORD, "csrf_token": token},
+        )
 
 
 def test_login_without_csrf_token_is_rejected(client, staff_user):
@@ -141,14 +149,15 @@ def test_login_without_csrf_token_is_rejected(client, staff_user):
 def test_posts_without_csrf_token_are_rejected(app, client, auth, make_request):
     request_id = make_request()
     auth.login()
-    response = client.post(f"/staff/requests/{request_id}", data={"status": "handled",
-                                                                  "note": "x"})
+    response = client.post(f"/staff/requests/{request_id}", data={"status": "handled", "note": "x"})
     assert response.status_code == 400
     response = client.post("/staff/logout")
     assert response.status_code == 400
     assert client.get("/staff/").status_code == 200  # still logged in: logout needs the token
-    response = client.post(f"/staff/requests/{request_id}",
-                           data={"status": "handled", "note": "x", "csrf_token": "forged"})
+    response = client.post(
+        f"/staff/requests/{request_id}",
+        data={"status": "handled", "note": "x", "csrf_token": "forged"},
+    )
     assert response.status_code == 400
     with app.app_context():
         from ivr.models import CallbackRequest
@@ -174,8 +183,9 @@ def test_every_staff_url_needs_login(app, client, auth, make_request, method, ur
         auth.login()
         auth.logout()
     token = csrf_token(client)  # a valid token: only the login should be missing
-    response = client.open(url, method=method, data={"csrf_token": token, "status": "handled",
-                                                     "note": "pwned"})
+    response = client.open(
+        url, method=method, data={"csrf_token": token, "status": "handled", "note": "pwned"}
+    )
     body = response.get_data()
     assert response.status_code in (302, 401), (method, url, response.status_code)
     if response.status_code == 302:
@@ -200,8 +210,10 @@ def test_staff_add_cli(app, runner):
         assert user and user.password_hash != "a long enough secret"
     client = app.test_client()
     token = csrf_token(client)
-    response = client.post("/staff/login", data={"username": "bea", "csrf_token": token,
-                                                 "password": "a long enough secret"})
+    response = client.post(
+        "/staff/login",
+        data={"username": "bea", "csrf_token": token, "password": "a long enough secret"},
+    )
     assert response.status_code == 302
     result = runner.invoke(main, args=["staff", "add", "bea"], input="a long enough secret\n")
     assert result.exit_code != 0 and "already exists" in result.output
@@ -231,8 +243,9 @@ def login_cookie(make_app, **config):
 
     app = make_app(**config)
     with app.app_context():
-        db.session.add(StaffUser(username="ana",
-                                 password_hash=generate_password_hash(STAFF_PASSWORD)))
+        db.session.add(
+            StaffUser(username="ana", password_hash=generate_password_hash(STAFF_PASSWORD))
+        )
         db.session.commit()
     client = app.test_client()
     # On https Flask-WTF also wants a same-site Referer, as a browser sends it.
@@ -244,8 +257,9 @@ def login_cookie(make_app, **config):
 def test_session_cookie_is_secure_outside_tests_and_ends_after_12_hours(make_app):
     # Outside tests the app speaks https only: this client does (Flask's test client takes its
     # scheme from PREFERRED_URL_SCHEME).
-    header, client = login_cookie(make_app, TESTING=False, PREFERRED_URL_SCHEME="https",
-                                  STAFF_2FA="optional")  # two factors: test_twofactor.py
+    header, client = login_cookie(
+        make_app, TESTING=False, PREFERRED_URL_SCHEME="https", STAFF_2FA="optional"
+    )  # two factors: test_twofactor.py
     assert client.application.debug is False and client.application.testing is False
     attributes = [part.strip().lower() for part in header.split(";")]
     assert header.startswith("session=")

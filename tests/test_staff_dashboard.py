@@ -44,13 +44,25 @@ def test_list_waiting_oldest_first_then_reached_then_handled_newest(client, auth
     make_request(reference="666666", created_at=t + dt.timedelta(hours=4), status="reached")
     auth.login()
     assert references(client.get("/staff/").get_data(as_text=True)) == [
-        "444444", "111111", "333333", "666666", "555555", "222222"]
+        "444444",
+        "111111",
+        "333333",
+        "666666",
+        "555555",
+        "222222",
+    ]
 
 
 def test_list_shows_readable_fields(client, auth, make_request):
-    make_request(reference="424242", created_at=dt.datetime(2026, 3, 2, 15, 5, tzinfo=UTC),
-                 caller_number="+13125550123", callback_number="+442071838750",
-                 a_number="012345678", recording_duration=75, language="es")
+    make_request(
+        reference="424242",
+        created_at=dt.datetime(2026, 3, 2, 15, 5, tzinfo=UTC),
+        caller_number="+13125550123",
+        callback_number="+442071838750",
+        a_number="012345678",
+        recording_duration=75,
+        language="es",
+    )
     auth.login()
     page = client.get("/staff/").get_data(as_text=True)
     assert "(312) 555-0123" in page  # US: national
@@ -71,18 +83,29 @@ def test_mark_handled_with_note(app, client, auth, make_request):
     request_id = make_request(reference="555555")
     auth.login()
     token = csrf_token(client, "/staff/")
-    response = client.post(f"/staff/requests/{request_id}?next=/staff/%3Fstatus%3Dnew",
-                           data={"csrf_token": token, "status": "handled", "seen_status": "new",
-                                 "seen": "0", "note": "Called back, bond hearing Friday"})
+    response = client.post(
+        f"/staff/requests/{request_id}?next=/staff/%3Fstatus%3Dnew",
+        data={
+            "csrf_token": token,
+            "status": "handled",
+            "seen_status": "new",
+            "seen": "0",
+            "note": "Called back, bond hearing Friday",
+        },
+    )
     assert response.status_code == 302
     assert response.headers["Location"] == f"/staff/?status=new#r{request_id}"  # at the card
     with app.app_context():
         row = db.session.get(CallbackRequest, request_id)
         assert row.status == "handled"
-        events = [(e.kind, e.actor, e.text, e.status_from, e.status_to)
-                  for e in history.events(request_id)]
-    assert events == [("note", "ana", "Called back, bond hearing Friday", None, None),
-                      ("status", "ana", "", "new", "handled")]
+        events = [
+            (e.kind, e.actor, e.text, e.status_from, e.status_to)
+            for e in history.events(request_id)
+        ]
+    assert events == [
+        ("note", "ana", "Called back, bond hearing Friday", None, None),
+        ("status", "ana", "", "new", "handled"),
+    ]
     page = client.get("/staff/?status=new").get_data(as_text=True)
     assert "Request 555555: note added, status handled." in page  # the flash message
     assert "555555" not in references(page)
@@ -94,8 +117,9 @@ def test_mark_with_bad_status_is_refused(app, client, auth, make_request):
     request_id = make_request()
     auth.login()
     token = csrf_token(client, "/staff/")
-    response = client.post(f"/staff/requests/{request_id}",
-                           data={"csrf_token": token, "status": "deleted"})
+    response = client.post(
+        f"/staff/requests/{request_id}", data={"csrf_token": token, "status": "deleted"}
+    )
     assert response.status_code == 400
     assert client.get("/staff/requests/999").status_code == 404
 
@@ -103,10 +127,20 @@ def test_mark_with_bad_status_is_refused(app, client, auth, make_request):
 def test_filters_and_search(client, auth, make_request):
     day = dt.datetime(2026, 3, 2, 18, 0, tzinfo=UTC)
     make_request(reference="100001", language="en", callback_number="+13125550111", created_at=day)
-    make_request(reference="100002", language="es", callback_number="+13125550222",
-                 created_at=day - dt.timedelta(days=1), status="trying")
-    make_request(reference="100003", language="es", callback_number="+13125550333",
-                 created_at=day - dt.timedelta(days=2), a_number="087654321")
+    make_request(
+        reference="100002",
+        language="es",
+        callback_number="+13125550222",
+        created_at=day - dt.timedelta(days=1),
+        status="trying",
+    )
+    make_request(
+        reference="100003",
+        language="es",
+        callback_number="+13125550333",
+        created_at=day - dt.timedelta(days=2),
+        a_number="087654321",
+    )
     auth.login()
 
     def refs(query: str) -> set[str]:
@@ -134,8 +168,13 @@ def test_filters_and_search(client, auth, make_request):
 
 
 def test_csv_export_uses_filters_and_defuses_formulas(app, client, auth, make_request):
-    first = make_request(reference="100001", language="en", note='=HYPERLINK("http://x","y")',
-                         a_number="012345678", callback_number="+525512345678")
+    first = make_request(
+        reference="100001",
+        language="en",
+        note='=HYPERLINK("http://x","y")',
+        a_number="012345678",
+        callback_number="+525512345678",
+    )
     make_request(reference="100002", language="es")
     auth.login()
     response = client.get("/staff/requests.csv?language=en")
@@ -161,16 +200,18 @@ def test_csv_cell_defuses_formulas_in_every_disguise():
     assert csv_cell("Hablé con la hermana") == "Hablé con la hermana"
 
 
-def test_chart_counts_calls_and_requests_per_day_and_language(app, client, auth, make_request,
-                                                               monkeypatch):
+def test_chart_counts_calls_and_requests_per_day_and_language(
+    app, client, auth, make_request, monkeypatch
+):
     # One fixed "today" for the data and for the page, so the test holds across midnight.
     today = dt.datetime(2026, 3, 2, 12, tzinfo=app.config["OFFICE_TIMEZONE"])
     monkeypatch.setattr(display, "office_today", lambda: today.date())
     with app.app_context():
         for i, lang in enumerate(["en", "es", "es"]):
             db.session.add(Call(call_sid=f"CAx{i}", language=lang, created_at=today))
-        db.session.add(Call(call_sid="CAold", language="en",
-                            created_at=today - dt.timedelta(days=1)))
+        db.session.add(
+            Call(call_sid="CAold", language="en", created_at=today - dt.timedelta(days=1))
+        )
         db.session.commit()
         days = display.daily_counts()
     make_request(language="es", created_at=today)
@@ -185,8 +226,7 @@ def test_chart_counts_calls_and_requests_per_day_and_language(app, client, auth,
 
 
 def test_audio_served_from_the_database_copy(client, auth, make_request):
-    request_id = make_request(audio=b"ID3fake-mp3", audio_type="audio/mpeg",
-                              recording_url=REC_URL)
+    request_id = make_request(audio=b"ID3fake-mp3", audio_type="audio/mpeg", recording_url=REC_URL)
     auth.login()
     page = client.get("/staff/").get_data(as_text=True)
     assert f'src="/staff/requests/{request_id}/audio"' in page
@@ -199,8 +239,7 @@ def test_audio_served_from_the_database_copy(client, auth, make_request):
 
 
 @responses.activate
-def test_audio_not_copied_yet_says_so_and_is_copied_by_the_worker(app, client, auth,
-                                                                  make_request):
+def test_audio_not_copied_yet_says_so_and_is_copied_by_the_worker(app, client, auth, make_request):
     request_id = make_request(recording_url=REC_URL, recording_sid="RE0123")
     fetch = responses.get(REC_URL + ".mp3", body=b"ID3twilio-audio", content_type="audio/mpeg")
     remove = responses.delete(REC_URL + ".json", status=204)
@@ -222,8 +261,10 @@ def test_audio_not_copied_yet_says_so_and_is_copied_by_the_worker(app, client, a
     assert client.get(f"/staff/requests/{request_id}/audio").data == b"ID3twilio-audio"
     assert fetch.call_count == 1
     with app.app_context():
-        assert db.session.scalar(
-            sa.select(CallbackRequest.audio_type).filter_by(id=request_id)) == "audio/mpeg"
+        assert (
+            db.session.scalar(sa.select(CallbackRequest.audio_type).filter_by(id=request_id))
+            == "audio/mpeg"
+        )
 
 
 @responses.activate
@@ -244,8 +285,10 @@ def test_pages_are_laid_out_for_a_phone_first(client, auth, make_request):
     request_id = make_request()
     pages = [client.get("/staff/login").get_data(as_text=True)]
     auth.login()
-    pages += [client.get(url).get_data(as_text=True)
-              for url in ("/staff/", f"/staff/requests/{request_id}")]
+    pages += [
+        client.get(url).get_data(as_text=True)
+        for url in ("/staff/", f"/staff/requests/{request_id}")
+    ]
     for page in pages:
         assert 'name="viewport" content="width=device-width, initial-scale=1"' in page
         assert 'rel="stylesheet" href="/static/staff/staff.css' in page

@@ -30,8 +30,12 @@ class From:
     def login(self, password: str = STAFF_PASSWORD) -> int:
         page = self.client.get("/staff/login", environ_base=self.env, headers=self.headers)
         token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text)[1]
-        return self.client.post("/staff/login", environ_base=self.env, headers=self.headers, data={
-            "username": "ana", "password": password, "csrf_token": token}).status_code
+        return self.client.post(
+            "/staff/login",
+            environ_base=self.env,
+            headers=self.headers,
+            data={"username": "ana", "password": password, "csrf_token": token},
+        ).status_code
 
 
 @pytest.fixture
@@ -57,14 +61,18 @@ def test_an_account_takes_only_so_many_failures_from_all_addresses(app, staff_us
     assert attempts(app) == ACCOUNT_MAX_FAILURES  # refused tries are not counted
 
 
-@pytest.mark.skipif("FORWARDED_PROXIES" not in {s.name for s in SETTINGS},
-                    reason="X-Forwarded-For is trusted only from configured proxies once the "
-                           "FORWARDED_PROXIES setting exists (the edge branch of issue 10)")
+@pytest.mark.skipif(
+    "FORWARDED_PROXIES" not in {s.name for s in SETTINGS},
+    reason="X-Forwarded-For is trusted only from configured proxies once the "
+    "FORWARDED_PROXIES setting exists (the edge branch of issue 10)",
+)
 def test_a_forged_x_forwarded_for_buys_no_more_tries(app, staff_user):
     """Without a proxy (the default) anyone can send X-Forwarded-For: it must not count as an
     address, or each forged value would get its own five guesses."""
-    codes = [From(app, "127.0.0.1", {"X-Forwarded-For": f"192.0.2.{n}"}).login(WRONG)
-             for n in range(MAX_FAILURES + 3)]
+    codes = [
+        From(app, "127.0.0.1", {"X-Forwarded-For": f"192.0.2.{n}"}).login(WRONG)
+        for n in range(MAX_FAILURES + 3)
+    ]
     assert codes == [401] * MAX_FAILURES + [429] * 3
     assert From(app, "127.0.0.1", {"X-Forwarded-For": "192.0.2.99"}).login() == 429
 
@@ -95,12 +103,15 @@ def parallel_wrong_logins(port: int, sources: list[str]) -> Counter:
     lock = threading.Lock()
 
     def attempt(source: str) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60,
-                                          source_address=(source, 0))
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60, source_address=(source, 0))
         conn.connect()
         start.wait(timeout=60)
-        conn.request("POST", "/staff/login", body=body, headers={
-            "Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"})
+        conn.request(
+            "POST",
+            "/staff/login",
+            body=body,
+            headers={"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"},
+        )
         status = conn.getresponse().status
         conn.close()
         with lock:

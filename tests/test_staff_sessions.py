@@ -26,8 +26,10 @@ def test_a_login_starts_a_new_session(app, client, auth, make_request):
     assert auth.login().status_code == 302
     assert client.get("/staff/").status_code == 200
     # A forged form on another site posts the attacker's token from the victim's browser.
-    response = client.post(f"/staff/requests/{request_id}",
-                           data={"csrf_token": planted_token, "status": "handled", "note": "x"})
+    response = client.post(
+        f"/staff/requests/{request_id}",
+        data={"csrf_token": planted_token, "status": "handled", "note": "x"},
+    )
     assert response.status_code == 400
     with app.app_context():
         assert db.session.get(CallbackRequest, request_id).status == "new"
@@ -64,8 +66,7 @@ def test_a_session_with_a_login_time_from_the_future_is_refused(client, auth, cl
     assert client.get("/staff/").status_code == 302
 
 
-def test_a_removed_accounts_cookie_never_logs_in_another_account(app, client, runner,
-                                                                 database_url):
+def test_a_removed_accounts_cookie_never_logs_in_another_account(app, client, runner, database_url):
     """SQLite reuses the row id of a removed account: its cookie must not name the next one."""
     password = "a long enough secret"
     assert runner.invoke(main, ["staff", "add", "temp"], input=password + "\n").exit_code == 0

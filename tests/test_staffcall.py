@@ -34,8 +34,11 @@ def app(make_app):
 
 def add_staff(app, name: str, phone: str | None) -> None:
     with app.app_context():
-        db.session.add(StaffUser(username=name, phone=phone,
-                                 password_hash=generate_password_hash(STAFF_PASSWORD)))
+        db.session.add(
+            StaffUser(
+                username=name, phone=phone, password_hash=generate_password_hash(STAFF_PASSWORD)
+            )
+        )
         db.session.commit()
 
 
@@ -49,8 +52,9 @@ def ana(app, client):
 
 def press_call_back(client, request_id: int):
     token = csrf_token(client, "/staff/")
-    return client.post(f"/staff/requests/{request_id}/call?next=/staff/",
-                       data={"csrf_token": token})
+    return client.post(
+        f"/staff/requests/{request_id}/call?next=/staff/", data={"csrf_token": token}
+    )
 
 
 def kinds(app, request_id: int) -> list[tuple]:
@@ -106,24 +110,32 @@ def test_call_back_reaches_the_family_from_the_hotline_number(app, client, ana, 
     assert dial.get("record") == "do-not-record" and leg.twiml.find("Record") is None
     assert status(app, request_id) == "new"  # nothing happened yet
 
-    leg.follow(dial.get("action"), DialCallStatus="completed", DialCallDuration="83",
-               DialCallSid="CA" + "8" * 32)
+    leg.follow(
+        dial.get("action"),
+        DialCallStatus="completed",
+        DialCallDuration="83",
+        DialCallSid="CA" + "8" * 32,
+    )
     assert "noted on the request" in leg.heard() and leg.twiml.find("Hangup") is not None
     # Twilio retries a webhook it did not hear back from; the status callback comes at the end.
     leg.post(dial.get("action"), DialCallStatus="completed", DialCallDuration="83")
     assert leg.post(sent["StatusCallback"], CallStatus="completed").status_code == 204
-    assert kinds(app, request_id)[2:] == [("outcome", "ana", "reached", 83),
-                                          ("status", None, None, None)]
+    assert kinds(app, request_id)[2:] == [
+        ("outcome", "ana", "reached", 83),
+        ("status", None, None, None),
+    ]
     assert status(app, request_id) == "reached"
     page = client.get(f"/staff/requests/{request_id}").get_data(as_text=True)
     assert "call-back: reached, 1:23" in page and "status Trying" not in page
 
 
 @responses.activate
-def test_unanswered_call_back_means_trying_with_the_attempts_counted(app, client, ana,
-                                                                     make_request):
-    request_id = make_request(reference="222333", language="en", callback_number=None,
-                              caller_number="+13125550123")
+def test_unanswered_call_back_means_trying_with_the_attempts_counted(
+    app, client, ana, make_request
+):
+    request_id = make_request(
+        reference="222333", language="en", callback_number=None, caller_number="+13125550123"
+    )
     for result, expected in (("no-answer", 1), ("busy", 2)):
         press_call_back(client, request_id)
         sent, attempt = place_queued_call(app)
@@ -167,8 +179,11 @@ def test_staff_who_does_not_press_1_never_rings_the_family(app, client, ana, mak
 def test_twilio_refusing_the_call_is_recorded_and_not_retried(app, client, ana, make_request):
     request_id = make_request()
     press_call_back(client, request_id)
-    refused = responses.post(CALLS, status=400, json={
-        "code": 21215, "message": "Geo permission not enabled", "status": 400})
+    refused = responses.post(
+        CALLS,
+        status=400,
+        json={"code": 21215, "message": "Geo permission not enabled", "status": 400},
+    )
     jobs.run_pending(app)
     jobs.run_pending(app)
     assert refused.call_count == 1
@@ -203,8 +218,10 @@ def test_call_back_needs_a_staff_phone_and_a_number(app, client, make_request):
 def test_staff_leg_webhooks_are_signed(app, client, make_request):
     request_id = make_request()
     for path in ("", "/connect", "/done", "/status"):
-        assert client.post(f"/voice/staffcall/{request_id}{path}",
-                           data={"Digits": "1"}).status_code == 403
+        assert (
+            client.post(f"/voice/staffcall/{request_id}{path}", data={"Digits": "1"}).status_code
+            == 403
+        )
 
 
 def test_unknown_attempt_hangs_up(app, client):

@@ -51,23 +51,36 @@ def run(make_twilio_app):
 
 def number_json(**fields) -> dict:
     """An IncomingPhoneNumber as Twilio returns it, set up correctly unless `fields` say not."""
-    return {"sid": PN, "account_sid": SID, "phone_number": NUMBER, "friendly_name": "hotline",
-            "voice_url": VOICE, "voice_method": "POST", "voice_fallback_url": BIN,
-            "voice_fallback_method": "GET", "voice_application_sid": None, "trunk_sid": None,
-            "voice_receive_mode": "voice", "status_callback": "", "sms_url": "",
-            "capabilities": {"voice": True, "sms": True, "mms": True, "fax": False},
-            **fields}
+    return {
+        "sid": PN,
+        "account_sid": SID,
+        "phone_number": NUMBER,
+        "friendly_name": "hotline",
+        "voice_url": VOICE,
+        "voice_method": "POST",
+        "voice_fallback_url": BIN,
+        "voice_fallback_method": "GET",
+        "voice_application_sid": None,
+        "trunk_sid": None,
+        "voice_receive_mode": "voice",
+        "status_callback": "",
+        "sms_url": "",
+        "capabilities": {"voice": True, "sms": True, "mms": True, "fax": False},
+        **fields,
+    }
 
 
 def listed(*numbers: dict, **query: str) -> responses.BaseResponse:
     match = [matchers.query_param_matcher(query)] if query else []
-    return responses.get(NUMBERS, match=match,
-                         json={"incoming_phone_numbers": list(numbers), "next_page_uri": None})
+    return responses.get(
+        NUMBERS, match=match, json={"incoming_phone_numbers": list(numbers), "next_page_uri": None}
+    )
 
 
 def account(**fields) -> responses.BaseResponse:
-    return responses.get(f"{API}.json", json={"sid": SID, "status": "active", "type": "Full",
-                                              **fields})
+    return responses.get(
+        f"{API}.json", json={"sid": SID, "status": "active", "type": "Full", **fields}
+    )
 
 
 def form(call) -> dict[str, list[str]]:
@@ -81,8 +94,11 @@ def test_fallback_apologises_in_both_languages_and_rings_the_firm(run, prompts_d
     root = ET.fromstring(result.output.strip().encode())
     assert [child.tag for child in root] == ["Say", "Say", "Dial", "Say", "Say", "Hangup"]
     says = [(s.get("language"), s.get("voice"), s.text) for s in root.iter("Say")]
-    text = {(lang, name): (prompts_dir / lang / f"{name}.txt").read_text().strip()
-            for lang in ("en", "es") for name in ("app_down", "app_down_goodbye")}
+    text = {
+        (lang, name): (prompts_dir / lang / f"{name}.txt").read_text().strip()
+        for lang in ("en", "es")
+        for name in ("app_down", "app_down_goodbye")
+    }
     assert says == [  # DEFAULT_LANGUAGE (es) first
         ("es-US", "Polly.Lupe-Neural", text["es", "app_down"]),
         ("en-US", "Polly.Joanna-Neural", text["en", "app_down"]),
@@ -93,7 +109,8 @@ def test_fallback_apologises_in_both_languages_and_rings_the_firm(run, prompts_d
     assert dial.text == FIRM and dial.get("timeout") == "20"
     # Nothing may point back at the app, which is down when this document is used.
     assert dial.get("action") is None and not any(
-        "http" in value for element in root.iter() for value in element.attrib.values())
+        "http" in value for element in root.iter() for value in element.attrib.values()
+    )
 
 
 def test_fallback_follows_the_prompt_files_and_voices(run, prompts_dir, tmp_path):
@@ -103,7 +120,10 @@ def test_fallback_follows_the_prompt_files_and_voices(run, prompts_dir, tmp_path
     assert result.exit_code == 0, result.output
     first = ET.fromstring(out.read_bytes()).find("Say")
     assert (first.text, first.get("voice"), first.get("language")) == (
-        "Sorry, we are down.", "Polly.Matthew", "en-US")
+        "Sorry, we are down.",
+        "Polly.Matthew",
+        "en-US",
+    )
 
 
 def test_fallback_with_a_missing_prompt_is_a_clear_error(run, prompts_dir):
@@ -117,26 +137,40 @@ def test_fallback_with_a_missing_prompt_is_a_clear_error(run, prompts_dir):
 # setup --------------------------------------------------------------------------------------------
 @responses.activate
 def test_setup_sets_voice_url_method_and_fallback_and_removes_a_twiml_app(run):
-    listed(number_json(voice_url="http://old.example.org/ivr", voice_method="GET",
-                       voice_fallback_url="", voice_fallback_method="POST",
-                       voice_application_sid="AP" + "c" * 32),
-           PhoneNumber=NUMBER, PageSize="1")
+    listed(
+        number_json(
+            voice_url="http://old.example.org/ivr",
+            voice_method="GET",
+            voice_fallback_url="",
+            voice_fallback_method="POST",
+            voice_application_sid="AP" + "c" * 32,
+        ),
+        PhoneNumber=NUMBER,
+        PageSize="1",
+    )
     update = responses.post(f"{API}/IncomingPhoneNumbers/{PN}.json", json=number_json())
     result = run("setup", "--number", NUMBER, "--fallback-url", BIN)
     assert result.exit_code == 0, result.output
     assert [(c.request.method, c.request.url.split("?")[0]) for c in responses.calls] == [
-        ("GET", NUMBERS), ("POST", f"{API}/IncomingPhoneNumbers/{PN}.json")]
+        ("GET", NUMBERS),
+        ("POST", f"{API}/IncomingPhoneNumbers/{PN}.json"),
+    ]
     assert form(update.calls[0]) == {
-        "VoiceUrl": [VOICE], "VoiceMethod": ["POST"], "VoiceFallbackUrl": [BIN],
-        "VoiceFallbackMethod": ["GET"], "VoiceApplicationSid": [""]}
+        "VoiceUrl": [VOICE],
+        "VoiceMethod": ["POST"],
+        "VoiceFallbackUrl": [BIN],
+        "VoiceFallbackMethod": ["GET"],
+        "VoiceApplicationSid": [""],
+    }
     assert "Voice URL (A call comes in): http://old.example.org/ivr -> " + VOICE in result.output
     assert "changed 5 settings" in result.output
 
 
 @responses.activate
 def test_setup_by_sid_sends_only_what_differs(run):
-    responses.get(f"{API}/IncomingPhoneNumbers/{PN}.json",
-                  json=number_json(voice_url=f"{PUBLIC}/old"))
+    responses.get(
+        f"{API}/IncomingPhoneNumbers/{PN}.json", json=number_json(voice_url=f"{PUBLIC}/old")
+    )
     update = responses.post(f"{API}/IncomingPhoneNumbers/{PN}.json", json=number_json())
     result = run("setup", "--number", PN)
     assert result.exit_code == 0, result.output
@@ -172,14 +206,20 @@ def test_setup_of_a_number_already_set_up_sends_no_update(run):
     assert "already set up: nothing changed" in result.output
 
 
-@pytest.mark.parametrize(("args", "overrides", "message"), [
-    (["--number", NUMBER], {"PUBLIC_URL": ""}, "PUBLIC_URL must be the app's public https"),
-    (["--number", NUMBER], {"PUBLIC_URL": "http://hotline.example.org"}, "PUBLIC_URL must be"),
-    (["--number", NUMBER], {"TWILIO_ACCOUNT_SID": ""}, "TWILIO_ACCOUNT_SID is not set"),
-    (["--number", "312 555 0142"], {}, "an E.164 number such as +13125550100"),
-    (["--number", NUMBER, "--fallback-url", "http://bin.example.org/f.xml"], {},
-     "must be an https address"),
-])
+@pytest.mark.parametrize(
+    ("args", "overrides", "message"),
+    [
+        (["--number", NUMBER], {"PUBLIC_URL": ""}, "PUBLIC_URL must be the app's public https"),
+        (["--number", NUMBER], {"PUBLIC_URL": "http://hotline.example.org"}, "PUBLIC_URL must be"),
+        (["--number", NUMBER], {"TWILIO_ACCOUNT_SID": ""}, "TWILIO_ACCOUNT_SID is not set"),
+        (["--number", "312 555 0142"], {}, "an E.164 number such as +13125550100"),
+        (
+            ["--number", NUMBER, "--fallback-url", "http://bin.example.org/f.xml"],
+            {},
+            "must be an https address",
+        ),
+    ],
+)
 @responses.activate
 def test_setup_refuses_bad_input_before_calling_twilio(run, args, overrides, message):
     result = run("setup", *args, **overrides)
@@ -194,8 +234,11 @@ def test_setup_names_twilio_refusals_and_unknown_numbers(run):
     result = run("setup", "--number", NUMBER)
     assert result.exit_code == 1
     assert f"{NUMBER} is not a number of this account" in result.output
-    responses.get(f"{API}/IncomingPhoneNumbers/{PN}.json", status=401,
-                  json={"code": 20003, "message": "Authenticate", "status": 401})
+    responses.get(
+        f"{API}/IncomingPhoneNumbers/{PN}.json",
+        status=401,
+        json={"code": 20003, "message": "Authenticate", "status": 401},
+    )
     result = run("setup", "--number", PN)
     assert result.exit_code == 1
     assert "Twilio answered 401" in result.output and "Authenticate" in result.output
@@ -204,8 +247,9 @@ def test_setup_names_twilio_refusals_and_unknown_numbers(run):
 
 @responses.activate
 def test_setup_when_twilio_cannot_be_reached(run):
-    responses.get(f"{API}/IncomingPhoneNumbers/{PN}.json",
-                  body=requests.ConnectionError("connection refused"))
+    responses.get(
+        f"{API}/IncomingPhoneNumbers/{PN}.json", body=requests.ConnectionError("connection refused")
+    )
     result = run("setup", "--number", PN)
     assert result.exit_code == 1
     assert "could not reach Twilio's API" in result.output and "Traceback" not in result.output
@@ -222,21 +266,28 @@ def test_check_of_a_good_set_up_exits_zero(run):
     assert "does not show the account's 'Enforce HTTP Auth on Media URLs'" in result.output
 
 
-@pytest.mark.parametrize(("fields", "message"), [
-    ({"voice_url": "http://hotline.example.org/voice"}, "Voice URL http://hotline.example.org"
-                                                        "/voice is not https"),
-    ({"voice_method": "GET"}, "Voice URL is requested with GET, not POST"),
-    ({"voice_url": "https://old-app.herokuapp.com/voice"},
-     "Voice URL goes to old-app.herokuapp.com, but the hotline is at hotline.example.org"),
-    ({"voice_url": f"{PUBLIC}/voice/en/menu"}, f"Voice URL is {PUBLIC}/voice/en/menu, not"),
-    ({"voice_url": ""}, "has no Voice URL"),
-    ({"voice_fallback_url": ""}, "has no Fallback URL"),
-    ({"voice_fallback_url": "http://bin.example.org/f.xml"}, "Fallback URL http://bin"),
-    ({"voice_fallback_url": f"{PUBLIC}/fallback.xml"}, "Fallback URL is on the app's own host"),
-    ({"voice_application_sid": "AP" + "c" * 32}, "uses TwiML App AP"),
-    ({"trunk_sid": "TK" + "d" * 32}, "is on SIP trunk TK"),
-    ({"voice_receive_mode": "fax"}, "receives faxes"),
-])
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (
+            {"voice_url": "http://hotline.example.org/voice"},
+            "Voice URL http://hotline.example.org/voice is not https",
+        ),
+        ({"voice_method": "GET"}, "Voice URL is requested with GET, not POST"),
+        (
+            {"voice_url": "https://old-app.herokuapp.com/voice"},
+            "Voice URL goes to old-app.herokuapp.com, but the hotline is at hotline.example.org",
+        ),
+        ({"voice_url": f"{PUBLIC}/voice/en/menu"}, f"Voice URL is {PUBLIC}/voice/en/menu, not"),
+        ({"voice_url": ""}, "has no Voice URL"),
+        ({"voice_fallback_url": ""}, "has no Fallback URL"),
+        ({"voice_fallback_url": "http://bin.example.org/f.xml"}, "Fallback URL http://bin"),
+        ({"voice_fallback_url": f"{PUBLIC}/fallback.xml"}, "Fallback URL is on the app's own host"),
+        ({"voice_application_sid": "AP" + "c" * 32}, "uses TwiML App AP"),
+        ({"trunk_sid": "TK" + "d" * 32}, "is on SIP trunk TK"),
+        ({"voice_receive_mode": "fax"}, "receives faxes"),
+    ],
+)
 @responses.activate
 def test_check_catches_each_problem_of_the_number(run, fields, message):
     listed(number_json(**fields))
@@ -250,20 +301,35 @@ def test_check_catches_each_problem_of_the_number(run, fields, message):
 SENDER = "+13125550177"
 
 
-@pytest.mark.parametrize(("sender", "overrides", "message"), [
-    ([], {"ALERT_SMS_FROM": ""}, "ALERT_SMS_TO is set but ALERT_SMS_FROM is not"),
-    ([], {}, f"ALERT_SMS_FROM {SENDER} is not a number of this account"),
-    ([number_json(sid="PN" + "e" * 32, phone_number=SENDER,
-                  capabilities={"voice": True, "sms": False})], {},
-     f"ALERT_SMS_FROM {SENDER} cannot send SMS"),
-])
+@pytest.mark.parametrize(
+    ("sender", "overrides", "message"),
+    [
+        ([], {"ALERT_SMS_FROM": ""}, "ALERT_SMS_TO is set but ALERT_SMS_FROM is not"),
+        ([], {}, f"ALERT_SMS_FROM {SENDER} is not a number of this account"),
+        (
+            [
+                number_json(
+                    sid="PN" + "e" * 32,
+                    phone_number=SENDER,
+                    capabilities={"voice": True, "sms": False},
+                )
+            ],
+            {},
+            f"ALERT_SMS_FROM {SENDER} cannot send SMS",
+        ),
+    ],
+)
 @responses.activate
 def test_check_catches_sms_alerts_that_cannot_be_sent(run, sender, overrides, message):
     listed(number_json(), PhoneNumber=NUMBER, PageSize="1")
     listed(*sender, PhoneNumber=SENDER, PageSize="1")
     account()
-    result = run("check", "--number", NUMBER, **{"ALERT_SMS_TO": "+13125550199",
-                                                 "ALERT_SMS_FROM": SENDER, **overrides})
+    result = run(
+        "check",
+        "--number",
+        NUMBER,
+        **{"ALERT_SMS_TO": "+13125550199", "ALERT_SMS_FROM": SENDER, **overrides},
+    )
     assert result.exit_code == 1, result.output
     assert f"PROBLEM: {message}" in result.output
 
@@ -277,10 +343,13 @@ def test_check_passes_a_sender_that_can_send_sms(run):
     assert result.exit_code == 0, result.output
 
 
-@pytest.mark.parametrize(("fields", "message"), [
-    ({"type": "Trial"}, "the Twilio account is a trial"),
-    ({"status": "suspended"}, "the Twilio account is suspended, not active"),
-])
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"type": "Trial"}, "the Twilio account is a trial"),
+        ({"status": "suspended"}, "the Twilio account is suspended, not active"),
+    ],
+)
 @responses.activate
 def test_check_catches_account_problems(run, fields, message):
     listed(number_json())
@@ -291,8 +360,11 @@ def test_check_catches_account_problems(run, fields, message):
 
 @responses.activate
 def test_check_without_number_finds_the_numbers_sent_to_public_url(run):
-    other = number_json(sid="PN" + "f" * 32, phone_number="+13125550999",
-                        voice_url="https://demo.twilio.com/welcome/voice/")
+    other = number_json(
+        sid="PN" + "f" * 32,
+        phone_number="+13125550999",
+        voice_url="https://demo.twilio.com/welcome/voice/",
+    )
     listed(other, number_json(voice_method="GET"))
     account()
     result = run("check")

@@ -28,18 +28,26 @@ def enrol(client) -> tuple[str, list[str]]:
     page = client.get("/staff/login/setup").get_data(as_text=True)
     assert "<svg" in page and "otpauth" not in page  # the QR code is drawn, the URI not linked
     secret = re.search(r'<code id="totp-secret">([A-Z2-7 ]+)</code>', page)[1].replace(" ", "")
-    response = client.post("/staff/login/setup", data={
-        "code": pyotp.TOTP(secret).now(), "csrf_token": csrf_token(client, "/staff/login/setup")})
+    response = client.post(
+        "/staff/login/setup",
+        data={
+            "code": pyotp.TOTP(secret).now(),
+            "csrf_token": csrf_token(client, "/staff/login/setup"),
+        },
+    )
     assert response.status_code == 200
-    codes = re.findall(r"<li><code>([0-9a-f]{5}-[0-9a-f]{5})</code></li>",
-                       response.get_data(as_text=True))
+    codes = re.findall(
+        r"<li><code>([0-9a-f]{5}-[0-9a-f]{5})</code></li>", response.get_data(as_text=True)
+    )
     assert len(codes) == 10
     return secret, codes
 
 
 def code_step(client, code: str):
-    return client.post("/staff/login/code", data={
-        "code": code, "csrf_token": csrf_token(client, "/staff/login/code")})
+    return client.post(
+        "/staff/login/code",
+        data={"code": code, "csrf_token": csrf_token(client, "/staff/login/code")},
+    )
 
 
 def next_code(secret: str) -> str:
@@ -63,8 +71,9 @@ def test_enrol_then_log_in_with_a_code(app, client, auth):
         user = db.session.scalar(sa.select(StaffUser).filter_by(username="ana"))
         assert user.totp_secret == secret
         hashes = set(db.session.scalars(sa.select(RecoveryCode.code_hash)))
-        assert len(hashes) == 10 and not any(c.replace("-", "") in h for c in codes
-                                              for h in hashes)  # stored hashed
+        assert len(hashes) == 10 and not any(
+            c.replace("-", "") in h for c in codes for h in hashes
+        )  # stored hashed
     auth.logout()
     response = auth.login()
     assert response.headers["Location"] == "/staff/login/code"
@@ -103,8 +112,7 @@ def test_codes_are_rate_limited_like_the_password(app, client, auth):
     # Even the right code is refused now, and a right password again does not reset the count.
     assert auth.login().headers["Location"] == "/staff/login/code"
     response = code_step(client, next_code(secret))
-    assert response.status_code == 429 and "Too many wrong codes" in response.get_data(
-        as_text=True)
+    assert response.status_code == 429 and "Too many wrong codes" in response.get_data(as_text=True)
 
 
 def test_reset_2fa_for_a_lost_phone(app, client, auth, runner):
@@ -129,8 +137,9 @@ def test_a_session_without_two_factors_must_enrol(make_app, staff_user):
     assert response.status_code == 302 and response.headers["Location"] == "/staff/login/setup"
 
 
-@pytest.mark.parametrize("debug, testing, expected", [(False, False, True), (True, False, False),
-                                                      (False, True, False)])
+@pytest.mark.parametrize(
+    "debug, testing, expected", [(False, False, True), (True, False, False), (False, True, False)]
+)
 def test_auto_requires_two_factors_outside_debug(make_app, debug, testing, expected):
     from ivr.staff import twofactor
 
@@ -144,5 +153,11 @@ def test_bad_setting_is_refused():
     from ivr import settings
 
     with pytest.raises(settings.SettingsError, match="STAFF_2FA"):
-        settings.load({"SECRET_KEY": "x", "TWILIO_AUTH_TOKEN": "t",
-                       "FIRM_PHONE_NUMBER": "+13125550100", "STAFF_2FA": "sometimes"})
+        settings.load(
+            {
+                "SECRET_KEY": "x",
+                "TWILIO_AUTH_TOKEN": "t",
+                "FIRM_PHONE_NUMBER": "+13125550100",
+                "STAFF_2FA": "sometimes",
+            }
+        )

@@ -71,11 +71,15 @@ def callbacks_replay(source) -> None:
     try:
         stored, failed, _refused = store.replay(fallback.read(source))
     except sa.exc.SQLAlchemyError as exc:
-        click.echo(f"the database cannot take them yet ({str(exc).splitlines()[0][:200]}); "
-                   "nothing was lost: run this again once it can", err=True)
+        click.echo(
+            f"the database cannot take them yet ({str(exc).splitlines()[0][:200]}); "
+            "nothing was lost: run this again once it can",
+            err=True,
+        )
         sys.exit(1)
-    click.echo(f"replayed {stored} entries" + (f", {failed} failed (see the log)"
-                                               if failed else ""))
+    click.echo(
+        f"replayed {stored} entries" + (f", {failed} failed (see the log)" if failed else "")
+    )
     if failed:
         sys.exit(1)
 
@@ -105,16 +109,19 @@ def retention_run(dry_run: bool) -> None:
     todo = retention.run(dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
     days = current_app.config["RETENTION_DAYS"]
-    click.echo(f"{verb} the recording and personal data of {len(todo.requests)} request(s) "
-               f"handled over {days} days ago, and the calling number of {todo.calls} call(s)")
+    click.echo(
+        f"{verb} the recording and personal data of {len(todo.requests)} request(s) "
+        f"handled over {days} days ago, and the calling number of {todo.calls} call(s)"
+    )
     for _id, reference in todo.requests:
         click.echo(f"  #{reference}")
 
 
 @main.command("worker")
 @click.option("--once", is_flag=True, help="Run the jobs that are due now, then stop.")
-@click.option("--concurrency", type=int, default=None,
-              help="Jobs at once (default: JOB_CONCURRENCY).")
+@click.option(
+    "--concurrency", type=int, default=None, help="Jobs at once (default: JOB_CONCURRENCY)."
+)
 @with_appcontext
 def worker_command(once: bool, concurrency: int | None) -> None:
     """Run background jobs: recording copies, staff alerts (the Procfile's `worker:`)."""
@@ -128,8 +135,14 @@ def _register_commands() -> None:
     from .staff import alerts_group, staff_group
     from .twilio import twilio_group
 
-    for command in (audio_group, prompts_group, call_command, staff_group, alerts_group,
-                    twilio_group):
+    for command in (
+        audio_group,
+        prompts_group,
+        call_command,
+        staff_group,
+        alerts_group,
+        twilio_group,
+    ):
         main.add_command(command)
 
 

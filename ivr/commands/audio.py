@@ -83,8 +83,9 @@ def build_command(check: bool, prune: bool) -> None:
     rendered = 0
     try:
         for lang, item, file in tqdm(todo, desc="Rendering", unit="prompt", disable=None):
-            audio.write_atomic(root / file,
-                               render(item.line.text, lang, accents[lang], item.line.slow))
+            audio.write_atomic(
+                root / file, render(item.line.text, lang, accents[lang], item.line.slow)
+            )
             manifest[lang][item.key] = {"hash": Path(file).stem, "file": file}
             rendered += 1
     except (gTTSError, requests.RequestException) as exc:
@@ -130,17 +131,25 @@ def check_command() -> None:
         click.echo(str(count))
     problems = check(root)
     zone = zone_prompt(current_app.config["OFFICE_TIMEZONE"])
-    problems += [Problem(True, f"{lang}/{zone}.txt", "missing: it names OFFICE_TIMEZONE when "
-                         "the office hours are said") for lang in LANGUAGES
-                 if not (root / lang / f"{zone}.txt").is_file()]
+    problems += [
+        Problem(
+            True,
+            f"{lang}/{zone}.txt",
+            "missing: it names OFFICE_TIMEZONE when the office hours are said",
+        )
+        for lang in LANGUAGES
+        if not (root / lang / f"{zone}.txt").is_file()
+    ]
     for problem in problems:
         click.echo(str(problem))
     errors = sum(1 for p in problems if p.error)
     marked = approvals(root)
     for approval in marked:
         click.echo(str(approval))
-    click.echo(f"{errors} error(s), {len(problems) - errors} warning(s), "
-               f"{len(marked)} line(s) awaiting the firm's approval")
+    click.echo(
+        f"{errors} error(s), {len(problems) - errors} warning(s), "
+        f"{len(marked)} line(s) awaiting the firm's approval"
+    )
     if errors:
         sys.exit(1)
     # What an edit costs a caller (see ivr/timing.py).
@@ -150,17 +159,30 @@ def check_command() -> None:
         except (PromptError, LookupError) as exc:
             click.echo(f"{lang}: no timings ({exc})")
             continue
-        click.echo(f"{lang}: " + ", ".join(f"{name} {value:.1f} s"
-                                           for name, value in figures.items()))
+        click.echo(
+            f"{lang}: " + ", ".join(f"{name} {value:.1f} s" for name, value in figures.items())
+        )
 
 
 @click.command("call")
-@click.option("--from", "from_number", default="+13125550123", show_default=True,
-              help="The caller's number (Anonymous for a withheld number).")
-@click.option("--lang", type=click.Choice(LANGUAGES), default=None,
-              help="Choose this language at the greeting without typing it.")
-@click.option("--yes", is_flag=True,
-              help="Call even when DATABASE_URL is not SQLite (stores real callback requests).")
+@click.option(
+    "--from",
+    "from_number",
+    default="+13125550123",
+    show_default=True,
+    help="The caller's number (Anonymous for a withheld number).",
+)
+@click.option(
+    "--lang",
+    type=click.Choice(LANGUAGES),
+    default=None,
+    help="Choose this language at the greeting without typing it.",
+)
+@click.option(
+    "--yes",
+    is_flag=True,
+    help="Call even when DATABASE_URL is not SQLite (stores real callback requests).",
+)
 @click.pass_context
 def call_command(ctx: click.Context, from_number: str, lang: str | None, yes: bool) -> None:
     """Simulate a call in the terminal: type keys, speech ("..."), or Enter for silence.
@@ -180,10 +202,12 @@ def call_command(ctx: click.Context, from_number: str, lang: str | None, yes: bo
         backend, host = url.get_backend_name(), url.host or "localhost"
         where = f"{backend} database {url.database or ''} on {host}"
         if not yes:
-            fail(f"ivr call: DATABASE_URL is a {where}, not a local SQLite file. A simulated call "
-                 "creates real callback requests there, which staff will see and may call back. "
-                 "Run it against SQLite (e.g. DATABASE_URL=sqlite:///call-test.sqlite3 after "
-                 "`ivr db upgrade`), or pass --yes if that is what you want.")
+            fail(
+                f"ivr call: DATABASE_URL is a {where}, not a local SQLite file. A simulated call "
+                "creates real callback requests there, which staff will see and may call back. "
+                "Run it against SQLite (e.g. DATABASE_URL=sqlite:///call-test.sqlite3 after "
+                "`ivr db upgrade`), or pass --yes if that is what you want."
+            )
         click.echo(f"Warning: this call stores real callback requests in the {where}.", err=True)
     # The simulated call never leaves this process: plain http, as with `ivr run`, even where the
     # app otherwise redirects to https (no debug, e.g. `heroku run ivr call --yes`).

@@ -54,12 +54,19 @@ def add(username: str, admin: bool, phone: str) -> None:
         raise click.ClickException(f"{name!r} is empty or already exists")
     number = staff_phone(phone) if phone.strip() else None
     if phone.strip() and number is None:
-        raise click.ClickException(f"{phone!r} is not a phone number: give it with its country "
-                                   "code, e.g. +13125550100")
+        raise click.ClickException(
+            f"{phone!r} is not a phone number: give it with its country code, e.g. +13125550100"
+        )
     first = db.session.scalar(sa.select(StaffUser.id).limit(1)) is None
     role = "admin" if admin or first else "staff"
-    db.session.add(StaffUser(username=name, phone=number, role=role,
-                             password_hash=generate_password_hash(read_password())))
+    db.session.add(
+        StaffUser(
+            username=name,
+            phone=number,
+            role=role,
+            password_hash=generate_password_hash(read_password()),
+        )
+    )
     audit.record("account", CLI, detail=f"added {name} ({role})")
     db.session.commit()
     click.echo(f"{role} account {name} created")
@@ -105,8 +112,10 @@ def list_users() -> None:
     """List staff accounts."""
     for user in db.session.scalars(sa.select(StaffUser).order_by(StaffUser.username)):
         factors = "2fa" if user.totp_secret else "no 2fa"
-        click.echo(f"{user.username}\t{user.role}\t{factors}\t"
-                   f"created {user.created_at:%Y-%m-%d}\tphone {user.phone or '-'}")
+        click.echo(
+            f"{user.username}\t{user.role}\t{factors}\t"
+            f"created {user.created_at:%Y-%m-%d}\tphone {user.phone or '-'}"
+        )
 
 
 @staff_group.command("remove")
@@ -155,6 +164,8 @@ def list_alerts(show_all: bool) -> None:
         query = query.where(Job.status != "done")
     for job in db.session.scalars(query):
         data = job.data
-        click.echo(f"{job.id}\trequest {data.get('request_id')}\t{job.kind[6:]}\t"
-                   f"{data.get('recipient')}\t{'sent' if job.status == 'done' else job.status}\t"
-                   f"attempts {job.attempts}\t{job.last_error or ''}")
+        click.echo(
+            f"{job.id}\trequest {data.get('request_id')}\t{job.kind[6:]}\t"
+            f"{data.get('recipient')}\t{'sent' if job.status == 'done' else job.status}\t"
+            f"attempts {job.attempts}\t{job.last_error or ''}"
+        )

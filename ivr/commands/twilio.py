@@ -69,20 +69,28 @@ def fallback_twiml() -> str:
 
     def say(name: str) -> None:
         for lang in languages:
-            response.say(prompts.text(lang, name), language=SAY_LANGUAGE[lang],
-                         voice=config[f"VOICE_{lang.upper()}"])
+            response.say(
+                prompts.text(lang, name),
+                language=SAY_LANGUAGE[lang],
+                voice=config[f"VOICE_{lang.upper()}"],
+            )
 
     say("app_down")
-    response.dial(config["FIRM_PHONE_NUMBER"], timeout=config["DIAL_TIMEOUT"],
-                  answer_on_bridge=True)
+    response.dial(
+        config["FIRM_PHONE_NUMBER"], timeout=config["DIAL_TIMEOUT"], answer_on_bridge=True
+    )
     say("app_down_goodbye")
     response.hangup()
     return str(response)
 
 
 @twilio_group.command("fallback")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the TwiML to this file instead of printing it.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the TwiML to this file instead of printing it.",
+)
 @with_appcontext
 def fallback(output: Path | None) -> None:
     """Print the static TwiML for the number's Fallback URL (host it outside the app)."""
@@ -97,15 +105,20 @@ def fallback(output: Path | None) -> None:
         output.write_text(document + "\n", encoding="utf-8")
     except OSError as exc:
         raise click.ClickException(f"could not write {output}: {exc.strerror}") from None
-    click.echo(f"wrote {output}: host it (e.g. a TwiML Bin) and pass its address to "
-               "`ivr twilio setup --fallback-url`", err=True)
+    click.echo(
+        f"wrote {output}: host it (e.g. a TwiML Bin) and pass its address to "
+        "`ivr twilio setup --fallback-url`",
+        err=True,
+    )
 
 
 # Talking to Twilio --------------------------------------------------------------------------------
 def client() -> Client:
     if not current_app.config["TWILIO_ACCOUNT_SID"]:
-        raise click.ClickException("TWILIO_ACCOUNT_SID is not set: it and TWILIO_AUTH_TOKEN are "
-                                   "the account's credentials for Twilio's API")
+        raise click.ClickException(
+            "TWILIO_ACCOUNT_SID is not set: it and TWILIO_AUTH_TOKEN are "
+            "the account's credentials for Twilio's API"
+        )
     return twilio_api.client()  # with a timeout: a hung API is an error, not a frozen terminal
 
 
@@ -132,9 +145,11 @@ def find_number(api: Client, number: str):
             raise
     parsed = parse_valid(number) if number.startswith("+") else None
     if parsed is None:
-        raise click.BadParameter("an E.164 number such as +13125550100, or a number's SID "
-                                 "(PN followed by 32 hexadecimal characters)",
-                                 param_hint="--number")
+        raise click.BadParameter(
+            "an E.164 number such as +13125550100, or a number's SID "
+            "(PN followed by 32 hexadecimal characters)",
+            param_hint="--number",
+        )
     found = api.incoming_phone_numbers.list(phone_number=e164(parsed), limit=1)
     if not found:
         raise click.ClickException(f"{e164(parsed)} is not a number of this account")
@@ -146,8 +161,10 @@ def public_url() -> str:
     value = current_app.config["PUBLIC_URL"].rstrip("/")
     parts = urlsplit(value)
     if parts.scheme != "https" or not parts.netloc:
-        raise click.ClickException(f"PUBLIC_URL must be the app's public https address, such as "
-                                   f"https://hotline.example.org (it is {value!r})")
+        raise click.ClickException(
+            f"PUBLIC_URL must be the app's public https address, such as "
+            f"https://hotline.example.org (it is {value!r})"
+        )
     return value
 
 
@@ -188,8 +205,11 @@ def setup(number: str, fallback_url: str | None, dry_run: bool) -> None:
     with twilio_errors():
         found = find_number(api, number)
         wanted = wanted_settings(found, voice_url(base), fallback_url)
-        changes = {name: (getattr(found, name) or "", value) for name, value in wanted.items()
-                   if (getattr(found, name) or "") != value}
+        changes = {
+            name: (getattr(found, name) or "", value)
+            for name, value in wanted.items()
+            if (getattr(found, name) or "") != value
+        }
         click.echo(f"{found.phone_number} ({found.sid})")
         for name, (old, new) in changes.items():
             click.echo(f"  {LABELS[name]}: {old or '(none)'} -> {new or '(none)'}")
@@ -202,8 +222,10 @@ def setup(number: str, fallback_url: str | None, dry_run: bool) -> None:
     else:
         click.echo(f"changed {len(changes)} setting{'s' if len(changes) > 1 else ''}")
     if not (fallback_url or found.voice_fallback_url):
-        click.echo("warning: no Fallback URL, so callers hear Twilio's error while the app is "
-                   "down: see `ivr twilio fallback`")
+        click.echo(
+            "warning: no Fallback URL, so callers hear Twilio's error while the app is "
+            "down: see `ivr twilio fallback`"
+        )
 
 
 # check --------------------------------------------------------------------------------------------
@@ -214,11 +236,15 @@ def number_problems(number, voice: str | None) -> list[str]:
     if not (number.capabilities or {}).get("voice", True):
         problems.append(f"{name} cannot take voice calls")
     if number.trunk_sid:
-        problems.append(f"{name} is on SIP trunk {number.trunk_sid}: calls go to the trunk, "
-                        "not to the Voice URL")
+        problems.append(
+            f"{name} is on SIP trunk {number.trunk_sid}: calls go to the trunk, "
+            "not to the Voice URL"
+        )
     if number.voice_application_sid:
-        problems.append(f"{name} uses TwiML App {number.voice_application_sid}: calls go to the "
-                        "app's URL, not to the number's Voice URL")
+        problems.append(
+            f"{name} uses TwiML App {number.voice_application_sid}: calls go to the "
+            "app's URL, not to the number's Voice URL"
+        )
     if number.voice_receive_mode == "fax":
         problems.append(f"{name} receives faxes, not voice calls")
     url = number.voice_url or ""
@@ -226,24 +252,31 @@ def number_problems(number, voice: str | None) -> list[str]:
     if not url:
         problems.append(f"{name} has no Voice URL")
     elif parts.scheme != "https":
-        problems.append(f"{name}'s Voice URL {url} is not https: Twilio would send callers' "
-                        "answers unencrypted")
+        problems.append(
+            f"{name}'s Voice URL {url} is not https: Twilio would send callers' answers unencrypted"
+        )
     if url and voice and parts.netloc.lower() != expected.netloc.lower():
-        problems.append(f"{name}'s Voice URL goes to {parts.netloc}, but the hotline is at "
-                        f"{expected.netloc} (PUBLIC_URL)")
+        problems.append(
+            f"{name}'s Voice URL goes to {parts.netloc}, but the hotline is at "
+            f"{expected.netloc} (PUBLIC_URL)"
+        )
     elif url and voice and (parts.path, parts.query) != (expected.path, expected.query):
         problems.append(f"{name}'s Voice URL is {url}, not {voice}")
     if (number.voice_method or "POST").upper() != "POST":
         problems.append(f"{name}'s Voice URL is requested with {number.voice_method}, not POST")
     fallback_url = number.voice_fallback_url or ""
     if not fallback_url:
-        problems.append(f"{name} has no Fallback URL: while the app is down, callers hear "
-                        "Twilio's error instead of the firm (see `ivr twilio fallback`)")
+        problems.append(
+            f"{name} has no Fallback URL: while the app is down, callers hear "
+            "Twilio's error instead of the firm (see `ivr twilio fallback`)"
+        )
     elif urlsplit(fallback_url).scheme != "https":
         problems.append(f"{name}'s Fallback URL {fallback_url} is not https")
     elif expected.netloc and urlsplit(fallback_url).netloc.lower() == expected.netloc.lower():
-        problems.append(f"{name}'s Fallback URL is on the app's own host, so it is down whenever "
-                        "the app is: host it elsewhere (e.g. a TwiML Bin)")
+        problems.append(
+            f"{name}'s Fallback URL is on the app's own host, so it is down whenever "
+            "the app is: host it elsewhere (e.g. a TwiML Bin)"
+        )
     return problems
 
 
@@ -259,8 +292,10 @@ def sms_problems(api: Client) -> list[str]:
     if not found:
         return [f"ALERT_SMS_FROM {sender} is not a number of this account: SMS alerts will fail"]
     if not (found[0].capabilities or {}).get("sms"):
-        return [f"ALERT_SMS_FROM {sender} cannot send SMS (messaging is not enabled on it): "
-                "SMS alerts will fail"]
+        return [
+            f"ALERT_SMS_FROM {sender} cannot send SMS (messaging is not enabled on it): "
+            "SMS alerts will fail"
+        ]
     return []
 
 
@@ -270,8 +305,10 @@ def account_problems(api: Client) -> list[str]:
     if account.status != "active":
         problems.append(f"the Twilio account is {account.status}, not active")
     if account.type == "Trial":
-        problems.append("the Twilio account is a trial: callers hear Twilio's trial notice first, "
-                        "and the firm can be rung only if its number is verified")
+        problems.append(
+            "the Twilio account is a trial: callers hear Twilio's trial notice first, "
+            "and the firm can be rung only if its number is verified"
+        )
     return problems
 
 
@@ -292,11 +329,16 @@ def check(number: str | None) -> None:
             numbers = [find_number(api, number)]
         else:
             host = urlsplit(voice or "").netloc.lower()
-            numbers = [n for n in api.incoming_phone_numbers.list()
-                       if host and urlsplit(n.voice_url or "").netloc.lower() == host]
+            numbers = [
+                n
+                for n in api.incoming_phone_numbers.list()
+                if host and urlsplit(n.voice_url or "").netloc.lower() == host
+            ]
             if not numbers:
-                problems.append("no number of this account sends its calls to PUBLIC_URL: run "
-                                "`ivr twilio setup --number ...`, or name one with --number")
+                problems.append(
+                    "no number of this account sends its calls to PUBLIC_URL: run "
+                    "`ivr twilio setup --number ...`, or name one with --number"
+                )
         for found in numbers:
             click.echo(f"checked {found.phone_number} ({found.sid})")
             problems += number_problems(found, voice)

@@ -20,8 +20,11 @@ from .transports import send_email
 def queue(request_id: int, message_id: int) -> None:
     """Queue the alerts of a new added message; inside its transaction, never commits."""
     for channel, recipient in alerts.recipients():
-        jobs.enqueue(f"added-{channel}", f"added:{message_id}:{channel}:{recipient}",
-                     {"request_id": request_id, "recipient": recipient})
+        jobs.enqueue(
+            f"added-{channel}",
+            f"added:{message_id}:{channel}:{recipient}",
+            {"request_id": request_id, "recipient": recipient},
+        )
 
 
 def title(row: CallbackRequest) -> str:
@@ -30,8 +33,7 @@ def title(row: CallbackRequest) -> str:
 
 def message(row: CallbackRequest) -> list[str]:
     language = LANGUAGES.get(row.language, row.language)
-    return [f"{title(row)} ({language}): the caller called again.",
-            f"Listen: {alerts.link(row)}"]
+    return [f"{title(row)} ({language}): the caller called again.", f"Listen: {alerts.link(row)}"]
 
 
 @jobs.handler("added-sms", once=True, max_attempts=5)

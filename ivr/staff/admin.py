@@ -42,8 +42,9 @@ def audit_log():
     entries = db.session.scalars(
         sa.select(audit.AuditEntry).order_by(audit.AuditEntry.id.desc()).limit(AUDIT_PAGE)
     ).all()
-    return render_template("staff/audit.html", entries=entries, actions=audit.ACTIONS,
-                           fmt=display, page=AUDIT_PAGE)
+    return render_template(
+        "staff/audit.html", entries=entries, actions=audit.ACTIONS, fmt=display, page=AUDIT_PAGE
+    )
 
 
 @bp.post("/requests/<int:request_id>/delete")
@@ -65,9 +66,11 @@ def audit_views(response: Response) -> Response:
             assert request.view_args is not None  # the endpoint matched, so its arguments are set
             request_id = request.view_args["request_id"]
             reference = db.session.scalar(
-                sa.select(CallbackRequest.reference).where(CallbackRequest.id == request_id))
-            audit.record("listen", current_user.username, request_id=request_id,
-                         reference=reference)
+                sa.select(CallbackRequest.reference).where(CallbackRequest.id == request_id)
+            )
+            audit.record(
+                "listen", current_user.username, request_id=request_id, reference=reference
+            )
             db.session.commit()
     elif request.endpoint == "staff.requests.export" and response.status_code == 200:
         rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))[1:]
@@ -75,9 +78,11 @@ def audit_views(response: Response) -> Response:
         filters = {k: request.values[k] for k in EXPORT_FILTERS if request.values.get(k)}
         if request.values.get("q"):
             filters["q"] = "(a search)"
-        detail = (f"{len(references)} rows; filters: "
-                  f"{', '.join(f'{k}={v}' for k, v in filters.items()) or 'none'}; "
-                  f"references: {' '.join(references)}")
+        detail = (
+            f"{len(references)} rows; filters: "
+            f"{', '.join(f'{k}={v}' for k, v in filters.items()) or 'none'}; "
+            f"references: {' '.join(references)}"
+        )
         audit.record("export", current_user.username, detail=detail)
         db.session.commit()
     return response

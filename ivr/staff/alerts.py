@@ -50,16 +50,20 @@ def init_app(app: Flask) -> None:
     with app.app_context():
         sms, email = sms_recipients(), email_recipients()
     if app.config["ALERT_SMS_TO"] and not sms:
-        app.logger.warning("ALERT_SMS_TO is set but ALERT_SMS_FROM or TWILIO_ACCOUNT_SID is not: "
-                           "no SMS alerts")
+        app.logger.warning(
+            "ALERT_SMS_TO is set but ALERT_SMS_FROM or TWILIO_ACCOUNT_SID is not: no SMS alerts"
+        )
     if app.config["ALERT_EMAIL_TO"] and not email:
         app.logger.warning("ALERT_EMAIL_TO is set but SMTP_URL is not: no e-mail alerts")
     if sms or email:
-        app.logger.info("alerts on: %d SMS and %d e-mail recipients, sent by the worker",
-                        len(sms), len(email))
+        app.logger.info(
+            "alerts on: %d SMS and %d e-mail recipients, sent by the worker", len(sms), len(email)
+        )
     else:
-        app.logger.info("alerts are off: set ALERT_SMS_TO and ALERT_SMS_FROM, or ALERT_EMAIL_TO "
-                        "and SMTP_URL, to alert staff to new callback requests")
+        app.logger.info(
+            "alerts are off: set ALERT_SMS_TO and ALERT_SMS_FROM, or ALERT_EMAIL_TO "
+            "and SMTP_URL, to alert staff to new callback requests"
+        )
     store.request_created.connect(queue_alerts, sender=app, weak=False)
     store.request_completed.connect(alerts_due_now, sender=app, weak=False)
 
@@ -79,16 +83,23 @@ def key(request_id: int, channel: str = "", recipient: str = "") -> str:
 def queue_alerts(app: Flask, request: CallbackRequest) -> None:
     """Queue the request's alerts in its own transaction, due after the grace; never commit."""
     for channel, recipient in recipients():
-        jobs.enqueue(f"alert-{channel}", key(request.id, channel, recipient),
-                     {"request_id": request.id, "recipient": recipient}, delay=grace())
+        jobs.enqueue(
+            f"alert-{channel}",
+            key(request.id, channel, recipient),
+            {"request_id": request.id, "recipient": recipient},
+            delay=grace(),
+        )
 
 
 def alerts_due_now(app: Flask, request: CallbackRequest) -> None:
     """The caller finished: the request's alerts need wait no longer. Inside its transaction."""
     db.session.execute(
         sa.update(jobs.Job)
-        .where(jobs.Job.key.startswith(key(request.id)), jobs.Job.status == "pending",
-               jobs.Job.attempts == 0)
+        .where(
+            jobs.Job.key.startswith(key(request.id)),
+            jobs.Job.status == "pending",
+            jobs.Job.attempts == 0,
+        )
         .values(run_at=utcnow())
         .execution_options(synchronize_session=False)
     )
@@ -113,8 +124,7 @@ def alert_sms(payload: dict[str, Any]) -> None:
 def alert_email(payload: dict[str, Any]) -> None:
     row = request_or_none(payload["request_id"])
     if row is not None:
-        send_email(payload["recipient"], title(row),
-                   "\n".join(message(row)) + "\n")
+        send_email(payload["recipient"], title(row), "\n".join(message(row)) + "\n")
 
 
 def sms(to: str, body: str) -> None:
@@ -137,9 +147,7 @@ def sms(to: str, body: str) -> None:
 
 
 def link(row: CallbackRequest) -> str:
-    path = current_app.url_map.bind("").build(
-        "staff.requests.detail", {"request_id": row.id}
-    )
+    path = current_app.url_map.bind("").build("staff.requests.detail", {"request_id": row.id})
     return current_app.config["PUBLIC_URL"].rstrip("/") + path
 
 
@@ -190,12 +198,16 @@ def alert_directly(entries: list[dict[str, Any]]) -> list[str]:
                 if channel == "sms":
                     send_sms(recipient, " ".join(lines))
                 else:
-                    send_email(recipient, f"New callback request #{fields.get('reference', '?')}",
-                               "\n".join(lines) + "\n")
+                    send_email(
+                        recipient,
+                        f"New callback request #{fields.get('reference', '?')}",
+                        "\n".join(lines) + "\n",
+                    )
                 sent = True
             except Exception as exc:  # one line each; the e-mail may still go
-                current_app.logger.warning("direct alert for call %s by %s failed: %s",
-                                           call_sid, channel, jobs.reason(exc))
+                current_app.logger.warning(
+                    "direct alert for call %s by %s failed: %s", call_sid, channel, jobs.reason(exc)
+                )
         if sent:
             marks.append(json.dumps({"call_sid": call_sid, "alerted": True}))
     return marks
@@ -209,5 +221,8 @@ def direct_message(fields: dict[str, Any]) -> list[str]:
         number = f"Called from: {phone(fields['caller_number'])} (no callback number given)."
     else:
         number = "No number: caller ID withheld and no callback number given."
-    return [f"New callback request #{fields.get('reference', '?')} ({language}).", number,
-            "The database is down: the message will be on the dashboard once it is back."]
+    return [
+        f"New callback request #{fields.get('reference', '?')} ({language}).",
+        number,
+        "The database is down: the message will be on the dashboard once it is back.",
+    ]

@@ -36,10 +36,15 @@ bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
 login_manager.login_view = "staff.auth.login"
 login_manager.login_message = None
-PUBLIC_ENDPOINTS = {"staff.auth.login", "staff.auth.login_post",
-                    # After the password, before the code (twofactor.py checks the session).
-                    "staff.twofactor.code", "staff.twofactor.code_post",
-                    "staff.twofactor.setup", "staff.twofactor.setup_post"}
+PUBLIC_ENDPOINTS = {
+    "staff.auth.login",
+    "staff.auth.login_post",
+    # After the password, before the code (twofactor.py checks the session).
+    "staff.twofactor.code",
+    "staff.twofactor.code_post",
+    "staff.twofactor.setup",
+    "staff.twofactor.setup_post",
+}
 # Failed logins allowed per WINDOW: for one account from one address, and for one account from
 # everywhere (many addresses, e.g. a botnet, still get only this many guesses between them).
 MAX_FAILURES = 5
@@ -104,8 +109,11 @@ def admit_attempt(username: str) -> bool:
     db.session.flush()
     db.session.execute(sa.select(StaffUser.id).filter_by(username=username).with_for_update())
     since = utcnow() - WINDOW
-    recent = (sa.select(sa.func.count()).select_from(LoginAttempt)
-              .where(LoginAttempt.username == username, LoginAttempt.created_at >= since))
+    recent = (
+        sa.select(sa.func.count())
+        .select_from(LoginAttempt)
+        .where(LoginAttempt.username == username, LoginAttempt.created_at >= since)
+    )
     here = db.session.execute(recent.where(LoginAttempt.ip == address())).scalar_one()
     anywhere = db.session.execute(recent).scalar_one()
     if here > MAX_FAILURES or anywhere > ACCOUNT_MAX_FAILURES:

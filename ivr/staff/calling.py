@@ -73,8 +73,9 @@ def start(row: CallbackRequest, user: StaffUser) -> history.RequestEvent:
 
 def start_missed(call: Call, user: StaffUser) -> history.RequestEvent:
     """The same for a missed call (no request): the number it came from."""
-    attempt = history.add(None, "call", user.username, call_id=call.id,
-                          text=f"to {valid_number(call.from_number)}")
+    attempt = history.add(
+        None, "call", user.username, call_id=call.id, text=f"to {valid_number(call.from_number)}"
+    )
     jobs.enqueue("staff-call", f"staff-call:{attempt.id}", {"attempt_id": attempt.id})
     return attempt
 
@@ -97,26 +98,42 @@ def public_url(endpoint: str, **values: Any) -> str:
     return current_app.config["PUBLIC_URL"].rstrip("/") + path
 
 
-def outcome(attempt_id: int, result: str, *, duration: int | None = None, text: str = "",
-            actor: str | None = None) -> bool:
+def outcome(
+    attempt_id: int,
+    result: str,
+    *,
+    duration: int | None = None,
+    text: str = "",
+    actor: str | None = None,
+) -> bool:
     """Record how an attempt ended (once: a repeated webhook records nothing) and move the
     request's status on. Commits. False when this attempt already had its outcome."""
     attempt = db.session.get(history.RequestEvent, attempt_id)
     if attempt is None or attempt.kind != "call":
         return False
     try:
-        history.add(attempt.request_id, "outcome", actor or attempt.actor, call_id=attempt.call_id,
-                    attempt_id=attempt_id, outcome=result, duration=duration, text=text)
+        history.add(
+            attempt.request_id,
+            "outcome",
+            actor or attempt.actor,
+            call_id=attempt.call_id,
+            attempt_id=attempt_id,
+            outcome=result,
+            duration=duration,
+            text=text,
+        )
         if attempt.request_id is None:  # a missed call has no status
             db.session.commit()
             return True
         status = db.session.scalar(
-            sa.select(CallbackRequest.status).where(CallbackRequest.id == attempt.request_id))
+            sa.select(CallbackRequest.status).where(CallbackRequest.id == attempt.request_id)
+        )
         if result == "reached" and status in history.OPEN:
             history.move_status(attempt.request_id, status, "reached", None, "call-back answered")
         elif result in history.DIALLED and status == "new":
-            history.move_status(attempt.request_id, status, "trying", None,
-                                "call-back not answered")
+            history.move_status(
+                attempt.request_id, status, "trying", None, "call-back not answered"
+            )
         db.session.commit()
         return True
     except sa.exc.IntegrityError:  # the same outcome arrived twice at once

@@ -51,8 +51,9 @@ class HandleForm(FlaskForm):
     # Plain fields checked against the list: SelectField's tuple choices are deprecated.
     status = StringField("Status", validators=[AnyOf(STATUSES, message="Choose a status.")])
     # What the page showed when it was loaded: a save changes only what this person changed.
-    seen_status = StringField("Seen status", validators=[AnyOf(STATUSES,
-                                                               message="Reload the page.")])
+    seen_status = StringField(
+        "Seen status", validators=[AnyOf(STATUSES, message="Reload the page.")]
+    )
     seen = IntegerField("Seen", default=0, validators=[Optional()])
     note = TextAreaField("Note", validators=[Length(max=4000)])
 
@@ -91,31 +92,46 @@ class Filters:
             query = query.where(CallbackRequest.created_at < display.day_bounds(self.end)[1])
         if self.mine:
             query = query.join(RequestClaim, RequestClaim.request_id == CallbackRequest.id).where(
-                RequestClaim.username == current_user.username)
+                RequestClaim.username == current_user.username
+            )
         if self.q:
             digits = re.sub(r"\D", "", self.q)
             found = [CallbackRequest.reference == self.q.lstrip("#")]
             if len(digits) >= 3:
-                found += [CallbackRequest.reference == digits,
-                          CallbackRequest.caller_number.contains(digits, autoescape=True),
-                          CallbackRequest.callback_number.contains(digits, autoescape=True),
-                          CallbackRequest.a_number == digits.rjust(9, "0")]
+                found += [
+                    CallbackRequest.reference == digits,
+                    CallbackRequest.caller_number.contains(digits, autoescape=True),
+                    CallbackRequest.callback_number.contains(digits, autoescape=True),
+                    CallbackRequest.a_number == digits.rjust(9, "0"),
+                ]
             query = query.where(sa.or_(*found))
         # Families still waiting first, urgent ones (a hearing within 7 days, a transfer soon:
         # `urgency.py`) before the rest, the longest wait at the top; then reached, then handled,
         # the latest first.
         waiting = CallbackRequest.status.in_(OPEN)
-        group = sa.case((sa.and_(waiting, CallbackRequest.urgent), 0), (waiting, 1),
-                        (CallbackRequest.status == "reached", 2), else_=3)
+        group = sa.case(
+            (sa.and_(waiting, CallbackRequest.urgent), 0),
+            (waiting, 1),
+            (CallbackRequest.status == "reached", 2),
+            else_=3,
+        )
         oldest_waiting = sa.case((waiting, CallbackRequest.created_at), else_=None)
-        return query.order_by(group, oldest_waiting.asc(), CallbackRequest.created_at.desc(),
-                              CallbackRequest.id.desc())
+        return query.order_by(
+            group,
+            oldest_waiting.asc(),
+            CallbackRequest.created_at.desc(),
+            CallbackRequest.id.desc(),
+        )
 
     def url_args(self) -> dict[str, Any]:
         """The filters that may go in a URL: all but the search words."""
-        values = {"status": self.status, "language": self.language,
-                  "start": self.start.isoformat() if self.start else "",
-                  "end": self.end.isoformat() if self.end else "", "mine": "1" if self.mine else ""}
+        values = {
+            "status": self.status,
+            "language": self.language,
+            "start": self.start.isoformat() if self.start else "",
+            "end": self.end.isoformat() if self.end else "",
+            "mine": "1" if self.mine else "",
+        }
         return {k: v for k, v in values.items() if v}
 
 
@@ -130,20 +146,29 @@ def waiting_counts() -> dict[str, int]:
     """Requests whose family still waits, per language, for the header and the page title."""
     rows = db.session.execute(
         sa.select(CallbackRequest.language, sa.func.count())
-        .where(CallbackRequest.status.in_(OPEN)).group_by(CallbackRequest.language)
+        .where(CallbackRequest.status.in_(OPEN))
+        .group_by(CallbackRequest.language)
     )
     return {language: count for language, count in rows}
 
 
 @bp.context_processor
 def helpers() -> dict:
-    return {"fmt": display, "statuses": STATUS_LABELS, "languages": display.LANGUAGES,
-            "history": history}
+    return {
+        "fmt": display,
+        "statuses": STATUS_LABELS,
+        "languages": display.LANGUAGES,
+        "history": history,
+    }
 
 
 def page_context(rows: Sequence[CallbackRequest]) -> dict:
-    return {"summaries": history.summaries([r.id for r in rows]), "calling": calling,
-            "now": utcnow(), "waiting": waiting_counts()}
+    return {
+        "summaries": history.summaries([r.id for r in rows]),
+        "calling": calling,
+        "now": utcnow(),
+        "waiting": waiting_counts(),
+    }
 
 
 @bp.get("/")
@@ -163,8 +188,14 @@ def listing(filters: Filters) -> str:
     # Marking a request handled comes back to the list, filtered as it was (less the search).
     here = url_for("staff.requests.index", **filters.url_args())
     return render_template(
-        "staff/index.html", rows=rows[:PAGE], more=len(rows) > PAGE, filters=filters,
-        chart=display.chart(days), days=days, here=here, **page_context(rows[:PAGE]),
+        "staff/index.html",
+        rows=rows[:PAGE],
+        more=len(rows) > PAGE,
+        filters=filters,
+        chart=display.chart(days),
+        days=days,
+        here=here,
+        **page_context(rows[:PAGE]),
     )
 
 
@@ -178,8 +209,9 @@ def get_or_404(request_id: int, *options) -> CallbackRequest:
 @bp.get("/requests/<int:request_id>")
 def detail(request_id: int):
     row = get_or_404(request_id)
-    return render_template("staff/detail.html", row=row, here=request.full_path, full=True,
-                           **page_context([row]))
+    return render_template(
+        "staff/detail.html", row=row, here=request.full_path, full=True, **page_context([row])
+    )
 
 
 def back_to(row: CallbackRequest):
@@ -194,8 +226,14 @@ def update(request_id: int):
     row = get_or_404(request_id)
     form = HandleForm()
     if not form.validate_on_submit():
-        return render_template("staff/detail.html", row=row, form=form, here=request.path,
-                               full=True, **page_context([row])), 400
+        return render_template(
+            "staff/detail.html",
+            row=row,
+            form=form,
+            here=request.path,
+            full=True,
+            **page_context([row]),
+        ), 400
     me = current_user.username
     seen = form.seen.data or 0
     meanwhile = [e for e in history.events(row.id, after=seen) if e.actor != me]
@@ -213,17 +251,24 @@ def update(request_id: int):
         else:
             refused = True
     # Saving the request is staff's word that they have seen its added messages too.
-    db.session.execute(sa.update(RequestMessage).where(RequestMessage.request_id == row.id)
-                       .values(is_new=False).execution_options(synchronize_session=False))
+    db.session.execute(
+        sa.update(RequestMessage)
+        .where(RequestMessage.request_id == row.id)
+        .values(is_new=False)
+        .execution_options(synchronize_session=False)
+    )
     db.session.commit()
     if meanwhile:
-        changes = "; ".join(f"{e.actor or 'the hotline'}: {history.describe(e)}"
-                            for e in meanwhile[-5:])
+        changes = "; ".join(
+            f"{e.actor or 'the hotline'}: {history.describe(e)}" for e in meanwhile[-5:]
+        )
         flash(f"Request {row.reference} changed while you had it open — {changes}.")
     if refused:
         db.session.refresh(row)
-        flash(f"Request {row.reference}: your status was not applied, it is now "
-              f"{STATUS_LABELS[row.status]}. Choose again if you still mean it.")
+        flash(
+            f"Request {row.reference}: your status was not applied, it is now "
+            f"{STATUS_LABELS[row.status]}. Choose again if you still mean it."
+        )
     if said:
         flash(f"Request {row.reference}: {', '.join(said)}.")
     elif not refused:
@@ -259,8 +304,10 @@ def call(request_id: int):
         return back_to(row)
     calling.start(row, current_user)
     db.session.commit()
-    flash(f"Request {row.reference}: your phone will ring in a moment. Press 1 to connect to "
-          f"the family.")
+    flash(
+        f"Request {row.reference}: your phone will ring in a moment. Press 1 to connect to "
+        f"the family."
+    )
     return back_to(row)
 
 
@@ -273,10 +320,15 @@ def note_listen(row: CallbackRequest) -> None:
         return
     me = current_user.username
     recent = db.session.scalar(
-        sa.select(history.RequestEvent.id).where(
-            history.RequestEvent.request_id == row.id, history.RequestEvent.kind == "listen",
+        sa.select(history.RequestEvent.id)
+        .where(
+            history.RequestEvent.request_id == row.id,
+            history.RequestEvent.kind == "listen",
             history.RequestEvent.actor == me,
-            history.RequestEvent.created_at > utcnow() - LISTEN_GAP).limit(1))
+            history.RequestEvent.created_at > utcnow() - LISTEN_GAP,
+        )
+        .limit(1)
+    )
     if recent is None:
         history.add(row.id, "listen", me)
         db.session.commit()
@@ -290,8 +342,11 @@ def audio(request_id: int):
         # processes with the callers' webhooks). Queue it again in case the copy gave up.
         if row.recording_sid:
             recordings.queue_missing()
-        return Response("The recording is not copied from Twilio yet; try again in a minute.",
-                        status=404, mimetype="text/plain")
+        return Response(
+            "The recording is not copied from Twilio yet; try again in a minute.",
+            status=404,
+            mimetype="text/plain",
+        )
     body, mimetype = row.audio, row.audio_type or "audio/mpeg"
     note_listen(row)
     return send_file(io.BytesIO(body), mimetype=mimetype, conditional=True, max_age=0)
@@ -304,15 +359,31 @@ def message_audio(request_id: int, message_id: int):
     if row is None or row.request_id != request_id:
         abort(404)
     if row.audio is None:
-        return Response("The recording is not copied from Twilio yet; try again in a minute.",
-                        status=404, mimetype="text/plain")
-    return send_file(io.BytesIO(row.audio), mimetype=row.audio_type or "audio/mpeg",
-                     conditional=True, max_age=0)
+        return Response(
+            "The recording is not copied from Twilio yet; try again in a minute.",
+            status=404,
+            mimetype="text/plain",
+        )
+    return send_file(
+        io.BytesIO(row.audio), mimetype=row.audio_type or "audio/mpeg", conditional=True, max_age=0
+    )
 
 
-CSV_COLUMNS = ["reference", "received", "language", "status", "caller_number", "callback_number",
-               "a_number", "recording_seconds", "claimed_by", "call_attempts", "notes", "urgent",
-               "reference_texted"]
+CSV_COLUMNS = [
+    "reference",
+    "received",
+    "language",
+    "status",
+    "caller_number",
+    "callback_number",
+    "a_number",
+    "recording_seconds",
+    "claimed_by",
+    "call_attempts",
+    "notes",
+    "urgent",
+    "reference_texted",
+]
 # What a spreadsheet may run as a formula: also after spaces, and in full-width forms.
 FORMULA_START = re.compile(r"[\s\u3000]*[=+\-@\uff1d\uff0b\uff0d\uff20]|[\t\r|%]")
 
@@ -343,17 +414,32 @@ def export():
     writer.writerow(CSV_COLUMNS)
     for row in rows:
         summary = summaries[row.id]
-        notes = " | ".join(f"{display.local_time(e.created_at)} {e.actor}: {e.text}"
-                           for e in summary.notes)
-        writer.writerow(csv_cell(v) for v in (
-            row.reference, display.local_title(row.created_at),
-            display.LANGUAGES.get(row.language, row.language), STATUS_LABELS.get(row.status),
-            csv_phone(row.caller_number), csv_phone(row.callback_number),
-            display.a_number(row.a_number), row.recording_duration or "", summary.claimed_by,
-            summary.attempts, notes, "yes" if row.urgent else "", row.sms_status or "",
-        ))
+        notes = " | ".join(
+            f"{display.local_time(e.created_at)} {e.actor}: {e.text}" for e in summary.notes
+        )
+        writer.writerow(
+            csv_cell(v)
+            for v in (
+                row.reference,
+                display.local_title(row.created_at),
+                display.LANGUAGES.get(row.language, row.language),
+                STATUS_LABELS.get(row.status),
+                csv_phone(row.caller_number),
+                csv_phone(row.callback_number),
+                display.a_number(row.a_number),
+                row.recording_duration or "",
+                summary.claimed_by,
+                summary.attempts,
+                notes,
+                "yes" if row.urgent else "",
+                row.sms_status or "",
+            )
+        )
         history.add(row.id, "export", current_user.username)
     db.session.commit()
     name = f"callback-requests-{utcnow():%Y%m%d-%H%M}.csv"
-    return Response(out.getvalue(), mimetype="text/csv",
-                    headers={"Content-Disposition": f"attachment; filename={name}"})
+    return Response(
+        out.getvalue(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f"attachment; filename={name}"},
+    )

@@ -128,8 +128,10 @@ def daily_counts(days: int = 14, today: dt.date | None = None) -> list[Day]:
     today = today or office_today()
     first = today - dt.timedelta(days=days - 1)
     since = day_bounds(first)[0]
-    table = {first + dt.timedelta(days=i): Day(first + dt.timedelta(days=i), Counter(), Counter())
-             for i in range(days)}
+    table = {
+        first + dt.timedelta(days=i): Day(first + dt.timedelta(days=i), Counter(), Counter())
+        for i in range(days)
+    }
     for model, field in ((Call, "calls"), (CallbackRequest, "requests")):
         # Grouped here rather than in SQL: "day in Chicago" is not portable SQL, and a
         # fortnight of calls is small.
@@ -158,7 +160,22 @@ def chart(days: list[Day], width: int = 320, row: int = 22) -> dict:
                 w = round(half * counts[language] / top, 1)
                 bars.append({"x": x, "width": w, "language": language, "count": counts[language]})
                 x += w
-        rows.append({"y": i * row + 20, "label": d.day.strftime("%a %d"), "bars": bars,
-                     "calls": sum(d.calls.values()), "requests": sum(d.requests.values())})
-    return {"width": width, "height": len(days) * row + 24, "half": half, "label": label,
-            "gap": gap, "row": row, "rows": rows, "top": top}
+        rows.append(
+            {
+                "y": i * row + 20,
+                "label": d.day.strftime("%a %d"),
+                "bars": bars,
+                "calls": sum(d.calls.values()),
+                "requests": sum(d.requests.values()),
+            }
+        )
+    return {
+        "width": width,
+        "height": len(days) * row + 24,
+        "half": half,
+        "label": label,
+        "gap": gap,
+        "row": row,
+        "rows": rows,
+        "top": top,
+    }

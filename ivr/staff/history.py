@@ -30,8 +30,12 @@ STATUS_LABELS = {"new": "New", "trying": "Trying", "reached": "Reached", "handle
 OPEN = ("new", "trying")  # the family still waits for someone to reach them
 # Outcomes of a call attempt: the family's leg (from Dial's action) or the staff phone's leg.
 OUTCOMES = {
-    "reached": "reached", "no-answer": "no answer", "busy": "busy", "failed": "failed",
-    "canceled": "hung up before the family answered", "not-connected": "not connected",
+    "reached": "reached",
+    "no-answer": "no answer",
+    "busy": "busy",
+    "failed": "failed",
+    "canceled": "hung up before the family answered",
+    "not-connected": "not connected",
     "refused": "Twilio refused the call",
 }
 DIALLED = ("reached", "no-answer", "busy", "failed")  # the family's phone was called
@@ -51,7 +55,8 @@ class RequestEvent(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     # A request's event, or (call-backs to a missed call, see missed.py) a call's.
     request_id: Mapped[int | None] = mapped_column(
-        ForeignKey("callback_requests.id", ondelete="CASCADE"))
+        ForeignKey("callback_requests.id", ondelete="CASCADE")
+    )
     # No foreign key to `calls`: that table is on every caller's path and stays free of
     # dependants (a test drops it to play a failing database; nothing ever deletes a call).
     call_id: Mapped[int | None] = mapped_column(index=True)
@@ -74,7 +79,8 @@ class RequestClaim(Model):
     __tablename__ = "request_claims"
 
     request_id: Mapped[int] = mapped_column(
-        ForeignKey("callback_requests.id", ondelete="CASCADE"), primary_key=True)
+        ForeignKey("callback_requests.id", ondelete="CASCADE"), primary_key=True
+    )
     username: Mapped[str] = mapped_column(String(80))
     claimed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -87,38 +93,46 @@ def add(request_id: int | None, kind: str, actor: str | None, **fields) -> Reque
     return event
 
 
-def move_status(request_id: int, seen: str, to: str, actor: str | None,
-                text: str = "") -> bool:
+def move_status(request_id: int, seen: str, to: str, actor: str | None, text: str = "") -> bool:
     """Set the status to `to` only if it is still `seen`; record the change. False if someone
     (or a call's outcome) changed it first: nothing is overwritten."""
     if seen == to:
         return True
-    moved = cast(CursorResult[Any], db.session.execute(
-        sa.update(CallbackRequest)
-        .where(CallbackRequest.id == request_id, CallbackRequest.status == seen)
-        # The retention clock (retention.py) runs from the moment a family was reached or the
-        # request handled, and stops if it is reopened.
-        .values(status=to, updated_at=utcnow(),
-                handled_at=utcnow() if to in ("reached", "handled") else None)
-        .execution_options(synchronize_session=False)
-    )).rowcount
+    moved = cast(
+        CursorResult[Any],
+        db.session.execute(
+            sa.update(CallbackRequest)
+            .where(CallbackRequest.id == request_id, CallbackRequest.status == seen)
+            # The retention clock (retention.py) runs from the moment a family was reached or the
+            # request handled, and stops if it is reopened.
+            .values(
+                status=to,
+                updated_at=utcnow(),
+                handled_at=utcnow() if to in ("reached", "handled") else None,
+            )
+            .execution_options(synchronize_session=False)
+        ),
+    ).rowcount
     if moved:
         add(request_id, "status", actor, status_from=seen, status_to=to, text=text)
     return bool(moved)
 
 
 def events(request_id: int, after: int = 0) -> list[RequestEvent]:
-    return list(db.session.scalars(
-        sa.select(RequestEvent)
-        .where(RequestEvent.request_id == request_id, RequestEvent.id > after)
-        .order_by(RequestEvent.id)
-    ))
+    return list(
+        db.session.scalars(
+            sa.select(RequestEvent)
+            .where(RequestEvent.request_id == request_id, RequestEvent.id > after)
+            .order_by(RequestEvent.id)
+        )
+    )
 
 
 def last_id(request_id: int) -> int:
     return db.session.execute(
-        sa.select(sa.func.coalesce(sa.func.max(RequestEvent.id), 0))
-        .where(RequestEvent.request_id == request_id)
+        sa.select(sa.func.coalesce(sa.func.max(RequestEvent.id), 0)).where(
+            RequestEvent.request_id == request_id
+        )
     ).scalar_one()
 
 
@@ -181,8 +195,10 @@ def describe(event: RequestEvent) -> str:
         return event.text
     if event.kind == "status":
         reason = f" ({event.text})" if event.text else ""
-        return (f"status {STATUS_LABELS.get(event.status_from or '', event.status_from)} → "
-                f"{STATUS_LABELS.get(event.status_to or '', event.status_to)}{reason}")
+        return (
+            f"status {STATUS_LABELS.get(event.status_from or '', event.status_from)} → "
+            f"{STATUS_LABELS.get(event.status_to or '', event.status_to)}{reason}"
+        )
     if event.kind == "claim":
         return "took it"
     if event.kind == "release":
@@ -206,8 +222,8 @@ def claim(request_id: int, username: str) -> str | None:
     dialect = db.session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     taken = db.session.scalar(
-        insert(RequestClaim).values(request_id=request_id, username=username,
-                                    claimed_at=utcnow())
+        insert(RequestClaim)
+        .values(request_id=request_id, username=username, claimed_at=utcnow())
         .on_conflict_do_nothing(index_elements=["request_id"])
         .returning(RequestClaim.username)
     )
@@ -215,16 +231,20 @@ def claim(request_id: int, username: str) -> str | None:
         add(request_id, "claim", username)
         return username
     return db.session.scalar(
-        sa.select(RequestClaim.username).where(RequestClaim.request_id == request_id))
+        sa.select(RequestClaim.username).where(RequestClaim.request_id == request_id)
+    )
 
 
 def release(request_id: int, username: str) -> bool:
     """Let go of a request one holds (never a colleague's)."""
-    gone = cast(CursorResult[Any], db.session.execute(
-        sa.delete(RequestClaim)
-        .where(RequestClaim.request_id == request_id, RequestClaim.username == username)
-        .execution_options(synchronize_session=False)
-    )).rowcount
+    gone = cast(
+        CursorResult[Any],
+        db.session.execute(
+            sa.delete(RequestClaim)
+            .where(RequestClaim.request_id == request_id, RequestClaim.username == username)
+            .execution_options(synchronize_session=False)
+        ),
+    ).rowcount
     if gone:
         add(request_id, "release", username)
     return bool(gone)

@@ -51,8 +51,9 @@ def mark(call_sid: str, kind: str, detail: str = "") -> None:
         db.session.commit()
     except sa.exc.SQLAlchemyError as exc:
         db.session.rollback()
-        current_app.logger.warning("could not mark call %s %s: %s", call_sid, kind,
-                                   type(exc).__name__)
+        current_app.logger.warning(
+            "could not mark call %s %s: %s", call_sid, kind, type(exc).__name__
+        )
 
 
 @dataclass
@@ -66,13 +67,19 @@ def missed_calls(now: dt.datetime | None = None) -> list[Missed]:
     """Settled calls of the last DAYS days with no request and no answer from the firm."""
     now = now or utcnow()
     has_request = sa.exists().where(CallbackRequest.call_sid == Call.call_sid)
-    answered = sa.exists().where(CallMark.call_sid == Call.call_sid,
-                                 CallMark.kind == "firm-answered")
+    answered = sa.exists().where(
+        CallMark.call_sid == Call.call_sid, CallMark.kind == "firm-answered"
+    )
     calls = db.session.scalars(
         sa.select(Call)
-        .where(Call.created_at >= now - dt.timedelta(days=DAYS),
-               Call.created_at < now - SETTLE, ~has_request, ~answered)
-        .order_by(Call.created_at.desc()).limit(LIMIT)
+        .where(
+            Call.created_at >= now - dt.timedelta(days=DAYS),
+            Call.created_at < now - SETTLE,
+            ~has_request,
+            ~answered,
+        )
+        .order_by(Call.created_at.desc())
+        .limit(LIMIT)
     ).all()
     found = {c.call_sid: Missed(c) for c in calls}
     if not found:
@@ -104,9 +111,15 @@ def topic_label(number: str) -> str:
 def index():
     rows = missed_calls()
     return render_template(
-        "staff/missed.html", rows=rows, now=utcnow(), calling=calling,
+        "staff/missed.html",
+        rows=rows,
+        now=utcnow(),
+        calling=calling,
         summaries=history.summaries([m.call.id for m in rows], by="call"),
-        fmt=display, languages=display.LANGUAGES, history=history, here=request.full_path,
+        fmt=display,
+        languages=display.LANGUAGES,
+        history=history,
+        here=request.full_path,
     )
 
 

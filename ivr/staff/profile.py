@@ -29,7 +29,8 @@ class ProfileForm(FlaskForm):
         if (field.data or "").strip() and staff_phone(field.data) is None:
             raise ValidationError(
                 "That is not a phone number Twilio can call: type it with its country code, "
-                "e.g. +1 312 555 0100.")
+                "e.g. +1 312 555 0100."
+            )
 
 
 @bp.get("/profile")

@@ -123,12 +123,21 @@ def use_totp(user: StaffUser, code: str) -> bool:
     if step is None:
         return False
     # Conditional, so two requests with one code cannot both pass.
-    return cast(CursorResult[Any], db.session.execute(
-        sa.update(StaffUser)
-        .where(StaffUser.id == user.id, sa.or_(StaffUser.totp_last_step.is_(None),
-                                                StaffUser.totp_last_step < step))
-        .values(totp_last_step=step).execution_options(synchronize_session=False)
-    )).rowcount == 1
+    return (
+        cast(
+            CursorResult[Any],
+            db.session.execute(
+                sa.update(StaffUser)
+                .where(
+                    StaffUser.id == user.id,
+                    sa.or_(StaffUser.totp_last_step.is_(None), StaffUser.totp_last_step < step),
+                )
+                .values(totp_last_step=step)
+                .execution_options(synchronize_session=False)
+            ),
+        ).rowcount
+        == 1
+    )
 
 
 def code_hash(code: str) -> str:
@@ -136,12 +145,22 @@ def code_hash(code: str) -> str:
 
 
 def use_recovery_code(user: StaffUser, code: str) -> bool:
-    return cast(CursorResult[Any], db.session.execute(
-        sa.update(RecoveryCode)
-        .where(RecoveryCode.user_id == user.id, RecoveryCode.code_hash == code_hash(code),
-               RecoveryCode.used_at.is_(None))
-        .values(used_at=utcnow()).execution_options(synchronize_session=False)
-    )).rowcount == 1
+    return (
+        cast(
+            CursorResult[Any],
+            db.session.execute(
+                sa.update(RecoveryCode)
+                .where(
+                    RecoveryCode.user_id == user.id,
+                    RecoveryCode.code_hash == code_hash(code),
+                    RecoveryCode.used_at.is_(None),
+                )
+                .values(used_at=utcnow())
+                .execution_options(synchronize_session=False)
+            ),
+        ).rowcount
+        == 1
+    )
 
 
 def new_recovery_codes(user: StaffUser) -> list[str]:
@@ -192,8 +211,10 @@ def code_post():
     db.session.commit()
     target = finish(user, (session.get(PENDING) or {}).get("next"))
     if recovery:  # after finish: a new session starts there
-        flash("You used a recovery code; each works once. If your phone is lost, ask an admin "
-              "to reset your two factors.")
+        flash(
+            "You used a recovery code; each works once. If your phone is lost, ask an admin "
+            "to reset your two factors."
+        )
     return redirect(target)
 
 
@@ -207,9 +228,10 @@ def setup_page(user: StaffUser, form: CodeForm, error: str | None = None):
     secret = session.setdefault(NEW_SECRET, pyotp.random_base32())
     uri = pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name=ISSUER)
     qr = Markup(segno.make(uri, error="m").svg_inline(scale=5, title="Scan with your app"))
-    spaced = " ".join(secret[i:i + 4] for i in range(0, len(secret), 4))
-    return render_template("staff/twofactor_setup.html", form=form, qr=qr, secret=spaced,
-                           error=error)
+    spaced = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
+    return render_template(
+        "staff/twofactor_setup.html", form=form, qr=qr, secret=spaced, error=error
+    )
 
 
 @bp.get("/setup")
@@ -234,8 +256,9 @@ def setup_post():
         return setup_page(user, form, "Too many wrong codes. Wait 15 minutes."), 429
     step = totp_step(secret, normal_code(form.code.data))
     if step is None:
-        return setup_page(user, form, "That code does not match: check the phone's clock and "
-                                      "try the newest code."), 401
+        return setup_page(
+            user, form, "That code does not match: check the phone's clock and try the newest code."
+        ), 401
     db.session.execute(sa.delete(LoginAttempt).filter_by(username=name, ip=auth.address()))
     user = db.session.get(StaffUser, user.id)
     user.totp_secret, user.totp_last_step = secret, step
@@ -250,7 +273,11 @@ def setup_post():
 def enforce() -> Response | None:
     """The staff blueprint's before_request: a session from before two factors were required
     (or from an account enrolled nowhere) must enrol before it sees anything else."""
-    if (current_user.is_authenticated and not current_user.totp_secret and required()
-            and not (request.endpoint or "").startswith(("staff.twofactor.", "staff.auth."))):
+    if (
+        current_user.is_authenticated
+        and not current_user.totp_secret
+        and required()
+        and not (request.endpoint or "").startswith(("staff.twofactor.", "staff.auth."))
+    ):
         return redirect(url_for("staff.twofactor.setup"))
     return None

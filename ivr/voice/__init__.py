@@ -23,6 +23,14 @@ from .errors import answer_errors
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 bp.before_request(require_twilio_signature)
 bp.register_error_handler(Exception, answer_errors)
-for child in (welcome.bp, topics.bp, connect.bp, callback.bp, details.bp, closing.bp,
-              again.bp, staffcall.bp):
+for child in (
+    welcome.bp,
+    topics.bp,
+    connect.bp,
+    callback.bp,
+    details.bp,
+    closing.bp,
+    again.bp,
+    staffcall.bp,
+):
     bp.register_blueprint(child)

@@ -47,11 +47,14 @@ def open_request(number: str, call_sid: str) -> CallbackRequest | None:
     try:
         row = db.session.scalar(
             sa.select(CallbackRequest)
-            .where(CallbackRequest.caller_number == number,
-                   CallbackRequest.status.in_(("new", "trying")),  # the family still waits
-                   CallbackRequest.call_sid != call_sid,
-                   CallbackRequest.created_at >= now() - dt.timedelta(days=OPEN_DAYS))
-            .order_by(CallbackRequest.created_at.desc(), CallbackRequest.id.desc()).limit(1)
+            .where(
+                CallbackRequest.caller_number == number,
+                CallbackRequest.status.in_(("new", "trying")),  # the family still waits
+                CallbackRequest.call_sid != call_sid,
+                CallbackRequest.created_at >= now() - dt.timedelta(days=OPEN_DAYS),
+            )
+            .order_by(CallbackRequest.created_at.desc(), CallbackRequest.id.desc())
+            .limit(1)
         )
         if row is not None:
             db.session.expunge(row)
@@ -69,7 +72,8 @@ def added_reference(call_sid: str) -> str | None:
         return None
     try:
         return db.session.scalar(
-            sa.select(CallbackRequest.reference).join(RequestMessage)
+            sa.select(CallbackRequest.reference)
+            .join(RequestMessage)
             .where(RequestMessage.call_sid == call_sid, RequestMessage.recording_sid.is_not(None))
         )
     except sa.exc.SQLAlchemyError:
@@ -79,7 +83,7 @@ def added_reference(call_sid: str) -> str | None:
 
 
 def when_lines(lang: str, created_at: dt.datetime) -> list[Line]:
-    """"We have your message from Tuesday" (today, yesterday, a weekday, or over a week ago),
+    """ "We have your message from Tuesday" (today, yesterday, a weekday, or over a week ago),
     counted in the office's days."""
     p = prompts()
     tz = current_app.config["OFFICE_TIMEZONE"]
@@ -96,8 +100,12 @@ def when_lines(lang: str, created_at: dt.datetime) -> list[Line]:
 
 def announcement(lang: str, row: CallbackRequest) -> list[Line]:
     p = prompts()
-    return [*when_lines(lang, row.created_at), p.line(lang, "again_reference"),
-            *p.digits(lang, row.reference, (3, 3)), p.line(lang, "again_call_back")]
+    return [
+        *when_lines(lang, row.created_at),
+        p.line(lang, "again_reference"),
+        *p.digits(lang, row.reference, (3, 3)),
+        p.line(lang, "again_call_back"),
+    ]
 
 
 def with_add_option(lang: str, lines: list[Line]) -> list[Line]:
@@ -106,8 +114,9 @@ def with_add_option(lang: str, lines: list[Line]) -> list[Line]:
     return [add if line.source == "option_callback" else line for line in lines]
 
 
-def save(call_sid: str, request_id: int, caller_number: str | None, language: str,
-         **fields) -> None:
+def save(
+    call_sid: str, request_id: int, caller_number: str | None, language: str, **fields
+) -> None:
     """Store the message on request `request_id`, once per call (the `<Record>` action and the
     status callback may both bring it, in any order, more than once); queue its copy."""
     try:
@@ -117,8 +126,11 @@ def save(call_sid: str, request_id: int, caller_number: str | None, language: st
                 row = RequestMessage(call_sid=call_sid, request_id=request_id)
                 db.session.add(row)
             if row.recording_sid not in (None, fields["recording_sid"]):
-                current_app.logger.warning("call %s: second recording %s kept at Twilio only",
-                                           call_sid, fields["recording_sid"])
+                current_app.logger.warning(
+                    "call %s: second recording %s kept at Twilio only",
+                    call_sid,
+                    fields["recording_sid"],
+                )
                 db.session.rollback()
                 return
             new_recording = row.recording_sid is None
@@ -127,8 +139,9 @@ def save(call_sid: str, request_id: int, caller_number: str | None, language: st
             try:
                 db.session.flush()
                 if new_recording and not row.audio_type:
-                    jobs.enqueue("copy-message", f"copy-message:{row.recording_sid}",
-                                 {"message_id": row.id})
+                    jobs.enqueue(
+                        "copy-message", f"copy-message:{row.recording_sid}", {"message_id": row.id}
+                    )
                 if new_recording:
                     added_alerts.queue(request_id, row.id)
                 db.session.commit()
@@ -139,12 +152,20 @@ def save(call_sid: str, request_id: int, caller_number: str | None, language: st
                     raise
     except sa.exc.SQLAlchemyError as exc:
         db.session.rollback()
-        current_app.logger.error("call %s: could not add the message to request %s (%s); kept "
-                                 "as a request of its own", call_sid, request_id,
-                                 jobs.reason(exc))
-        store.save_or_keep(call_sid, reference=references.take(call_sid),
-                               caller_number=caller_number, step="recorded",
-                               language=language, **fields)
+        current_app.logger.error(
+            "call %s: could not add the message to request %s (%s); kept as a request of its own",
+            call_sid,
+            request_id,
+            jobs.reason(exc),
+        )
+        store.save_or_keep(
+            call_sid,
+            reference=references.take(call_sid),
+            caller_number=caller_number,
+            step="recorded",
+            language=language,
+            **fields,
+        )
 
 
 @bp.post("/added")

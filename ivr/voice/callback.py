@@ -8,6 +8,8 @@ day: the reference comes from this process's reserved stash (`references.py`), n
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, request, url_for
 from twilio.twiml.voice_response import VoiceResponse
@@ -20,7 +22,6 @@ from . import again
 from .common import fails, final, final_args, redirect
 
 bp = Blueprint("callback", __name__, url_prefix="/<any(en, es):lang>/callback")
-
 
 
 def call_sid() -> str:
@@ -51,20 +52,22 @@ def start(lang: str):
         return twiml(response)
     # A caller with an open request adds to it (`again.py`) rather than starting another.
     target = again.open_request(request.form.get("From", ""), call_sid())
-    adding = {"add": target.id, "ref": target.reference} if target is not None else {}
+    adding: dict[str, Any] = (
+        {"add": target.id, "ref": target.reference} if target is not None else {}
+    )
     lines = [prompts().line(lang, "record_nothing")] if failed else []
     response = VoiceResponse()
     speak(response, lines + [prompts().line(lang, "add_intro" if adding else "record_intro")])
     response.record(
-        action=url_for("voice.callback.recorded", lang=lang, fails=failed, **adding,
-                       **final_args()),
+        action=url_for(
+            "voice.callback.recorded", lang=lang, fails=failed, **adding, **final_args()
+        ),
         max_length=current_app.config["RECORDING_MAX_SECONDS"],
         finish_on_key="#",
         play_beep=True,
         timeout=10,
         trim="trim-silence",
-        recording_status_callback=url_for("voice.callback.recording_status", lang=lang,
-                                          **adding),
+        recording_status_callback=url_for("voice.callback.recording_status", lang=lang, **adding),
         recording_status_callback_event="completed",
     )
     # Reached only when Twilio heard nothing and recorded nothing.
@@ -86,7 +89,7 @@ def recorded_request() -> str | None:
         return None  # the database is failing: recording again is the safe side
 
 
-def recording_fields(lang: str) -> dict[str, object]:
+def recording_fields(lang: str) -> dict[str, Any]:
     form = request.form
     return {
         "language": lang,
@@ -114,8 +117,13 @@ def recorded(lang: str):
     # The reference the caller hears; save() stores this one, so the row is not read again
     # after its commit (a connection lost at that moment must not cost the caller anything).
     heard = references.take(call_sid())
-    store.save_or_keep(call_sid(), reference=heard, caller_number=request.form.get("From", ""),
-                       step="recorded", **fields)
+    store.save_or_keep(
+        call_sid(),
+        reference=heard,
+        caller_number=request.form.get("From", ""),
+        step="recorded",
+        **fields,
+    )
     if hung_up:
         return twiml(VoiceResponse())
     return redirect("voice.details.number", lang=lang, ref=heard)

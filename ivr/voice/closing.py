@@ -11,6 +11,8 @@ delivery status of the text comes back here too (`sms_status`).
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, current_app, request, url_for
 from twilio.twiml.voice_response import VoiceResponse
 
@@ -26,7 +28,7 @@ URGENT = "1"  # "press 1" on the urgency question
 TEXT_ME = "1"  # "press 1" on the text-message offer
 
 
-def carried() -> dict[str, str]:
+def carried() -> dict[str, Any]:
     """What the ending carries from step to step: the reference and whether we can call back."""
     values = {"ref": request.args.get("ref", "")}
     if request.args.get("unreachable") == "1":
@@ -46,13 +48,17 @@ def offers_text() -> bool:
 
 def gather(response: VoiceResponse, lines: list[Line], endpoint: str, lang: str) -> None:
     """A one-key question that, unanswered, lets the call go on to the next verb."""
-    with response.gather(num_digits=1, timeout=current_app.config["GATHER_TIMEOUT"],
-                         action=url_for(endpoint, lang=lang, **carried())) as question:
+    with response.gather(
+        num_digits=1,
+        timeout=current_app.config["GATHER_TIMEOUT"],
+        action=url_for(endpoint, lang=lang, **carried()),
+    ) as question:
         speak(question, lines)
 
 
-def ending(lang: str, opening: list[Line], *, ask_urgency: bool = True,
-           read_reference: bool = True) -> VoiceResponse:
+def ending(
+    lang: str, opening: list[Line], *, ask_urgency: bool = True, read_reference: bool = True
+) -> VoiceResponse:
     p = prompts()
     ref = request.args.get("ref", "")
     response = VoiceResponse()
@@ -105,6 +111,7 @@ def text(lang: str):
 def sms_status(lang: str, request_id: int):
     """Twilio's delivery status of the text (signed, like every webhook under /voice)."""
     form = request.form
-    sms.advance(request_id, form.get("MessageSid", ""), form.get("MessageStatus", ""),
-                form.get("ErrorCode"))
+    sms.advance(
+        request_id, form.get("MessageSid", ""), form.get("MessageStatus", ""), form.get("ErrorCode")
+    )
     return Response(status=204)

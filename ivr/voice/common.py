@@ -29,9 +29,12 @@ def require_twilio_signature() -> None:
     a POST, so every field a view reads is one the signature covers.
     """
     signatures: Signatures = current_app.extensions["ivr.signatures"]
-    if not signatures.valid(signed_url(), request.form,
-                            request.headers.get("X-Twilio-Signature", ""),
-                            request.headers.get("X-Twilio-Webhooks-Signature-Settings")):
+    if not signatures.valid(
+        signed_url(),
+        request.form,
+        request.headers.get("X-Twilio-Signature", ""),
+        request.headers.get("X-Twilio-Webhooks-Signature-Settings"),
+    ):
         _reject()
 
 
@@ -79,9 +82,17 @@ def fails() -> int:
     return request.args.get("fails", 0, type=int)
 
 
-def ask(lines: Sequence[Line], endpoint: str, *, num_digits: int = 1,
-        speech: bool = False, post_empty: bool = False,
-        timeout: int | None = None, before: Sequence[Line] = (), **values: Any) -> Response:
+def ask(
+    lines: Sequence[Line],
+    endpoint: str,
+    *,
+    num_digits: int = 1,
+    speech: bool = False,
+    post_empty: bool = False,
+    timeout: int | None = None,
+    before: Sequence[Line] = (),
+    **values: Any,
+) -> Response:
     """Say `lines` inside a `<Gather>` (so a key interrupts them) posting to `endpoint`.
 
     `before` is said ahead of the `<Gather>`, where no key can cut it short: for the one thing
@@ -90,13 +101,19 @@ def ask(lines: Sequence[Line], endpoint: str, *, num_digits: int = 1,
     When the caller says nothing, the `<Redirect>` posts to the same action without `Digits`, so the
     action counts silence and invalid keys in one place.
     """
-    return twiml(_gather(lines, endpoint, num_digits, speech, post_empty, values, timeout,
-                         before))
+    return twiml(_gather(lines, endpoint, num_digits, speech, post_empty, values, timeout, before))
 
 
-def _gather(lines: Sequence[Line], endpoint: str, num_digits: int, speech: bool,
-            post_empty: bool, values: dict[str, Any],
-            timeout: int | None = None, before: Sequence[Line] = ()) -> VoiceResponse:
+def _gather(
+    lines: Sequence[Line],
+    endpoint: str,
+    num_digits: int,
+    speech: bool,
+    post_empty: bool,
+    values: dict[str, Any],
+    timeout: int | None = None,
+    before: Sequence[Line] = (),
+) -> VoiceResponse:
     config = current_app.config
     action = url_for(endpoint, **values)
     response = VoiceResponse()
@@ -110,9 +127,12 @@ def _gather(lines: Sequence[Line], endpoint: str, num_digits: int, speech: bool,
     if num_digits == 1:
         options["num_digits"] = 1
     if speech:
-        options.update(input="dtmf speech", speech_timeout="auto",
-                       language=config["SPEECH_LANGUAGE"],
-                       hints="English, inglés, español, Spanish")
+        options.update(
+            input="dtmf speech",
+            speech_timeout="auto",
+            language=config["SPEECH_LANGUAGE"],
+            hints="English, inglés, español, Spanish",
+        )
     with response.gather(**options) as gather:
         speak(gather, lines)
     response.redirect(action)

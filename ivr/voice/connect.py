@@ -44,8 +44,9 @@ def caller_id(number: str) -> str | None:
 def offer_callback(lang: str, reason: str) -> Response:
     """Say why the firm cannot take the call, then offer the callback request (8) or the menu
     (9); silence starts the callback request, the likeliest wish of someone who is waiting."""
-    return ask(offer_lines(lang, reason), "voice.connect.offer_choice", lang=lang,
-               fails=0, **final_args())
+    return ask(
+        offer_lines(lang, reason), "voice.connect.offer_choice", lang=lang, fails=0, **final_args()
+    )
 
 
 def offer_lines(lang: str, reason: str | None = None) -> list:
@@ -63,8 +64,13 @@ def offer_choice(lang: str):
     if digits == MAIN_MENU:
         return redirect("voice.topics.menu", lang=lang)
     if digits == REPEAT:
-        return ask(offer_lines(lang), "voice.connect.offer_choice", lang=lang, fails=fails(),
-                   **final_args())
+        return ask(
+            offer_lines(lang),
+            "voice.connect.offer_choice",
+            lang=lang,
+            fails=fails(),
+            **final_args(),
+        )
     if digits == FIRM and office_open() and not final():
         return redirect("voice.connect.start", lang=lang)
     failed = fails() + 1

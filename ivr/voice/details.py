@@ -46,8 +46,11 @@ def number_lines(lang: str) -> list[Line]:
     p = prompts()
     own = caller_id(request.form.get("From", ""))
     if own:
-        return [p.line(lang, "number_readback"), *spoken_number(lang, own),
-                p.line(lang, "number_confirm")]
+        return [
+            p.line(lang, "number_readback"),
+            *spoken_number(lang, own),
+            p.line(lang, "number_confirm"),
+        ]
     return [p.line(lang, "number_ask")]
 
 
@@ -59,8 +62,15 @@ def number_timeout() -> int | None:
 @bp.route("/number", methods=["POST"])
 def number(lang: str):
     ref = request.args.get("ref", "")
-    return ask(number_lines(lang), "voice.details.number_choice", num_digits=0,
-               timeout=number_timeout(), lang=lang, ref=ref, fails=fails())
+    return ask(
+        number_lines(lang),
+        "voice.details.number_choice",
+        num_digits=0,
+        timeout=number_timeout(),
+        lang=lang,
+        ref=ref,
+        fails=fails(),
+    )
 
 
 def typed_number(digits: str, caller: str | None) -> str | None:
@@ -84,9 +94,15 @@ def number_choice(lang: str):
         failed = fails() + 1
         if failed < current_app.config["MAX_FAILURES"]:
             lines = [prompts().line(lang, "number_invalid")] if digits else []
-            return ask(lines + number_lines(lang), "voice.details.number_choice",
-                       num_digits=0, timeout=number_timeout(), lang=lang, ref=ref,
-                       fails=failed)
+            return ask(
+                lines + number_lines(lang),
+                "voice.details.number_choice",
+                num_digits=0,
+                timeout=number_timeout(),
+                lang=lang,
+                ref=ref,
+                fails=failed,
+            )
         current_app.logger.info("no valid callback number for call %s", call_sid())
     store.save_or_keep(call_sid(), callback_number=chosen, step="number")
     reachable = {} if chosen or own else {"unreachable": "1"}
@@ -100,9 +116,17 @@ def reachable_args() -> dict[str, Any]:
 def a_number_gather(lang: str, lines: list[Line], ref: str, failed: int, empties: int) -> Response:
     # Twilio posts an empty answer both for a lone # and for silence: the first empty answer
     # asks once more ("press pound again"), the second skips the step.
-    return ask(lines + [prompts().line(lang, "anumber_ask")], "voice.details.a_number_choice",
-               num_digits=0, post_empty=True, lang=lang, ref=ref, fails=failed,
-               empties=empties, **reachable_args())
+    return ask(
+        lines + [prompts().line(lang, "anumber_ask")],
+        "voice.details.a_number_choice",
+        num_digits=0,
+        post_empty=True,
+        lang=lang,
+        ref=ref,
+        fails=failed,
+        empties=empties,
+        **reachable_args(),
+    )
 
 
 @bp.route("/a-number", methods=["POST"])
@@ -126,8 +150,17 @@ def a_number_choice(lang: str):
     a_number = valid_a_number(digits)
     if not digits and empties == 0:
         again = [prompts().line(lang, "anumber_again")]
-        return ask(again, "voice.details.a_number_choice", num_digits=0, post_empty=True,
-                   lang=lang, ref=ref, fails=fails(), empties=1, **reachable_args())
+        return ask(
+            again,
+            "voice.details.a_number_choice",
+            num_digits=0,
+            post_empty=True,
+            lang=lang,
+            ref=ref,
+            fails=fails(),
+            empties=1,
+            **reachable_args(),
+        )
     if digits and a_number is None:
         failed = fails() + 1
         if failed < current_app.config["MAX_FAILURES"]:

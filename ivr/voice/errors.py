@@ -25,8 +25,9 @@ def answer_errors(error: Exception):
     callback request (or, if that is what fails, an apology and a goodbye)."""
     if isinstance(error, HTTPException):
         return error
-    current_app.logger.exception("error during call %s at %s", request.form.get("CallSid"),
-                                 request.endpoint)
+    current_app.logger.exception(
+        "error during call %s at %s", request.form.get("CallSid"), request.endpoint
+    )
     if request.endpoint in STATUS:
         return Response(status=204)
     response = VoiceResponse()

@@ -21,8 +21,14 @@ bp = Blueprint("staffcall", __name__, url_prefix="/staffcall")
 
 FAMILY_RING_SECONDS = 30
 # DialCallStatus → the outcome staff see ("answered": what Twilio sends with answerOnBridge).
-DIAL_OUTCOMES = {"completed": "reached", "answered": "reached", "no-answer": "no-answer",
-                 "busy": "busy", "failed": "failed", "canceled": "canceled"}
+DIAL_OUTCOMES = {
+    "completed": "reached",
+    "answered": "reached",
+    "no-answer": "no-answer",
+    "busy": "busy",
+    "failed": "failed",
+    "canceled": "canceled",
+}
 
 
 def attempt_target(attempt: int) -> tuple[str | None, str, str | None]:
@@ -56,8 +62,9 @@ def answer(attempt: int):
     else:
         lines = [p.line(staff, "staffcall_missed")]
     lines.append(p.line(staff, f"staffcall_lang_{language}"))
-    with response.gather(num_digits=1, timeout=8,
-                         action=url_for("voice.staffcall.connect", attempt=attempt)) as gather:
+    with response.gather(
+        num_digits=1, timeout=8, action=url_for("voice.staffcall.connect", attempt=attempt)
+    ) as gather:
         speak(gather, lines)
     speak(response, [p.line(staff, "staffcall_no_key")])
     response.hangup()
@@ -88,8 +95,12 @@ def done(attempt: int):
     status = request.form.get("DialCallStatus", "")
     result = DIAL_OUTCOMES.get(status, "failed")
     duration = request.form.get("DialCallDuration", type=int)
-    calling.outcome(attempt, result, duration=duration if result == "reached" else None,
-                    text="" if status in DIAL_OUTCOMES else status[:40])
+    calling.outcome(
+        attempt,
+        result,
+        duration=duration if result == "reached" else None,
+        text="" if status in DIAL_OUTCOMES else status[:40],
+    )
     return goodbye("staffcall_ended" if result == "reached" else "staffcall_not_reached")
 
 

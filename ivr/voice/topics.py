@@ -41,14 +41,13 @@ def menu_lines(lang: str, firm: list[str] | None = None) -> list[Line]:
     first, last = (firm, ["callback", "repeat"]) if firm else (["callback"], ["repeat"])
     lines = options_lines(lang, *first) + [p.line(lang, "menu_intro")]
     lines += [
-        p.line(lang, "menu_option", label=topic.label, key=topic.number)
-        for topic in p.topics(lang)
+        p.line(lang, "menu_option", label=topic.label, key=topic.number) for topic in p.topics(lang)
     ]
     return lines + options_lines(lang, *last)
 
 
 def firm_option() -> list[str]:
-    """"Talk with someone now" is said only while the office is open (0 still answers)."""
+    """ "Talk with someone now" is said only while the office is open (0 still answers)."""
     return ["firm"] if office_open() else []
 
 
@@ -149,8 +148,10 @@ def help(lang: str):
 
 
 def help_lines(lang: str) -> list[Line]:
-    return [prompts().line(lang, "too_many_tries"),
-            *options_lines(lang, *firm_option(), "callback", "menu")]
+    return [
+        prompts().line(lang, "too_many_tries"),
+        *options_lines(lang, *firm_option(), "callback", "menu"),
+    ]
 
 
 @bp.post("/help/choice")

@@ -33,9 +33,11 @@ def choice_lines(greet: bool):
     p = prompts()
     first = current_app.config["DEFAULT_LANGUAGE"]
     order = (first, *(lang for lang in ("en", "es") if lang != first))
-    return [line for lang in order
-            for line in ([p.line(lang, "welcome")] if greet else [])
-            + [p.line(lang, "choose_language")]]
+    return [
+        line
+        for lang in order
+        for line in ([p.line(lang, "welcome")] if greet else []) + [p.line(lang, "choose_language")]
+    ]
 
 
 @bp.post("")
@@ -73,8 +75,14 @@ def start(lang: str):
     disclaimer = prompts().line(lang, "disclaimer")
     open_request = again.open_request(number, call_sid)
     if open_request is not None:
-        return ask(again.with_add_option(lang, menu_lines(lang)), "voice.topics.menu_choice",
-                   keep=False, lang=lang, fails=0,
-                   before=[*again.announcement(lang, open_request), disclaimer])
-    return ask(menu_lines(lang), "voice.topics.menu_choice", lang=lang, fails=0,
-               before=[disclaimer])
+        return ask(
+            again.with_add_option(lang, menu_lines(lang)),
+            "voice.topics.menu_choice",
+            keep=False,
+            lang=lang,
+            fails=0,
+            before=[*again.announcement(lang, open_request), disclaimer],
+        )
+    return ask(
+        menu_lines(lang), "voice.topics.menu_choice", lang=lang, fails=0, before=[disclaimer]
+    )

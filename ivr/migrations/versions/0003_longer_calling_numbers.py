@@ -21,17 +21,33 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("calls") as batch:
-        batch.alter_column("from_number", existing_type=sa.String(length=32),
-                           type_=sa.String(length=255), existing_nullable=False)
+        batch.alter_column(
+            "from_number",
+            existing_type=sa.String(length=32),
+            type_=sa.String(length=255),
+            existing_nullable=False,
+        )
     with op.batch_alter_table("callback_requests") as batch:
-        batch.alter_column("caller_number", existing_type=sa.String(length=32),
-                           type_=sa.String(length=255), existing_nullable=False)
+        batch.alter_column(
+            "caller_number",
+            existing_type=sa.String(length=32),
+            type_=sa.String(length=255),
+            existing_nullable=False,
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("callback_requests") as batch:
-        batch.alter_column("caller_number", existing_type=sa.String(length=255),
-                           type_=sa.String(length=32), existing_nullable=False)
+        batch.alter_column(
+            "caller_number",
+            existing_type=sa.String(length=255),
+            type_=sa.String(length=32),
+            existing_nullable=False,
+        )
     with op.batch_alter_table("calls") as batch:
-        batch.alter_column("from_number", existing_type=sa.String(length=255),
-                           type_=sa.String(length=32), existing_nullable=False)
+        batch.alter_column(
+            "from_number",
+            existing_type=sa.String(length=255),
+            type_=sa.String(length=32),
+            existing_nullable=False,
+        )

@@ -45,28 +45,42 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("reference", name=op.f("pk_reserved_references")),
     )
     connection = op.get_bind()
-    connection.execute(sa.text(
-        "INSERT INTO reserved_references (reference, reserved_at) "
-        "SELECT reference, created_at FROM callback_requests"
-    ))
+    connection.execute(
+        sa.text(
+            "INSERT INTO reserved_references (reference, reserved_at) "
+            "SELECT reference, created_at FROM callback_requests"
+        )
+    )
     # Unsent alerts move to the queue, due at once; sent and failed ones were a log.
-    alerts = connection.execute(sa.text(
-        "SELECT request_id, channel, recipient FROM staff_alerts "
-        "WHERE status IN ('pending', 'sending')"
-    )).all()
+    alerts = connection.execute(
+        sa.text(
+            "SELECT request_id, channel, recipient FROM staff_alerts "
+            "WHERE status IN ('pending', 'sending')"
+        )
+    ).all()
     if alerts:
         import datetime as dt
         import json
 
         now_value = dt.datetime.now(dt.UTC)
-        op.bulk_insert(jobs, [
-            {"kind": f"alert-{channel}", "key": f"alert:{request_id}:{channel}:{recipient}",
-             "payload": json.dumps({"recipient": recipient, "request_id": request_id},
-                                   sort_keys=True),
-             "status": "pending", "attempts": 0, "max_attempts": 5, "run_at": now_value,
-             "created_at": now_value}
-            for request_id, channel, recipient in alerts
-        ])
+        op.bulk_insert(
+            jobs,
+            [
+                {
+                    "kind": f"alert-{channel}",
+                    "key": f"alert:{request_id}:{channel}:{recipient}",
+                    "payload": json.dumps(
+                        {"recipient": recipient, "request_id": request_id}, sort_keys=True
+                    ),
+                    "status": "pending",
+                    "attempts": 0,
+                    "max_attempts": 5,
+                    "run_at": now_value,
+                    "created_at": now_value,
+                }
+                for request_id, channel, recipient in alerts
+            ],
+        )
     op.drop_index(op.f("ix_staff_alerts_request_id"), table_name="staff_alerts")
     op.drop_index("ix_staff_alerts_due", table_name="staff_alerts")
     op.drop_table("staff_alerts")
@@ -85,12 +99,16 @@ def downgrade() -> None:
         sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["request_id"], ["callback_requests.id"],
-                                name=op.f("fk_staff_alerts_request_id_callback_requests"),
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["request_id"],
+            ["callback_requests.id"],
+            name=op.f("fk_staff_alerts_request_id_callback_requests"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_staff_alerts")),
-        sa.UniqueConstraint("request_id", "channel", "recipient",
-                            name=op.f("uq_staff_alerts_request_id")),
+        sa.UniqueConstraint(
+            "request_id", "channel", "recipient", name=op.f("uq_staff_alerts_request_id")
+        ),
     )
     op.create_index("ix_staff_alerts_due", "staff_alerts", ["status", "next_attempt_at"])
     op.create_index(op.f("ix_staff_alerts_request_id"), "staff_alerts", ["request_id"])

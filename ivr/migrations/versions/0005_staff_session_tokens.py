@@ -20,8 +20,9 @@ down_revision = "0004"
 branch_labels = None
 depends_on = None
 
-users = sa.table("staff_users", sa.column("id", sa.Integer()),
-                 sa.column("session_token", sa.String(64)))
+users = sa.table(
+    "staff_users", sa.column("id", sa.Integer()), sa.column("session_token", sa.String(64))
+)
 
 
 def upgrade() -> None:
@@ -29,8 +30,11 @@ def upgrade() -> None:
         batch.add_column(sa.Column("session_token", sa.String(length=64), nullable=True))
     connection = op.get_bind()
     for (user_id,) in connection.execute(sa.select(users.c.id)).all():
-        connection.execute(users.update().where(users.c.id == user_id)
-                           .values(session_token=secrets.token_urlsafe(32)))
+        connection.execute(
+            users.update()
+            .where(users.c.id == user_id)
+            .values(session_token=secrets.token_urlsafe(32))
+        )
     with op.batch_alter_table("staff_users") as batch:
         batch.alter_column("session_token", existing_type=sa.String(length=64), nullable=False)
         batch.create_unique_constraint(op.f("uq_staff_users_session_token"), ["session_token"])
@@ -39,8 +43,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("staff_users") as batch:
-        batch.add_column(sa.Column("session_version", sa.Integer(), nullable=False,
-                                   server_default="1"))
+        batch.add_column(
+            sa.Column("session_version", sa.Integer(), nullable=False, server_default="1")
+        )
     with op.batch_alter_table("staff_users") as batch:
         batch.alter_column("session_version", existing_type=sa.Integer(), server_default=None)
         batch.drop_constraint(op.f("uq_staff_users_session_token"), type_="unique")

@@ -23,8 +23,9 @@ REFUSE = "audit_log is append-only"
 
 def upgrade() -> None:
     with op.batch_alter_table("staff_users") as batch:
-        batch.add_column(sa.Column("role", sa.String(length=16), nullable=False,
-                                   server_default="staff"))
+        batch.add_column(
+            sa.Column("role", sa.String(length=16), nullable=False, server_default="staff")
+        )
         batch.add_column(sa.Column("totp_secret", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("totp_last_step", sa.Integer(), nullable=True))
     op.create_table(
@@ -33,15 +34,16 @@ def upgrade() -> None:
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column("code_hash", sa.String(length=64), nullable=False),
         sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(["user_id"], ["staff_users.id"],
-                                name=op.f("fk_staff_recovery_codes_user_id_staff_users"),
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["staff_users.id"],
+            name=op.f("fk_staff_recovery_codes_user_id_staff_users"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_staff_recovery_codes")),
     )
-    op.create_index(op.f("ix_staff_recovery_codes_user_id"), "staff_recovery_codes",
-                    ["user_id"])
-    op.execute("UPDATE staff_users SET role = 'admin' "
-               "WHERE id = (SELECT MIN(id) FROM staff_users)")
+    op.create_index(op.f("ix_staff_recovery_codes_user_id"), "staff_recovery_codes", ["user_id"])
+    op.execute("UPDATE staff_users SET role = 'admin' WHERE id = (SELECT MIN(id) FROM staff_users)")
     op.create_table(
         "audit_log",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -59,12 +61,16 @@ def upgrade() -> None:
         op.execute(f"""
             CREATE FUNCTION audit_log_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN RAISE EXCEPTION '{REFUSE}'; END $$""")
-        op.execute("CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
-                   "FOR EACH ROW EXECUTE FUNCTION audit_log_refuse()")
+        op.execute(
+            "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
+            "FOR EACH ROW EXECUTE FUNCTION audit_log_refuse()"
+        )
     else:
         for event in ("UPDATE", "DELETE"):
-            op.execute(f"CREATE TRIGGER audit_log_no_{event.lower()} BEFORE {event} ON audit_log "
-                       f"BEGIN SELECT RAISE(ABORT, '{REFUSE}'); END")
+            op.execute(
+                f"CREATE TRIGGER audit_log_no_{event.lower()} BEFORE {event} ON audit_log "
+                f"BEGIN SELECT RAISE(ABORT, '{REFUSE}'); END"
+            )
 
 
 def downgrade() -> None:

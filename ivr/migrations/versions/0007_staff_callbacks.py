@@ -39,8 +39,10 @@ def upgrade() -> None:
         sa.Column("duration", sa.Integer(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["request_id"], ["callback_requests.id"],
-            name=op.f("fk_request_events_request_id_callback_requests"), ondelete="CASCADE",
+            ["request_id"],
+            ["callback_requests.id"],
+            name=op.f("fk_request_events_request_id_callback_requests"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_request_events")),
         sa.UniqueConstraint("attempt_id", name=op.f("uq_request_events_attempt_id")),
@@ -63,14 +65,19 @@ def upgrade() -> None:
         sa.Column("username", sa.String(length=80), nullable=False),
         sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["request_id"], ["callback_requests.id"],
-            name=op.f("fk_request_claims_request_id_callback_requests"), ondelete="CASCADE",
+            ["request_id"],
+            ["callback_requests.id"],
+            name=op.f("fk_request_claims_request_id_callback_requests"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("request_id", name=op.f("pk_request_claims")),
     )
     requests = sa.table(
-        "callback_requests", sa.column("id", sa.Integer), sa.column("status", sa.String),
-        sa.column("note", sa.Text), sa.column("handled_by", sa.String),
+        "callback_requests",
+        sa.column("id", sa.Integer),
+        sa.column("status", sa.String),
+        sa.column("note", sa.Text),
+        sa.column("handled_by", sa.String),
         sa.column("handled_at", sa.DateTime(timezone=True)),
         sa.column("updated_at", sa.DateTime(timezone=True)),
     )
@@ -81,13 +88,16 @@ def upgrade() -> None:
             "FROM callback_requests WHERE note <> ''"
         )
     )
-    op.execute(requests.update().where(requests.c.status == "called_back")
-               .values(status="trying"))
+    op.execute(requests.update().where(requests.c.status == "called_back").values(status="trying"))
 
 
 def downgrade() -> None:
-    op.execute(sa.text("UPDATE callback_requests SET status = 'called_back' "
-                       "WHERE status IN ('trying', 'reached')"))
+    op.execute(
+        sa.text(
+            "UPDATE callback_requests SET status = 'called_back' "
+            "WHERE status IN ('trying', 'reached')"
+        )
+    )
     op.drop_index(op.f("ix_call_marks_call_sid"), table_name="call_marks")
     op.drop_table("call_marks")
     op.drop_table("request_claims")

@@ -21,13 +21,15 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("callback_requests") as batch:
-        batch.add_column(sa.Column("urgent", sa.Boolean(), server_default=sa.false(),
-                                   nullable=False))
+        batch.add_column(
+            sa.Column("urgent", sa.Boolean(), server_default=sa.false(), nullable=False)
+        )
         batch.add_column(sa.Column("sms_status", sa.String(length=16), nullable=True))
         batch.add_column(sa.Column("sms_error", sa.String(length=300), nullable=True))
         batch.add_column(sa.Column("sms_sid", sa.String(length=64), nullable=True))
-    op.create_index(op.f("ix_callback_requests_caller_number"), "callback_requests",
-                    ["caller_number"])
+    op.create_index(
+        op.f("ix_callback_requests_caller_number"), "callback_requests", ["caller_number"]
+    )
     op.create_table(
         "request_messages",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -40,9 +42,12 @@ def upgrade() -> None:
         sa.Column("audio_type", sa.String(length=64), nullable=True),
         sa.Column("is_new", sa.Boolean(), server_default=sa.true(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["request_id"], ["callback_requests.id"],
-                                name=op.f("fk_request_messages_request_id_callback_requests"),
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["request_id"],
+            ["callback_requests.id"],
+            name=op.f("fk_request_messages_request_id_callback_requests"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_request_messages")),
         sa.UniqueConstraint("call_sid", name=op.f("uq_request_messages_call_sid")),
         sa.UniqueConstraint("recording_sid", name=op.f("uq_request_messages_recording_sid")),

@@ -22,7 +22,9 @@ worker_connections = threads
 # Twilio gives up on a webhook after 15 s; a request still running after 20 s is stuck.
 timeout = 20
 graceful_timeout = 25  # within Heroku's 30 s between SIGTERM and SIGKILL
-keepalive = 5
+# Each connection is closed after its answer: an idle kept-alive connection would hold one of the
+# few accepted connections (worker_connections) that a request could use.
+keepalive = 0
 accesslog = "-"
 # Restart workers now and then so a slow leak in any library cannot grow without bound.
 max_requests = 5000

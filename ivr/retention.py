@@ -36,6 +36,7 @@ ERASED = dict(
     recording_url=None,
     audio=None,
     audio_type=None,
+    sms_error=None,  # Twilio's words on a text that failed may repeat the number
 )
 
 

@@ -42,26 +42,22 @@ def download(url: str) -> bytes:
     return reply.content
 
 
-@jobs.handler("copy-recording")
-def copy_recording(payload: dict) -> None:
-    request_id = payload["request_id"]
+def copy(model: type[CallbackRequest] | type[RequestMessage], row_id: int) -> None:
+    """Copy one recording (a request's, or a message added to it) into its row, then queue the
+    deletion of Twilio's copy. Holds no database connection while Twilio answers."""
     row = db.session.execute(
-        sa.select(
-            CallbackRequest.recording_url, CallbackRequest.recording_sid, CallbackRequest.audio_type
-        ).where(CallbackRequest.id == request_id)
+        sa.select(model.recording_url, model.recording_sid, model.audio_type).where(
+            model.id == row_id
+        )
     ).first()
-    db.session.commit()  # hold no connection while Twilio answers
+    db.session.commit()
     if row is None or row.audio_type or not row.recording_url:
         return  # deleted, already copied (a duplicate job), or nothing to copy
     audio = download(row.recording_url)
     db.session.execute(
-        sa.update(CallbackRequest)
-        # Not if the request was erased meanwhile (retention.erase clears recording_url).
-        .where(
-            CallbackRequest.id == request_id,
-            CallbackRequest.audio_type.is_(None),
-            CallbackRequest.recording_url.is_not(None),
-        )
+        sa.update(model)
+        # Not if the row was erased meanwhile (retention.erase clears recording_url).
+        .where(model.id == row_id, model.audio_type.is_(None), model.recording_url.is_not(None))
         .values(audio=audio, audio_type="audio/mpeg")
         .execution_options(synchronize_session=False)
     )
@@ -72,34 +68,17 @@ def copy_recording(payload: dict) -> None:
             {"recording_sid": row.recording_sid},
         )
     db.session.commit()
+
+
+@jobs.handler("copy-recording")
+def copy_recording(payload: dict) -> None:
+    copy(CallbackRequest, payload["request_id"])
 
 
 @jobs.handler("copy-message")
 def copy_message(payload: dict) -> None:
-    """The same copy for a message added to an open request (`voice/again.py`)."""
-    message_id = payload["message_id"]
-    row = db.session.execute(
-        sa.select(
-            RequestMessage.recording_url, RequestMessage.recording_sid, RequestMessage.audio_type
-        ).where(RequestMessage.id == message_id)
-    ).first()
-    db.session.commit()  # hold no connection while Twilio answers
-    if row is None or row.audio_type or not row.recording_url:
-        return
-    audio = download(row.recording_url)
-    db.session.execute(
-        sa.update(RequestMessage)
-        .where(RequestMessage.id == message_id, RequestMessage.audio_type.is_(None))
-        .values(audio=audio, audio_type="audio/mpeg")
-        .execution_options(synchronize_session=False)
-    )
-    if not current_app.config["KEEP_RECORDINGS_AT_TWILIO"]:
-        jobs.enqueue(
-            "delete-recording",
-            f"delete-recording:{row.recording_sid}",
-            {"recording_sid": row.recording_sid},
-        )
-    db.session.commit()
+    """A message added to an open request (`voice/again.py`)."""
+    copy(RequestMessage, payload["message_id"])
 
 
 @jobs.handler("delete-recording")

@@ -19,12 +19,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import requests
 import sqlalchemy as sa
 from flask import current_app
-from twilio.base.exceptions import TwilioRestException
 
-from . import jobs
+from . import jobs, twilio_api
 from .db import db
 from .hours import spoken_days
 from .models import CallbackRequest
@@ -189,25 +187,14 @@ def send_reference(payload: dict[str, Any]) -> None:
             **sender,
             **({"status_callback": callback} if callback else {}),
         )
-    except TwilioRestException as exc:
-        why = f"Twilio {exc.status} {exc.code}: {exc.msg}"
-        if exc.status >= 500 or exc.status == 429:
-            record(request_id, None, why)
-            raise
-        record(request_id, "failed", why)
-        raise jobs.Permanent(why) from None
-    except (requests.exceptions.ConnectTimeout, requests.exceptions.ProxyError) as exc:
-        record(request_id, None, jobs.reason(exc))
-        raise  # never reached Twilio: safe to try again
-    except requests.ConnectionError as exc:
-        if "NewConnectionError" in str(exc) or "NameResolutionError" in str(exc):
-            record(request_id, None, jobs.reason(exc))
-            raise  # refused or not resolved: nothing was sent
-        why = f"the text may have been sent: {jobs.reason(exc)}"
-        record(request_id, "unknown", why)
-        raise jobs.Permanent(why) from None
-    except requests.exceptions.Timeout:
-        why = "no answer from Twilio; the text may have been sent"
+    except twilio_api.FAILURES as exc:
+        if twilio_api.nothing_sent(exc):
+            record(request_id, None, twilio_api.why(exc))
+            raise  # nothing was sent: try again
+        if twilio_api.refused(exc):  # 21610 opted out, 21614 not a mobile: final
+            record(request_id, "failed", twilio_api.why(exc))
+            raise jobs.Permanent(twilio_api.why(exc)) from None
+        why = f"the text may have been sent: {twilio_api.why(exc)}"
         record(request_id, "unknown", why)
         raise jobs.Permanent(why) from None
     sent = db.session.get(CallbackRequest, request_id)

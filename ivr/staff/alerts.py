@@ -17,12 +17,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import requests
 import sqlalchemy as sa
 from flask import Flask, current_app
-from twilio.base.exceptions import TwilioRestException
 
-from .. import jobs, store
+from .. import jobs, store, twilio_api
 from ..db import db, utcnow
 from ..models import CallbackRequest
 from .display import LANGUAGES, phone
@@ -128,22 +126,16 @@ def alert_email(payload: dict[str, Any]) -> None:
 
 
 def sms(to: str, body: str) -> None:
-    """Send an SMS through Twilio; a failure that cannot have sent it (refused, unreachable,
-    Twilio 5xx or 429) is retried, anything else is final."""
+    """Send an SMS through Twilio; a failure that cannot have sent it is retried, anything else is
+    final (see `twilio_api.nothing_sent`)."""
     try:
         send_sms(to, body)
-    except TwilioRestException as exc:
-        if exc.status >= 500 or exc.status == 429:
+    except twilio_api.FAILURES as exc:
+        if twilio_api.nothing_sent(exc):
             raise
-        raise jobs.Permanent(f"Twilio {exc.status} {exc.code}: {exc.msg}") from None
-    except (requests.exceptions.ConnectTimeout, requests.exceptions.ProxyError):
-        raise  # never reached Twilio: safe to try again
-    except requests.ConnectionError as exc:
-        if "NewConnectionError" in str(exc) or "NameResolutionError" in str(exc):
-            raise  # refused or not resolved: nothing was sent
-        raise jobs.Permanent(f"the SMS may have been sent: {jobs.reason(exc)}") from None
-    except requests.exceptions.Timeout:
-        raise jobs.Permanent("no answer from Twilio; the SMS may have been sent") from None
+        if twilio_api.refused(exc):
+            raise jobs.Permanent(twilio_api.why(exc)) from None
+        raise jobs.Permanent(f"the SMS may have been sent: {twilio_api.why(exc)}") from None
 
 
 def link(row: CallbackRequest) -> str:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import requests
 import sqlalchemy as sa
 from flask import current_app
 from twilio.base.exceptions import TwilioRestException
@@ -165,16 +164,12 @@ def place_call(payload: dict[str, Any]) -> None:
             timeout=RING_STAFF_SECONDS,
             record=False,
         )
-    except TwilioRestException as exc:
-        if exc.status >= 500 or exc.status == 429:
+    except twilio_api.FAILURES as exc:
+        if twilio_api.nothing_sent(exc):
             raise  # Twilio did not take it: try again
-        outcome(attempt_id, "refused", text=f"Twilio {exc.code}: {exc.msg}"[:200])
-        raise jobs.Permanent(f"Twilio {exc.status} {exc.code}: {exc.msg}") from None
-    except (requests.exceptions.ConnectTimeout, requests.exceptions.ProxyError):
-        raise  # never reached Twilio
-    except requests.RequestException as exc:
-        if "NewConnectionError" in str(exc) or "NameResolutionError" in str(exc):
-            raise
+        if isinstance(exc, TwilioRestException):
+            outcome(attempt_id, "refused", text=f"Twilio {exc.code}: {exc.msg}"[:200])
+            raise jobs.Permanent(twilio_api.why(exc)) from None
         outcome(attempt_id, "not-connected", text="no answer from Twilio")
-        raise jobs.Permanent(f"the call may have been placed: {jobs.reason(exc)}") from None
+        raise jobs.Permanent(f"the call may have been placed: {twilio_api.why(exc)}") from None
     current_app.logger.info("call-back attempt %s: staff leg %s", attempt_id, call.sid)

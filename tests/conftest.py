@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from werkzeug.serving import make_server
 
 from ivr import PROJECT_ROOT, create_app
 from ivr.db import db
@@ -207,3 +211,18 @@ def make_request(app):
             return row.id
 
     return make
+
+
+@contextlib.contextmanager
+def serving(app) -> Iterator[int]:
+    """The app on a real threaded HTTP server on loopback (a browser, or parallel clients),
+    sharing the test's database; yields its port."""
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield httpd.server_port
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()

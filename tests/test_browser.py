@@ -6,17 +6,16 @@ import datetime as dt
 import io
 import math
 import struct
-import threading
 import wave
 from pathlib import Path
 
 import pytest
 from werkzeug.security import generate_password_hash
-from werkzeug.serving import make_server
 
 from ivr.db import db
 from ivr.models import CallbackRequest
 from ivr.staff.models import StaffUser
+from tests.conftest import serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
@@ -68,13 +67,8 @@ def server(app):
             )
         )
         db.session.commit()
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    with serving(app) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture
@@ -191,13 +185,8 @@ def loop_server(make_app):
             )
         )
         db.session.commit()
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield app, f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    with serving(app) as port:
+        yield app, f"http://127.0.0.1:{port}"
 
 
 def log_in_as(browser, base: str, name: str, **context_options):

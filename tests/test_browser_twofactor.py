@@ -3,18 +3,17 @@ then what the audit log shows an admin of a listen and an export made in the bro
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
 import pyotp
 import pytest
 from werkzeug.security import generate_password_hash
-from werkzeug.serving import make_server
 
 from ivr.db import db
 from ivr.models import CallbackRequest
 from ivr.staff.models import StaffUser
+from tests.conftest import serving
 from tests.test_browser import CHROMIUM, browser, tone_wav  # noqa: F401  (browser: a fixture)
 
 pytestmark = [
@@ -43,13 +42,8 @@ def server(make_app):
             )
         )
         db.session.commit()
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    with serving(app) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def password_step(page, base: str) -> None:

@@ -10,13 +10,12 @@ from urllib.parse import urlencode
 
 import pytest
 import sqlalchemy as sa
-from werkzeug.serving import make_server
 
 from ivr.db import db
 from ivr.settings import SETTINGS
 from ivr.staff.auth import ACCOUNT_MAX_FAILURES, MAX_FAILURES
 from ivr.staff.models import LoginAttempt
-from tests.conftest import STAFF_PASSWORD
+from tests.conftest import STAFF_PASSWORD, serving
 
 WRONG = "wrong password"
 
@@ -80,13 +79,8 @@ def test_a_forged_x_forwarded_for_buys_no_more_tries(app, staff_user):
 @pytest.fixture
 def server(app, staff_user):
     """The app on a real threaded HTTP server on loopback, sharing the test's database."""
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd.server_port
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    with serving(app) as port:
+        yield port
 
 
 def parallel_wrong_logins(port: int, sources: list[str]) -> Counter:

@@ -34,6 +34,6 @@ max_requests_jitter = 500
 def post_worker_init(worker):
     """One-dyno set-up: with WORKER_IN_WEB=1 each web process also runs the background jobs."""
     if os.environ.get("WORKER_IN_WEB", "").lower() in ("1", "true", "yes"):
-        from ivr.worker import Background
+        from ivr.background.worker import Background
 
         Background(worker.wsgi).start()

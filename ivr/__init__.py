@@ -10,10 +10,11 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import db as database
-from . import limits, settings
-from .prompts import Prompts
-from .signatures import Signatures
+from ivr import db as database
+from ivr import settings
+from ivr.calls.prompts import Prompts
+from ivr.edge import limits
+from ivr.edge.signatures import Signatures
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,8 +86,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     prompts_dir = Path(app.config["PROMPTS_DIR"] or PROJECT_ROOT / "prompts")
     app.config["PROMPTS_DIR"] = str(prompts_dir)
     app.config["AUDIO_DIR"] = str(app.config["AUDIO_DIR"] or PROJECT_ROOT / "audio")
-    app.extensions["ivr.prompts"] = Prompts(prompts_dir)
-    app.extensions["ivr.signatures"] = Signatures(
+    app.extensions["ivr.calls.prompts"] = Prompts(prompts_dir)
+    app.extensions["ivr.edge.signatures"] = Signatures(
         app.config["TWILIO_AUTH_TOKEN"], app.config["TWILIO_WEBHOOK_SHARED_KEYS"]
     )
 
@@ -97,7 +98,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             "play, and SMS alerts are off (fine for local use without a Twilio account)"
         )
 
-    from . import audio, fallback, https, recordings, retention, site, staff, voice  # noqa: F401
+    from ivr import site, staff, voice  # noqa: F401
+    from ivr.calls import audio
+    from ivr.edge import https
+    from ivr.requests import fallback, recordings, retention  # noqa: F401
 
     app.before_request(limits.refuse_large_bodies)
     https.init_app(app)

@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from flask import Flask
 
-from .db import db
+from ivr.db import db
 
 HERE = Path(__file__).resolve().parent
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .phones import e164, parse_valid
+from ivr.phones import e164, parse_valid
 
 
 class SettingsError(RuntimeError):

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Flask, current_app, render_template
 from sqlalchemy.pool import NullPool
 
-from .db import db
+from ivr.db import db
 
 bp = Blueprint("site", __name__)
 

@@ -17,7 +17,7 @@ from werkzeug.serving import make_server
 
 from ivr import PROJECT_ROOT, create_app
 from ivr.db import db
-from ivr.emulator import Call
+from ivr.devtools.emulator import Call
 from ivr.migrate import upgrade
 from tests.pg_server import pg_server  # noqa: F401  (a fixture)
 
@@ -94,7 +94,7 @@ def make_app(tmp_path, prompts_dir, database_url):
     yield make
     for app in apps:
         # The fallback's thread must end before its database goes.
-        drainer = app.extensions.get("ivr.fallback")
+        drainer = app.extensions.get("ivr.requests.fallback")
         if drainer is not None:
             drainer.stop()
         with app.app_context():
@@ -162,7 +162,7 @@ def staff_user(app):
     """A staff account `ana` with STAFF_PASSWORD; an admin, as the first account always is."""
     from werkzeug.security import generate_password_hash
 
-    from ivr.staff.models import StaffUser
+    from ivr.accounts.models import StaffUser
 
     with app.app_context():
         db.session.add(
@@ -184,7 +184,7 @@ def make_request(app):
     """Store a callback request directly (no call), returning its id."""
     import itertools
 
-    from ivr.models import CallbackRequest
+    from ivr.requests.models import CallbackRequest
 
     counter = itertools.count(1)
 
@@ -204,7 +204,7 @@ def make_request(app):
             db.session.add(row)
             db.session.flush()
             if values.get("note"):  # a note lives in the request's history (migration 0006)
-                from ivr.staff import history
+                from ivr.requests import history
 
                 history.add(row.id, "note", values.get("handled_by") or "ana", text=values["note"])
             db.session.commit()

@@ -15,11 +15,13 @@ import responses
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
-from ivr import jobs, store
+from ivr.background import jobs
 from ivr.commands import main
 from ivr.db import db
-from ivr.emulator import Call
-from ivr.staff import alerts, display, transports
+from ivr.devtools.emulator import Call
+from ivr.messaging import transports
+from ivr.requests import alerts, store
+from ivr.staff import display
 from tests.conftest import TOKEN
 
 SID = "AC" + "0" * 32

@@ -13,10 +13,10 @@ import pytest
 import requests
 import responses
 
-from ivr import audio
+from ivr.calls import audio
+from ivr.calls.prompts import LANGUAGES, Prompts
 from ivr.commands.audio import audio_group
-from ivr.emulator import Call
-from ivr.prompts import LANGUAGES, Prompts
+from ivr.devtools.emulator import Call
 from tests.conftest import TOKEN
 
 GOOGLE = re.compile(r"https://translate\.google\.[a-z.]+/_/TranslateWebserverUi/data/batchexecute")

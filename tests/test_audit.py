@@ -10,10 +10,10 @@ import pytest
 import sqlalchemy as sa
 from werkzeug.security import generate_password_hash
 
-from ivr import retention
-from ivr.audit import AuditEntry
+from ivr.accounts.audit import AuditEntry
+from ivr.accounts.models import StaffUser
 from ivr.db import db
-from ivr.staff.models import StaffUser
+from ivr.requests import retention
 from tests.conftest import STAFF_PASSWORD, StaffAuth
 
 

@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 import pytest
 
 from ivr import PROJECT_ROOT
-from ivr.emulator import sign
+from ivr.devtools.emulator import sign
 
 from .conftest import FIRM, TOKEN
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from werkzeug.security import generate_password_hash
 
+from ivr.accounts.models import StaffUser
 from ivr.db import db
-from ivr.models import CallbackRequest
-from ivr.staff.models import StaffUser
+from ivr.requests.models import CallbackRequest
 from tests.conftest import serving
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -238,8 +238,8 @@ def test_call_back_end_to_end(loop_server, browser, tmp_path):
 
     import responses
 
-    from ivr import jobs
-    from ivr.emulator import Call
+    from ivr.background import jobs
+    from ivr.devtools.emulator import Call
     from tests.conftest import TOKEN
 
     app, base = loop_server
@@ -287,8 +287,8 @@ def test_call_back_end_to_end(loop_server, browser, tmp_path):
 
 
 def test_missed_call_appears_after_an_unanswered_call_now(loop_server, browser, monkeypatch):
-    from ivr.emulator import Call
-    from ivr.staff import missed
+    from ivr.devtools.emulator import Call
+    from ivr.requests import missed
     from tests.conftest import TOKEN
 
     monkeypatch.setattr(missed, "SETTLE", dt.timedelta(0))

@@ -10,9 +10,9 @@ import pyotp
 import pytest
 from werkzeug.security import generate_password_hash
 
+from ivr.accounts.models import StaffUser
 from ivr.db import db
-from ivr.models import CallbackRequest
-from ivr.staff.models import StaffUser
+from ivr.requests.models import CallbackRequest
 from tests.conftest import serving
 from tests.test_browser import CHROMIUM, browser, tone_wav  # noqa: F401  (browser: a fixture)
 

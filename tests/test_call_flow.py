@@ -7,10 +7,10 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
+from ivr.calls.prompts import Prompts
 from ivr.db import db
-from ivr.emulator import Call
-from ivr.models import Call as CallRow
-from ivr.prompts import Prompts
+from ivr.devtools.emulator import Call
+from ivr.requests.models import Call as CallRow
 from ivr.staff.display import as_utc
 from ivr.voice.welcome import spoken_language
 

@@ -10,12 +10,13 @@ import pytest
 import responses
 import sqlalchemy as sa
 
-from ivr import fallback, jobs
+from ivr.background import jobs
+from ivr.calls.prompts import Prompts
 from ivr.commands import main
 from ivr.db import db
-from ivr.emulator import Call
-from ivr.models import CallbackRequest
-from ivr.prompts import Prompts
+from ivr.devtools.emulator import Call
+from ivr.requests import fallback
+from ivr.requests.models import CallbackRequest
 
 from .conftest import PROJECT_ROOT, TOKEN
 
@@ -291,12 +292,12 @@ def test_failed_copy_is_retried_with_backoff_then_by_command(app, call, runner, 
         RecordingStatus="completed",
         **params,
     )
-    with caplog.at_level(logging.WARNING, logger="ivr.jobs"):
+    with caplog.at_level(logging.WARNING, logger="ivr.background.jobs"):
         copies_done(app)
     [job] = job_rows(app, "copy-recording")
     assert job.status == "pending" and job.attempts == 1 and "503" in job.last_error
     # One line with the reason, not a traceback.
-    [line] = [r for r in caplog.records if r.name == "ivr.jobs"]
+    [line] = [r for r in caplog.records if r.name == "ivr.background.jobs"]
     assert "attempt 1 of 8" in line.getMessage() and line.exc_info is None
     copies_done(app)  # not due yet: nothing happens
     assert job_rows(app, "copy-recording")[0].attempts == 1

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from ivr.emulator import Call
-from ivr.prompts import Prompts
+from ivr.calls.prompts import Prompts
+from ivr.devtools.emulator import Call
 
 from .conftest import FIRM, PROJECT_ROOT, TOKEN
 

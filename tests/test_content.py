@@ -14,9 +14,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from ivr.calls.prompts import LANGUAGES, Prompts
 from ivr.commands.audio import prompts_group
-from ivr.emulator import Call
-from ivr.prompts import LANGUAGES, Prompts
+from ivr.devtools.emulator import Call
 
 from .conftest import PROJECT_ROOT, TOKEN
 

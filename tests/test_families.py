@@ -1,6 +1,7 @@
 """Issue 13, families: the reference by text message only when asked, and urgency heard.
 
-Signed calls through `ivr.emulator`, Twilio's Messages API faked at its HTTP edge with `responses`,
+Signed calls through `ivr.devtools.emulator`, Twilio's Messages API faked at its HTTP edge with
+`responses`,
 the texts run as the worker runs them (`jobs.run_pending`), and the stored rows asserted.
 """
 
@@ -15,13 +16,13 @@ import pytest
 import responses
 import sqlalchemy as sa
 
-from ivr import jobs
+from ivr.background import jobs
+from ivr.calls.prompts import Prompts
 from ivr.commands.audio import prompts_group
 from ivr.db import db
-from ivr.emulator import Call
-from ivr.models import CallbackRequest, RequestMessage
-from ivr.prompts import Prompts
-from ivr.staff import alerts
+from ivr.devtools.emulator import Call
+from ivr.requests import alerts
+from ivr.requests.models import CallbackRequest, RequestMessage
 
 from .conftest import PROJECT_ROOT, TOKEN
 from .test_callback import heard_digits, record, to_recording
@@ -294,10 +295,10 @@ def test_prompts_check_reports_sms_segments(app, runner, prompts_dir):
 
 
 def test_sms_texts_are_not_rendered_as_audio(app):
-    from ivr.audio import spoken
+    from ivr.calls.audio import spoken
 
     with app.app_context():
-        keys = {item.key for item in spoken(app.extensions["ivr.prompts"], "es")}
+        keys = {item.key for item in spoken(app.extensions["ivr.calls.prompts"], "es")}
     assert "sms_offer" in keys and not any(key.startswith("sms/") for key in keys)
 
 
@@ -517,7 +518,7 @@ def test_staff_see_the_added_message_as_new_until_they_save(again_app):
         db.session.execute(sa.update(RequestMessage).values(audio=b"ID3x", audio_type="audio/mpeg"))
         from werkzeug.security import generate_password_hash
 
-        from ivr.staff.models import StaffUser
+        from ivr.accounts.models import StaffUser
 
         db.session.add(StaffUser(username="ana", password_hash=generate_password_hash("pw-pw-pw")))
         db.session.commit()
@@ -705,7 +706,7 @@ def test_an_added_message_the_database_refuses_is_kept_as_a_request(again_app):
 
 
 def test_erasing_a_request_deletes_its_added_messages_too(again_app):
-    from ivr import retention
+    from ivr.requests import retention
 
     first = first_request(again_app, "es")
     call = Call(again_app.test_client(), TOKEN)

@@ -16,12 +16,14 @@ import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
-from ivr import create_app, fallback, jobs
+from ivr import create_app
+from ivr.background import jobs
+from ivr.calls.prompts import Prompts
 from ivr.db import db
-from ivr.emulator import Call
+from ivr.devtools.emulator import Call
 from ivr.migrate import upgrade
-from ivr.models import CallbackRequest
-from ivr.prompts import Prompts
+from ivr.requests import fallback
+from ivr.requests.models import CallbackRequest
 
 from .conftest import PROJECT_ROOT, TOKEN, base_config
 from .test_alerts import free_port

@@ -9,12 +9,13 @@ import re
 import sqlalchemy as sa
 from werkzeug.security import generate_password_hash
 
+from ivr.accounts.models import StaffUser
 from ivr.commands import main
 from ivr.db import db
 from ivr.migrate import alembic_config
-from ivr.models import CallbackRequest
-from ivr.staff import display, history
-from ivr.staff.models import StaffUser
+from ivr.requests import history
+from ivr.requests.models import CallbackRequest
+from ivr.staff import display
 from tests.conftest import STAFF_PASSWORD, StaffAuth, csrf_token
 
 UTC = dt.UTC

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ivr.emulator import Call
+from ivr.devtools.emulator import Call
 from tests.conftest import TOKEN
 
 

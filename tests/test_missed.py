@@ -10,11 +10,11 @@ import pytest
 import responses
 from werkzeug.security import generate_password_hash
 
-from ivr import jobs
+from ivr.accounts.models import StaffUser
+from ivr.background import jobs
 from ivr.db import db
-from ivr.emulator import Call
-from ivr.staff import history, missed
-from ivr.staff.models import StaffUser
+from ivr.devtools.emulator import Call
+from ivr.requests import history, missed
 from tests.conftest import STAFF_PASSWORD, TOKEN, StaffAuth, csrf_token
 
 SID = "AC" + "0" * 32
@@ -65,7 +65,7 @@ def test_unanswered_call_now_and_hang_ups_are_listed(app, client):
     answered.follow(dial.get("action"), DialCallStatus="completed", DialBridged="true")
     with_request = place(client, "+13125550133")
     with app.app_context():
-        from ivr import store
+        from ivr.requests import store
 
         store.save(
             with_request.sid,

@@ -18,11 +18,12 @@ import pytest
 import sqlalchemy as sa
 from werkzeug.security import generate_password_hash
 
-from ivr import PROJECT_ROOT, fallback
+from ivr import PROJECT_ROOT
+from ivr.accounts.models import StaffUser
 from ivr.db import db
-from ivr.emulator import Call
-from ivr.models import CallbackRequest
-from ivr.staff.models import StaffUser
+from ivr.devtools.emulator import Call
+from ivr.requests import fallback
+from ivr.requests.models import CallbackRequest
 from tests.conftest import FIRM, STAFF_PASSWORD, TOKEN, csrf_token
 
 NUMBER = "+17735550142"  # a family's callback number

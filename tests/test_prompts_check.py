@@ -6,7 +6,7 @@ import pytest
 
 from ivr import PROJECT_ROOT
 from ivr.commands.audio import prompts_group
-from ivr.promptcheck import check
+from ivr.devtools.promptcheck import check
 
 
 def test_the_real_prompts_pass():

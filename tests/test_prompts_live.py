@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ivr.emulator import Call
-from ivr.prompts import Prompts
+from ivr.calls.prompts import Prompts
+from ivr.devtools.emulator import Call
 
 from .conftest import TOKEN
 

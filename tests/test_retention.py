@@ -9,11 +9,12 @@ import responses
 import sqlalchemy as sa
 import time_machine
 
-from ivr import jobs, retention, worker
-from ivr.audit import AuditEntry
+from ivr.accounts.audit import AuditEntry
+from ivr.background import jobs, worker
 from ivr.commands import main
 from ivr.db import db
-from ivr.models import Call, CallbackRequest
+from ivr.requests import retention
+from ivr.requests.models import Call, CallbackRequest
 from tests.conftest import csrf_token
 
 UTC = dt.UTC

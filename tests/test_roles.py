@@ -13,10 +13,10 @@ import pytest
 import sqlalchemy as sa
 from werkzeug.security import generate_password_hash
 
+from ivr.accounts.models import StaffUser
 from ivr.commands import main
 from ivr.db import db
 from ivr.staff import roles
-from ivr.staff.models import StaffUser
 from tests.conftest import STAFF_PASSWORD, StaffAuth, csrf_token
 
 

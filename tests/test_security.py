@@ -7,8 +7,8 @@ from sqlalchemy.exc import OperationalError
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 
-from ivr.emulator import Call, sign
-from ivr.prompts import Prompts
+from ivr.calls.prompts import Prompts
+from ivr.devtools.emulator import Call, sign
 from ivr.settings import SettingsError
 from ivr.voice import topics
 

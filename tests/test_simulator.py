@@ -6,12 +6,12 @@ import smtplib
 
 import sqlalchemy as sa
 
+from ivr.background.jobs import Job
+from ivr.calls.prompts import Prompts
 from ivr.commands.audio import call_command
 from ivr.db import db
-from ivr.jobs import Job
-from ivr.models import CallbackRequest
-from ivr.prompts import Prompts
-from ivr.staff import alerts
+from ivr.requests import alerts
+from ivr.requests.models import CallbackRequest
 from tests.conftest import base_config
 
 
@@ -85,7 +85,7 @@ def test_typed_speech_and_end_of_input(app):
 def test_a_wrong_token_is_refused_like_a_forged_webhook(make_app, capsys, monkeypatch):
     import io
 
-    from ivr import simulator
+    from ivr.devtools import simulator
 
     app = make_app()
     sim = simulator.Simulator(app, from_number="+13125550123")
@@ -127,7 +127,8 @@ def test_a_simulated_call_alerts_no_one(make_app, monkeypatch):
 
 
 def test_a_database_other_than_sqlite_needs_yes(tmp_path, prompts_dir, monkeypatch):
-    from ivr import create_app, simulator
+    from ivr import create_app
+    from ivr.devtools import simulator
 
     url = "postgresql://hotline:s3cret@db.example.org:5432/hotline"
     app = create_app(base_config(tmp_path, DATABASE_URL=url))  # never connected to

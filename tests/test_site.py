@@ -49,7 +49,7 @@ def test_healthz_is_503_when_the_sqlite_file_cannot_be_opened(tmp_path, prompts_
 
 def close(app) -> None:
     """What `make_app` does after a test, for apps made on a database of the test's choosing."""
-    drainer = app.extensions.get("ivr.fallback")
+    drainer = app.extensions.get("ivr.requests.fallback")
     if drainer is not None:
         drainer.stop()
     with app.app_context():

@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 
 from ivr import create_app
+from ivr.accounts.models import LoginAttempt, StaffUser
 from ivr.commands import main
 from ivr.db import db
-from ivr.staff.models import LoginAttempt, StaffUser
 from tests.conftest import STAFF_PASSWORD, base_config, csrf_token
 
 SECRET = "Alvarez"  # a note that only a logged-in page could show
@@ -160,7 +160,7 @@ def test_posts_without_csrf_token_are_rejected(app, client, auth, make_request):
     )
     assert response.status_code == 400
     with app.app_context():
-        from ivr.models import CallbackRequest
+        from ivr.requests.models import CallbackRequest
 
         assert db.session.get(CallbackRequest, request_id).status == "new"
 
@@ -192,7 +192,7 @@ def test_every_staff_url_needs_login(app, client, auth, make_request, method, ur
         assert response.headers["Location"].startswith("/staff/login")
     assert SECRET.encode() not in body and b"secret-audio" not in body and b"100001" not in body
     with app.app_context():
-        from ivr.models import CallbackRequest
+        from ivr.requests.models import CallbackRequest
 
         assert db.session.get(CallbackRequest, request_id).status == "new"
 

@@ -13,10 +13,11 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from ivr import jobs
+from ivr.background import jobs
 from ivr.db import Model, db
-from ivr.models import Call, CallbackRequest
-from ivr.staff import display, history
+from ivr.requests import history
+from ivr.requests.models import Call, CallbackRequest
+from ivr.staff import display
 from tests.conftest import csrf_token
 
 UTC = dt.UTC

@@ -11,10 +11,10 @@ from urllib.parse import urlencode
 import pytest
 import sqlalchemy as sa
 
+from ivr.accounts.models import LoginAttempt
 from ivr.db import db
 from ivr.settings import SETTINGS
 from ivr.staff.auth import ACCOUNT_MAX_FAILURES, MAX_FAILURES
-from ivr.staff.models import LoginAttempt
 from tests.conftest import STAFF_PASSWORD, serving
 
 WRONG = "wrong password"

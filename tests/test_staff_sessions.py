@@ -7,10 +7,10 @@ import time
 import pytest
 import sqlalchemy as sa
 
+from ivr.accounts.models import StaffUser
 from ivr.commands import main
 from ivr.db import db
-from ivr.models import CallbackRequest
-from ivr.staff.models import StaffUser
+from ivr.requests.models import CallbackRequest
 from tests.conftest import StaffAuth, csrf_token
 
 HOUR = 3600

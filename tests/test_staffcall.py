@@ -11,12 +11,12 @@ import responses
 import sqlalchemy as sa
 from werkzeug.security import generate_password_hash
 
-from ivr import jobs
+from ivr.accounts.models import StaffUser
+from ivr.background import jobs
 from ivr.db import db
-from ivr.emulator import Call
-from ivr.models import CallbackRequest
-from ivr.staff import history
-from ivr.staff.models import StaffUser
+from ivr.devtools.emulator import Call
+from ivr.requests import history
+from ivr.requests.models import CallbackRequest
 from tests.conftest import STAFF_PASSWORD, TOKEN, StaffAuth, csrf_token
 
 SID = "AC" + "0" * 32

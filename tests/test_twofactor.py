@@ -10,9 +10,9 @@ import pyotp
 import pytest
 import sqlalchemy as sa
 
+from ivr.accounts.models import RecoveryCode, StaffUser
 from ivr.commands import main
 from ivr.db import db
-from ivr.staff.models import RecoveryCode, StaffUser
 from tests.conftest import StaffAuth, csrf_token
 
 

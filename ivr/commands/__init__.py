@@ -10,7 +10,7 @@ import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from .. import create_app, settings
+from ivr import create_app, settings
 
 
 def _create_app():
@@ -43,7 +43,7 @@ def db_group() -> None:
 @with_appcontext
 def db_upgrade() -> None:
     """Bring the database schema up to date; run on every release."""
-    from ..migrate import upgrade
+    from ivr.migrate import upgrade
 
     upgrade(current_app)
     click.echo("database is up to date")
@@ -66,7 +66,7 @@ def callbacks_replay(source) -> None:
     """
     import sqlalchemy as sa
 
-    from .. import fallback, store
+    from ivr.requests import fallback, store
 
     try:
         stored, failed, _refused = store.replay(fallback.read(source))
@@ -88,7 +88,7 @@ def callbacks_replay(source) -> None:
 @with_appcontext
 def callbacks_copy_recordings() -> None:
     """Queue a copy of every recording not copied yet (also those whose copy gave up)."""
-    from .. import recordings
+    from ivr.requests import recordings
 
     click.echo(f"queued {recordings.queue_missing()} recording copies for the worker")
 
@@ -104,7 +104,7 @@ def retention_group() -> None:
 def retention_run(dry_run: bool) -> None:
     """Delete the recordings and personal data past RETENTION_DAYS now (the worker does this
     daily); with --dry-run, list them instead."""
-    from .. import retention
+    from ivr.requests import retention
 
     todo = retention.run(dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
@@ -125,15 +125,15 @@ def retention_run(dry_run: bool) -> None:
 @with_appcontext
 def worker_command(once: bool, concurrency: int | None) -> None:
     """Run background jobs: recording copies, staff alerts (the Procfile's `worker:`)."""
-    from ..worker import run
+    from ivr.background.worker import run
 
     run(current_app._get_current_object(), once=once, concurrency=concurrency)  # type: ignore[attr-defined]
 
 
 def _register_commands() -> None:
-    from .audio import audio_group, call_command, prompts_group
-    from .staff import alerts_group, staff_group
-    from .twilio import twilio_group
+    from ivr.commands.audio import audio_group, call_command, prompts_group
+    from ivr.commands.staff import alerts_group, staff_group
+    from ivr.commands.twilio import twilio_group
 
     for command in (
         audio_group,

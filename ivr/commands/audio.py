@@ -18,8 +18,8 @@ from flask.cli import ScriptInfo, with_appcontext
 from gtts import gTTS, gTTSError
 from tqdm import tqdm
 
-from .. import audio
-from ..prompts import LANGUAGES, PromptError, Prompts
+from ivr.calls import audio
+from ivr.calls.prompts import LANGUAGES, PromptError, Prompts
 
 
 def render(text: str, lang: str, tld: str, slow: bool = False) -> bytes:
@@ -122,9 +122,9 @@ def prompts_group() -> None:
 @with_appcontext
 def check_command() -> None:
     """Check every prompt in both languages; exit 1 on errors (warnings are only printed)."""
-    from ..hours import zone_prompt
-    from ..promptcheck import Problem, approvals, check, sms_segments
-    from ..timing import timings
+    from ivr.calls.hours import zone_prompt
+    from ivr.devtools.promptcheck import Problem, approvals, check, sms_segments
+    from ivr.devtools.timing import timings
 
     root = Path(current_app.config["PROMPTS_DIR"])
     for count in sms_segments(root):
@@ -190,8 +190,8 @@ def call_command(ctx: click.Context, from_number: str, lang: str | None, yes: bo
     Staff alerts are off during the call. The call stores what it leaves (callback requests) in
     the app's database, so a database other than SQLite needs --yes.
     """
-    from ..db import db
-    from ..simulator import Simulator
+    from ivr.db import db
+    from ivr.devtools.simulator import Simulator
 
     # No app context around the call: each webhook gets its own, as in production (the prompt
     # trace lives in `g`, which would otherwise pile up across requests).

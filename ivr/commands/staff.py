@@ -11,12 +11,12 @@ import sqlalchemy as sa
 from flask.cli import with_appcontext
 from werkzeug.security import generate_password_hash
 
-from .. import audit
-from ..db import db
-from ..jobs import Job
-from ..staff.auth import normal_username
-from ..staff.models import ROLES, RecoveryCode, StaffUser, new_session_token
-from ..staff.profile import staff_phone
+from ivr.accounts import audit
+from ivr.accounts.models import ROLES, RecoveryCode, StaffUser, new_session_token
+from ivr.background.jobs import Job
+from ivr.db import db
+from ivr.staff.auth import normal_username
+from ivr.staff.profile import staff_phone
 
 MIN_PASSWORD = 10
 

@@ -24,10 +24,10 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 from twilio.twiml.voice_response import VoiceResponse
 
-from .. import twilio_api
-from ..phones import e164, parse_valid
-from ..prompts import LANGUAGES, PromptError
-from ..twiml import SAY_LANGUAGE
+from ivr.calls.prompts import LANGUAGES, PromptError
+from ivr.calls.twiml import SAY_LANGUAGE
+from ivr.messaging import twilio_api
+from ivr.phones import e164, parse_valid
 
 NUMBER_SID = re.compile(r"PN[0-9a-fA-F]{32}")
 # Labels as the Console shows them, in the order `setup` prints them.
@@ -62,7 +62,7 @@ def fallback_twiml() -> str:
     the firm's leg ends, answered or not, so the goodbye is worded for both.
     """
     config = current_app.config
-    prompts = current_app.extensions["ivr.prompts"]
+    prompts = current_app.extensions["ivr.calls.prompts"]
     first = config["DEFAULT_LANGUAGE"]
     languages = [first, *(lang for lang in LANGUAGES if lang != first)]
     response = VoiceResponse()

@@ -2,8 +2,8 @@
 
 from alembic import context
 
-from ivr import models  # noqa: F401  (register every table on the metadata)
 from ivr.db import Model
+from ivr.requests import models  # noqa: F401  (register every table on the metadata)
 
 connection = context.config.attributes["connection"]
 context.configure(

@@ -11,9 +11,9 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import NotFound
 
-from .. import retention
-from . import added, admin, alerts, auth, dashboard, missed, profile, roles, twofactor  # noqa: F401
-from .auth import login_manager
+from ivr.requests import added, alerts, retention  # noqa: F401
+from ivr.staff import admin, auth, dashboard, missed, profile, roles, twofactor  # noqa: F401
+from ivr.staff.auth import login_manager
 
 PREFIX = "/staff"
 bp = Blueprint("staff", __name__, url_prefix=PREFIX)

@@ -27,10 +27,11 @@ from flask import (
 )
 from flask_login import current_user, user_logged_in
 
-from .. import audit, retention
-from ..db import db
-from ..models import CallbackRequest
-from . import display
+from ivr.accounts import audit
+from ivr.db import db
+from ivr.requests import retention
+from ivr.requests.models import CallbackRequest
+from ivr.staff import display
 
 bp = Blueprint("admin", __name__)
 AUDIT_PAGE = 500

@@ -29,8 +29,8 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from ..db import db, utcnow
-from .models import LoginAttempt, StaffUser, new_session_token
+from ivr.accounts.models import LoginAttempt, StaffUser, new_session_token
+from ivr.db import db, utcnow
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -155,7 +155,7 @@ def login_post():
         return render_template("staff/login.html", form=form, error=error), 401
     db.session.execute(sa.delete(LoginAttempt).filter_by(username=username, ip=address()))
     db.session.commit()
-    from .twofactor import after_password  # imports this module
+    from ivr.staff.twofactor import after_password  # imports this module
 
     return after_password(user, request.args.get("next"))
 

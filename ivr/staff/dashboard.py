@@ -36,12 +36,12 @@ from sqlalchemy.orm import selectinload, undefer
 from wtforms import IntegerField, StringField, TextAreaField
 from wtforms.validators import AnyOf, Length, Optional
 
-from .. import recordings
-from ..db import db, utcnow
-from ..models import CallbackRequest, RequestMessage
-from . import calling, display, history
-from .auth import safe_next
-from .history import OPEN, STATUS_LABELS, STATUSES, RequestClaim
+from ivr.db import db, utcnow
+from ivr.requests import calling, history, recordings
+from ivr.requests.history import OPEN, STATUS_LABELS, STATUSES, RequestClaim
+from ivr.requests.models import CallbackRequest, RequestMessage
+from ivr.staff import display
+from ivr.staff.auth import safe_next
 
 bp = Blueprint("requests", __name__)
 PAGE = 200

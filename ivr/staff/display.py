@@ -11,9 +11,9 @@ import phonenumbers
 import sqlalchemy as sa
 from flask import current_app
 
-from ..db import db, utcnow
-from ..models import Call, CallbackRequest
-from ..phones import parse_valid, region
+from ivr.db import db, utcnow
+from ivr.phones import parse_valid, region
+from ivr.requests.models import Call, CallbackRequest
 
 LANGUAGES = {"en": "English", "es": "Spanish"}
 

@@ -8,9 +8,9 @@ from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import Length, ValidationError
 
-from ..db import db
-from ..phones import e164, parse_valid
-from .models import StaffUser
+from ivr.accounts.models import StaffUser
+from ivr.db import db
+from ivr.phones import e164, parse_valid
 
 bp = Blueprint("profile", __name__)
 

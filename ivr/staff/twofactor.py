@@ -46,10 +46,10 @@ from werkzeug.wrappers import Response  # what redirect() returns: Flask's is a 
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
-from .. import audit
-from ..db import db, utcnow
-from . import auth
-from .models import LoginAttempt, RecoveryCode, StaffUser
+from ivr.accounts import audit
+from ivr.accounts.models import LoginAttempt, RecoveryCode, StaffUser
+from ivr.db import db, utcnow
+from ivr.staff import auth
 
 bp = Blueprint("twofactor", __name__, url_prefix="/login")
 PENDING = "2fa_pending"

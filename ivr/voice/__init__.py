@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from . import again, callback, closing, connect, details, staffcall, topics, welcome
-from .common import require_twilio_signature
-from .errors import answer_errors
+from ivr.voice import again, callback, closing, connect, details, staffcall, topics, welcome
+from ivr.voice.common import require_twilio_signature
+from ivr.voice.errors import answer_errors
 
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 bp.before_request(require_twilio_signature)

@@ -20,16 +20,17 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app, g
 from sqlalchemy.exc import IntegrityError
 
-from .. import jobs, references, store
-from ..db import db
-from ..models import CallbackRequest, RequestMessage
-from ..prompts import Line
-from ..settings import DAYS
-from ..staff import added as added_alerts
-from ..staff.display import as_utc
-from ..twiml import prompts, twiml
-from . import closing
-from .connect import caller_id
+from ivr.background import jobs
+from ivr.calls.prompts import Line
+from ivr.calls.twiml import prompts, twiml
+from ivr.db import db
+from ivr.requests import added as added_alerts
+from ivr.requests import references, store
+from ivr.requests.models import CallbackRequest, RequestMessage
+from ivr.settings import DAYS
+from ivr.staff.display import as_utc
+from ivr.voice import closing
+from ivr.voice.connect import caller_id
 
 bp = Blueprint("again", __name__, url_prefix="/<any(en, es):lang>/again")
 

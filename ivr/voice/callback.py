@@ -14,12 +14,12 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, request, url_for
 from twilio.twiml.voice_response import VoiceResponse
 
-from .. import references, store
-from ..db import db
-from ..models import Call, CallbackRequest
-from ..twiml import prompts, speak, twiml
-from . import again
-from .common import fails, final, final_args, redirect
+from ivr.calls.twiml import prompts, speak, twiml
+from ivr.db import db
+from ivr.requests import references, store
+from ivr.requests.models import Call, CallbackRequest
+from ivr.voice import again
+from ivr.voice.common import fails, final, final_args, redirect
 
 bp = Blueprint("callback", __name__, url_prefix="/<any(en, es):lang>/callback")
 

@@ -16,11 +16,11 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request, url_for
 from twilio.twiml.voice_response import VoiceResponse
 
-from .. import sms, urgency
-from ..hours import promise_lines
-from ..prompts import Line
-from ..twiml import prompts, speak, twiml
-from .connect import caller_id
+from ivr.calls.hours import promise_lines
+from ivr.calls.prompts import Line
+from ivr.calls.twiml import prompts, speak, twiml
+from ivr.requests import sms, urgency
+from ivr.voice.connect import caller_id
 
 bp = Blueprint("closing", __name__, url_prefix="/<any(en, es):lang>/closing")
 

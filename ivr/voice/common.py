@@ -9,9 +9,9 @@ from urllib.parse import urlsplit, urlunsplit
 from flask import Response, abort, current_app, request, url_for
 from twilio.twiml.voice_response import VoiceResponse
 
-from ..prompts import Line
-from ..signatures import Signatures
-from ..twiml import prompts, speak, twiml
+from ivr.calls.prompts import Line
+from ivr.calls.twiml import prompts, speak, twiml
+from ivr.edge.signatures import Signatures
 
 # The same key means the same thing on every menu of the call.
 REPEAT = "*"
@@ -28,7 +28,7 @@ def require_twilio_signature() -> None:
     A body over MAX_CONTENT_LENGTH was refused before this (ivr/limits.py), and every webhook is
     a POST, so every field a view reads is one the signature covers.
     """
-    signatures: Signatures = current_app.extensions["ivr.signatures"]
+    signatures: Signatures = current_app.extensions["ivr.edge.signatures"]
     if not signatures.valid(
         signed_url(),
         request.form,

@@ -14,11 +14,11 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request, url_for
 from twilio.twiml.voice_response import VoiceResponse
 
-from ..hours import closed_lines, office_open
-from ..phones import parse_valid
-from ..staff import missed
-from ..twiml import prompts, speak, twiml
-from .common import (
+from ivr.calls.hours import closed_lines, office_open
+from ivr.calls.twiml import prompts, speak, twiml
+from ivr.phones import parse_valid
+from ivr.requests import missed
+from ivr.voice.common import (
     CALLBACK,
     FIRM,
     MAIN_MENU,

@@ -10,14 +10,14 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
-from .. import store
-from ..phones import e164, parse_valid, region
-from ..prompts import Line
-from ..twiml import prompts, twiml
-from . import closing
-from .callback import call_sid
-from .common import ask, fails, redirect
-from .connect import caller_id
+from ivr.calls.prompts import Line
+from ivr.calls.twiml import prompts, twiml
+from ivr.phones import e164, parse_valid, region
+from ivr.requests import store
+from ivr.voice import closing
+from ivr.voice.callback import call_sid
+from ivr.voice.common import ask, fails, redirect
+from ivr.voice.connect import caller_id
 
 bp = Blueprint("details", __name__, url_prefix="/<any(en, es):lang>/callback")
 

@@ -7,8 +7,8 @@ from flask import Response, current_app, request, url_for
 from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.exceptions import HTTPException
 
-from ..twiml import prompts, speak, twiml
-from .connect import dial_firm, office_open
+from ivr.calls.twiml import prompts, speak, twiml
+from ivr.voice.connect import dial_firm, office_open
 
 # Webhooks that no caller listens to: the firm's whisper leg, and Twilio's status callbacks.
 FIRM_LEG = ("voice.connect.whisper", "voice.connect.accept")

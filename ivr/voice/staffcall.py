@@ -13,9 +13,9 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, request, url_for
 from twilio.twiml.voice_response import VoiceResponse
 
-from ..db import db
-from ..staff import calling, history
-from ..twiml import prompts, speak, twiml
+from ivr.calls.twiml import prompts, speak, twiml
+from ivr.db import db
+from ivr.requests import calling, history
 
 bp = Blueprint("staffcall", __name__, url_prefix="/staffcall")
 

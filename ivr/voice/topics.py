@@ -12,10 +12,10 @@ from typing import Any
 
 from flask import Blueprint, current_app, request
 
-from ..prompts import Line, Topic
-from ..staff import missed
-from ..twiml import prompts, says_slowly
-from .common import (
+from ivr.calls.prompts import Line, Topic
+from ivr.calls.twiml import prompts, says_slowly
+from ivr.requests import missed
+from ivr.voice.common import (
     CALLBACK,
     FIRM,
     MAIN_MENU,
@@ -27,7 +27,7 @@ from .common import (
     options_lines,
     redirect,
 )
-from .connect import office_open
+from ivr.voice.connect import office_open
 
 bp = Blueprint("topics", __name__, url_prefix="/<any(en, es):lang>")
 
@@ -71,7 +71,7 @@ def slow_line(lang: str, found: Topic) -> Line | None:
     `<Say>` at a slower rate where the voice takes SSML; None when neither can be done, so the
     option is not offered rather than played at the same speed."""
     line = Line(lang, found.body, found.name, slow=True)
-    audio = current_app.extensions.get("ivr.audio")
+    audio = current_app.extensions.get("ivr.calls.audio")
     if (audio is not None and audio.url(line)) or says_slowly(lang):
         return line
     return None

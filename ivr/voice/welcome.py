@@ -6,11 +6,11 @@ import unicodedata
 
 from flask import Blueprint, current_app, request
 
-from .. import references, store
-from ..twiml import prompts
-from . import again
-from .common import ask, fails
-from .topics import menu_lines
+from ivr.calls.twiml import prompts
+from ivr.requests import references, store
+from ivr.voice import again
+from ivr.voice.common import ask, fails
+from ivr.voice.topics import menu_lines
 
 bp = Blueprint("welcome", __name__)
 

@@ -22,8 +22,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..db import Model, db, utcnow
-from ..models import CallbackRequest
+from ivr.db import Model, db, utcnow
+from ivr.requests.models import CallbackRequest
 
 STATUSES = ("new", "trying", "reached", "handled")
 STATUS_LABELS = {"new": "New", "trying": "Trying", "reached": "Reached", "handled": "Handled"}

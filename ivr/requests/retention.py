@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from flask import current_app
 
-from . import audit, jobs
-from .db import db, utcnow
-from .models import Call, CallbackRequest, RequestMessage
+from ivr.accounts import audit
+from ivr.background import jobs
+from ivr.db import db, utcnow
+from ivr.requests.models import Call, CallbackRequest, RequestMessage
 
 # Statuses after which the clock runs (staff/history.py; "called_back" is the old name).
 REACHED = ("reached", "handled", "called_back")
@@ -115,7 +116,7 @@ def erase(request_ids: list[int], actor: str, action: str = "delete") -> int:
         .values(**ERASED)
         .execution_options(synchronize_session=False)
     )
-    from .staff.history import RequestEvent
+    from ivr.requests.history import RequestEvent
 
     # Staff notes are in the request's history: their words go, the fact of a note stays.
     db.session.execute(

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .promptcheck import seconds
-from .prompts import Line
-from .twiml import prompts
-from .voice.topics import menu_lines, topic_options
-from .voice.welcome import choice_lines
+from ivr.calls.prompts import Line
+from ivr.calls.twiml import prompts
+from ivr.devtools.promptcheck import seconds
+from ivr.voice.topics import menu_lines, topic_options
+from ivr.voice.welcome import choice_lines
 
 
 def spoken(lines: Sequence[Line]) -> float:

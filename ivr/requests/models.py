@@ -11,7 +11,7 @@ import datetime as dt
 from sqlalchemy import Boolean, DateTime, ForeignKey, LargeBinary, String, Text, false, true
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
-from .db import Model, utcnow
+from ivr.db import Model, utcnow
 
 STATUSES = ("new", "called_back", "handled")
 

@@ -16,7 +16,7 @@ from flask import has_request_context, request
 from sqlalchemy import DateTime, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .db import Model, db, utcnow
+from ivr.db import Model, db, utcnow
 
 ACTIONS = {
     "login": "Logged in",

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 
 MARK = "IVR-JOURNAL "
-log = logging.getLogger("ivr.fallback")
+log = logging.getLogger("ivr.requests.fallback")
 
 
 def path(app: Flask) -> Path:
@@ -96,8 +96,7 @@ def apply(app: Flask) -> tuple[int, int] | None:
     cut what was applied, never during the database work or an alert, so no caller waits on it.
     A second lock file lets one process at a time apply.
     """
-    from . import store
-    from .staff import alerts
+    from ivr.requests import alerts, store
 
     file = path(app)
     if not pending(app):
@@ -181,9 +180,9 @@ class Drainer:
 
 
 def drainer(app: Flask) -> Drainer:
-    found = app.extensions.get("ivr.fallback")
+    found = app.extensions.get("ivr.requests.fallback")
     if found is None:
-        found = app.extensions["ivr.fallback"] = Drainer(app)
+        found = app.extensions["ivr.requests.fallback"] = Drainer(app)
     return found
 
 

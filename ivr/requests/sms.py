@@ -22,13 +22,14 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from . import jobs, twilio_api
-from .db import db
-from .hours import spoken_days
-from .models import CallbackRequest
-from .staff.display import phone
-from .twilio_api import client
-from .twiml import prompts
+from ivr.background import jobs
+from ivr.calls.hours import spoken_days
+from ivr.calls.twiml import prompts
+from ivr.db import db
+from ivr.messaging import twilio_api
+from ivr.messaging.twilio_api import client
+from ivr.requests.models import CallbackRequest
+from ivr.staff.display import phone
 
 # Twilio's message statuses in the order they happen; a late or repeated callback never moves a
 # message back (Twilio does not promise the order of its callbacks).

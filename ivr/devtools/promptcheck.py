@@ -15,7 +15,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from .prompts import LANGUAGES, spoken_text
+from ivr.calls.prompts import LANGUAGES, spoken_text
 
 # Prompts filled in by the code, with a sample of each field (the hours come from settings).
 TEMPLATE_FIELDS: dict[str, dict[str, object]] = {

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import click
 from flask import Flask
 
-from .emulator import Call, collect
+from ivr.devtools.emulator import Call, collect
 
 BASE = "http://localhost:5000"
 KEYS = set("0123456789*#")

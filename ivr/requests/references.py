@@ -25,7 +25,7 @@ from sqlalchemy import DateTime, String
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .db import Model, db, utcnow
+from ivr.db import Model, db, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +98,9 @@ class Stash:
 
 def stash() -> Stash:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    found = app.extensions.get("ivr.references")
+    found = app.extensions.get("ivr.requests.references")
     if found is None:
-        found = app.extensions["ivr.references"] = Stash()
+        found = app.extensions["ivr.requests.references"] = Stash()
     return found
 
 

@@ -12,7 +12,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from .jobs import reason
+from ivr.background.jobs import reason
 
 TIMEOUT = 20  # seconds
 

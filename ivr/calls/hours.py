@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 
-from .prompts import Line, PromptError
-from .settings import DAYS, OfficeHours
-from .twiml import prompts
+from ivr.calls.prompts import Line, PromptError
+from ivr.calls.twiml import prompts
+from ivr.settings import DAYS, OfficeHours
 
 # How far ahead to look for the next opening: past any run of holidays anyone would configure.
 HORIZON_DAYS = 400

@@ -16,9 +16,10 @@ from blinker import Namespace
 from flask import current_app, g, has_request_context
 from sqlalchemy.exc import IntegrityError
 
-from . import fallback, jobs, references
-from .db import db
-from .models import Call, CallbackRequest
+from ivr.background import jobs
+from ivr.db import db
+from ivr.requests import fallback, references
+from ivr.requests.models import Call, CallbackRequest
 
 FIELDS = {
     "language",

@@ -21,12 +21,13 @@ import sqlalchemy as sa
 from flask import current_app
 from twilio.base.exceptions import TwilioRestException
 
-from .. import jobs, twilio_api
-from ..db import db
-from ..models import Call, CallbackRequest
-from ..phones import e164, parse_valid
-from . import history
-from .models import StaffUser
+from ivr.accounts.models import StaffUser
+from ivr.background import jobs
+from ivr.db import db
+from ivr.messaging import twilio_api
+from ivr.phones import e164, parse_valid
+from ivr.requests import history
+from ivr.requests.models import Call, CallbackRequest
 
 RING_STAFF_SECONDS = 25  # the staff phone rings this long before its voicemail could answer
 

@@ -20,11 +20,13 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, current_app
 
-from .. import jobs, store, twilio_api
-from ..db import db, utcnow
-from ..models import CallbackRequest
-from .display import LANGUAGES, phone
-from .transports import send_email, send_sms
+from ivr.background import jobs
+from ivr.db import db, utcnow
+from ivr.messaging import twilio_api
+from ivr.messaging.transports import send_email, send_sms
+from ivr.requests import store
+from ivr.requests.models import CallbackRequest
+from ivr.staff.display import LANGUAGES, phone
 
 GRACE_SECONDS = 180  # how long a request may stay unfinished before its alerts go anyway
 CHANNELS = ("sms", "email")

@@ -13,10 +13,10 @@ import sqlalchemy as sa
 from flask import current_app
 from twilio.base.exceptions import TwilioRestException
 
-from . import jobs
-from .db import db
-from .models import CallbackRequest, RequestMessage
-from .twilio_api import client
+from ivr.background import jobs
+from ivr.db import db
+from ivr.messaging.twilio_api import client
+from ivr.requests.models import CallbackRequest, RequestMessage
 
 TWILIO_API = "https://api.twilio.com/"
 TIMEOUT = (5, 30)  # seconds to connect, and between bytes of the answer

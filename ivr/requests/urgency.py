@@ -13,10 +13,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import current_app
 
-from . import jobs
-from .db import db
-from .models import CallbackRequest
-from .staff import alerts
+from ivr.background import jobs
+from ivr.db import db
+from ivr.requests import alerts
+from ivr.requests.models import CallbackRequest
 
 
 def mark(reference: str, call_sid: str) -> bool:

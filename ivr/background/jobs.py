@@ -37,9 +37,9 @@ from sqlalchemy import CursorResult, DateTime, Index, String, Text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from .db import Model, db, utcnow
+from ivr.db import Model, db, utcnow
 
-log = logging.getLogger("ivr.jobs")
+log = logging.getLogger("ivr.background.jobs")
 
 BACKOFF_SECONDS = 15  # first retry; doubled each time, capped at MAX_BACKOFF
 MAX_BACKOFF = dt.timedelta(hours=1)

@@ -13,7 +13,7 @@ import secrets
 from sqlalchemy import DateTime, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..db import Model, utcnow
+from ivr.db import Model, utcnow
 
 ROLES = ("staff", "admin")
 

@@ -23,7 +23,7 @@ from typing import Any
 from flask import Flask, has_request_context, request
 from whitenoise import WhiteNoise
 
-from .prompts import LANGUAGES, Line, Prompts
+from ivr.calls.prompts import LANGUAGES, Line, Prompts
 
 PREFIX = "/audio/"
 MANIFEST = "manifest.json"
@@ -200,5 +200,5 @@ def tlds(config: dict[str, Any]) -> dict[str, str]:
 def init_app(app: Flask) -> None:
     """Install the audio library (used by `speak`) and serve its files before the app."""
     library = AudioLibrary(Path(app.config["AUDIO_DIR"]), tlds(app.config))
-    app.extensions["ivr.audio"] = library
+    app.extensions["ivr.calls.audio"] = library
     app.wsgi_app = library.wrap(app.wsgi_app)  # type: ignore[method-assign]

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import jobs
-from ..models import CallbackRequest
-from . import alerts
-from .display import LANGUAGES
-from .transports import send_email
+from ivr.background import jobs
+from ivr.messaging.transports import send_email
+from ivr.requests import alerts
+from ivr.requests.models import CallbackRequest
+from ivr.staff.display import LANGUAGES
 
 
 def queue(request_id: int, message_id: int) -> None:

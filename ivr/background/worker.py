@@ -19,10 +19,11 @@ import threading
 import sqlalchemy as sa
 from flask import Flask
 
-from . import fallback, jobs, recordings, retention
-from .db import db, utcnow
+from ivr.background import jobs
+from ivr.db import db, utcnow
+from ivr.requests import fallback, recordings, retention
 
-log = logging.getLogger("ivr.worker")
+log = logging.getLogger("ivr.background.worker")
 HOUSEKEEPING_SECONDS = 60
 KEEP_FINISHED = dt.timedelta(days=30)
 

@@ -12,13 +12,13 @@ from collections.abc import Sequence
 from flask import Response, current_app, g
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
-from .prompts import Line, Prompts
+from ivr.calls.prompts import Line, Prompts
 
 SAY_LANGUAGE = {"en": "en-US", "es": "es-US"}
 
 
 def prompts() -> Prompts:
-    return current_app.extensions["ivr.prompts"]
+    return current_app.extensions["ivr.calls.prompts"]
 
 
 def speak(verb: VoiceResponse | Gather, lines: Sequence[Line]) -> None:
@@ -28,7 +28,7 @@ def speak(verb: VoiceResponse | Gather, lines: Sequence[Line]) -> None:
     # "<lang>/<source>": the greeting speaks both languages, so the name alone is not the file.
     traced = g.setdefault("prompt_sources", [])
     traced.extend(f"{line.lang}/{line.source}" for line in lines)
-    audio = current_app.extensions.get("ivr.audio")
+    audio = current_app.extensions.get("ivr.calls.audio")
     urls = [audio.url(line) for line in lines] if audio is not None else [None]
     if all(urls):
         for line, url in zip(lines, urls, strict=True):

@@ -1,0 +1,1 @@
+"""Developer tools: the caller emulator and simulator, prompt checks and timings."""

@@ -16,6 +16,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from ivr.calls.twiml import prompts, speak, twiml
 from ivr.db import db
+from ivr.reports import events
 from ivr.requests import references, store
 from ivr.requests.models import Call, CallbackRequest
 from ivr.voice import again
@@ -55,6 +56,7 @@ def start(lang: str):
     adding: dict[str, Any] = (
         {"add": target.id, "ref": target.reference} if target is not None else {}
     )
+    events.record("callback-started", lang)
     lines = [prompts().line(lang, "record_nothing")] if failed else []
     response = VoiceResponse()
     speak(response, lines + [prompts().line(lang, "add_intro" if adding else "record_intro")])
@@ -111,6 +113,7 @@ def recorded(lang: str):
     adding = request.args.get("add", type=int)
     if adding:  # a message added to the caller's open request
         again.save(call_sid(), adding, request.form.get("From", ""), **fields)
+        events.record("added", lang)
         if hung_up:
             return twiml(VoiceResponse())
         return redirect("voice.again.added", lang=lang, ref=request.args.get("ref", ""))
@@ -124,6 +127,7 @@ def recorded(lang: str):
         step="recorded",
         **fields,
     )
+    events.record("recorded", lang)
     if hung_up:
         return twiml(VoiceResponse())
     return redirect("voice.details.number", lang=lang, ref=heard)

@@ -19,6 +19,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from ivr.calls.hours import promise_lines
 from ivr.calls.prompts import Line
 from ivr.calls.twiml import prompts, speak, twiml
+from ivr.reports import events
 from ivr.requests import sms, urgency
 from ivr.voice.connect import caller_id
 
@@ -88,6 +89,7 @@ def urgent(lang: str):
     if request.form.get("Digits") == URGENT:
         if urgency.mark(request.args.get("ref", ""), request.form.get("CallSid", "")):
             opening = [prompts().line(lang, "urgent_noted")]
+            events.record("urgent", lang)
     return twiml(ending(lang, opening, ask_urgency=False))
 
 
@@ -100,9 +102,13 @@ def text(lang: str):
     ref = request.args.get("ref", "")
     if request.form.get("Digits") == TEXT_ME and own and sms.enabled():
         if sms.queue(ref, own, request.form.get("CallSid", "")):
+            events.record("text-sent", lang)
             speak(response, [p.line(lang, "sms_sent")])
         else:
+            events.record("text-failed", lang, "not queued")
             speak(response, [p.line(lang, "sms_unavailable"), *reference_lines(lang, ref)])
+    elif request.form.get("Digits") == TEXT_ME:
+        events.record("text-refused", lang, "no caller ID")  # asked, but policy says no
     goodbye(response, lang)
     return twiml(response)
 
@@ -114,4 +120,5 @@ def sms_status(lang: str, request_id: int):
     sms.advance(
         request_id, form.get("MessageSid", ""), form.get("MessageStatus", ""), form.get("ErrorCode")
     )
+    events.text_status(lang, form.get("MessageStatus", ""), form.get("ErrorCode"))
     return Response(status=204)

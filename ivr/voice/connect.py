@@ -17,6 +17,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from ivr.calls.hours import closed_lines, office_open
 from ivr.calls.twiml import prompts, speak, twiml
 from ivr.phones import parse_valid
+from ivr.reports import events
 from ivr.requests import missed
 from ivr.voice.common import (
     CALLBACK,
@@ -83,7 +84,9 @@ def offer_choice(lang: str):
 @bp.post("/<any(en, es):lang>/connect")
 def start(lang: str):
     if not office_open():
+        events.record("firm-closed", lang)
         return offer_callback(lang, "office_closed")
+    events.record("firm-tried", lang)
     response = VoiceResponse()
     speak(response, [prompts().line(lang, "connecting")])
     dial_firm(response, lang, final=final())
@@ -111,12 +114,14 @@ def done(lang: str):
     call_sid = request.form.get("CallSid", "")
     if status in CONNECTED and bridged:
         missed.mark(call_sid, "firm-answered")
+        events.record("firm-answered", lang)
         response = VoiceResponse()
         speak(response, [prompts().line(lang, "goodbye")])
         response.hangup()
         return twiml(response)
     current_app.logger.info("firm did not answer (%s) call %s", status, call_sid)
     missed.mark(call_sid, "firm-missed", status)
+    events.record("firm-missed", lang, status)
     return offer_callback(lang, "dial_failed")
 
 

@@ -7,6 +7,7 @@ import unicodedata
 from flask import Blueprint, current_app, request
 
 from ivr.calls.twiml import prompts
+from ivr.reports import events
 from ivr.requests import references, store
 from ivr.voice import again
 from ivr.voice.common import ask, fails
@@ -43,6 +44,7 @@ def choice_lines(greet: bool):
 @bp.post("")
 def answer():
     """Twilio's Voice URL for the number: the one fixed URL."""
+    events.record("call")
     return ask(choice_lines(greet=True), "voice.welcome.choose", speech=True, fails=0)
 
 
@@ -71,6 +73,7 @@ def start(lang: str):
     """
     call_sid, number = request.form.get("CallSid", ""), request.form.get("From", "")
     store.count_call(call_sid, lang, number)
+    events.record("language", lang)
     references.top_up()  # so a reference is at hand even if the database fails later in the call
     disclaimer = prompts().line(lang, "disclaimer")
     open_request = again.open_request(number, call_sid)

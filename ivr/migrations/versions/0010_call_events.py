@@ -1,0 +1,46 @@
+"""call events: anonymous steps of calls, for the Reports page (issue 24)
+
+Revision ID: 0010
+Revises: 0008
+Create Date: 2026-12-02 06:00:00
+
+`call_events` holds each step of a call without the caller (see ivr/reports/events.py): a
+keyed hash of the call only until it settles, the office's day and hour, and whether the step was
+the call's first of its kind and its latest. Indexed by day and kind, which every figure reads.
+
+Numbered 0010 because another branch may add 0009 in parallel: when both are merged, set
+`down_revision` to "0009".
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0010"
+down_revision = "0008"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "call_events",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("call_key", sa.String(length=16), nullable=True),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("detail", sa.String(length=16), nullable=False),
+        sa.Column("language", sa.String(length=2), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("hour", sa.SmallInteger(), nullable=True),
+        sa.Column("is_first", sa.Boolean(), nullable=False),
+        sa.Column("is_last", sa.Boolean(), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_call_events")),
+    )
+    op.create_index(op.f("ix_call_events_call_key"), "call_events", ["call_key"])
+    op.create_index("ix_call_events_day_kind", "call_events", ["day", "kind"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_call_events_day_kind", table_name="call_events")
+    op.drop_index(op.f("ix_call_events_call_key"), table_name="call_events")
+    op.drop_table("call_events")

@@ -101,6 +101,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from ivr import site, staff, voice  # noqa: F401
     from ivr.calls import audio
     from ivr.edge import https
+    from ivr.reports import tasks  # noqa: F401  (its jobs' handlers)
     from ivr.requests import fallback, recordings, retention  # noqa: F401
 
     app.before_request(limits.refuse_large_bodies)

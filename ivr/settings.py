@@ -310,6 +310,13 @@ SETTINGS: list[Setting] = [
     Setting("ALERT_EMAIL_TO", "", str, "Comma-separated e-mail addresses for alerts."),
     Setting("ALERT_EMAIL_FROM", "hotline@localhost", str, "From address of alert e-mails."),
     Setting(
+        "REPORT_EMAIL_TO",
+        "",
+        str,
+        "Comma-separated e-mail addresses (the firm's admins) that get the weekly summary of "
+        "the Reports page on Monday morning; empty: no summary.",
+    ),
+    Setting(
         "SMTP_URL", "", _smtp_url, "smtp://user:pass@host:port or smtps://...; empty: no e-mail."
     ),
     Setting(

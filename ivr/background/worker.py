@@ -21,6 +21,7 @@ from flask import Flask
 
 from ivr.background import jobs
 from ivr.db import db, utcnow
+from ivr.reports import tasks as reports
 from ivr.requests import fallback, recordings, retention
 
 log = logging.getLogger("ivr.background.worker")
@@ -33,6 +34,7 @@ def housekeeping(app: Flask) -> None:
         try:
             recordings.queue_missing()
             retention.queue_daily()  # the day's purge; its key holds the date, so once a day
+            reports.queue()  # settling call events daily, the summary weekly (keys likewise)
             db.session.execute(
                 sa.delete(jobs.Job).where(
                     jobs.Job.status.in_(("done", "failed")),

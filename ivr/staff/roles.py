@@ -39,6 +39,8 @@ REQUIRED = {
     "staff.requests.export": ADMIN,
     "staff.admin.audit": ADMIN,
     "staff.admin.delete": ADMIN,
+    "staff.reports.index": ADMIN,  # figures only, no caller (issue 24)
+    "staff.reports.export": ADMIN,
 }
 
 

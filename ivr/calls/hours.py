@@ -182,33 +182,3 @@ def spoken_number(lang: str, number: str) -> list[Line]:
     if number.startswith("+1") and len(number) == 12:
         return prompts().digits(lang, number[2:], (3, 3, 4))
     return prompts().digits(lang, number[1:])
-
-
-def _utc(moment: dt.datetime) -> dt.datetime:
-    """SQLite hands back naive datetimes; the app only ever stores UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
-def office_hours_between(start: dt.datetime, end: dt.datetime) -> float:
-    """Hours the office was open between two instants (all hours when OFFICE_HOURS=always):
-    a request left on Friday evening is not overdue on Monday at 9."""
-    start, end = _utc(start), _utc(end)
-    hours = current_app.config["OFFICE_HOURS"]
-    if end <= start:
-        return 0.0
-    if hours is None:
-        return (end - start).total_seconds() / 3600
-    tz: ZoneInfo = current_app.config["OFFICE_TIMEZONE"]
-    day = start.astimezone(tz).date()
-    last = end.astimezone(tz).date()
-    total = 0.0
-    for _ in range(400):  # a bounded walk: older requests are long overdue anyway
-        if day > last:
-            break
-        if day.weekday() in hours.days:
-            opens = dt.datetime.combine(day, hours.opens, tz)
-            closes = dt.datetime.combine(day, hours.closes, tz)
-            overlap = min(closes, end) - max(opens, start)
-            total += max(overlap.total_seconds(), 0) / 3600
-        day += dt.timedelta(days=1)
-    return total

@@ -60,7 +60,10 @@ class CallbackRequest(Model):
     note: Mapped[str] = mapped_column(Text, default="")
     handled_by: Mapped[str | None] = mapped_column(String(80))
     handled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Indexed for the Reports page, which reads a period's requests (ivr/reports/figures.py).
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )

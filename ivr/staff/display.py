@@ -11,7 +11,6 @@ import phonenumbers
 import sqlalchemy as sa
 from flask import current_app
 
-from ivr.calls.hours import office_hours_between
 from ivr.db import db, utcnow
 from ivr.phones import parse_valid, region
 from ivr.requests.models import Call, CallbackRequest
@@ -48,6 +47,31 @@ def age(moment: dt.datetime, now: dt.datetime | None = None) -> str:
     if seconds < 48 * 3600:
         return f"{int(seconds // 3600)} h ago"
     return f"{int(seconds // 86400)} days ago"
+
+
+def office_hours_between(start: dt.datetime, end: dt.datetime) -> float:
+    """Hours the office was open between two instants (all hours when OFFICE_HOURS=always):
+    a request left on Friday evening is not overdue on Monday at 9."""
+    start, end = as_utc(start), as_utc(end)
+    hours = current_app.config["OFFICE_HOURS"]
+    if end <= start:
+        return 0.0
+    if hours is None:
+        return (end - start).total_seconds() / 3600
+    tz = office_tz()
+    day = start.astimezone(tz).date()
+    last = end.astimezone(tz).date()
+    total = 0.0
+    for _ in range(400):  # a bounded walk: older requests are long overdue anyway
+        if day > last:
+            break
+        if day.weekday() in hours.days:
+            opens = dt.datetime.combine(day, hours.opens, tz)
+            closes = dt.datetime.combine(day, hours.closes, tz)
+            overlap = min(closes, end) - max(opens, start)
+            total += max(overlap.total_seconds(), 0) / 3600
+        day += dt.timedelta(days=1)
+    return total
 
 
 def overdue(created_at: dt.datetime, now: dt.datetime | None = None) -> bool:

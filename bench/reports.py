@@ -240,7 +240,8 @@ def main() -> None:
             )
         cells = " | ".join(f"{m * 1000:.0f} ms (max {x * 1000:.0f})" for m, x in results.values())
         print(
-            f"| {args.db} | {args.calls:,} calls, {stored:,} events, {requests:,} requests | {cells} |"
+            f"| {args.db} | {args.calls:,} calls, {stored:,} events, {requests:,} requests "
+            f"| {cells} |"
         )
         with app.app_context():
             for engine in db.engines.values():

@@ -256,3 +256,20 @@ def test_weekly_summary_email(make_app, smtp, clock):  # noqa: F811
     assert "Hotline week of 23 Nov: 6 calls" in raw
     assert "Missed calls: 3" in raw
     assert "/staff/reports?period=week&start=2026-11-23" in raw
+
+
+def test_office_clock_counts_as_the_dashboard(make_app):
+    """The page's fast count of office hours agrees with the dashboard's walk over the days."""
+    import random
+
+    from ivr.staff import display
+
+    app = make_app(OFFICE_HOURS="mon-fri 09:00-17:00")
+    rng = random.Random(7)
+    with app.app_context():
+        clock = figures.OfficeClock()
+        for _ in range(300):
+            start = START + dt.timedelta(minutes=rng.randrange(-60 * 24 * 30, 60 * 24 * 30))
+            end = start + dt.timedelta(minutes=rng.randrange(0, 60 * 24 * 20))
+            expected = display.office_hours_between(start, end)
+            assert clock.between(start, end) == pytest.approx(expected, abs=1e-6), (start, end)

@@ -202,6 +202,7 @@ class OfficeClock:
     def __init__(self) -> None:
         self.hours = current_app.config["OFFICE_HOURS"]
         self.tz = current_app.config["OFFICE_TIMEZONE"]
+        self.days: dict[dt.date, tuple[dt.timedelta, dt.datetime, dt.datetime]] = {}
         if self.hours is not None:
             length = self._open(MONDAY)[1] - self._open(MONDAY)[0]
             self.day = [length if d in self.hours.days else dt.timedelta(0) for d in range(7)]
@@ -215,12 +216,18 @@ class OfficeClock:
 
     def _since_monday(self, moment: dt.datetime) -> dt.timedelta:
         local = moment.astimezone(self.tz)
-        weeks, days = divmod((local.date() - MONDAY).days, 7)
-        total = self.week * weeks + sum(self.day[:days], dt.timedelta(0))
-        if days in self.hours.days:
-            opens, closes = self._open(local.date())
-            total += min(max(local - opens, dt.timedelta(0)), closes - opens)
-        return total
+        before, opens, closes = self._day(local.date())
+        return before + min(max(local - opens, dt.timedelta(0)), closes - opens)
+
+    def _day(self, day: dt.date) -> tuple[dt.timedelta, dt.datetime, dt.datetime]:
+        """Open hours before `day`, and its opening and closing (equal when it is closed)."""
+        found = self.days.get(day)
+        if found is None:
+            weeks, days = divmod((day - MONDAY).days, 7)
+            before = self.week * weeks + sum(self.day[:days], dt.timedelta(0))
+            opens, closes = self._open(day)
+            found = self.days[day] = (before, opens, closes if days in self.hours.days else opens)
+        return found
 
     def between(self, start: dt.datetime, end: dt.datetime) -> float:
         start, end = as_utc(start), as_utc(end)

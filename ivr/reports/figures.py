@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -126,7 +127,7 @@ class Period:
 @dataclass
 class Series:
     name: str
-    values: list[float]
+    values: Sequence[float]
 
 
 @dataclass
@@ -369,9 +370,9 @@ class CallFigures:
             )
         )
         ended: Counter = Counter()
-        for label, kinds in HANG_UPS:
+        for label, ends in HANG_UPS:
             for lang in ("", *LANGUAGES):
-                ended[(label, lang)] = sum(self.lasts[(kind, lang)] for kind in kinds)
+                ended[(label, lang)] = sum(self.lasts[(kind, lang)] for kind in ends)
         labels = [label for label, _ in HANG_UPS]
         charts.append(
             Chart(

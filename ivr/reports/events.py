@@ -34,8 +34,10 @@ from flask import current_app, g, request
 from sqlalchemy import Boolean, Date, DateTime, Index, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ivr.calls.hours import now  # the current moment; tests set CLOCK
 from ivr.calls.twiml import prompts
 from ivr.db import Model, db
+from ivr.requests.history import as_utc
 
 SETTLE_AFTER = dt.timedelta(hours=6)  # no call lasts this long; an SMS status comes sooner
 HOURLY = ("call", "language")  # steps that keep their hour of day once settled
@@ -73,11 +75,6 @@ class CallEvent(Model):
     is_first: Mapped[bool] = mapped_column(Boolean, default=True)
     is_last: Mapped[bool] = mapped_column(Boolean, default=False)
     at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-
-
-def now() -> dt.datetime:
-    """The current moment; tests set CLOCK, as for the office hours."""
-    return current_app.config.get("CLOCK", lambda: dt.datetime.now(dt.UTC))()
 
 
 def call_key(call_sid: str) -> str:
@@ -156,8 +153,7 @@ def topic_left(lang: str, number: int) -> None:
     words = len(topic.body.split()) if topic is not None else 0
     if began is not None and began.at is not None and not heard:
         seconds = words / WORDS_PER_SECOND * (1.25 if began.kind == "topic-slow" else 1)
-        start = began.at if began.at.tzinfo else began.at.replace(tzinfo=dt.UTC)
-        heard = (now() - start).total_seconds() >= seconds * HEARD
+        heard = (now() - as_utc(began.at)).total_seconds() >= seconds * HEARD
     record("topic-end" if heard else "topic-cut", lang, str(number))
 
 

@@ -23,7 +23,7 @@ from flask import current_app
 
 from ivr.db import db, utcnow
 from ivr.reports.events import CallEvent
-from ivr.requests.history import OUTCOMES, RequestEvent
+from ivr.requests.history import OUTCOMES, RequestEvent, as_utc
 from ivr.requests.missed import topic_label
 from ivr.requests.models import CallbackRequest
 
@@ -237,11 +237,6 @@ class OfficeClock:
         if self.hours is None:
             return (end - start).total_seconds() / 3600
         return (self._since_monday(end) - self._since_monday(start)).total_seconds() / 3600
-
-
-def as_utc(moment: dt.datetime) -> dt.datetime:
-    """SQLite hands back naive datetimes; the app only ever stores UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def build(period: Period, now: dt.datetime | None = None) -> Report:

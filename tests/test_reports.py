@@ -249,7 +249,7 @@ def test_weekly_summary_email(make_app, smtp, clock):  # noqa: F811
         db.session.execute(sa.delete(jobs.Job).where(jobs.Job.kind == "copy-recording"))
         db.session.commit()
         kinds = db.session.scalars(sa.select(jobs.Job.key).order_by(jobs.Job.key)).all()
-    assert kinds == ["report-settle:2026-11-30", "report-summary:2026-11-23:boss@example.org"]
+    assert kinds == ["report-settle:2026-11-30T14", "report-summary:2026-11-23:boss@example.org"]
     jobs.run_pending(app)
     [(to, raw)] = smtp.messages
     assert to == ["boss@example.org"]

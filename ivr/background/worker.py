@@ -34,7 +34,7 @@ def housekeeping(app: Flask) -> None:
         try:
             recordings.queue_missing()
             retention.queue_daily()  # the day's purge; its key holds the date, so once a day
-            reports.queue()  # settling call events daily, the summary weekly (keys likewise)
+            reports.queue()  # settling call events hourly, the summary weekly (keys likewise)
             db.session.execute(
                 sa.delete(jobs.Job).where(
                     jobs.Job.status.in_(("done", "failed")),

@@ -6,9 +6,10 @@ be kept for good, so they hold nothing a person could be found by:
 
 - no number, no A-number, no CallSid. Steps of one call are tied together by `call_key`, a keyed
   one-way hash of the CallSid (HMAC with SECRET_KEY), and only while the call may still be going
-  on: the daily `settle` (tasks.py) sets it to NULL after SETTLE_AFTER, with the precise time
-  `at`. A settled event cannot be joined back to a call, not even with SECRET_KEY and Twilio's
-  own call log (which holds the caller's number beside the CallSid).
+  on: the hourly `settle` (tasks.py) sets it to NULL once SETTLE_AFTER has passed (so within
+  7 hours of the step), with the precise time `at`. A settled event cannot be joined back to a
+  call, not even with SECRET_KEY and Twilio's own call log (which holds the caller's number
+  beside the CallSid).
 - time only as the office's day, and the hour of day on the call's first two steps (for the
   calls-per-hour chart). A day with a single call still shows what that call did, to someone who
   also has Twilio's log for that day; nothing here narrows it further.
@@ -174,7 +175,8 @@ def settle(moment: dt.datetime | None = None) -> int:
     """Cut settled events loose from their call: no key, no precise time, and the hour of day
     only on the steps that need it. Returns how many events were settled. Commits."""
     cutoff = (moment or now()) - SETTLE_AFTER
-    settled = CallEvent.at < cutoff
+    # Only rows still tied to a call (the call_key index), so the hourly run stays small.
+    settled = sa.and_(CallEvent.call_key.is_not(None), CallEvent.at < cutoff)
     db.session.execute(
         sa.update(CallEvent)
         .where(settled, CallEvent.kind.not_in(HOURLY))

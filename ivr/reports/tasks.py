@@ -1,12 +1,12 @@
 """The reports' jobs, declared here in one place: settling call events, the weekly summary.
 
-- `report-settle`, daily: cuts settled call events loose from their call (`events.settle`).
+- `report-settle`, hourly: cuts settled call events loose from their call (`events.settle`).
 - `report-summary`, weekly: the past week's headline figures and a link to the Reports page, by
   e-mail to each of REPORT_EMAIL_TO (the firm's admins), on Monday at SUMMARY_HOUR office time.
   One job per recipient, so a refused address does not send the others theirs twice.
 
 Both are queued by the worker's housekeeping (`queue`, every minute); their keys hold the day or
-the week, so however many workers ask, each is queued once.
+the week, so however many workers ask, each is queued once an hour or once a week.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ def recipients() -> list[str]:
 
 
 def queue(now: dt.datetime | None = None) -> None:
-    """Queue today's settling and last week's summary (the caller commits)."""
+    """Queue this hour's settling and last week's summary (the caller commits)."""
     now = now or utcnow()
-    jobs.enqueue("report-settle", f"report-settle:{now.date().isoformat()}", {})
+    jobs.enqueue("report-settle", f"report-settle:{now:%Y-%m-%dT%H}", {})
     tz = current_app.config["OFFICE_TIMEZONE"]
     local = now.astimezone(tz).date()
     monday = local - dt.timedelta(days=local.weekday())

@@ -17,7 +17,9 @@ from ivr.background import jobs
 from ivr.db import db
 from ivr.devtools.emulator import Call
 from ivr.reports import events, figures, tasks
+from ivr.reports.charts import NO_LANGUAGE, Period
 from ivr.reports.events import CallEvent
+from ivr.reports.waits import OfficeClock
 from ivr.requests import history
 from ivr.requests.models import CallbackRequest
 from ivr.staff import roles
@@ -26,7 +28,7 @@ from tests.test_alerts import smtp  # noqa: F401  (a fixture: a real SMTP server
 from tests.test_callback import record, recording_params, to_recording
 
 START = dt.datetime(2026, 11, 25, 15, 0, tzinfo=dt.UTC)  # a Wednesday, 9:00 in Chicago
-WEEK = figures.Period.around("week", dt.date(2026, 11, 25))
+WEEK = Period.around("week", dt.date(2026, 11, 25))
 
 
 class Clock:
@@ -120,7 +122,7 @@ def test_known_paths_give_the_funnel(app, client):
         if any(row.values())
     }
     assert ended == {
-        "Choosing a language": {figures.NO_LANGUAGE: 1},
+        "Choosing a language": {NO_LANGUAGE: 1},
         "Main menu": {"Spanish": 1},
         "During a topic": {"English": 1},
         "Talked with the firm": {"English": 1},
@@ -135,7 +137,7 @@ def test_known_paths_give_the_funnel(app, client):
         "Left no request": {"English": 1, "Spanish": 1},
     }
     hours = chart(report, "calls-hour")["09:00"]  # the clock's 9:00 in the office
-    assert hours == {"English": 3, "Spanish": 2, figures.NO_LANGUAGE: 1}
+    assert hours == {"English": 3, "Spanish": 2, NO_LANGUAGE: 1}
 
 
 def test_no_event_holds_a_number_an_a_number_or_the_call(app, client, clock):
@@ -267,7 +269,7 @@ def test_office_clock_counts_as_the_dashboard(make_app):
     app = make_app(OFFICE_HOURS="mon-fri 09:00-17:00")
     rng = random.Random(7)
     with app.app_context():
-        clock = figures.OfficeClock()
+        clock = OfficeClock()
         for _ in range(300):
             start = START + dt.timedelta(minutes=rng.randrange(-60 * 24 * 30, 60 * 24 * 30))
             end = start + dt.timedelta(minutes=rng.randrange(0, 60 * 24 * 20))

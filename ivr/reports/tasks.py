@@ -20,6 +20,7 @@ from ivr.background import jobs
 from ivr.db import utcnow
 from ivr.messaging.transports import send_email
 from ivr.reports import events, figures
+from ivr.reports.charts import Period
 
 SUMMARY_HOUR = 7  # Monday morning, before the office opens
 
@@ -52,7 +53,7 @@ def settle_job(_payload: dict[str, Any]) -> None:
     current_app.logger.info("reports: settled %d call event(s)", events.settle())
 
 
-def summary(period: figures.Period) -> tuple[str, str]:
+def summary(period: Period) -> tuple[str, str]:
     """The e-mail's subject and text: headline figures, where callers hung up most, a link."""
     report = figures.build(period)
     lines = [f"Hotline summary: {period.label}", ""]
@@ -74,6 +75,6 @@ def summary(period: figures.Period) -> tuple[str, str]:
 
 @jobs.handler("report-summary", max_attempts=6)
 def summary_job(payload: dict[str, Any]) -> None:
-    period = figures.Period("week", dt.date.fromisoformat(payload["week"]))
+    period = Period("week", dt.date.fromisoformat(payload["week"]))
     subject, body = summary(period)
     send_email(payload["to"], subject, body)

@@ -1,9 +1,9 @@
 """The Reports page (admins): what callers did and how long families waited, per day, week, month.
 
-The figures are `ivr.reports.figures`; this module picks the period from the query string (an
-unknown period or date falls back to this week) and answers the page or its CSV. Nothing on
-either names a caller: the call figures come from anonymous events, the call-back figures are
-counts and durations.
+The figures are `ivr.reports.figures` (periods and charts: `ivr.reports.charts`); this module
+picks the period from the query string (an unknown period or date falls back to this week) and
+answers the page or its CSV. Nothing on either names a caller: the call figures come from
+anonymous events, the call-back figures are counts and durations.
 """
 
 from __future__ import annotations
@@ -14,21 +14,21 @@ import io
 
 from flask import Blueprint, Response, render_template, request
 
-from ivr.reports import figures
+from ivr.reports import charts, figures
 from ivr.staff import display
 
 bp = Blueprint("reports", __name__)
 
 
-def chosen_period() -> figures.Period:
+def chosen_period() -> charts.Period:
     kind = request.args.get("period", "week")
-    if kind not in figures.PERIODS:
+    if kind not in charts.PERIODS:
         kind = "week"
     try:
         day = dt.date.fromisoformat(request.args.get("start", ""))
     except ValueError:
         day = display.office_today()
-    return figures.Period.around(kind, day)
+    return charts.Period.around(kind, day)
 
 
 @bp.get("/reports")
@@ -39,10 +39,10 @@ def index():
         "staff/reports.html",
         report=report,
         period=period,
-        periods=figures.PERIODS,
+        periods=charts.PERIODS,
         today=display.office_today(),
         charts=[chart.data() for chart in report.charts],
-        number=figures.number,
+        number=charts.number,
     )
 
 

@@ -19,6 +19,7 @@ import datetime as dt
 import os
 import random
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -247,6 +248,7 @@ def main() -> None:
             for engine in db.engines.values():
                 engine.dispose()
     finally:
+        shutil.rmtree(work, ignore_errors=True)
         if admin is not None:
             with admin.connect() as conn:
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -14,7 +14,8 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request, url_for
 from twilio.twiml.voice_response import VoiceResponse
 
-from ivr.calls.hours import closed_lines, office_open
+from ivr.calls.calendar import office_open
+from ivr.calls.hours import closed_lines
 from ivr.calls.twiml import prompts, speak, twiml
 from ivr.phones import parse_valid
 from ivr.requests import missed

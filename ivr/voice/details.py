@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 
 from ivr.calls.prompts import Line
-from ivr.calls.twiml import prompts, twiml
+from ivr.calls.twiml import prompts, spoken_number, twiml
 from ivr.phones import e164, parse_valid, region
 from ivr.requests import store
 from ivr.voice import closing
@@ -25,21 +25,6 @@ bp = Blueprint("details", __name__, url_prefix="/<any(en, es):lang>/callback")
 # itself (a typed number may start with 1), so keep the wait after it short; a pause this long
 # between the digits of a number is rare.
 NUMBER_TIMEOUT = 4
-
-
-def spoken_number(lang: str, number: str) -> list[Line]:
-    """The digits a caller would dial, in groups: 3-3-4 for U.S. numbers; for others the country
-    code, then the national number in fours from the end, as Mexico and Central America write
-    them (55 1234 5678, 2345 6789)."""
-    parsed = parse_valid(number)
-    assert parsed is not None  # callers pass caller_id()'s number, which is a valid one
-    national = str(parsed.national_number)
-    if parsed.country_code == 1:
-        return prompts().digits(lang, national, (3, 3, 4))
-    code = str(parsed.country_code)
-    head = len(national) % 4
-    sizes = ([head] if head else []) + [4] * (len(national) // 4)
-    return prompts().digits(lang, code + national, [len(code), *sizes])
 
 
 def number_lines(lang: str) -> list[Line]:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from ivr.calls.prompts import Line
 from ivr.calls.twiml import prompts
 from ivr.devtools.promptcheck import seconds
-from ivr.voice.topics import AFTER_TOPIC, MAIN
+from ivr.voice import topics as topic_menus
 from ivr.voice.welcome import choice_lines
 
 
@@ -36,7 +36,7 @@ def timings(lang: str) -> dict[str, float]:
     p = prompts()
     greeting = choice_lines(greet=True)
     answer = until(greeting, "choose_language", lang) + spoken([p.line(lang, "disclaimer")])
-    menu = MAIN.lines(lang, open=True)
+    menu = topic_menus.MAIN.lines(lang, open=True)
     topics = p.topics(lang)
     figures = {"to the 0 option": answer + until(menu, "option_firm", lang)}
     if topics:
@@ -47,6 +47,6 @@ def timings(lang: str) -> dict[str, float]:
     if topics:
         number = topics[0].number
         for state, is_open in (("open", True), ("closed", False)):
-            menu_after = AFTER_TOPIC.lines(lang, number=number, open=is_open)
+            menu_after = topic_menus.AFTER_TOPIC.lines(lang, number=number, open=is_open)
             figures[f"menu after a topic, {state}"] = spoken(menu_after)
     return figures

@@ -18,6 +18,7 @@ from ivr.voice import closing
 from ivr.voice.callback import call_sid
 from ivr.voice.common import ask, fails, redirect
 from ivr.voice.connect import caller_id
+from ivr.voice.menus import Menu, Option, State
 
 bp = Blueprint("details", __name__, url_prefix="/<any(en, es):lang>/callback")
 
@@ -27,6 +28,21 @@ bp = Blueprint("details", __name__, url_prefix="/<any(en, es):lang>/callback")
 NUMBER_TIMEOUT = 4
 
 
+def own_number(lang: str, state: State) -> str | None:
+    return state["own"]
+
+
+def has_own(lang: str, state: State) -> bool:
+    return state["own"] is not None
+
+
+# The number the call came from is read back and taken with one key; another is typed in full.
+NUMBER: Menu[str | None] = Menu(
+    "callback number",
+    [Option("1", "number_confirm", own_number, "the number read back", said=has_own)],
+)
+
+
 def number_lines(lang: str) -> list[Line]:
     p = prompts()
     own = caller_id(request.form.get("From", ""))
@@ -34,7 +50,7 @@ def number_lines(lang: str) -> list[Line]:
         return [
             p.line(lang, "number_readback"),
             *spoken_number(lang, own),
-            p.line(lang, "number_confirm"),
+            *NUMBER.lines(lang, own=own),
         ]
     return [p.line(lang, "number_ask")]
 
@@ -72,7 +88,7 @@ def number_choice(lang: str):
     ref = request.args.get("ref", "")
     digits = request.form.get("Digits", "")
     own = caller_id(request.form.get("From", ""))
-    chosen = own if digits == "1" and own else None
+    chosen = NUMBER.choose(lang, digits, own=own)
     if chosen is None and len(digits) > 1:
         chosen = typed_number(digits, own)
     if chosen is None:

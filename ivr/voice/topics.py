@@ -124,10 +124,12 @@ HELP: Menu[Response] = Menu(
 
 
 def menu_lines(lang: str) -> list[Line]:
+    """The main menu as said now (with 0 while the office is open)."""
     return MAIN.lines(lang, open=office_open())
 
 
 def topic_options(lang: str, number: int) -> list[Line]:
+    """The menu after topic `number`, as said now."""
     return AFTER_TOPIC.lines(lang, number=number, open=office_open())
 
 

@@ -22,6 +22,7 @@ anything but Twilio's own refusal.
 
 from __future__ import annotations
 
+import traceback
 from typing import Any
 
 import requests
@@ -60,6 +61,37 @@ class NotConfigured(Permanent):
     """TWILIO_ACCOUNT_SID is not set."""
 
 
+# Where urllib3 is while it opens a connection (TCP, a proxy's CONNECT, the TLS handshake), and
+# where it is once the request has been written and it waits for the answer.
+CONNECTING = frozenset({"_new_conn", "connect", "_tunnel", "_prepare_proxy", "_validate_conn"})
+SENT = frozenset({"_send_output", "getresponse"})
+
+
+def _frames(exc: BaseException) -> set[str]:
+    """The names of the functions an exception (and those it wraps) passed through."""
+    names: set[str] = set()
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        error = stack.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        names.update(frame.name for frame in traceback.extract_tb(error.__traceback__))
+        stack += [error.__cause__, error.__context__]
+        stack += [arg for arg in error.args if isinstance(arg, BaseException)]
+    return names
+
+
+def timed_out_connecting(exc: BaseException) -> bool:
+    """A timeout before the request was written: urllib3 reports a proxy's CONNECT or a TLS
+    handshake that never finishes as a *read* timeout, though nothing reached Twilio."""
+    if not isinstance(exc, requests.exceptions.Timeout):
+        return False
+    frames = _frames(exc)
+    return bool(frames & CONNECTING) and not frames & SENT
+
+
 def nothing_sent(exc: BaseException) -> bool:
     """After a failed request: True when it certainly created nothing at Twilio (5xx or 429, or the
     connection never reached it). Otherwise it may exist, or a retry would fail the same way."""
@@ -68,6 +100,8 @@ def nothing_sent(exc: BaseException) -> bool:
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         return exc.response.status_code >= 500 or exc.response.status_code == 429
     if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.ProxyError)):
+        return True
+    if timed_out_connecting(exc):
         return True
     if isinstance(exc, requests.ConnectionError):  # refused or not resolved; not a reset mid-way
         return "NewConnectionError" in str(exc) or "NameResolutionError" in str(exc)

@@ -65,8 +65,10 @@ class Transcript:
             files = dict.fromkeys(_shown(self.prompts / f"{source}.txt") for source in sources)
             click.echo("  prompts: " + ", ".join(files))
         if response.status_code == 200 and response.mimetype == "text/xml":
-            for verb in ET.fromstring(response.data).iter():
-                hear(verb)
+            first, _rest = at_the_wait(ET.fromstring(response.data))
+            for verb in first:
+                for spoken in verb.iter():
+                    hear(spoken)
         return response
 
 
@@ -136,6 +138,8 @@ class Simulator:
     def go_on(self) -> None:
         """Nothing more for the caller here: Twilio goes on to the Redirect, or hangs up."""
         document = self.call.document()
+        for verb in at_the_wait(document)[1]:  # what Twilio says after a Gather with no answer
+            hear(verb)
         if document.find("Redirect") is not None:
             self.call.silence()
         elif document.find("Hangup") is not None:
@@ -195,6 +199,16 @@ class Simulator:
         if not verb.get("action"):
             return self.go_on()  # Twilio goes on with the next verb
         self.call.dial(DIAL_OUTCOMES[choice])
+
+
+def at_the_wait(document: ET.Element) -> tuple[list[ET.Element], list[ET.Element]]:
+    """The verbs up to the first that waits for the caller (a Gather, Record or Dial), and the
+    ones after it, which the caller hears only if the wait ends with nothing."""
+    verbs = list(document)
+    for i, verb in enumerate(verbs):
+        if verb.tag in ("Gather", "Record", "Dial"):
+            return verbs[: i + 1], verbs[i + 1 :]
+    return verbs, []
 
 
 def hear(verb: ET.Element) -> None:

@@ -151,7 +151,7 @@ class Run:
                 "FALLBACK_PATH": str(self.dir / "fallback.jsonl"),
             }
         )
-        if self.pg:
+        if args.db == "pg":
             self.pg = BenchPostgres(free_port())
             self.db_name = "bench_" + re.sub(r"\W", "_", self.tag.lower())[:40]
             env["DATABASE_URL"] = self.pg.create_database(self.db_name)

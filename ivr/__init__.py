@@ -101,7 +101,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from ivr import site, staff, voice  # noqa: F401
     from ivr.calls import audio
     from ivr.edge import https
-    from ivr.requests import fallback, recordings, retention  # noqa: F401
+    from ivr.requests import recordings, retention  # noqa: F401
+    from ivr.requests.service import callers
 
     app.before_request(limits.refuse_large_bodies)
     https.init_app(app)
@@ -109,5 +110,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(site.bp)
     audio.init_app(app)
     staff.init_app(app)
-    fallback.init_app(app)
+    callers.init_app(app)
     return app

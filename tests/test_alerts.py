@@ -20,7 +20,8 @@ from ivr.commands import main
 from ivr.db import db
 from ivr.devtools.emulator import Call
 from ivr.messaging import transports
-from ivr.requests import alerts, store
+from ivr.requests import alerts
+from ivr.requests.service import callers
 from ivr.staff import display
 from tests.conftest import TOKEN
 
@@ -81,7 +82,7 @@ def sms_ok() -> responses.BaseResponse:
 
 def create_request(app, **fields) -> int:
     with app.app_context():
-        row = store.save(
+        row = callers.save(
             "CA" + secrets.token_hex(16),
             language="es",
             step="complete",

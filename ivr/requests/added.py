@@ -2,8 +2,9 @@
 
 The added message may carry what changed (a hearing moved to tomorrow), so each recipient of the
 new-request alerts gets one short message: the reference, the language, the link; no name or
-A-number, as for every alert. Queued in the transaction that stores the message, sent by the
-worker like the other alerts (SMS at most once, e-mail retried), written at send time.
+A-number, as for every alert. Queued by `alerts.queue_added` in the transaction that stores the
+message (`service/callers.add_message`), sent by the worker like the other alerts (SMS at most
+once, e-mail retried), written at send time.
 """
 
 from __future__ import annotations
@@ -13,18 +14,7 @@ from typing import Any
 from ivr.background import jobs
 from ivr.messaging.transports import send_email
 from ivr.requests import alerts
-from ivr.requests.models import CallbackRequest
-from ivr.staff.display import LANGUAGES
-
-
-def queue(request_id: int, message_id: int) -> None:
-    """Queue the alerts of a new added message; inside its transaction, never commits."""
-    for channel, recipient in alerts.recipients():
-        jobs.enqueue(
-            f"added-{channel}",
-            f"added:{message_id}:{channel}:{recipient}",
-            {"request_id": request_id, "recipient": recipient},
-        )
+from ivr.requests.models import LANGUAGE_NAMES, CallbackRequest
 
 
 def title(row: CallbackRequest) -> str:
@@ -32,7 +22,7 @@ def title(row: CallbackRequest) -> str:
 
 
 def message(row: CallbackRequest) -> list[str]:
-    language = LANGUAGES.get(row.language, row.language)
+    language = LANGUAGE_NAMES.get(row.language, row.language)
     return [f"{title(row)} ({language}): the caller called again.", f"Listen: {alerts.link(row)}"]
 
 

@@ -1,11 +1,15 @@
 """Alert staff to each new callback request by SMS and e-mail, once, off the caller's path.
 
-When a request is created (the recording is in), one job per recipient is queued in the same
-transaction (see `jobs.py`), so a request is never stored without its alerts, and the job's key
-makes a second alert impossible. The alerts are not due yet: the caller is still choosing the
-callback number and typing the A-number. They fall due when the caller finishes the last step
-(`store.request_completed`), or after a grace period (ALERT_GRACE_SECONDS, 3 minutes) for a
-caller who hangs up mid-way. The message is written at send time, from the request as it is then.
+This module is the one place that decides when an alert goes out; the request service
+(`service/callers.py`) calls it, inside the transaction of the write that calls for an alert:
+- a new request (the recording is in): one job per recipient, so a request is never stored without
+  its alerts, and the job's key makes a second alert impossible. The alerts are not due yet: the
+  caller is still choosing the callback number and typing the A-number (`queue_new`);
+- the caller finished the last step: the request's alerts need wait no longer (`due_now`); a
+  caller who hangs up mid-way is alerted after ALERT_GRACE_SECONDS (3 minutes);
+- the caller said it is urgent: an alert not sent yet simply says URGENT (written at send time);
+  one already sent gets a second, URGENT one (`queue_urgent`);
+- a message added by calling again: one short alert per recipient (`queue_added`, `added.py`).
 
 SMS are `once` jobs: sent at most once even if the worker dies mid-send (a duplicate SMS is
 noticed; a lost one still leaves the e-mail and the dashboard). E-mails are retried until sent.
@@ -24,12 +28,10 @@ from ivr.background import jobs
 from ivr.db import db, utcnow
 from ivr.messaging import twilio_api
 from ivr.messaging.transports import send_email, send_sms
-from ivr.requests import store
-from ivr.requests.models import CallbackRequest
-from ivr.staff.display import LANGUAGES, phone
+from ivr.phones import phone
+from ivr.requests.models import LANGUAGE_NAMES, CallbackRequest
 
 GRACE_SECONDS = 180  # how long a request may stay unfinished before its alerts go anyway
-CHANNELS = ("sms", "email")
 
 
 def sms_recipients() -> list[str]:
@@ -64,8 +66,6 @@ def init_app(app: Flask) -> None:
             "alerts are off: set ALERT_SMS_TO and ALERT_SMS_FROM, or ALERT_EMAIL_TO "
             "and SMTP_URL, to alert staff to new callback requests"
         )
-    store.request_created.connect(queue_alerts, sender=app, weak=False)
-    store.request_completed.connect(alerts_due_now, sender=app, weak=False)
 
 
 def grace() -> float:
@@ -80,8 +80,8 @@ def key(request_id: int, channel: str = "", recipient: str = "") -> str:
     return f"alert:{request_id}:" + (f"{channel}:{recipient}" if channel else "")
 
 
-def queue_alerts(app: Flask, request: CallbackRequest) -> None:
-    """Queue the request's alerts in its own transaction, due after the grace; never commit."""
+def queue_new(request: CallbackRequest) -> None:
+    """Queue a new request's alerts in its own transaction, due after the grace; never commit."""
     for channel, recipient in recipients():
         jobs.enqueue(
             f"alert-{channel}",
@@ -91,7 +91,7 @@ def queue_alerts(app: Flask, request: CallbackRequest) -> None:
         )
 
 
-def alerts_due_now(app: Flask, request: CallbackRequest) -> None:
+def due_now(request: CallbackRequest) -> None:
     """The caller finished: the request's alerts need wait no longer. Inside its transaction."""
     db.session.execute(
         sa.update(jobs.Job)
@@ -103,6 +103,33 @@ def alerts_due_now(app: Flask, request: CallbackRequest) -> None:
         .values(run_at=utcnow())
         .execution_options(synchronize_session=False)
     )
+
+
+def queue_urgent(request: CallbackRequest) -> None:
+    """The request became urgent: each recipient whose alert already went (or is being sent)
+    gets one more, now saying URGENT, under a key of its own so a repeated key press alerts no
+    one twice. A pending alert needs nothing: it is written at send time. Never commits."""
+    for channel, recipient in recipients():
+        first = db.session.scalar(
+            sa.select(jobs.Job.status).where(jobs.Job.key == key(request.id, channel, recipient))
+        )
+        if first not in (None, "pending"):
+            jobs.enqueue(
+                f"alert-{channel}",
+                f"alert:{request.id}:urgent:{channel}:{recipient}",
+                {"request_id": request.id, "recipient": recipient},
+            )
+
+
+def queue_added(request_id: int, message_id: int) -> None:
+    """Queue the alerts of a message added to an open request (sent by `added.py`'s handlers),
+    due at once; inside its transaction, never commits."""
+    for channel, recipient in recipients():
+        jobs.enqueue(
+            f"added-{channel}",
+            f"added:{message_id}:{channel}:{recipient}",
+            {"request_id": request_id, "recipient": recipient},
+        )
 
 
 def request_or_none(request_id: int) -> CallbackRequest | None:
@@ -155,12 +182,13 @@ def message(row: CallbackRequest) -> list[str]:
         number = f"Called from: {phone(row.caller_number)} (no callback number given)."
     else:
         number = "No number: caller ID withheld and no callback number given."
-    language = LANGUAGES.get(row.language, row.language)
+    language = LANGUAGE_NAMES.get(row.language, row.language)
     return [f"{title(row)} ({language}).", number, f"Listen: {link(row)}"]
 
 
 def title(row: CallbackRequest) -> str:
-    """URGENT first when the caller said a hearing or a transfer is days away (`urgency.py`)."""
+    """URGENT first when the caller said a hearing or a transfer is days away
+    (`service/callers.mark_urgent`)."""
     return f"{'URGENT: ' if row.urgent else ''}New callback request #{row.reference}"
 
 
@@ -208,7 +236,7 @@ def alert_directly(entries: list[dict[str, Any]]) -> list[str]:
 
 
 def direct_message(fields: dict[str, Any]) -> list[str]:
-    language = LANGUAGES.get(fields.get("language", ""), fields.get("language", ""))
+    language = LANGUAGE_NAMES.get(fields.get("language", ""), fields.get("language", ""))
     if fields.get("callback_number"):
         number = f"Call back: {phone(fields['callback_number'])}."
     elif fields.get("caller_number"):

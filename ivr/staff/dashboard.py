@@ -106,8 +106,8 @@ class Filters:
                 ]
             query = query.where(sa.or_(*found))
         # Families still waiting first, urgent ones (a hearing within 7 days, a transfer soon:
-        # `urgency.py`) before the rest, the longest wait at the top; then reached, then handled,
-        # the latest first.
+        # `service/callers.mark_urgent`) before the rest, the longest wait at the top; then
+        # reached, then handled, the latest first.
         waiting = CallbackRequest.status.in_(OPEN)
         group = sa.case(
             (sa.and_(waiting, CallbackRequest.urgent), 0),

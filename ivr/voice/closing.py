@@ -19,7 +19,8 @@ from twilio.twiml.voice_response import VoiceResponse
 from ivr.calls.hours import promise_lines
 from ivr.calls.prompts import Line
 from ivr.calls.twiml import prompts, speak, twiml
-from ivr.requests import sms, urgency
+from ivr.requests import sms
+from ivr.requests.service import callers
 from ivr.voice.connect import caller_id
 
 bp = Blueprint("closing", __name__, url_prefix="/<any(en, es):lang>/closing")
@@ -86,7 +87,7 @@ def urgent(lang: str):
     """Pressing 1 marks the request urgent; any other key just goes on with the ending."""
     opening: list[Line] = []
     if request.form.get("Digits") == URGENT:
-        if urgency.mark(request.args.get("ref", ""), request.form.get("CallSid", "")):
+        if callers.mark_urgent(request.args.get("ref", ""), request.form.get("CallSid", "")):
             opening = [prompts().line(lang, "urgent_noted")]
     return twiml(ending(lang, opening, ask_urgency=False))
 
@@ -99,7 +100,7 @@ def text(lang: str):
     own = caller_id(request.form.get("From", ""))
     ref = request.args.get("ref", "")
     if request.form.get("Digits") == TEXT_ME and own and sms.enabled():
-        if sms.queue(ref, own, request.form.get("CallSid", "")):
+        if callers.text_reference(ref, own, request.form.get("CallSid", "")):
             speak(response, [p.line(lang, "sms_sent")])
         else:
             speak(response, [p.line(lang, "sms_unavailable"), *reference_lines(lang, ref)])
@@ -111,7 +112,7 @@ def text(lang: str):
 def sms_status(lang: str, request_id: int):
     """Twilio's delivery status of the text (signed, like every webhook under /voice)."""
     form = request.form
-    sms.advance(
+    callers.record_text_status(
         request_id, form.get("MessageSid", ""), form.get("MessageStatus", ""), form.get("ErrorCode")
     )
     return Response(status=204)

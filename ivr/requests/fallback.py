@@ -209,15 +209,10 @@ def drainer(app: Flask) -> Drainer:
     return found
 
 
-def init_app(
-    app: Flask,
-    *,
-    replay: Callable[[Entries], tuple[int, int, Entries]],
-    alert_directly: Callable[[Entries], list[str]],
-    database_answers: Callable[[], bool],
-) -> None:
-    """Take the service's replay and direct alerts; resume a file left by a process that stopped
-    before the database came back."""
-    app.extensions["ivr.requests.fallback.hooks"] = Hooks(replay, alert_directly, database_answers)
+def init_app(app: Flask, given: Hooks | None = None) -> None:
+    """Take the service's replay and direct alerts (at start-up: `service/callers.init_app`);
+    resume a file left by a process that stopped before the database came back."""
+    if given is not None:
+        app.extensions["ivr.requests.fallback.hooks"] = given
     if pending(app):
         drainer(app).wake()

@@ -40,9 +40,7 @@ STEPS = ("recorded", "number", "complete")
 def init_app(app: Flask) -> None:
     """Let the fallback replay kept steps through `replay`, and alert staff directly while the
     database is down (`alerts.alert_directly`), without importing either itself."""
-    fallback.init_app(
-        app, replay=replay, alert_directly=alerts.alert_directly, database_answers=database_answers
-    )
+    fallback.init_app(app, fallback.Hooks(replay, alerts.alert_directly, database_answers))
 
 
 def save(call_sid: str, *, alerted: bool = False, **fields: Any) -> CallbackRequest:

@@ -7,7 +7,9 @@ dials the family with CALLBACK_FROM_NUMBER as caller ID (the number callers are 
 comes from; best the hotline's own), so they see a number they know. The outcome comes
 back from `<Dial>`'s action and lands on the request's history.
 
-The job is `once`: a worker that dies mid-request to Twilio must not ring a phone twice. The page
+The attempt is recorded and its job queued by the request service
+(`service/handling.start_call`), which also records how it ended (`outcome`). The job is `once`:
+a worker that dies mid-request to Twilio must not ring a phone twice. The page
 never talks to Twilio itself (it shares the web processes with the callers' webhooks). These calls
 are not recorded: a lawyer's call with a client's family is privileged, and recording it would
 need every party's consent (README, "Call-backs are not recorded").
@@ -25,25 +27,12 @@ from ivr.accounts.models import StaffUser
 from ivr.background import jobs
 from ivr.db import db
 from ivr.messaging import twilio_api
-from ivr.phones import e164, parse_valid
 from ivr.requests import history
-from ivr.requests.models import Call, CallbackRequest
+from ivr.requests.lookup import attempt_target, family_number, valid_number
+from ivr.requests.models import CallbackRequest
+from ivr.requests.service.handling import outcome
 
 RING_STAFF_SECONDS = 25  # the staff phone rings this long before its voicemail could answer
-
-
-def family_number(row: CallbackRequest) -> str | None:
-    """The number the family asked to be called on, or else the one they called from."""
-    for number in (row.callback_number, row.caller_number):
-        parsed = parse_valid(number or "")
-        if parsed is not None:
-            return e164(parsed)
-    return None
-
-
-def valid_number(number: str | None) -> str | None:
-    parsed = parse_valid(number or "")
-    return e164(parsed) if parsed is not None else None
 
 
 def unavailable(row: CallbackRequest, user: StaffUser) -> str | None:
@@ -63,82 +52,9 @@ def unavailable_for(number: str | None, user: StaffUser) -> str | None:
     return None
 
 
-def start(row: CallbackRequest, user: StaffUser) -> history.RequestEvent:
-    """Record the attempt and queue its call, in the current transaction (not committed)."""
-    attempt = history.add(row.id, "call", user.username, text=f"to {family_number(row)}")
-    history.claim(row.id, user.username)  # calling takes it, unless a colleague already has
-    jobs.enqueue("staff-call", f"staff-call:{attempt.id}", {"attempt_id": attempt.id})
-    return attempt
-
-
-def start_missed(call: Call, user: StaffUser) -> history.RequestEvent:
-    """The same for a missed call (no request): the number it came from."""
-    attempt = history.add(
-        None, "call", user.username, call_id=call.id, text=f"to {valid_number(call.from_number)}"
-    )
-    jobs.enqueue("staff-call", f"staff-call:{attempt.id}", {"attempt_id": attempt.id})
-    return attempt
-
-
-def attempt_target(attempt: history.RequestEvent) -> tuple[str | None, str, str | None]:
-    """(number to call, language, reference or None for a missed call) of an attempt."""
-    if attempt.request_id is not None:
-        row = db.session.get(CallbackRequest, attempt.request_id)
-        if row is not None:
-            return family_number(row), row.language, row.reference
-    elif attempt.call_id is not None:
-        call = db.session.get(Call, attempt.call_id)
-        if call is not None:
-            return valid_number(call.from_number), call.language, None
-    return None, current_app.config["DEFAULT_LANGUAGE"], None
-
-
 def public_url(endpoint: str, **values: Any) -> str:
     path = current_app.url_map.bind("").build(endpoint, values)
     return current_app.config["PUBLIC_URL"].rstrip("/") + path
-
-
-def outcome(
-    attempt_id: int,
-    result: str,
-    *,
-    duration: int | None = None,
-    text: str = "",
-    actor: str | None = None,
-) -> bool:
-    """Record how an attempt ended (once: a repeated webhook records nothing) and move the
-    request's status on. Commits. False when this attempt already had its outcome."""
-    attempt = db.session.get(history.RequestEvent, attempt_id)
-    if attempt is None or attempt.kind != "call":
-        return False
-    try:
-        history.add(
-            attempt.request_id,
-            "outcome",
-            actor or attempt.actor,
-            call_id=attempt.call_id,
-            attempt_id=attempt_id,
-            outcome=result,
-            duration=duration,
-            text=text,
-        )
-        if attempt.request_id is None:  # a missed call has no status
-            db.session.commit()
-            return True
-        status = db.session.scalar(
-            sa.select(CallbackRequest.status).where(CallbackRequest.id == attempt.request_id)
-        )
-        if result == "reached" and status in history.OPEN:
-            history.move_status(attempt.request_id, status, "reached", None, "call-back answered")
-        elif result in history.DIALLED and status == "new":
-            history.move_status(
-                attempt.request_id, status, "trying", None, "call-back not answered"
-            )
-        db.session.commit()
-        return True
-    except sa.exc.IntegrityError:  # the same outcome arrived twice at once
-        db.session.rollback()
-        return False
 
 
 @jobs.handler("staff-call", once=True, max_attempts=3)

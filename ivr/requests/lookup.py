@@ -1,6 +1,6 @@
-"""What the call's steps read about requests: the voice views ask here, never query rows.
+"""What the views read about requests: the voice and staff views ask here, never query rows.
 
-Each lookup only makes a call better (hearing an open request, not recording twice), so a
+A caller's lookup only makes a call better (hearing an open request, not recording twice), so a
 database that fails is noted for the rest of the webhook (`callers.database_failed`) and the
 call goes on as for a first call, never waiting on the database twice.
 """
@@ -10,9 +10,11 @@ from __future__ import annotations
 import datetime as dt
 
 import sqlalchemy as sa
-from flask import g
+from flask import current_app, g
 
+from ivr.background import jobs
 from ivr.db import db
+from ivr.phones import e164, parse_valid
 from ivr.requests import history
 from ivr.requests.models import Call, CallbackRequest, RequestMessage
 from ivr.requests.service.callers import database_failed
@@ -81,3 +83,56 @@ def calling_number(call_sid: str) -> str | None:
     except sa.exc.SQLAlchemyError:
         db.session.rollback()
         return None
+
+
+def family_number(row: CallbackRequest) -> str | None:
+    """The number the family asked to be called on, or else the one they called from."""
+    for number in (row.callback_number, row.caller_number):
+        found = valid_number(number)
+        if found is not None:
+            return found
+    return None
+
+
+def valid_number(number: str | None) -> str | None:
+    parsed = parse_valid(number or "")
+    return e164(parsed) if parsed is not None else None
+
+
+def attempt_target(attempt: history.RequestEvent) -> tuple[str | None, str, str | None]:
+    """(number to call, language, reference or None for a missed call) of an attempt."""
+    if attempt.request_id is not None:
+        row = db.session.get(CallbackRequest, attempt.request_id)
+        if row is not None:
+            return family_number(row), row.language, row.reference
+    elif attempt.call_id is not None:
+        call = db.session.get(Call, attempt.call_id)
+        if call is not None:
+            return valid_number(call.from_number), call.language, None
+    return None, current_app.config["DEFAULT_LANGUAGE"], None
+
+
+def call_back_target(attempt_id: int) -> tuple[str | None, str, str | None]:
+    """`attempt_target` of a call-back attempt by its id, for the staff leg's webhooks; commits
+    (no connection held while Twilio waits for the answer)."""
+    event = db.session.get(history.RequestEvent, attempt_id)
+    if event is None or event.kind != "call":
+        found: tuple[str | None, str, str | None] = (
+            None,
+            current_app.config["DEFAULT_LANGUAGE"],
+            None,
+        )
+    else:
+        found = attempt_target(event)
+    db.session.commit()
+    return found
+
+
+def copy_failure(kind: str, recording_sid: str | None) -> str | None:
+    """Why the copy of a recording failed last (its job's last error), or None while it has not
+    failed (queued, running, or not queued yet)."""
+    if not recording_sid:
+        return None
+    return db.session.scalar(
+        sa.select(jobs.Job.last_error).where(jobs.Job.key == f"{kind}:{recording_sid}")
+    )

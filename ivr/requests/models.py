@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, LargeBinary, String, Text, false, true
+from sqlalchemy import Boolean, DateTime, ForeignKey, LargeBinary, String, false, true
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
 from ivr.db import Model, utcnow
@@ -59,8 +59,6 @@ class CallbackRequest(Model):
     sms_status: Mapped[str | None] = mapped_column(String(16))
     sms_error: Mapped[str | None] = mapped_column(String(300))
     sms_sid: Mapped[str | None] = mapped_column(String(64))
-    note: Mapped[str] = mapped_column(Text, default="")
-    handled_by: Mapped[str | None] = mapped_column(String(80))
     handled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(

@@ -29,8 +29,8 @@ from flask_login import current_user, user_logged_in
 
 from ivr.accounts import audit
 from ivr.db import db
-from ivr.requests import retention
 from ivr.requests.models import CallbackRequest
+from ivr.requests.service import handling
 from ivr.staff import display
 
 bp = Blueprint("admin", __name__)
@@ -54,7 +54,7 @@ def delete(request_id: int):
     if row is None:
         abort(404)
     reference = row.reference
-    retention.erase([request_id], current_user.username, "delete")
+    handling.erase([request_id], current_user.username, "delete")
     flash(f"Request {reference}: personal data and recording deleted.")
     return redirect(url_for("staff.requests.detail", request_id=request_id))
 

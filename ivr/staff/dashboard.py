@@ -1,7 +1,8 @@
 """The list of callback requests: filter, search, listen, mark handled, export.
 
-Audio is always served by the app from the database copy (fetched from Twilio with the account's
-credentials the first time if need be), so the page never holds a Twilio URL.
+Audio is always served by the app from the database copy, so the page never holds a Twilio URL.
+The worker makes the copy (queued when the recording arrived); until then the audio URL answers
+404 with what happened, and writes nothing.
 
 A search is posted, never put in the URL: what staff search for is phone numbers and A-numbers,
 and URLs end up in access logs, the router's logs and browser history. Status, language and
@@ -37,9 +38,10 @@ from wtforms import IntegerField, StringField, TextAreaField
 from wtforms.validators import AnyOf, Length, Optional
 
 from ivr.db import db, utcnow
-from ivr.requests import calling, history, recordings
+from ivr.requests import calling, history, lookup
 from ivr.requests.history import OPEN, STATUS_LABELS, STATUSES, RequestClaim
 from ivr.requests.models import CallbackRequest, RequestMessage
+from ivr.requests.service import handling
 from ivr.staff import display
 from ivr.staff.auth import safe_next
 
@@ -234,37 +236,23 @@ def update(request_id: int):
             full=True,
             **page_context([row]),
         ), 400
-    me = current_user.username
-    seen = form.seen.data or 0
-    meanwhile = [e for e in history.events(row.id, after=seen) if e.actor != me]
-    note = (form.note.data or "").strip()
-    said = []
-    if note:
-        history.add(row.id, "note", me, text=note)
-        said.append("note added")
     wanted, seen_status = form.status.data, form.seen_status.data
     assert wanted is not None and seen_status is not None  # validated: AnyOf(STATUSES)
-    refused = False
-    if wanted != seen_status:
-        if history.move_status(row.id, seen_status, wanted, me):
-            said.append(f"status {STATUS_LABELS[wanted].lower()}")
-        else:
-            refused = True
-    # Saving the request is staff's word that they have seen its added messages too.
-    db.session.execute(
-        sa.update(RequestMessage)
-        .where(RequestMessage.request_id == row.id)
-        .values(is_new=False)
-        .execution_options(synchronize_session=False)
+    saved = handling.save_card(
+        row,
+        current_user.username,
+        note=(form.note.data or "").strip(),
+        seen_status=seen_status,
+        wanted=wanted,
+        seen=form.seen.data or 0,
     )
-    db.session.commit()
+    meanwhile, said, refused = saved.meanwhile, saved.said, saved.refused
     if meanwhile:
         changes = "; ".join(
             f"{e.actor or 'the hotline'}: {history.describe(e)}" for e in meanwhile[-5:]
         )
         flash(f"Request {row.reference} changed while you had it open — {changes}.")
     if refused:
-        db.session.refresh(row)
         flash(
             f"Request {row.reference}: your status was not applied, it is now "
             f"{STATUS_LABELS[row.status]}. Choose again if you still mean it."
@@ -279,8 +267,7 @@ def update(request_id: int):
 @bp.post("/requests/<int:request_id>/claim")
 def claim(request_id: int):
     row = get_or_404(request_id)
-    holder = history.claim(row.id, current_user.username)
-    db.session.commit()
+    holder = handling.claim(row.id, current_user.username)
     if holder != current_user.username:
         flash(f"Request {row.reference} is already taken by {holder}.")
     return back_to(row)
@@ -289,8 +276,7 @@ def claim(request_id: int):
 @bp.post("/requests/<int:request_id>/release")
 def release(request_id: int):
     row = get_or_404(request_id)
-    history.release(row.id, current_user.username)
-    db.session.commit()
+    handling.release(row.id, current_user.username)
     return back_to(row)
 
 
@@ -302,8 +288,7 @@ def call(request_id: int):
     if why:
         flash(f"Request {row.reference}: {why}")
         return back_to(row)
-    calling.start(row, current_user)
-    db.session.commit()
+    handling.start_call(row, current_user)
     flash(
         f"Request {row.reference}: your phone will ring in a moment. Press 1 to connect to "
         f"the family."
@@ -311,42 +296,33 @@ def call(request_id: int):
     return back_to(row)
 
 
-LISTEN_GAP = dt.timedelta(minutes=30)  # one "listened" per person per half hour, not per range
-
-
 def note_listen(row: CallbackRequest) -> None:
     """Record who listened: once per playing (a player fetches many byte ranges)."""
     if request.range and request.range.ranges and request.range.ranges[0][0] not in (0, None):
         return
-    me = current_user.username
-    recent = db.session.scalar(
-        sa.select(history.RequestEvent.id)
-        .where(
-            history.RequestEvent.request_id == row.id,
-            history.RequestEvent.kind == "listen",
-            history.RequestEvent.actor == me,
-            history.RequestEvent.created_at > utcnow() - LISTEN_GAP,
+    handling.note_listen(row.id, current_user.username)
+
+
+def not_copied(failure: str | None) -> Response:
+    """No copy in the database: say why, and change nothing. The copy was queued by the request
+    service when the recording arrived; the worker makes it (a page never waits on Twilio, whose
+    web processes it shares with the callers' webhooks), and queues again, once a minute, any
+    recording left without a copy (`recordings.queue_missing`)."""
+    if failure:
+        text = (
+            "The recording is not copied from Twilio yet: the last try failed "
+            f"({failure}). The worker tries again; if this stays, tell the admin."
         )
-        .limit(1)
-    )
-    if recent is None:
-        history.add(row.id, "listen", me)
-        db.session.commit()
+    else:
+        text = "The recording is not copied from Twilio yet; try again in a minute."
+    return Response(text, status=404, mimetype="text/plain")
 
 
 @bp.get("/requests/<int:request_id>/audio")
 def audio(request_id: int):
     row = get_or_404(request_id, undefer(CallbackRequest.audio))
     if row.audio is None:
-        # The worker copies it from Twilio; a page never waits on Twilio (it shares the web
-        # processes with the callers' webhooks). Queue it again in case the copy gave up.
-        if row.recording_sid:
-            recordings.queue_missing()
-        return Response(
-            "The recording is not copied from Twilio yet; try again in a minute.",
-            status=404,
-            mimetype="text/plain",
-        )
+        return not_copied(lookup.copy_failure("copy-recording", row.recording_sid))
     body, mimetype = row.audio, row.audio_type or "audio/mpeg"
     note_listen(row)
     return send_file(io.BytesIO(body), mimetype=mimetype, conditional=True, max_age=0)
@@ -359,11 +335,7 @@ def message_audio(request_id: int, message_id: int):
     if row is None or row.request_id != request_id:
         abort(404)
     if row.audio is None:
-        return Response(
-            "The recording is not copied from Twilio yet; try again in a minute.",
-            status=404,
-            mimetype="text/plain",
-        )
+        return not_copied(lookup.copy_failure("copy-message", row.recording_sid))
     return send_file(
         io.BytesIO(row.audio), mimetype=row.audio_type or "audio/mpeg", conditional=True, max_age=0
     )
@@ -435,8 +407,7 @@ def export():
                 row.sms_status or "",
             )
         )
-        history.add(row.id, "export", current_user.username)
-    db.session.commit()
+    handling.note_export([row.id for row in rows], current_user.username)
     name = f"callback-requests-{utcnow():%Y%m%d-%H%M}.csv"
     return Response(
         out.getvalue(),

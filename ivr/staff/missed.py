@@ -9,6 +9,7 @@ from ivr.db import db, utcnow
 from ivr.requests import calling, history
 from ivr.requests.missed import missed_calls
 from ivr.requests.models import Call
+from ivr.requests.service import handling
 from ivr.staff import display
 
 bp = Blueprint("missed", __name__)
@@ -41,7 +42,6 @@ def call(call_id: int):
     if why:
         flash(f"Missed call: {why}")
         return redirect(f"{target}#c{row.id}")
-    calling.start_missed(row, current_user)
-    db.session.commit()
+    handling.start_missed_call(row, current_user)
     flash("Your phone will ring in a moment. Press 1 to connect to the caller.")
     return redirect(f"{target}#c{row.id}")

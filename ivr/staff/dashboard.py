@@ -43,7 +43,7 @@ from ivr.requests.history import OPEN, STATUS_LABELS, STATUSES, RequestClaim
 from ivr.requests.models import CallbackRequest, RequestMessage
 from ivr.requests.service import handling
 from ivr.staff import display
-from ivr.staff.auth import safe_next
+from ivr.staff.guard import safe_next
 
 bp = Blueprint("requests", __name__)
 PAGE = 200

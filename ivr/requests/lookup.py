@@ -11,6 +11,7 @@ import datetime as dt
 
 import sqlalchemy as sa
 from flask import current_app, g
+from sqlalchemy.orm import undefer
 
 from ivr.background import jobs
 from ivr.db import db
@@ -136,3 +137,26 @@ def copy_failure(kind: str, recording_sid: str | None) -> str | None:
     return db.session.scalar(
         sa.select(jobs.Job.last_error).where(jobs.Job.key == f"{kind}:{recording_sid}")
     )
+
+
+def request(request_id: int, *, with_audio: bool = False) -> CallbackRequest | None:
+    """One request by id, for a staff page; its audio (deferred) only when it is to be played."""
+    options = [undefer(CallbackRequest.audio)] if with_audio else []
+    return db.session.get(CallbackRequest, request_id, options=options)
+
+
+def message_of(request_id: int, message_id: int) -> RequestMessage | None:
+    """A message added to request `request_id`, with its audio; None if it is another's."""
+    row = db.session.get(RequestMessage, message_id, options=[undefer(RequestMessage.audio)])
+    return row if row is not None and row.request_id == request_id else None
+
+
+def reference_of(request_id: int) -> str | None:
+    return db.session.scalar(
+        sa.select(CallbackRequest.reference).where(CallbackRequest.id == request_id)
+    )
+
+
+def call(call_id: int) -> Call | None:
+    """A call by id (a missed call staff call back)."""
+    return db.session.get(Call, call_id)

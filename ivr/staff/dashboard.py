@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
 from flask import (
     Blueprint,
     Response,
@@ -33,14 +32,13 @@ from flask import (
 )
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy.orm import selectinload, undefer
 from wtforms import IntegerField, StringField, TextAreaField
 from wtforms.validators import AnyOf, Length, Optional
 
-from ivr.db import db, utcnow
-from ivr.requests import calling, history, lookup
-from ivr.requests.history import OPEN, STATUS_LABELS, STATUSES, RequestClaim
-from ivr.requests.models import CallbackRequest, RequestMessage
+from ivr.db import utcnow
+from ivr.requests import calling, history, listing, lookup
+from ivr.requests.history import STATUS_LABELS, STATUSES
+from ivr.requests.models import CallbackRequest
 from ivr.requests.service import handling
 from ivr.staff import display
 from ivr.staff.guard import safe_next
@@ -82,47 +80,14 @@ class Filters:
             mine=args.get("mine") == "1",
         )
 
-    def query(self) -> sa.Select:
-        query = sa.select(CallbackRequest)
-        if self.status:
-            query = query.where(CallbackRequest.status == self.status)
-        if self.language:
-            query = query.where(CallbackRequest.language == self.language)
-        if self.start:
-            query = query.where(CallbackRequest.created_at >= display.day_bounds(self.start)[0])
-        if self.end:
-            query = query.where(CallbackRequest.created_at < display.day_bounds(self.end)[1])
-        if self.mine:
-            query = query.join(RequestClaim, RequestClaim.request_id == CallbackRequest.id).where(
-                RequestClaim.username == current_user.username
-            )
-        if self.q:
-            digits = re.sub(r"\D", "", self.q)
-            found = [CallbackRequest.reference == self.q.lstrip("#")]
-            if len(digits) >= 3:
-                found += [
-                    CallbackRequest.reference == digits,
-                    CallbackRequest.caller_number.contains(digits, autoescape=True),
-                    CallbackRequest.callback_number.contains(digits, autoescape=True),
-                    CallbackRequest.a_number == digits.rjust(9, "0"),
-                ]
-            query = query.where(sa.or_(*found))
-        # Families still waiting first, urgent ones (a hearing within 7 days, a transfer soon:
-        # `service/callers.mark_urgent`) before the rest, the longest wait at the top; then
-        # reached, then handled, the latest first.
-        waiting = CallbackRequest.status.in_(OPEN)
-        group = sa.case(
-            (sa.and_(waiting, CallbackRequest.urgent), 0),
-            (waiting, 1),
-            (CallbackRequest.status == "reached", 2),
-            else_=3,
-        )
-        oldest_waiting = sa.case((waiting, CallbackRequest.created_at), else_=None)
-        return query.order_by(
-            group,
-            oldest_waiting.asc(),
-            CallbackRequest.created_at.desc(),
-            CallbackRequest.id.desc(),
+    def search(self) -> listing.Search:
+        return listing.Search(
+            status=self.status,
+            language=self.language,
+            since=display.day_bounds(self.start)[0] if self.start else None,
+            until=display.day_bounds(self.end)[1] if self.end else None,
+            q=self.q,
+            claimed_by=current_user.username if self.mine else None,
         )
 
     def url_args(self) -> dict[str, Any]:
@@ -144,16 +109,6 @@ def parse_date(value: str | None) -> dt.date | None:
         return None
 
 
-def waiting_counts() -> dict[str, int]:
-    """Requests whose family still waits, per language, for the header and the page title."""
-    rows = db.session.execute(
-        sa.select(CallbackRequest.language, sa.func.count())
-        .where(CallbackRequest.status.in_(OPEN))
-        .group_by(CallbackRequest.language)
-    )
-    return {language: count for language, count in rows}
-
-
 @bp.context_processor
 def helpers() -> dict:
     return {
@@ -169,23 +124,22 @@ def page_context(rows: Sequence[CallbackRequest]) -> dict:
         "summaries": history.summaries([r.id for r in rows]),
         "calling": calling,
         "now": utcnow(),
-        "waiting": waiting_counts(),
+        "waiting": listing.waiting_counts(),
     }
 
 
 @bp.get("/")
 def index():
-    return listing(Filters.from_request())
+    return page(Filters.from_request())
 
 
 @bp.post("/")
 def search():
-    return listing(Filters.from_request())
+    return page(Filters.from_request())
 
 
-def listing(filters: Filters) -> str:
-    query = filters.query().options(selectinload(CallbackRequest.messages))
-    rows = db.session.scalars(query.limit(PAGE + 1)).all()
+def page(filters: Filters) -> str:
+    rows = listing.find(filters.search(), limit=PAGE + 1)
     days = display.daily_counts()
     # Marking a request handled comes back to the list, filtered as it was (less the search).
     here = url_for("staff.requests.index", **filters.url_args())
@@ -201,8 +155,8 @@ def listing(filters: Filters) -> str:
     )
 
 
-def get_or_404(request_id: int, *options) -> CallbackRequest:
-    row = db.session.get(CallbackRequest, request_id, options=list(options))
+def get_or_404(request_id: int, *, with_audio: bool = False) -> CallbackRequest:
+    row = lookup.request(request_id, with_audio=with_audio)
     if row is None:
         abort(404)
     return row
@@ -320,7 +274,7 @@ def not_copied(failure: str | None) -> Response:
 
 @bp.get("/requests/<int:request_id>/audio")
 def audio(request_id: int):
-    row = get_or_404(request_id, undefer(CallbackRequest.audio))
+    row = get_or_404(request_id, with_audio=True)
     if row.audio is None:
         return not_copied(lookup.copy_failure("copy-recording", row.recording_sid))
     body, mimetype = row.audio, row.audio_type or "audio/mpeg"
@@ -331,8 +285,8 @@ def audio(request_id: int):
 @bp.get("/requests/<int:request_id>/messages/<int:message_id>/audio")
 def message_audio(request_id: int, message_id: int):
     """A message the caller added by calling again, from the database copy."""
-    row = db.session.get(RequestMessage, message_id, options=[undefer(RequestMessage.audio)])
-    if row is None or row.request_id != request_id:
+    row = lookup.message_of(request_id, message_id)
+    if row is None:
         abort(404)
     if row.audio is None:
         return not_copied(lookup.copy_failure("copy-message", row.recording_sid))
@@ -378,7 +332,7 @@ def csv_phone(number: str | None) -> str:
 @bp.route("/requests.csv", methods=["GET", "POST"])
 def export():
     filters = Filters.from_request()
-    rows = db.session.scalars(filters.query()).all()
+    rows = listing.find(filters.search())
     summaries = history.summaries([r.id for r in rows])
     out = io.StringIO()
     out.write("\ufeff")  # the BOM: Excel then reads UTF-8 (Spanish notes) correctly

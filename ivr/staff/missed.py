@@ -5,10 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from ivr.db import db, utcnow
-from ivr.requests import calling, history
+from ivr.db import utcnow
+from ivr.requests import calling, history, lookup
 from ivr.requests.missed import missed_calls
-from ivr.requests.models import Call
 from ivr.requests.service import handling
 from ivr.staff import display
 
@@ -33,7 +32,7 @@ def index():
 
 @bp.post("/missed/<int:call_id>/call")
 def call(call_id: int):
-    row = db.session.get(Call, call_id)
+    row = lookup.call(call_id)
     target = url_for("staff.missed.index")
     if row is None:
         flash("That call is no longer in the list.")

@@ -98,11 +98,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             "play, and SMS alerts are off (fine for local use without a Twilio account)"
         )
 
-    from ivr import site, staff, voice  # noqa: F401
+    from ivr import site, staff, voice
+    from ivr.background import jobs
     from ivr.calls import audio
     from ivr.edge import https
-    from ivr.reports import tasks  # noqa: F401  (its jobs' handlers)
-    from ivr.requests import fallback, recordings, retention  # noqa: F401
+    from ivr.messaging import email, gateway
+    from ivr.reports import tasks as reports
+    from ivr.requests import alerts, fallback, recordings, retention, sms
+    from ivr.requests.service import callers, calling
 
     app.before_request(limits.refuse_large_bodies)
     https.init_app(app)
@@ -110,5 +113,30 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(site.bp)
     audio.init_app(app)
     staff.init_app(app)
-    fallback.init_app(app)
+    # One Twilio gateway and one SMTP sender, with timeouts, for every job and command.
+    gateway.init_app(app)
+    email.init_app(app)
+    # Every kind of background job, registered here and nowhere else (docs/background.md).
+    jobs.init_app(
+        app,
+        kinds=(
+            alerts.ALERT_SMS,
+            alerts.ALERT_EMAIL,
+            alerts.ADDED_SMS,
+            alerts.ADDED_EMAIL,
+            sms.REFERENCE_SMS,
+            calling.STAFF_CALL,
+            recordings.COPY_RECORDING,
+            recordings.COPY_MESSAGE,
+            recordings.DELETE_RECORDING,
+            retention.RETENTION,
+            reports.SETTLE,
+            reports.SUMMARY,
+        ),
+        # Settling call events hourly, the reports' summary weekly (their keys hold hour, week).
+        every_minute=(recordings.queue_missing, retention.queue_daily, reports.queue),
+        at_start=(fallback.init_app,),
+    )
+    # The fallback journal replays through the request service (requests/service/callers.py).
+    callers.init_app(app)
     return app

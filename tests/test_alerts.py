@@ -17,12 +17,12 @@ from aiosmtpd.controller import Controller
 
 from ivr.background import jobs
 from ivr.commands import main
-from ivr.db import db
+from ivr.db import as_utc, db
 from ivr.devtools.emulator import Call
-from ivr.messaging import transports
-from ivr.requests import alerts, store
-from ivr.staff import display
-from tests.conftest import TOKEN
+from ivr.messaging import email as transports
+from ivr.requests import alerts
+from ivr.requests.service import callers
+from tests.conftest import TOKEN, eventually
 
 SID = "AC" + "0" * 32
 MESSAGES = f"https://api.twilio.com/2010-04-01/Accounts/{SID}/Messages.json"
@@ -81,7 +81,7 @@ def sms_ok() -> responses.BaseResponse:
 
 def create_request(app, **fields) -> int:
     with app.app_context():
-        row = store.save(
+        row = callers.save(
             "CA" + secrets.token_hex(16),
             language="es",
             step="complete",
@@ -130,7 +130,7 @@ def deliver(app) -> int:
 
 
 def seconds_until(moment: dt.datetime) -> float:
-    return (display.as_utc(moment) - dt.datetime.now(dt.UTC)).total_seconds()
+    return (as_utc(moment) - dt.datetime.now(dt.UTC)).total_seconds()
 
 
 def sms_text(sms: responses.BaseResponse, index: int = -1) -> str:
@@ -447,12 +447,10 @@ def test_worker_threads_together_send_each_alert_once(make_app):
         create_request(app)
     worker = jobs.Worker(app, concurrency=4, poll=0.05)
     worker.start()
-    import time
-
-    deadline = time.monotonic() + 30
-    while any(a.status != "done" for a in all_alerts(app)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    worker.stop.set()
-    worker.join(timeout=10)
+    try:
+        eventually(lambda: all(a.status == "done" for a in all_alerts(app)), 30, "alerts sent")
+    finally:
+        worker.stop.set()
+        worker.join(timeout=10)
     assert sms.call_count == 6
     assert [(a.status, a.attempts) for a in all_alerts(app)] == [("done", 1)] * 6

@@ -260,18 +260,27 @@ def test_weekly_summary_email(make_app, smtp, clock):  # noqa: F811
     assert "/staff/reports?period=week&start=2026-11-23" in raw
 
 
-def test_office_clock_counts_as_the_dashboard(make_app):
-    """The page's fast count of office hours agrees with the dashboard's walk over the days."""
+@pytest.mark.parametrize(
+    "hours, closed",
+    [
+        ("mon-fri 09:00-17:00", ""),
+        ("mon-fri 09:00-17:00", "2026-11-26,2026-11-27,2026-12-24,2026-12-25"),
+    ],
+)
+def test_office_clock_counts_as_the_dashboard(make_app, hours, closed):
+    """The page's fast count of office hours agrees with the dashboard's walk over the days of
+    the office calendar, closed days included."""
     import random
 
-    from ivr.staff import display
+    from ivr.calls import calendar
 
-    app = make_app(OFFICE_HOURS="mon-fri 09:00-17:00")
+    app = make_app(OFFICE_HOURS=hours, OFFICE_CLOSED_DATES=closed)
     rng = random.Random(7)
     with app.app_context():
         clock = OfficeClock()
         for _ in range(300):
             start = START + dt.timedelta(minutes=rng.randrange(-60 * 24 * 30, 60 * 24 * 30))
             end = start + dt.timedelta(minutes=rng.randrange(0, 60 * 24 * 20))
-            expected = display.office_hours_between(start, end)
+            expected = calendar.office().hours_between(start, end)
+            assert clock.between(start, end) == pytest.approx(expected, abs=1e-6), (start, end)
             assert clock.between(start, end) == pytest.approx(expected, abs=1e-6), (start, end)

@@ -66,10 +66,11 @@ def callbacks_replay(source) -> None:
     """
     import sqlalchemy as sa
 
-    from ivr.requests import fallback, store
+    from ivr.requests import fallback
+    from ivr.requests.service import callers
 
     try:
-        stored, failed, _refused = store.replay(fallback.read(source))
+        stored, failed, _refused = callers.replay(fallback.read(source))
     except sa.exc.SQLAlchemyError as exc:
         click.echo(
             f"the database cannot take them yet ({str(exc).splitlines()[0][:200]}); "
@@ -90,7 +91,8 @@ def callbacks_copy_recordings() -> None:
     """Queue a copy of every recording not copied yet (also those whose copy gave up)."""
     from ivr.requests import recordings
 
-    click.echo(f"queued {recordings.queue_missing()} recording copies for the worker")
+    count = recordings.queue_missing(retry_failed=True)
+    click.echo(f"queued {count} recording copies for the worker")
 
 
 @main.group("retention")

@@ -35,10 +35,9 @@ from flask import current_app, g, request
 from sqlalchemy import Boolean, Date, DateTime, Index, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ivr.calls.hours import now  # the current moment; tests set CLOCK
+from ivr.calls.calendar import now  # the current moment; tests set CLOCK
 from ivr.calls.twiml import prompts
-from ivr.db import Model, db
-from ivr.requests.history import as_utc
+from ivr.db import Model, as_utc, db
 
 SETTLE_AFTER = dt.timedelta(hours=6)  # no call lasts this long; an SMS status comes sooner
 HOURLY = ("call", "language")  # steps that keep their hour of day once settled

@@ -5,8 +5,9 @@
   e-mail to each of REPORT_EMAIL_TO (the firm's admins), on Monday at SUMMARY_HOUR office time.
   One job per recipient, so a refused address does not send the others theirs twice.
 
-Both are queued by the worker's housekeeping (`queue`, every minute); their keys hold the day or
-the week, so however many workers ask, each is queued once an hour or once a week.
+Both are declared here as `jobs.JobKind`s (SETTLE, SUMMARY) and handed to `jobs.init_app` by
+`create_app`, with `queue` among the worker's every-minute chores; their keys hold the hour or the
+week, so however many workers ask, each is queued once an hour or once a week.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from flask import current_app
 
 from ivr.background import jobs
 from ivr.db import utcnow
-from ivr.messaging.transports import send_email
+from ivr.messaging.email import send_email
 from ivr.reports import events, figures
 from ivr.reports.charts import Period
 
@@ -35,7 +36,7 @@ def recipients() -> list[str]:
 def queue(now: dt.datetime | None = None) -> None:
     """Queue this hour's settling and last week's summary (the caller commits)."""
     now = now or utcnow()
-    jobs.enqueue("report-settle", f"report-settle:{now:%Y-%m-%dT%H}", {})
+    SETTLE.enqueue(hour=f"{now:%Y-%m-%dT%H}")
     tz = current_app.config["OFFICE_TIMEZONE"]
     local = now.astimezone(tz).date()
     monday = local - dt.timedelta(days=local.weekday())
@@ -43,12 +44,9 @@ def queue(now: dt.datetime | None = None) -> None:
     send_at = dt.datetime.combine(monday, dt.time(SUMMARY_HOUR), tz)
     delay = max(0.0, (send_at - now).total_seconds())
     for to in recipients():
-        jobs.enqueue(
-            "report-summary", f"report-summary:{week}:{to}", {"week": week, "to": to}, delay=delay
-        )
+        SUMMARY.enqueue(week=week, to=to, delay=delay)
 
 
-@jobs.handler("report-settle")
 def settle_job(_payload: dict[str, Any]) -> None:
     current_app.logger.info("reports: settled %d call event(s)", events.settle())
 
@@ -73,8 +71,23 @@ def summary(period: Period) -> tuple[str, str]:
     return f"Hotline week of {period.start:%d %b}: {calls} calls", "\n".join(lines) + "\n"
 
 
-@jobs.handler("report-summary", max_attempts=6)
 def summary_job(payload: dict[str, Any]) -> None:
     period = Period("week", dt.date.fromisoformat(payload["week"]))
     subject, body = summary(period)
     send_email(payload["to"], subject, body)
+
+
+SETTLE = jobs.JobKind(
+    "report-settle",
+    settle_job,
+    key=lambda hour: f"report-settle:{hour}",
+    time_limit=110,  # the database only, rows still keyed
+)
+SUMMARY = jobs.JobKind(
+    "report-summary",
+    summary_job,
+    key=lambda week, to: f"report-summary:{week}:{to}",
+    payload=("week", "to"),
+    max_attempts=6,
+    time_limit=100,  # the week's figures, then several SMTP steps each bounded by SMTP_TIMEOUT
+)

@@ -7,6 +7,7 @@ CALLBACK_TARGET_HOURS.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
@@ -14,9 +15,10 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from flask import current_app
 
-from ivr.db import db
+from ivr.calls import calendar
+from ivr.db import as_utc, db
 from ivr.reports.charts import Chart, Period, Series, percentile
-from ivr.requests.history import OUTCOMES, RequestEvent, as_utc
+from ivr.requests.history import OUTCOMES, RequestEvent
 from ivr.requests.models import CallbackRequest
 
 STATUS_LABELS = {"new": "New", "trying": "Trying", "reached": "Reached", "handled": "Handled"}
@@ -24,50 +26,76 @@ STATUS_LABELS = {"new": "New", "trying": "Trying", "reached": "Reached", "handle
 
 MONDAY = dt.date(2001, 1, 1)  # the office clock counts open hours from this Monday on
 
+Day = tuple[dt.timedelta, dt.datetime, dt.datetime]
+
 
 class OfficeClock:
-    """Office hours between two instants, counted as the dashboard counts them for "overdue"
-    (`staff/display.office_hours_between`: the weekly OFFICE_HOURS, every hour when "always"),
-    for thousands of requests at once: the open hours since a fixed Monday are whole weeks plus
-    at most six days, so a wait is two look-ups instead of a walk over each of its days."""
+    """Office hours between two instants by the office calendar (`calls/calendar.py`: the weekly
+    OFFICE_HOURS, every hour when "always", OFFICE_CLOSED_DATES left out), counted as the
+    dashboard counts them for "overdue", but for thousands of requests at once: the open hours
+    since a fixed Monday are whole weeks plus at most six days, less the closed days before, so a
+    wait is two look-ups instead of a walk over each of its days."""
 
-    def __init__(self) -> None:
-        self.hours = current_app.config["OFFICE_HOURS"]
-        self.tz = current_app.config["OFFICE_TIMEZONE"]
-        self.days: dict[dt.date, tuple[dt.timedelta, dt.datetime, dt.datetime]] = {}
-        if self.hours is not None:
-            length = self._open(MONDAY)[1] - self._open(MONDAY)[0]
-            self.day = [length if d in self.hours.days else dt.timedelta(0) for d in range(7)]
-            self.week = sum(self.day, dt.timedelta(0))
+    def __init__(self, office: calendar.Calendar | None = None) -> None:
+        self.calendar = office or calendar.office()
+        self.tz = self.calendar.tz
+        self.day = [self._length(MONDAY + dt.timedelta(days=d)) for d in range(7)]
+        self.week = sum(self.day, dt.timedelta(0))
+        # The hours each closed day would have had, summed in date order (bisected per day).
+        self.closed = sorted(day for day in self.calendar.closed if day >= MONDAY)
+        self.lost = [dt.timedelta(0)]
+        for day in self.closed:
+            self.lost.append(self.lost[-1] + self.day[day.weekday()])
+        self.days: dict[dt.date, Day] = {}
 
     def _open(self, day: dt.date) -> tuple[dt.datetime, dt.datetime]:
-        return (
-            dt.datetime.combine(day, self.hours.opens, self.tz),
-            dt.datetime.combine(day, self.hours.closes, self.tz),
-        )
+        """The weekly hours of `day` (closures aside); equal ends when it does not open."""
+        interval = self.calendar.opening(day, closures=False)
+        if interval is None:
+            midnight = dt.datetime.combine(day, dt.time(0), self.tz)
+            return midnight, midnight
+        return interval
+
+    def _length(self, day: dt.date) -> dt.timedelta:
+        opens, closes = self._open(day)
+        return closes - opens
 
     def _since_monday(self, moment: dt.datetime) -> dt.timedelta:
         local = moment.astimezone(self.tz)
         before, opens, closes = self._day(local.date())
         return before + min(max(local - opens, dt.timedelta(0)), closes - opens)
 
-    def _day(self, day: dt.date) -> tuple[dt.timedelta, dt.datetime, dt.datetime]:
+    def _day(self, day: dt.date) -> Day:
         """Open hours before `day`, and its opening and closing (equal when it is closed)."""
         found = self.days.get(day)
         if found is None:
             weeks, days = divmod((day - MONDAY).days, 7)
             before = self.week * weeks + sum(self.day[:days], dt.timedelta(0))
+            before -= self.lost[bisect.bisect_left(self.closed, day)]
             opens, closes = self._open(day)
-            found = self.days[day] = (before, opens, closes if days in self.hours.days else opens)
+            if self.calendar.closed_on(day):
+                closes = opens
+            found = self.days[day] = (before, opens, closes)
         return found
 
     def between(self, start: dt.datetime, end: dt.datetime) -> float:
         start, end = as_utc(start), as_utc(end)
         if end <= start:
             return 0.0
-        if self.hours is None:
-            return (end - start).total_seconds() / 3600
+        if self.calendar.hours is None:  # always open: the real hours, closed days left out
+            return (end - start - self._closed_between(start, end)).total_seconds() / 3600
         return (self._since_monday(end) - self._since_monday(start)).total_seconds() / 3600
+
+    def _closed_between(self, start: dt.datetime, end: dt.datetime) -> dt.timedelta:
+        """Real time (a day of a clock change is 23 or 25 hours) of closed days in the span."""
+        first, last = self.calendar.local(start).date(), self.calendar.local(end).date()
+        lost = dt.timedelta(0)
+        for day in self.closed[bisect.bisect_left(self.closed, first) :]:
+            if day > last:
+                break
+            opens, closes = self._open(day)
+            lost += max(min(closes, end) - max(opens, start), dt.timedelta(0))
+        return lost
 
 
 @dataclass

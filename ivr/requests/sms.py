@@ -10,8 +10,9 @@ It goes only to the valid number the call came from (never a withheld one), from
 number or Messaging Service, as a `once` job: never sent twice, even when a worker dies
 mid-send. A failure that cannot have sent it (Twilio 5xx or 429, refused connection) is retried;
 one that will not change (21610 opted out, 21614 not a mobile number) is recorded on the request.
-Twilio's delivery statuses come back to a signed webhook (`voice/closing.py`, `sms_status`) and
-are recorded with `advance`.
+The text is queued by the request service (`service/callers.text_reference`); Twilio's delivery
+statuses come back to a signed webhook (`voice/closing.py`, `sms_status`) and are recorded by
+`service/callers.record_text_status`.
 """
 
 from __future__ import annotations
@@ -23,13 +24,13 @@ import sqlalchemy as sa
 from flask import current_app
 
 from ivr.background import jobs
+from ivr.calls.calendar import now, office
 from ivr.calls.hours import spoken_days
 from ivr.calls.twiml import prompts
 from ivr.db import db
-from ivr.messaging import twilio_api
-from ivr.messaging.twilio_api import client
+from ivr.messaging.gateway import MaybeSent, Refused, Unreachable, gateway
+from ivr.phones import phone
 from ivr.requests.models import CallbackRequest
-from ivr.staff.display import phone
 
 # Twilio's message statuses in the order they happen; a late or repeated callback never moves a
 # message back (Twilio does not promise the order of its callbacks).
@@ -62,10 +63,11 @@ def hours_text(lang: str) -> str:
     """When to expect a call, from OFFICE_HOURS: the days in the words the call uses
     (`hours.spoken_days`), the times as a clock shows them and the zone's abbreviation, which
     keep the text short (a segment is 70 characters once an accent makes it UCS-2)."""
-    hours = current_app.config["OFFICE_HOURS"]
+    calendar = office()
+    hours = calendar.hours
     if hours is None:
         return prompts().text(lang, "sms/always")
-    zone = dt.datetime.now(current_app.config["OFFICE_TIMEZONE"]).strftime("%Z")
+    zone = calendar.local(now()).strftime("%Z")
     return (
         prompts()
         .line(
@@ -94,34 +96,6 @@ def body(lang: str, reference: str) -> str:
     )
 
 
-def queue(reference: str, to: str, call_sid: str) -> bool:
-    """Queue the text of `reference` to `to`; False when it cannot be (no such request yet, or
-    the database fails), so the caller is told to write the reference down instead.
-
-    The job key is the request and the call: Twilio's duplicate webhooks change nothing, while a
-    caller who calls again and asks again gets it again.
-    """
-    try:
-        row = db.session.scalar(sa.select(CallbackRequest).filter_by(reference=reference))
-        if row is None:
-            db.session.rollback()
-            current_app.logger.warning("no request %s to text (call %s)", reference, call_sid)
-            return False
-        jobs.enqueue(
-            "reference-sms", f"reference-sms:{row.id}:{call_sid}", {"request_id": row.id, "to": to}
-        )
-        if row.sms_status is None:
-            row.sms_status = "queued"
-        db.session.commit()
-        return True
-    except sa.exc.SQLAlchemyError as exc:
-        db.session.rollback()
-        current_app.logger.error(
-            "could not queue the reference text for call %s: %s", call_sid, jobs.reason(exc)
-        )
-        return False
-
-
 def status_url(request_id: int, lang: str) -> str | None:
     public = current_app.config["PUBLIC_URL"].rstrip("/")
     if not public:
@@ -129,23 +103,6 @@ def status_url(request_id: int, lang: str) -> str | None:
     return public + current_app.url_map.bind("").build(
         "voice.closing.sms_status", {"lang": lang, "request_id": request_id}
     )
-
-
-def advance(request_id: int, sid: str, status: str, error_code: str | None) -> None:
-    """Record Twilio's status of the text `sid`; an older status or another message is
-    ignored."""
-    if status not in ORDER:
-        return
-    row = db.session.get(CallbackRequest, request_id)
-    if row is None or (row.sms_sid and sid != row.sms_sid):
-        db.session.rollback()
-        return  # another message, or a request since deleted
-    if row.sms_status not in ORDER or ORDER[status] >= ORDER[row.sms_status]:
-        row.sms_status = status
-        row.sms_sid = sid or row.sms_sid
-        if error_code:
-            row.sms_error = f"Twilio {error_code}"
-    db.session.commit()
 
 
 def record(request_id: int, status: str | None, error: str | None, sid: str | None = None) -> None:
@@ -163,7 +120,6 @@ def record(request_id: int, status: str | None, error: str | None, sid: str | No
     db.session.commit()
 
 
-@jobs.handler("reference-sms", once=True, max_attempts=5)
 def send_reference(payload: dict[str, Any]) -> None:
     request_id = payload["request_id"]
     row = db.session.execute(
@@ -182,22 +138,21 @@ def send_reference(payload: dict[str, Any]) -> None:
     )
     callback = status_url(request_id, row.language)
     try:
-        message = client().messages.create(
-            to=payload["to"],
-            body=body(row.language, row.reference),
+        message = gateway().send_sms(
+            payload["to"],
+            body(row.language, row.reference),
             **sender,
             **({"status_callback": callback} if callback else {}),
         )
-    except twilio_api.FAILURES as exc:
-        if twilio_api.nothing_sent(exc):
-            record(request_id, None, twilio_api.why(exc))
-            raise  # nothing was sent: try again
-        if twilio_api.refused(exc):  # 21610 opted out, 21614 not a mobile: final
-            record(request_id, "failed", twilio_api.why(exc))
-            raise jobs.Permanent(twilio_api.why(exc)) from None
-        why = f"the text may have been sent: {twilio_api.why(exc)}"
-        record(request_id, "unknown", why)
-        raise jobs.Permanent(why) from None
+    except Unreachable as exc:
+        record(request_id, None, str(exc))
+        raise  # nothing was sent: try again
+    except Refused as exc:  # 21610 opted out, 21614 not a mobile: final
+        record(request_id, "failed", str(exc))
+        raise
+    except MaybeSent as exc:
+        record(request_id, "unknown", str(exc))
+        raise
     sent = db.session.get(CallbackRequest, request_id)
     if sent is not None:
         # Twilio's first status callback may have come before this answer: never move back.
@@ -206,3 +161,23 @@ def send_reference(payload: dict[str, Any]) -> None:
             sent.sms_status = message.status or "queued"
         sent.sms_sid, sent.sms_error = message.sid, None
     db.session.commit()
+
+
+def not_sent_late(payload: dict[str, Any]) -> None:
+    """A text not started within an hour of the call is dropped: say so on the request."""
+    record(payload["request_id"], "failed", "not sent: the worker was down for over an hour")
+
+
+# At most once; dropped rather than sent hours after the call (the caller wrote it down by then,
+# or calls again), and the request says so.
+REFERENCE_SMS = jobs.JobKind(
+    "reference-sms",
+    send_reference,
+    key=lambda request_id, call_sid, **_: f"reference-sms:{request_id}:{call_sid}",
+    payload=("request_id", "to"),
+    once=True,
+    max_attempts=5,
+    time_limit=60,
+    stale_after=60 * 60,
+    on_stale=not_sent_late,
+)

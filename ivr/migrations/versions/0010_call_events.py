@@ -1,7 +1,7 @@
 """call events: anonymous steps of calls, for the Reports page (issue 24)
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-02 06:00:00
 
 `call_events` holds each step of a call without the caller (see ivr/reports/events.py): a
@@ -9,16 +9,13 @@ keyed hash of the call only until it settles, the office's day and hour, and whe
 the call's first of its kind and its latest. Indexed by day and kind and the columns the figures
 group by, so a period is read from the index alone; `callback_requests` gains an index on
 `created_at`, as the page reads a period's requests.
-
-Numbered 0010 because another branch may add 0009 in parallel: when both are merged, set
-`down_revision` to "0009".
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

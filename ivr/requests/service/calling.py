@@ -7,7 +7,9 @@ dials the family with CALLBACK_FROM_NUMBER as caller ID (the number callers are 
 comes from; best the hotline's own), so they see a number they know. The outcome comes
 back from `<Dial>`'s action and lands on the request's history.
 
-The job is `once`: a worker that dies mid-request to Twilio must not ring a phone twice. The page
+This module is the request service's part for call-backs: `start_call` records the attempt and
+queues its job, `place_call` is the job, and `outcome` records how it ended. The job is `once`:
+a worker that dies mid-request to Twilio must not ring a phone twice. The page
 never talks to Twilio itself (it shares the web processes with the callers' webhooks). These calls
 are not recorded: a lawyer's call with a client's family is privileged, and recording it would
 need every party's consent (README, "Call-backs are not recorded").
@@ -19,36 +21,21 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
-from twilio.base.exceptions import TwilioRestException
 
 from ivr.accounts.models import StaffUser
 from ivr.background import jobs
 from ivr.db import db
-from ivr.messaging import twilio_api
-from ivr.phones import e164, parse_valid
-from ivr.requests import history
+from ivr.messaging.gateway import MaybeSent, Refused, Unreachable, gateway
+from ivr.requests import history, lookup
+from ivr.requests.lookup import attempt_target
 from ivr.requests.models import Call, CallbackRequest
 
 RING_STAFF_SECONDS = 25  # the staff phone rings this long before its voicemail could answer
 
 
-def family_number(row: CallbackRequest) -> str | None:
-    """The number the family asked to be called on, or else the one they called from."""
-    for number in (row.callback_number, row.caller_number):
-        parsed = parse_valid(number or "")
-        if parsed is not None:
-            return e164(parsed)
-    return None
-
-
-def valid_number(number: str | None) -> str | None:
-    parsed = parse_valid(number or "")
-    return e164(parsed) if parsed is not None else None
-
-
 def unavailable(row: CallbackRequest, user: StaffUser) -> str | None:
     """Why the Call back button cannot work for this request and person, or None."""
-    return unavailable_for(family_number(row), user)
+    return unavailable_for(lookup.family_number(row), user)
 
 
 def unavailable_for(number: str | None, user: StaffUser) -> str | None:
@@ -56,46 +43,40 @@ def unavailable_for(number: str | None, user: StaffUser) -> str | None:
     needed = ("CALLBACK_FROM_NUMBER", "TWILIO_ACCOUNT_SID", "PUBLIC_URL")
     if not all(config[name] for name in needed):
         return "Call back needs CALLBACK_FROM_NUMBER, TWILIO_ACCOUNT_SID and PUBLIC_URL set."
-    if valid_number(number) is None:
+    if lookup.valid_number(number) is None:
         return "No number to call."
     if not user.phone:
         return "Add your phone number on your profile to call back."
     return None
 
 
-def start(row: CallbackRequest, user: StaffUser) -> history.RequestEvent:
-    """Record the attempt and queue its call, in the current transaction (not committed)."""
-    attempt = history.add(row.id, "call", user.username, text=f"to {family_number(row)}")
-    history.claim(row.id, user.username)  # calling takes it, unless a colleague already has
-    jobs.enqueue("staff-call", f"staff-call:{attempt.id}", {"attempt_id": attempt.id})
-    return attempt
-
-
-def start_missed(call: Call, user: StaffUser) -> history.RequestEvent:
-    """The same for a missed call (no request): the number it came from."""
-    attempt = history.add(
-        None, "call", user.username, call_id=call.id, text=f"to {valid_number(call.from_number)}"
-    )
-    jobs.enqueue("staff-call", f"staff-call:{attempt.id}", {"attempt_id": attempt.id})
-    return attempt
-
-
-def attempt_target(attempt: history.RequestEvent) -> tuple[str | None, str, str | None]:
-    """(number to call, language, reference or None for a missed call) of an attempt."""
-    if attempt.request_id is not None:
-        row = db.session.get(CallbackRequest, attempt.request_id)
-        if row is not None:
-            return family_number(row), row.language, row.reference
-    elif attempt.call_id is not None:
-        call = db.session.get(Call, attempt.call_id)
-        if call is not None:
-            return valid_number(call.from_number), call.language, None
-    return None, current_app.config["DEFAULT_LANGUAGE"], None
-
-
 def public_url(endpoint: str, **values: Any) -> str:
     path = current_app.url_map.bind("").build(endpoint, values)
     return current_app.config["PUBLIC_URL"].rstrip("/") + path
+
+
+def start_call(row: CallbackRequest, user: StaffUser) -> history.RequestEvent:
+    """Record a call-back attempt, take the request, and queue the call (`place_call` places
+    it from the worker; a page never talks to Twilio). Commits."""
+    attempt = history.add(row.id, "call", user.username, text=f"to {lookup.family_number(row)}")
+    history.claim(row.id, user.username)  # calling takes it, unless a colleague already has
+    STAFF_CALL.enqueue(attempt_id=attempt.id)
+    db.session.commit()
+    return attempt
+
+
+def start_missed_call(call: Call, user: StaffUser) -> history.RequestEvent:
+    """The same for a missed call (no request): the number it came from. Commits."""
+    attempt = history.add(
+        None,
+        "call",
+        user.username,
+        call_id=call.id,
+        text=f"to {lookup.valid_number(call.from_number)}",
+    )
+    STAFF_CALL.enqueue(attempt_id=attempt.id)
+    db.session.commit()
+    return attempt
 
 
 def outcome(
@@ -106,8 +87,8 @@ def outcome(
     text: str = "",
     actor: str | None = None,
 ) -> bool:
-    """Record how an attempt ended (once: a repeated webhook records nothing) and move the
-    request's status on. Commits. False when this attempt already had its outcome."""
+    """Record how a call-back attempt ended (once: a repeated webhook records nothing) and move
+    the request's status on. Commits. False when this attempt already had its outcome."""
     attempt = db.session.get(history.RequestEvent, attempt_id)
     if attempt is None or attempt.kind != "call":
         return False
@@ -141,7 +122,6 @@ def outcome(
         return False
 
 
-@jobs.handler("staff-call", once=True, max_attempts=3)
 def place_call(payload: dict[str, Any]) -> None:
     attempt = db.session.get(history.RequestEvent, payload["attempt_id"])
     if attempt is None:
@@ -157,7 +137,7 @@ def place_call(payload: dict[str, Any]) -> None:
         raise jobs.Permanent("no staff phone or family number")
     config = current_app.config
     try:
-        call = twilio_api.client().calls.create(
+        call = gateway().place_call(
             to=staff_phone,
             from_=config["CALLBACK_FROM_NUMBER"],
             url=public_url("voice.staffcall.answer", attempt=attempt_id),
@@ -165,12 +145,39 @@ def place_call(payload: dict[str, Any]) -> None:
             timeout=RING_STAFF_SECONDS,
             record=False,
         )
-    except twilio_api.FAILURES as exc:
-        if twilio_api.nothing_sent(exc):
-            raise  # Twilio did not take it: try again
-        if isinstance(exc, TwilioRestException):
-            outcome(attempt_id, "refused", text=f"Twilio {exc.code}: {exc.msg}"[:200])
-            raise jobs.Permanent(twilio_api.why(exc)) from None
+    except Unreachable:
+        raise  # Twilio did not take it: try again (unless it has become too late)
+    except Refused as exc:
+        outcome(attempt_id, "refused", text=exc.short[:200])
+        raise
+    except MaybeSent:
         outcome(attempt_id, "not-connected", text="no answer from Twilio")
-        raise jobs.Permanent(f"the call may have been placed: {twilio_api.why(exc)}") from None
+        raise
     current_app.logger.info("call-back attempt %s: staff leg %s", attempt_id, call.sid)
+
+
+def not_placed_late(payload: dict[str, Any]) -> None:
+    """A call-back the worker could not start within START_WITHIN of the press is not placed
+    later (the staff member has moved on; a phone ringing an hour later is a surprise): the
+    request's history says so."""
+    outcome(
+        payload["attempt_id"],
+        "not-placed",
+        text=f"not started within {START_WITHIN // 60} minutes of the press; press Call back again",
+    )
+
+
+START_WITHIN = 120  # seconds after the press past which a call-back is dropped, not placed late
+
+# At most once: a worker that dies mid-request to Twilio must not ring a phone twice.
+STAFF_CALL = jobs.JobKind(
+    "staff-call",
+    place_call,
+    key=lambda attempt_id: f"staff-call:{attempt_id}",
+    payload=("attempt_id",),
+    once=True,
+    max_attempts=3,
+    time_limit=60,
+    stale_after=START_WITHIN,
+    on_stale=not_placed_late,
+)

@@ -265,6 +265,7 @@ def test_weekly_summary_email(make_app, smtp, clock):  # noqa: F811
     [
         ("mon-fri 09:00-17:00", ""),
         ("mon-fri 09:00-17:00", "2026-11-26,2026-11-27,2026-12-24,2026-12-25"),
+        ("always", "2026-11-26"),  # across the clock change of 1 November
     ],
 )
 def test_office_clock_counts_as_the_dashboard(make_app, hours, closed):

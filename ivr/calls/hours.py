@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 
+from ivr import clock
 from ivr.calls.prompts import Line, PromptError
 from ivr.calls.twiml import prompts
 from ivr.settings import DAYS, OfficeHours
@@ -24,8 +25,8 @@ HORIZON_DAYS = 400
 
 
 def now() -> dt.datetime:
-    """The current moment; tests set CLOCK to place a call at a chosen time."""
-    return current_app.config.get("CLOCK", lambda: dt.datetime.now(dt.UTC))()
+    """The current moment; tests set CLOCK to place a call at a chosen time (ivr/clock.py)."""
+    return clock.now()
 
 
 def _local(moment: dt.datetime) -> dt.datetime:

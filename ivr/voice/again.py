@@ -21,6 +21,7 @@ from flask import Blueprint, current_app, g
 from sqlalchemy.exc import IntegrityError
 
 from ivr.background import jobs
+from ivr import clock
 from ivr.calls.prompts import Line
 from ivr.calls.twiml import prompts, twiml
 from ivr.db import db
@@ -38,7 +39,7 @@ OPEN_DAYS = 14
 
 
 def now() -> dt.datetime:
-    return current_app.config.get("CLOCK", lambda: dt.datetime.now(dt.UTC))()
+    return clock.now()
 
 
 def open_request(number: str, call_sid: str) -> CallbackRequest | None:

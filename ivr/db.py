@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase
 
 from ivr import clock
+from ivr.settings import settings
 
 db = SQLAlchemy()
 
@@ -40,11 +41,11 @@ def utcnow() -> dt.datetime:
 
 
 def init_app(app: Flask) -> None:
-    url = app.config["DATABASE_URL"]  # never empty: settings.init_app resolves the default
+    url = settings(app).database_url  # never empty: settings.init_app resolves the default
     # A webhook never waits long for the database: a connection from the pool, a new connection,
     # or SQLite's write lock within DB_TIMEOUT_SECONDS, or the step goes to the fallback.
     # No bound parameters (phone numbers, A-numbers) in SQLAlchemy's error messages.
-    timeout = app.config["DB_TIMEOUT_SECONDS"]
+    timeout = settings(app).db_timeout_seconds
     engine_options: dict = {"url": url, "hide_parameters": True}
     if url.rstrip("/") not in ("sqlite:", "sqlite://"):  # in-memory SQLite has no pool to wait on
         engine_options["pool_timeout"] = timeout

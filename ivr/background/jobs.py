@@ -38,6 +38,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ivr.db import Model, db, utcnow
+from ivr.settings import settings
 
 log = logging.getLogger("ivr.background.jobs")
 
@@ -249,7 +250,7 @@ def run_pending(app: Flask, limit: int = 1000) -> int:
     count = 0
     while count < limit:
         with app.app_context():
-            if not run_one(app.config["JOB_LEASE_SECONDS"]):
+            if not run_one(settings(app).job_lease_seconds):
                 return count
         count += 1
     return count
@@ -260,7 +261,7 @@ class Worker:
 
     def __init__(self, app: Flask, concurrency: int | None = None, poll: float = 1.0) -> None:
         self.app = app
-        self.concurrency = concurrency or app.config["JOB_CONCURRENCY"]
+        self.concurrency = concurrency or settings(app).job_concurrency
         self.poll = poll
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
@@ -276,7 +277,7 @@ class Worker:
             thread.join(timeout)
 
     def _loop(self) -> None:
-        lease = self.app.config["JOB_LEASE_SECONDS"]
+        lease = settings(self.app).job_lease_seconds
         while not self.stop.is_set():
             try:
                 with self.app.app_context():

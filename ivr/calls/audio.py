@@ -24,6 +24,7 @@ from flask import Flask, has_request_context, request
 from whitenoise import WhiteNoise
 
 from ivr.calls.prompts import LANGUAGES, Line, Prompts
+from ivr.settings import settings
 
 PREFIX = "/audio/"
 MANIFEST = "manifest.json"
@@ -199,6 +200,6 @@ def tlds(config: dict[str, Any]) -> dict[str, str]:
 
 def init_app(app: Flask) -> None:
     """Install the audio library (used by `speak`) and serve its files before the app."""
-    library = AudioLibrary(Path(app.config["AUDIO_DIR"]), tlds(app.config))
+    library = AudioLibrary(Path(settings(app).audio_dir), tlds(app.config))
     app.extensions["ivr.calls.audio"] = library
     app.wsgi_app = library.wrap(app.wsgi_app)  # type: ignore[method-assign]

@@ -18,7 +18,7 @@ from flask import current_app
 from ivr import clock
 from ivr.calls.prompts import Line, PromptError
 from ivr.calls.twiml import prompts
-from ivr.settings import DAYS, OfficeHours
+from ivr.settings import DAYS, OfficeHours, settings
 
 # How far ahead to look for the next opening: past any run of holidays anyone would configure.
 HORIZON_DAYS = 400
@@ -30,11 +30,11 @@ def now() -> dt.datetime:
 
 
 def _local(moment: dt.datetime) -> dt.datetime:
-    return moment.astimezone(current_app.config["OFFICE_TIMEZONE"])
+    return moment.astimezone(settings().office_timezone)
 
 
 def closed_on(day: dt.date) -> bool:
-    return day in current_app.config["OFFICE_CLOSED_DATES"]
+    return day in settings().office_closed_dates
 
 
 def office_open(moment: dt.datetime | None = None) -> bool:
@@ -42,15 +42,15 @@ def office_open(moment: dt.datetime | None = None) -> bool:
     moment = _local(moment or now())
     if closed_on(moment.date()):
         return False
-    hours: OfficeHours | None = current_app.config["OFFICE_HOURS"]
-    return hours is None or hours.is_open(moment, current_app.config["OFFICE_TIMEZONE"])
+    hours: OfficeHours | None = settings().office_hours
+    return hours is None or hours.is_open(moment, settings().office_timezone)
 
 
 def next_opening(moment: dt.datetime, closures: bool = True) -> dt.datetime | None:
     """The first moment from `moment` on when the office is open (with or without holidays)."""
     local = _local(moment)
-    tz: ZoneInfo = current_app.config["OFFICE_TIMEZONE"]
-    hours: OfficeHours | None = current_app.config["OFFICE_HOURS"]
+    tz: ZoneInfo = settings().office_timezone
+    hours: OfficeHours | None = settings().office_hours
     for ahead in range(HORIZON_DAYS):
         day = local.date() + dt.timedelta(days=ahead)
         if closures and closed_on(day):
@@ -112,7 +112,7 @@ def zone_prompt(tz: ZoneInfo) -> str:
 
 
 def spoken_zone(lang: str) -> str:
-    tz: ZoneInfo = current_app.config["OFFICE_TIMEZONE"]
+    tz: ZoneInfo = settings().office_timezone
     try:
         return prompts().text(lang, zone_prompt(tz))
     except PromptError:  # `ivr prompts check` reports it; a caller still hears the hours
@@ -124,7 +124,7 @@ def spoken_zone(lang: str) -> str:
 
 def hours_lines(lang: str) -> list[Line]:
     """'We are open Monday to Friday, from 9 a.m. to 5 p.m., Central time.'"""
-    hours: OfficeHours | None = current_app.config["OFFICE_HOURS"]
+    hours: OfficeHours | None = settings().office_hours
     if hours is None:  # always open: no hours to give
         return []
     line = prompts().line(
@@ -172,7 +172,7 @@ def promise_lines(lang: str, promise: str = "expect_call") -> list[Line]:
     lines = [p.line(lang, promise), *reopen_lines(lang), *hours_lines(lang)]
     if promise != "expect_call":
         return lines
-    number = current_app.config["CALLBACK_FROM_NUMBER"]
+    number = settings().callback_from_number
     if number:
         lines += [p.line(lang, "callback_from"), *spoken_number(lang, number)]
     return lines + [p.line(lang, "before_callback"), p.line(lang, "confidential")]

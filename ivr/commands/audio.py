@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from ivr.calls import audio
 from ivr.calls.prompts import LANGUAGES, PromptError, Prompts
+from ivr.settings import settings
 
 
 def render(text: str, lang: str, tld: str, slow: bool = False) -> bytes:
@@ -126,11 +127,11 @@ def check_command() -> None:
     from ivr.devtools.promptcheck import Problem, approvals, check, sms_segments
     from ivr.devtools.timing import timings
 
-    root = Path(current_app.config["PROMPTS_DIR"])
+    root = Path(settings().prompts_dir)
     for count in sms_segments(root):
         click.echo(str(count))
     problems = check(root)
-    zone = zone_prompt(current_app.config["OFFICE_TIMEZONE"])
+    zone = zone_prompt(settings().office_timezone)
     problems += [
         Problem(
             True,

@@ -16,6 +16,8 @@ from urllib.parse import urlencode, urljoin, urlsplit
 from flask.testing import FlaskClient
 from twilio.request_validator import RequestValidator
 
+from ivr.settings import settings
+
 BASE = "http://localhost"
 
 
@@ -39,7 +41,7 @@ class Call:
 
     def __post_init__(self) -> None:
         app = getattr(self.client, "application", None)
-        self.base = self.base or (app and app.config.get("PUBLIC_URL")) or BASE
+        self.base = self.base or (app and settings(app).public_url) or BASE
 
     def params(self, **extra: str) -> dict[str, str]:
         return {

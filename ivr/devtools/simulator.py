@@ -23,6 +23,7 @@ import click
 from flask import Flask
 
 from ivr.devtools.emulator import Call, collect
+from ivr.settings import settings
 
 BASE = "http://localhost:5000"
 KEYS = set("0123456789*#")
@@ -52,13 +53,13 @@ class Simulator:
         to_number: str = "+18005550100",
     ) -> None:
         self.app = app
-        self.account = app.config.get("TWILIO_ACCOUNT_SID") or "AC" + "0" * 32
+        self.account = settings(app).twilio_account_sid or "AC" + "0" * 32
         self.call = Call(
             app.test_client(),
-            app.config["TWILIO_AUTH_TOKEN"],
+            settings(app).twilio_auth_token,
             from_number=from_number,
             to_number=to_number,
-            base=app.config["PUBLIC_URL"] or BASE,
+            base=settings(app).public_url or BASE,
         )
         self.sid = self.call.sid
         self.lang = lang
@@ -100,7 +101,7 @@ class Simulator:
             raise CallEnded(f"the app answered {response.status}; Twilio would say an error")
         sources = [s for s in response.headers.get("X-IVR-Prompts", "").split(",") if s]
         if sources:
-            folder = Path(self.app.config["PROMPTS_DIR"])
+            folder = Path(settings(self.app).prompts_dir)
             files = dict.fromkeys(_shown(folder / f"{source}.txt") for source in sources)
             click.echo("  prompts: " + ", ".join(files))
         return ET.fromstring(response.data)

@@ -7,27 +7,28 @@ import ssl
 from email.message import EmailMessage
 from urllib.parse import unquote, urlsplit
 
-from flask import current_app
 from twilio.rest import Client
+
+from ivr.settings import settings
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def send_sms(to: str, body: str) -> None:
-    config = current_app.config
-    client = Client(config["TWILIO_ACCOUNT_SID"], config["TWILIO_AUTH_TOKEN"])
-    client.messages.create(to=to, from_=config["ALERT_SMS_FROM"], body=body)
+    config = settings()
+    client = Client(config.twilio_account_sid, config.twilio_auth_token)
+    client.messages.create(to=to, from_=config.alert_sms_from, body=body)
 
 
 def send_email(to: str, subject: str, body: str) -> None:
     """Send through SMTP_URL: smtps:// is TLS from the start; smtp:// upgrades with STARTTLS
     when the server offers it, and never sends a password in the clear except to loopback."""
-    config = current_app.config
-    url = urlsplit(config["SMTP_URL"])
+    config = settings()
+    url = urlsplit(config.smtp_url)
     if url.scheme not in ("smtp", "smtps"):
         raise ValueError("SMTP_URL must start with smtp:// or smtps://")
     email = EmailMessage()
-    email["From"], email["To"], email["Subject"] = config["ALERT_EMAIL_FROM"], to, subject
+    email["From"], email["To"], email["Subject"] = config.alert_email_from, to, subject
     email.set_content(body)
     context = ssl.create_default_context()
     host = url.hostname or "localhost"

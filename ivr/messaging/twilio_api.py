@@ -7,21 +7,21 @@ time (well inside JOB_LEASE_SECONDS) so a hanging API costs a retry, not a stuck
 from __future__ import annotations
 
 import requests
-from flask import current_app
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from ivr.background.jobs import reason
+from ivr.settings import settings
 
 TIMEOUT = 20  # seconds
 
 
 def client() -> Client:
-    config = current_app.config
+    config = settings()
     return Client(
-        config["TWILIO_ACCOUNT_SID"],
-        config["TWILIO_AUTH_TOKEN"],
+        config.twilio_account_sid,
+        config.twilio_auth_token,
         http_client=TwilioHttpClient(timeout=TIMEOUT),
     )
 

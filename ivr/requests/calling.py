@@ -28,6 +28,7 @@ from ivr.messaging import twilio_api
 from ivr.phones import e164, parse_valid
 from ivr.requests import history
 from ivr.requests.models import Call, CallbackRequest
+from ivr.settings import settings
 
 RING_STAFF_SECONDS = 25  # the staff phone rings this long before its voicemail could answer
 
@@ -90,12 +91,12 @@ def attempt_target(attempt: history.RequestEvent) -> tuple[str | None, str, str 
         call = db.session.get(Call, attempt.call_id)
         if call is not None:
             return valid_number(call.from_number), call.language, None
-    return None, current_app.config["DEFAULT_LANGUAGE"], None
+    return None, settings().default_language, None
 
 
 def public_url(endpoint: str, **values: Any) -> str:
     path = current_app.url_map.bind("").build(endpoint, values)
-    return current_app.config["PUBLIC_URL"].rstrip("/") + path
+    return settings().public_url.rstrip("/") + path
 
 
 def outcome(
@@ -155,11 +156,11 @@ def place_call(payload: dict[str, Any]) -> None:
     if not staff_phone or number is None:
         outcome(attempt_id, "not-connected", text="no staff phone or family number")
         raise jobs.Permanent("no staff phone or family number")
-    config = current_app.config
+    config = settings()
     try:
         call = twilio_api.client().calls.create(
             to=staff_phone,
-            from_=config["CALLBACK_FROM_NUMBER"],
+            from_=config.callback_from_number,
             url=public_url("voice.staffcall.answer", attempt=attempt_id),
             status_callback=public_url("voice.staffcall.staff_status", attempt=attempt_id),
             timeout=RING_STAFF_SECONDS,

@@ -29,12 +29,14 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, current_app
 
+from ivr.settings import settings
+
 MARK = "IVR-JOURNAL "
 log = logging.getLogger("ivr.requests.fallback")
 
 
 def path(app: Flask) -> Path:
-    return Path(app.config["FALLBACK_PATH"] or Path(app.instance_path) / "fallback.jsonl")
+    return Path(settings(app).fallback_path or Path(app.instance_path) / "fallback.jsonl")
 
 
 def keep(entry: dict[str, Any], error: BaseException | None = None) -> None:
@@ -150,7 +152,7 @@ class Drainer:
         self.event.set()
 
     def _run(self) -> None:
-        every = self.app.config["FALLBACK_RETRY_SECONDS"]
+        every = settings(self.app).fallback_retry_seconds
         while not self.stopped:
             self.event.wait(every)
             self.event.clear()

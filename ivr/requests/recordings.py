@@ -10,23 +10,23 @@ from __future__ import annotations
 
 import requests
 import sqlalchemy as sa
-from flask import current_app
 from twilio.base.exceptions import TwilioRestException
 
 from ivr.background import jobs
 from ivr.db import db
 from ivr.messaging.twilio_api import client
 from ivr.requests.models import CallbackRequest, RequestMessage
+from ivr.settings import settings
 
 TWILIO_API = "https://api.twilio.com/"
 TIMEOUT = (5, 30)  # seconds to connect, and between bytes of the answer
 
 
 def credentials() -> tuple[str, str]:
-    config = current_app.config
-    if not config["TWILIO_ACCOUNT_SID"]:
+    config = settings()
+    if not config.twilio_account_sid:
         raise jobs.Permanent("TWILIO_ACCOUNT_SID is not set: recordings cannot be copied")
-    return config["TWILIO_ACCOUNT_SID"], config["TWILIO_AUTH_TOKEN"]
+    return config.twilio_account_sid, config.twilio_auth_token
 
 
 def download(url: str) -> bytes:
@@ -61,7 +61,7 @@ def copy(model: type[CallbackRequest] | type[RequestMessage], row_id: int) -> No
         .values(audio=audio, audio_type="audio/mpeg")
         .execution_options(synchronize_session=False)
     )
-    if not current_app.config["KEEP_RECORDINGS_AT_TWILIO"]:
+    if not settings().keep_recordings_at_twilio:
         jobs.enqueue(
             "delete-recording",
             f"delete-recording:{row.recording_sid}",

@@ -26,6 +26,7 @@ from ivr.accounts import audit
 from ivr.background import jobs
 from ivr.db import db, utcnow
 from ivr.requests.models import Call, CallbackRequest, RequestMessage
+from ivr.settings import settings
 
 # Statuses after which the clock runs (staff/history.py; "called_back" is the old name).
 REACHED = ("reached", "handled", "called_back")
@@ -42,7 +43,7 @@ ERASED = dict(
 
 
 def days() -> dt.timedelta:
-    return dt.timedelta(days=current_app.config["RETENTION_DAYS"])
+    return dt.timedelta(days=settings().retention_days)
 
 
 def holds_personal_data() -> sa.ColumnElement[bool]:

@@ -29,6 +29,7 @@ from ivr.db import db
 from ivr.messaging import twilio_api
 from ivr.messaging.twilio_api import client
 from ivr.requests.models import CallbackRequest
+from ivr.settings import settings
 from ivr.staff.display import phone
 
 # Twilio's message statuses in the order they happen; a late or repeated callback never moves a
@@ -48,10 +49,8 @@ ORDER = {
 
 def enabled() -> bool:
     """Whether the hotline can send texts at all; the offer is not made otherwise."""
-    config = current_app.config
-    return bool(
-        config["TWILIO_ACCOUNT_SID"] and (config["SMS_FROM"] or config["SMS_MESSAGING_SERVICE_SID"])
-    )
+    config = settings()
+    return bool(config.twilio_account_sid and (config.sms_from or config.sms_messaging_service_sid))
 
 
 def clock(moment: dt.time) -> str:
@@ -62,10 +61,10 @@ def hours_text(lang: str) -> str:
     """When to expect a call, from OFFICE_HOURS: the days in the words the call uses
     (`hours.spoken_days`), the times as a clock shows them and the zone's abbreviation, which
     keep the text short (a segment is 70 characters once an accent makes it UCS-2)."""
-    hours = current_app.config["OFFICE_HOURS"]
+    hours = settings().office_hours
     if hours is None:
         return prompts().text(lang, "sms/always")
-    zone = dt.datetime.now(current_app.config["OFFICE_TIMEZONE"]).strftime("%Z")
+    zone = dt.datetime.now(settings().office_timezone).strftime("%Z")
     return (
         prompts()
         .line(
@@ -87,7 +86,7 @@ def body(lang: str, reference: str) -> str:
             lang,
             "sms/reference",
             reference=reference,
-            firm_number=phone(current_app.config["FIRM_PHONE_NUMBER"]),
+            firm_number=phone(settings().firm_phone_number),
             hours=hours_text(lang),
         )
         .text
@@ -123,7 +122,7 @@ def queue(reference: str, to: str, call_sid: str) -> bool:
 
 
 def status_url(request_id: int, lang: str) -> str | None:
-    public = current_app.config["PUBLIC_URL"].rstrip("/")
+    public = settings().public_url.rstrip("/")
     if not public:
         return None  # no public address: Twilio's statuses cannot reach us
     return public + current_app.url_map.bind("").build(
@@ -174,11 +173,11 @@ def send_reference(payload: dict[str, Any]) -> None:
     db.session.commit()  # hold no connection while Twilio answers
     if row is None:
         return  # the request was deleted
-    config = current_app.config
+    config = settings()
     sender = (
-        {"messaging_service_sid": config["SMS_MESSAGING_SERVICE_SID"]}
-        if config["SMS_MESSAGING_SERVICE_SID"]
-        else {"from_": config["SMS_FROM"]}
+        {"messaging_service_sid": config.sms_messaging_service_sid}
+        if config.sms_messaging_service_sid
+        else {"from_": config.sms_from}
     )
     callback = status_url(request_id, row.language)
     try:

@@ -9,17 +9,17 @@ from zoneinfo import ZoneInfo
 
 import phonenumbers
 import sqlalchemy as sa
-from flask import current_app
 
 from ivr.db import db, utcnow
 from ivr.phones import parse_valid, region
 from ivr.requests.models import Call, CallbackRequest
+from ivr.settings import settings
 
 LANGUAGES = {"en": "English", "es": "Spanish"}
 
 
 def office_tz() -> ZoneInfo:
-    return current_app.config["OFFICE_TIMEZONE"]
+    return settings().office_timezone
 
 
 def as_utc(moment: dt.datetime) -> dt.datetime:
@@ -53,7 +53,7 @@ def office_hours_between(start: dt.datetime, end: dt.datetime) -> float:
     """Hours the office was open between two instants (all hours when OFFICE_HOURS=always):
     a request left on Friday evening is not overdue on Monday at 9."""
     start, end = as_utc(start), as_utc(end)
-    hours = current_app.config["OFFICE_HOURS"]
+    hours = settings().office_hours
     if end <= start:
         return 0.0
     if hours is None:
@@ -76,7 +76,7 @@ def office_hours_between(start: dt.datetime, end: dt.datetime) -> float:
 
 def overdue(created_at: dt.datetime, now: dt.datetime | None = None) -> bool:
     """Waiting longer than CALLBACK_TARGET_HOURS office hours."""
-    target = current_app.config["CALLBACK_TARGET_HOURS"]
+    target = settings().callback_target_hours
     return office_hours_between(created_at, now or utcnow()) > target
 
 

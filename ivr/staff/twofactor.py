@@ -49,6 +49,7 @@ from wtforms.validators import DataRequired, Length
 from ivr.accounts import audit
 from ivr.accounts.models import LoginAttempt, RecoveryCode, StaffUser
 from ivr.db import db, utcnow
+from ivr.settings import settings
 from ivr.staff import auth
 
 bp = Blueprint("twofactor", __name__, url_prefix="/login")
@@ -64,7 +65,7 @@ class CodeForm(FlaskForm):
 
 
 def required() -> bool:
-    setting = current_app.config["STAFF_2FA"]
+    setting = settings().staff_2fa
     if setting == "auto":
         return not (current_app.debug or current_app.testing)
     return setting == "required"

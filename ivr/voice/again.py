@@ -20,15 +20,15 @@ import sqlalchemy as sa
 from flask import Blueprint, current_app, g
 from sqlalchemy.exc import IntegrityError
 
-from ivr.background import jobs
 from ivr import clock
+from ivr.background import jobs
 from ivr.calls.prompts import Line
 from ivr.calls.twiml import prompts, twiml
 from ivr.db import db
 from ivr.requests import added as added_alerts
 from ivr.requests import references, store
 from ivr.requests.models import CallbackRequest, RequestMessage
-from ivr.settings import DAYS
+from ivr.settings import DAYS, settings
 from ivr.staff.display import as_utc
 from ivr.voice import closing
 from ivr.voice.connect import caller_id
@@ -88,7 +88,7 @@ def when_lines(lang: str, created_at: dt.datetime) -> list[Line]:
     """ "We have your message from Tuesday" (today, yesterday, a weekday, or over a week ago),
     counted in the office's days."""
     p = prompts()
-    tz = current_app.config["OFFICE_TIMEZONE"]
+    tz = settings().office_timezone
     day = as_utc(created_at).astimezone(tz).date()
     ago = (now().astimezone(tz).date() - day).days
     if ago <= 0:

@@ -16,6 +16,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from ivr.calls.twiml import prompts, speak, twiml
 from ivr.db import db
 from ivr.requests import calling, history
+from ivr.settings import settings
 
 bp = Blueprint("staffcall", __name__, url_prefix="/staffcall")
 
@@ -35,13 +36,13 @@ def attempt_target(attempt: int) -> tuple[str | None, str, str | None]:
     """(number to call, language, reference or None) of a call-back attempt."""
     event = db.session.get(history.RequestEvent, attempt)
     if event is None or event.kind != "call":
-        return None, current_app.config["DEFAULT_LANGUAGE"], None
+        return None, settings().default_language, None
     return calling.attempt_target(event)
 
 
 def goodbye(name: str) -> Response:
     response = VoiceResponse()
-    speak(response, [prompts().line(current_app.config["STAFF_LANGUAGE"], name)])
+    speak(response, [prompts().line(settings().staff_language, name)])
     response.hangup()
     return twiml(response)
 
@@ -55,7 +56,7 @@ def answer(attempt: int):
     if number is None:
         response.hangup()
         return twiml(response)
-    staff = current_app.config["STAFF_LANGUAGE"]
+    staff = settings().staff_language
     p = prompts()
     if reference:
         lines = [p.line(staff, "staffcall_intro"), *p.digits(staff, reference, (3, 3))]
@@ -80,7 +81,7 @@ def connect(attempt: int):
         return goodbye("staffcall_no_key")
     response = VoiceResponse()
     dial = response.dial(
-        caller_id=current_app.config["CALLBACK_FROM_NUMBER"],
+        caller_id=settings().callback_from_number,
         timeout=FAMILY_RING_SECONDS,
         action=url_for("voice.staffcall.done", attempt=attempt),
         record="do-not-record",

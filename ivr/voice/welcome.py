@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import unicodedata
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, request
 
 from ivr.calls.twiml import prompts
 from ivr.requests import references, store
+from ivr.settings import settings
 from ivr.voice import again
 from ivr.voice.common import ask, fails
 from ivr.voice.topics import menu_lines
@@ -31,7 +32,7 @@ def choice_lines(greet: bool):
     """Each language's welcome next to its own key, most callers' language (DEFAULT_LANGUAGE)
     first: nobody waits through the other language before hearing how to choose theirs."""
     p = prompts()
-    first = current_app.config["DEFAULT_LANGUAGE"]
+    first = settings().default_language
     order = (first, *(lang for lang in ("en", "es") if lang != first))
     return [
         line
@@ -54,8 +55,8 @@ def choose():
     if lang:
         return start(lang)
     failed = fails() + 1
-    if failed >= current_app.config["MAX_FAILURES"]:
-        return start(current_app.config["DEFAULT_LANGUAGE"])
+    if failed >= settings().max_failures:
+        return start(settings().default_language)
     lines = choice_lines(greet=False)
     if request.form.get("Digits"):  # a wrong key: "not an option", in both languages
         lines = [prompts().line("en", "invalid"), prompts().line("es", "invalid"), *lines]

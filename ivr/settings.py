@@ -536,6 +536,7 @@ def init_app(app: Flask, test_config: Mapping[str, Any] | None = None) -> Settin
     """Parse the settings once and keep them on `app`: from the environment, or from a test's
     config alone (text parsed as the environment's; other values, and Flask's own keys and test
     hooks such as TESTING or CLOCK, taken as they are)."""
+    config: Settings
     if test_config is None:
         config = load()
     else:

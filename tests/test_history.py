@@ -15,6 +15,7 @@ from ivr.db import db
 from ivr.migrate import alembic_config
 from ivr.requests import history
 from ivr.requests.models import CallbackRequest
+from ivr.settings import settings
 from ivr.staff import display
 from tests.conftest import STAFF_PASSWORD, StaffAuth, csrf_token
 
@@ -180,7 +181,7 @@ def test_at_a_glance_age_overdue_waiting_and_language(app, client, auth, make_re
 
 def test_overdue_counts_office_hours_only(make_app):
     app = make_app(OFFICE_HOURS="mon-fri 09:00-17:00", CALLBACK_TARGET_HOURS="8")
-    tz = app.config["OFFICE_TIMEZONE"]
+    tz = settings(app).office_timezone
     friday_evening = dt.datetime(2026, 3, 6, 18, 0, tzinfo=tz)
     with app.app_context():
         monday_9 = dt.datetime(2026, 3, 9, 9, 0, tzinfo=tz)

@@ -13,6 +13,7 @@ from flask import Response, current_app, g
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from ivr.calls.prompts import Line, Prompts
+from ivr.settings import settings
 
 SAY_LANGUAGE = {"en": "en-US", "es": "es-US"}
 
@@ -53,7 +54,7 @@ SSML_VOICES = ("Polly.", "Google.")
 
 
 def says_slowly(lang: str) -> bool:
-    return current_app.config[f"VOICE_{lang.upper()}"].startswith(SSML_VOICES)
+    return settings().voice(lang).startswith(SSML_VOICES)
 
 
 def _say(verb: VoiceResponse | Gather, lines: list[Line]) -> None:
@@ -72,7 +73,7 @@ def _say(verb: VoiceResponse | Gather, lines: list[Line]) -> None:
         )
         for i, line in enumerate(lines)
     )
-    voice = current_app.config[f"VOICE_{lang.upper()}"]
+    voice = settings().voice(lang)
     if lines[0].slow and says_slowly(lang):
         say = verb.say(language=SAY_LANGUAGE[lang], voice=voice)
         say.prosody(text, rate=SLOW_RATE)

@@ -13,7 +13,6 @@ from typing import NoReturn
 
 import click
 import requests
-from flask import current_app
 from flask.cli import ScriptInfo, with_appcontext
 from gtts import gTTS, gTTSError
 from tqdm import tqdm
@@ -46,9 +45,9 @@ def audio_group() -> None:
 @with_appcontext
 def build_command(check: bool, prune: bool) -> None:
     """Render, with gTTS, every prompt whose audio is missing or stale."""
-    config = current_app.config
-    root = Path(config["AUDIO_DIR"])
-    prompts = Prompts(Path(config["PROMPTS_DIR"]))
+    config = settings()
+    root = Path(config.audio_dir)
+    prompts = Prompts(Path(config.prompts_dir))
     accents = audio.tlds(config)
     try:
         wanted = {lang: audio.spoken(prompts, lang) for lang in LANGUAGES}

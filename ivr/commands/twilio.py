@@ -62,9 +62,9 @@ def fallback_twiml() -> str:
     whisper, which are the app's URLs. Without an `action`, the call goes on to the goodbye after
     the firm's leg ends, answered or not, so the goodbye is worded for both.
     """
-    config = current_app.config
+    config = settings()
     prompts = current_app.extensions["ivr.calls.prompts"]
-    first = config["DEFAULT_LANGUAGE"]
+    first = config.default_language
     languages = [first, *(lang for lang in LANGUAGES if lang != first)]
     response = VoiceResponse()
 
@@ -73,13 +73,11 @@ def fallback_twiml() -> str:
             response.say(
                 prompts.text(lang, name),
                 language=SAY_LANGUAGE[lang],
-                voice=config[f"VOICE_{lang.upper()}"],
+                voice=config.voice(lang),
             )
 
     say("app_down")
-    response.dial(
-        config["FIRM_PHONE_NUMBER"], timeout=config["DIAL_TIMEOUT"], answer_on_bridge=True
-    )
+    response.dial(config.firm_phone_number, timeout=config.dial_timeout, answer_on_bridge=True)
     say("app_down_goodbye")
     response.hangup()
     return str(response)

@@ -30,7 +30,7 @@ KEYS = set("0123456789*#")
 DIAL_OUTCOMES = {"c": "completed", "b": "busy", "n": "no-answer", "f": "failed", "x": "canceled"}
 # With no recipients the app queues no alert at all (see ivr/staff/alerts.py): nothing is left for
 # the worker to send.
-NO_ALERTS = {"ALERT_SMS_TO": [], "ALERT_EMAIL_TO": "", "SMTP_URL": ""}
+NO_ALERTS = {"alert_sms_to": [], "alert_email_to": "", "smtp_url": ""}
 HELP = (
     'Type keys (e.g. 1, or 3125550100#) and Enter; "words or say words for speech; '
     "Enter or 'wait' for silence; 'hangup' to hang up."
@@ -68,10 +68,13 @@ class Simulator:
     def run(self) -> None:
         click.echo(f"Calling the hotline from {self.call.from_number}. {HELP}")
         click.echo("(Staff alerts are off for this call: no SMS or e-mail is sent.)")
-        config = self.app.config
-        saved = {name: config.get(name) for name in [*NO_ALERTS, "PROMPT_TRACE"]}
+        config = settings(self.app)
+        saved = {name: getattr(config, name) for name in NO_ALERTS}
+        trace = self.app.config.get("PROMPT_TRACE")
         level = self.app.logger.level
-        config.update(NO_ALERTS, PROMPT_TRACE=True)
+        for name, value in NO_ALERTS.items():
+            setattr(config, name, value)
+        self.app.config["PROMPT_TRACE"] = True
         self.app.logger.setLevel(logging.WARNING)  # keep the transcript readable
         try:
             twiml = self.request("/voice", CallStatus="ringing")
@@ -82,7 +85,9 @@ class Simulator:
         except KeyboardInterrupt:
             click.echo("\ncall ended: you hung up")
         finally:
-            config.update(saved)
+            for name, value in saved.items():
+                setattr(config, name, value)
+            self.app.config["PROMPT_TRACE"] = trace
             self.app.logger.setLevel(level)
 
     # Talking to the app, as Twilio does (emulator.py) ------------------------------------------

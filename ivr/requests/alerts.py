@@ -29,7 +29,6 @@ from ivr.requests.models import CallbackRequest
 from ivr.settings import settings
 from ivr.staff.display import LANGUAGES, phone
 
-GRACE_SECONDS = 180  # how long a request may stay unfinished before its alerts go anyway
 CHANNELS = ("sms", "email")
 
 

@@ -53,9 +53,8 @@ def unavailable(row: CallbackRequest, user: StaffUser) -> str | None:
 
 
 def unavailable_for(number: str | None, user: StaffUser) -> str | None:
-    config = current_app.config
-    needed = ("CALLBACK_FROM_NUMBER", "TWILIO_ACCOUNT_SID", "PUBLIC_URL")
-    if not all(config[name] for name in needed):
+    config = settings()
+    if not (config.callback_from_number and config.twilio_account_sid and config.public_url):
         return "Call back needs CALLBACK_FROM_NUMBER, TWILIO_ACCOUNT_SID and PUBLIC_URL set."
     if valid_number(number) is None:
         return "No number to call."

@@ -16,7 +16,6 @@ empties the file, under a file lock so that only one process applies at a time.
 
 from __future__ import annotations
 
-import datetime as dt
 import fcntl
 import json
 import logging
@@ -29,6 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, current_app
 
+from ivr import clock
 from ivr.settings import settings
 
 MARK = "IVR-JOURNAL "
@@ -42,7 +42,7 @@ def path(app: Flask) -> Path:
 def keep(entry: dict[str, Any], error: BaseException | None = None) -> None:
     """Keep one step that the database refused: one log line and one line in the file."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    entry = {"at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **entry}
+    entry = {"at": clock.now().isoformat(timespec="seconds"), **entry}
     if error is not None:
         entry["error"] = (
             f"{type(error).__name__}: {str(error).strip().splitlines()[0][:160]}"

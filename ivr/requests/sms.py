@@ -25,7 +25,7 @@ from flask import current_app
 from ivr.background import jobs
 from ivr.calls.hours import spoken_days
 from ivr.calls.twiml import prompts
-from ivr.db import db
+from ivr.db import db, utcnow
 from ivr.messaging import twilio_api
 from ivr.messaging.twilio_api import client
 from ivr.requests.models import CallbackRequest
@@ -64,7 +64,7 @@ def hours_text(lang: str) -> str:
     hours = settings().office_hours
     if hours is None:
         return prompts().text(lang, "sms/always")
-    zone = dt.datetime.now(settings().office_timezone).strftime("%Z")
+    zone = utcnow().astimezone(settings().office_timezone).strftime("%Z")
     return (
         prompts()
         .line(

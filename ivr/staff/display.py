@@ -28,7 +28,7 @@ def as_utc(moment: dt.datetime) -> dt.datetime:
 
 
 def office_today() -> dt.date:
-    return dt.datetime.now(office_tz()).date()
+    return utcnow().astimezone(office_tz()).date()
 
 
 def local_time(moment: dt.datetime | None) -> str:

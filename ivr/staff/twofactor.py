@@ -17,7 +17,6 @@ phone.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
 import re
@@ -112,7 +111,7 @@ def totp_step(secret: str, code: str) -> int | None:
     if not re.fullmatch(r"\d{6}", code):
         return None
     totp = pyotp.TOTP(secret)
-    now = totp.timecode(dt.datetime.now(dt.UTC))
+    now = totp.timecode(utcnow())
     for step in (now - 1, now, now + 1):
         if hmac.compare_digest(totp.generate_otp(step), code):
             return step

@@ -72,6 +72,7 @@ class Rewriter(ast.NodeVisitor):
         self.path = path
         self.result = FileResult()
         self.function_aliases: list[set[str]] = [set()]
+        self.shadowed = [False]  # a function whose own `settings` hides the accessor
 
     def segment(self, node: ast.expr) -> str:
         text = ast.get_source_segment(self.source, node)
@@ -84,6 +85,9 @@ class Rewriter(ast.NodeVisitor):
         return f"settings({self.segment(owner)})"
 
     def replace(self, node: ast.AST, text: str) -> None:
+        if self.shadowed[-1]:
+            self.note(node, "a local `settings` hides the accessor here: fix by hand")
+            return
         self.result.edits.append(
             Edit(
                 (node.lineno, node.col_offset),
@@ -97,6 +101,11 @@ class Rewriter(ast.NodeVisitor):
 
     # A function's local `config = current_app.config` ------------------------------------------
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        shadows = any(
+            isinstance(n, ast.Name) and n.id == "settings" and isinstance(n.ctx, ast.Store)
+            for n in ast.walk(node)
+        ) or "settings" in {a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg)}
+        self.shadowed.append(shadows or self.shadowed[-1])
         aliases = set()
         for stmt in ast.walk(node):
             if (
@@ -115,6 +124,7 @@ class Rewriter(ast.NodeVisitor):
                     self.note(stmt, f"`{name}` is Flask's config used as a dict: fix by hand")
         self.function_aliases.append(aliases)
         self.generic_visit(node)
+        self.shadowed.pop()
         self.function_aliases.pop()
 
     visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
@@ -146,7 +156,7 @@ class Rewriter(ast.NodeVisitor):
             if key in NAMES:
                 self.replace(node, f"{self.accessor(owner)}.{key.lower()}")
                 return
-            if key is None:
+            if key is None and isinstance(node.ctx, ast.Load):
                 self.note(node, f"config[{self.segment(node.slice)}]: a key computed at run time")
         elif (
             isinstance(node.value, ast.Name)

@@ -570,8 +570,8 @@ class Described:
 
 
 def _type_name(annotation: Any) -> str:
-    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
-    text = str(text or annotation)
+    """`int`, `OfficeHours | None`...: the type as written (annotations are strings here)."""
+    text = str(annotation)
     if text.startswith("Annotated["):
         text = text[len("Annotated[") :].split(", parsed(")[0]
     return text.replace("dt.", "")

@@ -234,3 +234,46 @@ def test_one_clock_for_rows_and_calls(tmp_path):
     with app.app_context():
         assert utcnow() == clock.now() == moment
     assert abs(utcnow() - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=1)  # no app: real
+
+
+def test_no_setting_is_read_from_flask_config():
+    """Code reads `settings().name`; a read in the old style is listed by the codemod, which
+    rewrites it (`python scripts/dev/settings_codemod.py`)."""
+    script = PROJECT_ROOT / "scripts" / "dev" / "settings_codemod.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--check", str(PROJECT_ROOT / "ivr")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0 and "would rewrite" not in result.stdout, result.stdout
+
+
+def test_the_codemod_rewrites_old_reads_once(tmp_path, monkeypatch):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "settings_codemod", PROJECT_ROOT / "scripts" / "dev" / "settings_codemod.py"
+    )
+    assert spec and spec.loader
+    codemod = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, codemod)  # its dataclasses look it up
+    spec.loader.exec_module(codemod)
+    module = tmp_path / "old.py"
+    module.write_text(
+        "from flask import current_app\n\n\n"
+        "def f(app):\n"
+        "    config = current_app.config\n"
+        '    app.config["DATABASE_URL"] = "sqlite://"\n'
+        '    return config["DIAL_TIMEOUT"], current_app.config.get("PUBLIC_URL", ""), '
+        'app.config["TESTING"]\n'
+    )
+    monkeypatch.setattr(codemod, "ROOT", tmp_path)
+    new, left = codemod.rewrite(module)
+    assert new is not None and left == []
+    assert "    config = settings()\n" in new
+    assert '    settings(app).database_url = "sqlite://"\n' in new
+    assert 'config.dial_timeout, settings().public_url, app.config["TESTING"]' in new
+    assert "from ivr.settings import settings\n" in new
+    module.write_text(new)
+    assert codemod.rewrite(module) == (None, [])  # idempotent

@@ -1,0 +1,166 @@
+"""How a web process reads requests: whole, in an event loop, before a thread of the app takes one.
+
+The app's threads are few (WEB_THREADS per process) and must stay free for Twilio's webhooks. A
+threaded server hands a thread the connection and lets it read the request: a client that sends
+its headers and then one byte every few seconds held a thread each, and 8 such connections left
+the hotline unable to answer any call (reviews/security.md, M3). Here gunicorn still runs the
+processes (WEB_CONCURRENCY, restarts, SIGTERM drain, the post_worker_init hook), but each process
+is uvicorn's asyncio HTTP server (`uvicorn-worker`), where a slow connection costs a socket and a
+few kilobytes, not a thread, and:
+
+- `Protocol`: the request line and headers must arrive within HEADER_SECONDS of their first byte
+  (uvicorn sets no such limit), or the connection is closed;
+- `ReadWhole`: the body must arrive within BODY_SECONDS (408 otherwise) and be no larger than the
+  app's MAX_CONTENT_LENGTH (413, without reading the rest); only then is the request passed on,
+  whole, to the Flask app in a pool of WEB_THREADS threads (`a2wsgi`, which by itself would let a
+  thread wait on the body);
+- idle keep-alive connections wait in the event loop, not in a thread, for `keepalive` seconds
+  (gunicorn.conf.py).
+
+bench/slowclients.py measures it; README, "Deploying", says why this and not waitress or nginx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import h11
+from a2wsgi import WSGIMiddleware
+from a2wsgi.asgi_typing import ASGIApp, Receive, ReceiveEvent, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn_worker import UvicornWorker
+
+from ivr.edge import limits
+
+# Twilio's webhooks and the staff forms come in one or two packets; a phone on a weak connection
+# sends 64 KiB in well under 10 s. A client slower than this is refused, not waited for.
+HEADER_SECONDS = 10.0
+BODY_SECONDS = 10.0
+
+
+class Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, with a deadline for each request's line and headers.
+
+    The clock starts at the first byte of a request, so a kept-alive connection may stay idle
+    for the keep-alive timeout and a fresh one is given as long to say anything at all.
+    """
+
+    deadline: asyncio.TimerHandle | None = None
+    idle = False  # the deadline is the one for a connection that has sent nothing yet
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm(self.timeout_keep_alive, idle=True)
+
+    def data_received(self, data: bytes) -> None:
+        if self.conn.their_state is h11.IDLE and (self.deadline is None or self.idle):
+            self._arm(HEADER_SECONDS, idle=False)
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:  # the headers are in: the body has ReadWhole
+            self._disarm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self, seconds: float, idle: bool) -> None:
+        self._disarm()
+        self.idle = idle
+        self.deadline = self.loop.call_later(seconds, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+
+    def _too_slow(self) -> None:
+        self.deadline = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.transport.close()
+
+
+async def refuse(send: Send, status: int) -> None:
+    """Answer `status` with no body and close the connection (the rest of the body is unread)."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-length", b"0"), (b"connection", b"close")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class ReadWhole:
+    """ASGI middleware: read the body whole, within `seconds` and `limit` bytes, then pass the
+    request on with its body already in memory, framed by Content-Length (a chunked body too,
+    which Werkzeug and ivr/edge/limits.py then check as any other)."""
+
+    def __init__(self, app: ASGIApp, limit: int, seconds: float = BODY_SECONDS) -> None:
+        self.app, self.limit, self.seconds = app, limit, seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = [
+            (n, v)
+            for n, v in scope["headers"]
+            if n not in (b"content-length", b"transfer-encoding")
+        ]
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await refuse(send, 413 if declared.isdigit() else 400)
+            return
+        body = bytearray()
+        try:
+            async with asyncio.timeout(self.seconds):
+                more = True
+                while more:
+                    message = await receive()
+                    if message["type"] != "http.request":  # the client went away
+                        return
+                    body += message.get("body", b"")
+                    more = message.get("more_body", False)
+                    if len(body) > self.limit:
+                        await refuse(send, 413)
+                        return
+        except TimeoutError:
+            await refuse(send, 408)
+            return
+        whole: ReceiveEvent = {"type": "http.request", "body": bytes(body), "more_body": False}
+        given = False
+
+        async def replay() -> ReceiveEvent:
+            nonlocal given
+            if given:
+                return await receive()  # http.disconnect, when the client goes
+            given = True
+            return whole
+
+        headers.append((b"content-length", str(len(body)).encode()))
+        await self.app({**scope, "headers": headers}, replay, send)
+
+
+class Worker(UvicornWorker):
+    """gunicorn's worker class for the Procfile's `web:` (gunicorn.conf.py): uvicorn's asyncio
+    server over gunicorn's socket, serving the Flask app through ReadWhole and a2wsgi."""
+
+    CONFIG_KWARGS: dict[str, Any] = {
+        "loop": "asyncio",
+        "http": Protocol,
+        "lifespan": "off",  # the Flask app has no start-up or shutdown of its own to run
+        # The app's ProxyFix decides which X-Forwarded-* to believe (FORWARDED_PROXIES); uvicorn
+        # must not apply them a first time on its own rules.
+        "proxy_headers": False,
+        "server_header": False,
+    }
+
+    def load_wsgi(self) -> None:
+        """Wrap the Flask app gunicorn loaded; `flask_app` keeps it for post_worker_init."""
+        super().load_wsgi()
+        app: Any = self.wsgi  # type: ignore[has-type]
+        self.flask_app = app
+        limit = getattr(app, "config", {}).get("MAX_CONTENT_LENGTH") or limits.LIMIT
+        self.wsgi = ReadWhole(WSGIMiddleware(app, workers=self.cfg.threads), limit)

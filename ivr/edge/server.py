@@ -15,7 +15,8 @@ few kilobytes, not a thread, and:
   whole, to the Flask app in a pool of WEB_THREADS threads (`a2wsgi`, which by itself would let a
   thread wait on the body);
 - idle keep-alive connections wait in the event loop, not in a thread, for `keepalive` seconds
-  (gunicorn.conf.py).
+  (gunicorn.conf.py);
+- `AccessLog`: gunicorn's access log, in its format, as under gunicorn's own workers.
 
 bench/slowclients.py measures it; README, "Deploying", says why this and not waitress or nginx.
 """
@@ -23,11 +24,15 @@ bench/slowclients.py measures it; README, "Deploying", says why this and not wai
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import h11
 from a2wsgi import WSGIMiddleware
-from a2wsgi.asgi_typing import ASGIApp, Receive, ReceiveEvent, Scope, Send
+from a2wsgi.asgi_typing import ASGIApp, Receive, ReceiveEvent, Scope, Send, SendEvent
+from a2wsgi.wsgi import build_environ
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn_worker import UvicornWorker
 
@@ -143,6 +148,42 @@ class ReadWhole:
         await self.app({**scope, "headers": headers}, replay, send)
 
 
+class AccessLog:
+    """ASGI middleware: a line per request in gunicorn's access log, in its `access_log_format`
+    (uvicorn's own access log has a fixed format and no times). `%(D)s` is the microseconds from
+    the headers read to the answer's last byte handed to the socket; bench/burst.py reads it."""
+
+    def __init__(self, app: ASGIApp, log: Any) -> None:
+        self.app, self.log = app, log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.monotonic()
+        response = SimpleNamespace(status="-", headers=[], sent=0)
+
+        async def sending(message: SendEvent) -> None:
+            if message["type"] == "http.response.start":
+                response.status = str(message["status"])
+                response.headers = [
+                    (k.decode("latin1"), v.decode("latin1")) for k, v in message.get("headers", [])
+                ]
+            elif message["type"] == "http.response.body":
+                response.sent += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            environ: dict[str, Any] = dict(build_environ(scope, None))  # type: ignore[arg-type]
+            query = scope["query_string"].decode("latin1")
+            environ["RAW_URI"] = scope["raw_path"].decode("latin1") + (f"?{query}" if query else "")
+            headers = [(k.decode("latin1"), v.decode("latin1")) for k, v in scope["headers"]]
+            took = timedelta(seconds=time.monotonic() - start)
+            self.log.access(response, headers, environ, took)
+
+
 class Worker(UvicornWorker):
     """gunicorn's worker class for the Procfile's `web:` (gunicorn.conf.py): uvicorn's asyncio
     server over gunicorn's socket, serving the Flask app through ReadWhole and a2wsgi."""
@@ -155,6 +196,7 @@ class Worker(UvicornWorker):
         # must not apply them a first time on its own rules.
         "proxy_headers": False,
         "server_header": False,
+        "access_log": False,  # AccessLog writes gunicorn's instead
     }
 
     def load_wsgi(self) -> None:
@@ -163,4 +205,5 @@ class Worker(UvicornWorker):
         app: Any = self.wsgi  # type: ignore[has-type]
         self.flask_app = app
         limit = getattr(app, "config", {}).get("MAX_CONTENT_LENGTH") or limits.LIMIT
-        self.wsgi = ReadWhole(WSGIMiddleware(app, workers=self.cfg.threads), limit)
+        whole = ReadWhole(WSGIMiddleware(app, workers=self.cfg.threads), limit)
+        self.wsgi = AccessLog(whole, self.log) if self.log.access_log_enabled else whole

@@ -52,11 +52,8 @@ def procfile_web(port: int) -> list[str]:
     return [sys.executable, "-m", *args, "--bind", f"127.0.0.1:{port}"]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """The Procfile's web server with WORKER_IN_WEB=1 (one dyno); yields (port, its log file)."""
-    tmp = tmp_path_factory.mktemp("web")
-    port = free_port()
+def start(tmp: Path, port: int, **settings: str) -> tuple[subprocess.Popen, Path]:
+    """The Procfile's web server with `settings`, once both its processes serve; and its log."""
     env = {k: v for k, v in os.environ.items() if k != "FLASK_DEBUG"}
     env.update(
         {
@@ -68,7 +65,7 @@ def server(tmp_path_factory):
             "FORWARDED_PROXIES": "1",  # as behind Heroku's router
             "WEB_CONCURRENCY": "2",
             "WEB_THREADS": "4",
-            "WORKER_IN_WEB": "1",
+            **settings,
         }
     )
     subprocess.run(
@@ -83,12 +80,20 @@ def server(tmp_path_factory):
         process = subprocess.Popen(
             procfile_web(port), cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
         )
+    deadline = time.monotonic() + 60
+    while log.read_text().count("Started server process") < 2:
+        assert process.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.2)
+    return process, log
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The Procfile's web server with WORKER_IN_WEB=1 (one dyno); yields (port, its log file)."""
+    port = free_port()
+    process, log = start(tmp_path_factory.mktemp("web"), port, WORKER_IN_WEB="1")
     try:
-        deadline = time.monotonic() + 60
-        while log.read_text().count("Started server process") < 2:
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
         yield port, log
     finally:
         process.terminate()
@@ -199,3 +204,32 @@ def test_a_body_or_headers_too_slow_are_refused(server):
         slow_body.close()
         slow_headers.close()
     assert answer(port, voice_request(port, "CA" + "f" * 32))[0] == 200
+
+
+def test_sigterm_finishes_the_requests_in_progress_and_takes_no_new_ones(tmp_path):
+    """A restart or deploy (SIGTERM, then SIGKILL 30 s later on Heroku) cuts no webhook short."""
+    port = free_port()
+    process, log = start(tmp_path, port)
+    try:
+        request = voice_request(port, "CA" + "e" * 32)
+        in_progress = socket.create_connection(("127.0.0.1", port), timeout=30)
+        in_progress.sendall(request[:-5])  # its body not all there yet
+        idle = socket.create_connection(("127.0.0.1", port), timeout=30)
+        time.sleep(0.5)
+        process.terminate()
+        deadline = time.monotonic() + 20
+        while "Waiting for connections to close" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        with pytest.raises(ConnectionRefusedError):  # no new connection
+            socket.create_connection(("127.0.0.1", port), timeout=5)
+        in_progress.sendall(request[-5:])
+        data = in_progress.recv(65536)
+        assert data.startswith(b"HTTP/1.1 200 "), data[:300]
+        assert idle.recv(100) == b""  # an idle connection is closed
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        in_progress.close()
+        idle.close()

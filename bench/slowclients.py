@@ -222,19 +222,19 @@ class SlowClients:
         self.thread.join()
 
 
-def memory_mb(pid: int) -> float:
-    """VmRSS of `pid` and its children (gunicorn's workers), in MB."""
-    total = 0
+def memory_mb(pid: int) -> str:
+    """VmRSS of the server's processes in MB: the total, then each (gunicorn's master first)."""
     pids = [pid]
     try:
         pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
         pass
+    each = []
     for p in pids:
         for line in Path(f"/proc/{p}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
-                total += int(line.split()[1])
-    return round(total / 1024, 1)
+                each.append(round(int(line.split()[1]) / 1024, 1))
+    return f"{round(sum(each), 1)} ({' + '.join(map(str, each))})"
 
 
 def stats(times: list[float | None]) -> dict[str, object]:
@@ -293,7 +293,7 @@ def main() -> None:
             if server.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"the server did not start: see {log.name}")
             time.sleep(0.5)
-        send_webhooks(port, args.parallel * 2, args.parallel, 1)  # every worker warmed up
+        send_webhooks(port, args.webhooks, args.parallel, 1)  # every process and thread warm
         idle_mb = memory_mb(server.pid)
         baseline = send_webhooks(port, args.webhooks, args.parallel, 1000)
         with SlowClients(port, args.slow, args.interval, args.kind) as slow:
@@ -315,7 +315,7 @@ def main() -> None:
         print(f"baseline: {before}")
         print(f"attacked: {during}")
         print(f"p50 ratio attacked/baseline: {ratio}")
-        print(f"web RSS MB (all processes): idle {idle_mb}, under attack {attack_mb}")
+        print(f"web RSS MB: idle {idle_mb}, under attack {attack_mb}")
     finally:
         server.terminate()
         try:

@@ -24,6 +24,9 @@ bench/slowclients.py measures it; README, "Deploying", says why this and not wai
 from __future__ import annotations
 
 import asyncio
+import functools
+import socket
+import sys
 import time
 from datetime import timedelta
 from types import SimpleNamespace
@@ -33,7 +36,9 @@ import h11
 from a2wsgi import WSGIMiddleware
 from a2wsgi.asgi_typing import ASGIApp, Receive, ReceiveEvent, Scope, Send, SendEvent
 from a2wsgi.wsgi import build_environ
+from gunicorn.arbiter import Arbiter
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.server import Server
 from uvicorn_worker import UvicornWorker
 
 from ivr.edge import limits
@@ -97,13 +102,39 @@ async def refuse(send: Send, status: int) -> None:
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
+class Gate:
+    """Open while a thread of the app is free: a process takes new connections only then, as
+    gunicorn's threaded workers did (worker_connections = threads). When every thread is busy,
+    new connections wait in the listen queue that all the processes share, for whichever process
+    frees a thread first, instead of queueing inside one; so a process that is killed (kill -9,
+    out of memory) loses the requests it was serving, not a queue of others' (bench/burst.py
+    --fault kill-web). Slow clients do not count: they are still being read, not served."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads, self.busy = threads, 0
+        self.free = asyncio.Event()
+        self.free.set()
+
+    def enter(self) -> None:
+        self.busy += 1
+        if self.busy >= self.threads:
+            self.free.clear()
+
+    def leave(self) -> None:
+        self.busy -= 1
+        if self.busy < self.threads:
+            self.free.set()
+
+
 class ReadWhole:
     """ASGI middleware: read the body whole, within `seconds` and `limit` bytes, then pass the
     request on with its body already in memory, framed by Content-Length (a chunked body too,
     which Werkzeug and ivr/edge/limits.py then check as any other)."""
 
-    def __init__(self, app: ASGIApp, limit: int, seconds: float = BODY_SECONDS) -> None:
-        self.app, self.limit, self.seconds = app, limit, seconds
+    def __init__(
+        self, app: ASGIApp, limit: int, gate: Gate | None = None, seconds: float = BODY_SECONDS
+    ) -> None:
+        self.app, self.limit, self.gate, self.seconds = app, limit, gate, seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -145,7 +176,14 @@ class ReadWhole:
             return whole
 
         headers.append((b"content-length", str(len(body)).encode()))
-        await self.app({**scope, "headers": headers}, replay, send)
+        if self.gate is None:
+            await self.app({**scope, "headers": headers}, replay, send)
+            return
+        self.gate.enter()
+        try:
+            await self.app({**scope, "headers": headers}, replay, send)
+        finally:
+            self.gate.leave()
 
 
 class AccessLog:
@@ -205,5 +243,40 @@ class Worker(UvicornWorker):
         app: Any = self.wsgi  # type: ignore[has-type]
         self.flask_app = app
         limit = getattr(app, "config", {}).get("MAX_CONTENT_LENGTH") or limits.LIMIT
-        whole = ReadWhole(WSGIMiddleware(app, workers=self.cfg.threads), limit)
+        self.gate = Gate(self.cfg.threads)
+        whole = ReadWhole(WSGIMiddleware(app, workers=self.cfg.threads), limit, self.gate)
         self.wsgi = AccessLog(whole, self.log) if self.log.access_log_enabled else whole
+
+    async def _serve(self) -> None:
+        """uvicorn's server, with this process's own accept loop on gunicorn's sockets, so that
+        it takes connections only while the Gate is open (uvicorn would take them all)."""
+        self.config.app = self.wsgi
+        server = Server(config=self.config)
+        self._install_sigquit_handler()
+        serving = asyncio.create_task(server.serve(sockets=[]))  # connections come from below
+        while not (server.started or serving.done()):
+            await asyncio.sleep(0.01)
+        accepting = [asyncio.create_task(self._accept(server, s)) for s in self.sockets]
+        while not (server.should_exit or serving.done()):
+            await asyncio.sleep(0.1)
+        for task in accepting:
+            task.cancel()
+        for listener in self.sockets:  # new connections are refused once all processes stop
+            listener.close()
+        await serving
+        if not server.started:
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)
+
+    async def _accept(self, server: Server, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        listener.setblocking(False)
+        protocol = functools.partial(
+            self.config.http_protocol_class,
+            config=self.config,
+            server_state=server.server_state,
+            app_state=server.lifespan.state,
+        )
+        while True:
+            await self.gate.free.wait()
+            connection, _ = await loop.sock_accept(listener)
+            await loop.connect_accepted_socket(protocol, connection)

@@ -16,6 +16,8 @@ few kilobytes, not a thread, and:
   thread wait on the body);
 - idle keep-alive connections wait in the event loop, not in a thread, for `keepalive` seconds
   (gunicorn.conf.py);
+- `Gate`: a process takes new connections only while one of its threads is free, so under a burst
+  they wait in the listen queue all processes share (uvicorn alone would take them all);
 - `AccessLog`: gunicorn's access log, in its format, as under gunicorn's own workers.
 
 bench/slowclients.py measures it; README, "Deploying", says why this and not waitress or nginx.

@@ -280,5 +280,13 @@ class Worker(UvicornWorker):
         )
         while True:
             await self.gate.free.wait()
-            connection, _ = await loop.sock_accept(listener)
-            await loop.connect_accepted_socket(protocol, connection)
+            try:
+                connection, _ = await loop.sock_accept(listener)
+            except OSError as error:  # out of file descriptors, say: as asyncio, try again soon
+                self.log.warning("cannot accept a connection: %s", error)
+                await asyncio.sleep(1)
+                continue
+            try:
+                await loop.connect_accepted_socket(protocol, connection)
+            except OSError:  # gone already
+                connection.close()

@@ -22,11 +22,15 @@ timeout = 20
 # SIGTERM (a restart, a deploy, scaling down): stop accepting, finish the requests in progress,
 # close idle connections, exit; gunicorn kills what is left after this, within Heroku's 30 s.
 graceful_timeout = 25
-# Seconds an idle kept-alive connection stays open. Heroku's Router 2.0 keeps idle connections to
-# a dyno up to 90 s and reuses them: if the server closed one first, a request the router sent at
-# that moment would meet a closed connection and the caller an error. So the server waits longer
-# than the router. An idle connection costs a socket in the event loop, not a thread.
-keepalive = 120
+# Keep-alive off: every answer says `Connection: close` (ivr/edge/server.py) and the connection
+# ends with it. Heroku's Router 2.0 keeps idle connections to a dyno up to 90 s and reuses them; a
+# server that closed an idle one by its own timeout could meet a request the router sent at that
+# moment (the caller would get an error), so the server must either keep them longer than 90 s or
+# tell the router not to keep them at all. Off is chosen because each request then arrives on a new
+# connection, which a process takes only while a thread is free (Gate): requests wait in the listen
+# queue that all processes share, not behind a busy process, and a process that is killed loses
+# only what it was serving. A new connection from the router costs a local TCP handshake.
+keepalive = 0
 accesslog = "-"
 # Restart workers now and then so a slow leak in any library cannot grow without bound.
 max_requests = 5000

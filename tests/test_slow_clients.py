@@ -233,3 +233,16 @@ def test_sigterm_finishes_the_requests_in_progress_and_takes_no_new_ones(tmp_pat
             process.kill()
         in_progress.close()
         idle.close()
+
+
+def test_every_answer_says_connection_close(server):
+    """Keep-alive is off (gunicorn.conf.py): the router is told, and the server closes at once."""
+    port, _ = server
+    request = voice_request(port, "CA" + "d" * 32).replace(b"Connection: close\r\n", b"")
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):  # ends only when the server closes
+            data += chunk
+    head = data.partition(b"\r\n\r\n")[0].lower()
+    assert head.startswith(b"http/1.1 200 ") and b"\r\nconnection: close" in head, head

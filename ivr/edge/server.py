@@ -14,8 +14,8 @@ few kilobytes, not a thread, and:
   app's MAX_CONTENT_LENGTH (413, without reading the rest); only then is the request passed on,
   whole, to the Flask app in a pool of WEB_THREADS threads (`a2wsgi`, which by itself would let a
   thread wait on the body);
-- idle keep-alive connections wait in the event loop, not in a thread, for `keepalive` seconds
-  (gunicorn.conf.py);
+- with `keepalive = 0` (gunicorn.conf.py) every answer says `Connection: close`, so a client
+  (Heroku's router) never sends a request on a connection the server is closing;
 - `Gate`: a process takes new connections only while one of its threads is free, so under a burst
   they wait in the listen queue all processes share (uvicorn alone would take them all);
 - `AccessLog`: gunicorn's access log, in its format, as under gunicorn's own workers.
@@ -52,22 +52,19 @@ BODY_SECONDS = 10.0
 
 
 class Protocol(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol, with a deadline for each request's line and headers.
-
-    The clock starts at the first byte of a request, so a kept-alive connection may stay idle
-    for the keep-alive timeout and a fresh one is given as long to say anything at all.
-    """
+    """uvicorn's HTTP/1.1 protocol, with a deadline for each request's line and headers: from
+    the connection's start, or on a kept-alive connection from the request's first byte (until
+    then uvicorn's keep-alive timeout applies)."""
 
     deadline: asyncio.TimerHandle | None = None
-    idle = False  # the deadline is the one for a connection that has sent nothing yet
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm(self.timeout_keep_alive, idle=True)
+        self._arm()
 
     def data_received(self, data: bytes) -> None:
-        if self.conn.their_state is h11.IDLE and (self.deadline is None or self.idle):
-            self._arm(HEADER_SECONDS, idle=False)
+        if self.conn.their_state is h11.IDLE and self.deadline is None:
+            self._arm()
         super().data_received(data)
         if self.conn.their_state is not h11.IDLE:  # the headers are in: the body has ReadWhole
             self._disarm()
@@ -76,10 +73,8 @@ class Protocol(H11Protocol):
         self._disarm()
         super().connection_lost(exc)
 
-    def _arm(self, seconds: float, idle: bool) -> None:
-        self._disarm()
-        self.idle = idle
-        self.deadline = self.loop.call_later(seconds, self._too_slow)
+    def _arm(self) -> None:
+        self.deadline = self.loop.call_later(HEADER_SECONDS, self._too_slow)
 
     def _disarm(self) -> None:
         if self.deadline is not None:
@@ -134,9 +129,15 @@ class ReadWhole:
     which Werkzeug and ivr/edge/limits.py then check as any other)."""
 
     def __init__(
-        self, app: ASGIApp, limit: int, gate: Gate | None = None, seconds: float = BODY_SECONDS
+        self,
+        app: ASGIApp,
+        limit: int,
+        gate: Gate | None = None,
+        close: bool = False,
+        seconds: float = BODY_SECONDS,
     ) -> None:
         self.app, self.limit, self.gate, self.seconds = app, limit, gate, seconds
+        self.close = close  # say `Connection: close` on every answer (keep-alive off)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -177,15 +178,19 @@ class ReadWhole:
             given = True
             return whole
 
+        async def sending(message: SendEvent) -> None:
+            if message["type"] == "http.response.start" and self.close:
+                message = {**message, "headers": [*message["headers"], (b"connection", b"close")]}
+            await send(message)
+
         headers.append((b"content-length", str(len(body)).encode()))
-        if self.gate is None:
-            await self.app({**scope, "headers": headers}, replay, send)
-            return
-        self.gate.enter()
+        if self.gate is not None:
+            self.gate.enter()
         try:
-            await self.app({**scope, "headers": headers}, replay, send)
+            await self.app({**scope, "headers": headers}, replay, sending)
         finally:
-            self.gate.leave()
+            if self.gate is not None:
+                self.gate.leave()
 
 
 class AccessLog:
@@ -246,7 +251,8 @@ class Worker(UvicornWorker):
         self.flask_app = app
         limit = getattr(app, "config", {}).get("MAX_CONTENT_LENGTH") or limits.LIMIT
         self.gate = Gate(self.cfg.threads)
-        whole = ReadWhole(WSGIMiddleware(app, workers=self.cfg.threads), limit, self.gate)
+        pool = WSGIMiddleware(app, workers=self.cfg.threads)
+        whole = ReadWhole(pool, limit, self.gate, close=not self.cfg.keepalive)
         self.wsgi = AccessLog(whole, self.log) if self.log.access_log_enabled else whole
 
     async def _serve(self) -> None:

@@ -8,8 +8,8 @@ processes (WEB_CONCURRENCY, restarts, SIGTERM drain, the post_worker_init hook),
 is uvicorn's asyncio HTTP server (`uvicorn-worker`), where a slow connection costs a socket and a
 few kilobytes, not a thread, and:
 
-- `Protocol`: the request line and headers must arrive within HEADER_SECONDS of their first byte
-  (uvicorn sets no such limit), or the connection is closed;
+- `Protocol`: the request line and headers must arrive within HEADER_SECONDS of the connection's
+  start (uvicorn sets no such limit), or the connection is closed;
 - `ReadWhole`: the body must arrive within BODY_SECONDS (408 otherwise) and be no larger than the
   app's MAX_CONTENT_LENGTH (413, without reading the rest); only then is the request passed on,
   whole, to the Flask app in a pool of WEB_THREADS threads (`a2wsgi`, which by itself would let a

@@ -51,7 +51,8 @@ def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("gunicorn")
     port = free_port()
     env = {
-        **os.environ,
+        # FLASK_DEBUG (scripts/run's .env, which the `ivr` CLI loads in other tests) stops gunicorn
+        **{k: v for k, v in os.environ.items() if k != "FLASK_DEBUG"},
         "SECRET_KEY": "s" * 32,
         "TWILIO_AUTH_TOKEN": TOKEN,
         "FIRM_PHONE_NUMBER": FIRM,

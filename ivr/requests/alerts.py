@@ -15,6 +15,7 @@ While the database is down, `fallback.py` calls `alert_directly` with what calle
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,14 +23,13 @@ from flask import Flask, current_app
 
 from ivr.background import jobs
 from ivr.db import db, utcnow
-from ivr.messaging import twilio_api
-from ivr.messaging.transports import send_email, send_sms
+from ivr.messaging.email import send_email
+from ivr.messaging.gateway import gateway
 from ivr.requests import store
 from ivr.requests.models import CallbackRequest
 from ivr.staff.display import LANGUAGES, phone
 
 GRACE_SECONDS = 180  # how long a request may stay unfinished before its alerts go anyway
-CHANNELS = ("sms", "email")
 
 
 def sms_recipients() -> list[str]:
@@ -76,19 +76,15 @@ def recipients() -> list[tuple[str, str]]:
     return [("sms", to) for to in sms_recipients()] + [("email", to) for to in email_recipients()]
 
 
-def key(request_id: int, channel: str = "", recipient: str = "") -> str:
-    return f"alert:{request_id}:" + (f"{channel}:{recipient}" if channel else "")
+def key(request_id: int) -> str:
+    """What the keys of every alert of a request start with."""
+    return f"alert:{request_id}:"
 
 
 def queue_alerts(app: Flask, request: CallbackRequest) -> None:
     """Queue the request's alerts in its own transaction, due after the grace; never commit."""
     for channel, recipient in recipients():
-        jobs.enqueue(
-            f"alert-{channel}",
-            key(request.id, channel, recipient),
-            {"request_id": request.id, "recipient": recipient},
-            delay=grace(),
-        )
+        KINDS[channel].enqueue(request_id=request.id, recipient=recipient, delay=grace())
 
 
 def alerts_due_now(app: Flask, request: CallbackRequest) -> None:
@@ -97,7 +93,7 @@ def alerts_due_now(app: Flask, request: CallbackRequest) -> None:
         sa.update(jobs.Job)
         .where(
             jobs.Job.key.startswith(key(request.id)),
-            jobs.Job.status == "pending",
+            jobs.Job.status == jobs.JobStatus.pending,
             jobs.Job.attempts == 0,
         )
         .values(run_at=utcnow())
@@ -113,14 +109,12 @@ def request_or_none(request_id: int) -> CallbackRequest | None:
     return row
 
 
-@jobs.handler("alert-sms", once=True, max_attempts=5)
 def alert_sms(payload: dict[str, Any]) -> None:
     row = request_or_none(payload["request_id"])
     if row is not None:
         sms(payload["recipient"], " ".join(message(row)))
 
 
-@jobs.handler("alert-email", max_attempts=5)
 def alert_email(payload: dict[str, Any]) -> None:
     row = request_or_none(payload["request_id"])
     if row is not None:
@@ -128,16 +122,40 @@ def alert_email(payload: dict[str, Any]) -> None:
 
 
 def sms(to: str, body: str) -> None:
-    """Send an SMS through Twilio; a failure that cannot have sent it is retried, anything else is
-    final (see `twilio_api.nothing_sent`)."""
-    try:
-        send_sms(to, body)
-    except twilio_api.FAILURES as exc:
-        if twilio_api.nothing_sent(exc):
-            raise
-        if twilio_api.refused(exc):
-            raise jobs.Permanent(twilio_api.why(exc)) from None
-        raise jobs.Permanent(f"the SMS may have been sent: {twilio_api.why(exc)}") from None
+    """Send a staff alert text through the gateway; a failure that cannot have sent it is
+    retried, anything else is final (the gateway's one rule: `gateway.classify`)."""
+    gateway().send_sms(to, body, from_=current_app.config["ALERT_SMS_FROM"])
+
+
+def alert_key(channel: str) -> Callable[..., str]:
+    """`alert:<request>:<channel>:<recipient>`; the urgent re-alert (`urgency.py`) has its own."""
+
+    def build(request_id: int, recipient: str, urgent: bool = False) -> str:
+        return f"alert:{request_id}:{'urgent:' if urgent else ''}{channel}:{recipient}"
+
+    return build
+
+
+# SMS at most once (a duplicate is noticed; a lost one leaves the e-mail and the dashboard); both
+# retried through about four minutes of outage (5 attempts, back-off capped at 2 minutes).
+ALERT_SMS = jobs.JobKind(
+    "alert-sms",
+    alert_sms,
+    key=alert_key("sms"),
+    payload=("request_id", "recipient"),
+    once=True,
+    max_attempts=5,
+    time_limit=60,
+)
+ALERT_EMAIL = jobs.JobKind(
+    "alert-email",
+    alert_email,
+    key=alert_key("email"),
+    payload=("request_id", "recipient"),
+    max_attempts=5,
+    time_limit=100,  # several SMTP steps, each bounded by SMTP_TIMEOUT
+)
+KINDS = {"sms": ALERT_SMS, "email": ALERT_EMAIL}
 
 
 def link(row: CallbackRequest) -> str:
@@ -190,7 +208,7 @@ def alert_directly(entries: list[dict[str, Any]]) -> list[str]:
         for channel, recipient in recipients():
             try:
                 if channel == "sms":
-                    send_sms(recipient, " ".join(lines))
+                    sms(recipient, " ".join(lines))
                 else:
                     send_email(
                         recipient,

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from flask import current_app
+from ivr.settings import settings
 
 PERIODS = ("day", "week", "month")
 LANGUAGES = {"en": "English", "es": "Spanish"}
@@ -63,7 +63,7 @@ class Period:
         return f"{self.start:%A %d %B %Y}"
 
     def utc_bounds(self) -> tuple[dt.datetime, dt.datetime]:
-        tz = current_app.config["OFFICE_TIMEZONE"]
+        tz = settings().office_timezone
         return (
             dt.datetime.combine(self.start, dt.time(0), tz).astimezone(dt.UTC),
             dt.datetime.combine(self.end, dt.time(0), tz).astimezone(dt.UTC),

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ivr.calls.calendar import now  # the current moment; tests set CLOCK
 from ivr.calls.twiml import prompts
 from ivr.db import Model, as_utc, db
+from ivr.settings import settings
 
 SETTLE_AFTER = dt.timedelta(hours=6)  # no call lasts this long; an SMS status comes sooner
 HOURLY = ("call", "language")  # steps that keep their hour of day once settled
@@ -79,7 +80,7 @@ class CallEvent(Model):
 
 def call_key(call_sid: str) -> str:
     """A one-way, keyed hash of the CallSid: ties a call's steps together until settled."""
-    secret = str(current_app.config["SECRET_KEY"]).encode()
+    secret = str(settings().secret_key).encode()
     return hmac.new(secret, b"call-event:" + call_sid.encode(), hashlib.sha256).hexdigest()[:16]
 
 
@@ -105,7 +106,7 @@ def _store(key: str | None, kind: str, lang: str, detail: str, moment: dt.dateti
             .values(is_last=False)
             .execution_options(synchronize_session=False)
         )
-    local = moment.astimezone(current_app.config["OFFICE_TIMEZONE"])
+    local = moment.astimezone(settings().office_timezone)
     db.session.add(
         CallEvent(
             call_key=key,

@@ -17,6 +17,7 @@ from ivr.db import db
 from ivr.reports.charts import LANGUAGES, Chart, Period, Series, by_language
 from ivr.reports.events import CallEvent
 from ivr.requests.missed import topic_label
+from ivr.settings import settings
 
 # Where a call can end (its last step), in call order: what each step means to a caller.
 HANG_UPS = [
@@ -253,4 +254,4 @@ class CallFigures:
 
 def topics_listed():
     prompts = current_app.extensions["ivr.calls.prompts"]
-    return prompts.topics(current_app.config["STAFF_LANGUAGE"])
+    return prompts.topics(settings().staff_language)

@@ -22,22 +22,23 @@ from ivr.db import utcnow
 from ivr.messaging.email import send_email
 from ivr.reports import events, figures
 from ivr.reports.charts import Period
+from ivr.settings import settings
 
 SUMMARY_HOUR = 7  # Monday morning, before the office opens
 
 
 def recipients() -> list[str]:
-    config = current_app.config
-    if not config["SMTP_URL"]:
+    config = settings()
+    if not config.smtp_url:
         return []
-    return [a.strip() for a in config["REPORT_EMAIL_TO"].split(",") if a.strip()]
+    return [a.strip() for a in config.report_email_to.split(",") if a.strip()]
 
 
 def queue(now: dt.datetime | None = None) -> None:
     """Queue this hour's settling and last week's summary (the caller commits)."""
     now = now or utcnow()
     SETTLE.enqueue(hour=f"{now:%Y-%m-%dT%H}")
-    tz = current_app.config["OFFICE_TIMEZONE"]
+    tz = settings().office_timezone
     local = now.astimezone(tz).date()
     monday = local - dt.timedelta(days=local.weekday())
     week = (monday - dt.timedelta(days=7)).isoformat()
@@ -65,7 +66,7 @@ def summary(period: Period) -> tuple[str, str]:
     )
     lines += [
         "",
-        f"Charts and the figures as CSV: {current_app.config['PUBLIC_URL'].rstrip('/')}{path}",
+        f"Charts and the figures as CSV: {settings().public_url.rstrip('/')}{path}",
     ]
     calls = dict(report.headline).get("Calls", "0")
     return f"Hotline week of {period.start:%d %b}: {calls} calls", "\n".join(lines) + "\n"

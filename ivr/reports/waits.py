@@ -13,13 +13,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
-from flask import current_app
 
 from ivr.calls import calendar
 from ivr.db import as_utc, db
 from ivr.reports.charts import Chart, Period, Series, percentile
 from ivr.requests.history import OUTCOMES, RequestEvent
 from ivr.requests.models import CallbackRequest
+from ivr.settings import settings
 
 STATUS_LABELS = {"new": "New", "trying": "Trying", "reached": "Reached", "handled": "Handled"}
 
@@ -120,7 +120,7 @@ class CallbackFigures:
 
     @classmethod
     def read(cls, period: Period, now: dt.datetime) -> CallbackFigures:
-        found = cls(target=current_app.config["CALLBACK_TARGET_HOURS"])
+        found = cls(target=settings().callback_target_hours)
         start, end = period.utc_bounds()
         r, e = CallbackRequest, RequestEvent
         in_period = sa.and_(r.created_at >= start, r.created_at < end)

@@ -60,7 +60,10 @@ class CallbackRequest(Model):
     sms_error: Mapped[str | None] = mapped_column(String(300))
     sms_sid: Mapped[str | None] = mapped_column(String(64))
     handled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Indexed for the Reports page, which reads a period's requests (ivr/reports/figures.py).
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import phonenumbers
+
 from ivr.phones import e164, parse_valid
 
 
@@ -30,6 +32,18 @@ def _e164(value: str) -> str:
 
 def _e164_list(value: str) -> list[str]:
     return [_e164(part.strip()) for part in value.split(",") if part.strip()]
+
+
+def _countries(value: str) -> frozenset[str]:
+    """`US,MX,GT`: ISO country codes phonenumbers knows (the policy compares them with a
+    number's region; `ivr/messaging/policy.py`)."""
+    codes = [part.strip().upper() for part in value.split(",") if part.strip()]
+    unknown = [code for code in codes if code not in phonenumbers.SUPPORTED_REGIONS]
+    if unknown:
+        raise ValueError(
+            f"{', '.join(unknown)}: not a two-letter country code such as US, MX or GT"
+        )
+    return frozenset(codes)
 
 
 def _account_sid(value: str) -> str:
@@ -349,6 +363,35 @@ SETTINGS: list[Setting] = [
         "8",
         _positive_int,
         "Office hours a request may wait for a first call-back before it is flagged overdue.",
+    ),
+    Setting(
+        "CALLBACK_COUNTRIES",
+        "US,MX,GT,SV,HN",
+        _countries,
+        "Countries whose numbers staff may call back through the hotline (ISO codes): the U.S. "
+        "and the countries most families are from. Premium-rate, satellite and other special "
+        "numbers are never called, whatever the country.",
+    ),
+    Setting(
+        "TEXT_COUNTRIES",
+        "US",
+        _countries,
+        "Countries whose mobile numbers may get the reference by text (ISO codes). SMS pumping "
+        "fraud targets far-away numbers: widen this only when families there need it.",
+    ),
+    Setting(
+        "TEXTS_PER_DAY",
+        "50",
+        _positive_int,
+        "Most reference texts the hotline sends in one office day; past it the offer is not "
+        "made and the alert recipients are told once.",
+    ),
+    Setting(
+        "ALERTS_PER_HOUR",
+        "10",
+        _positive_int,
+        "Most new-request alerts each recipient gets in one hour; past it, one digest at the "
+        "end of the hour says how many more came ('7 new requests').",
     ),
     Setting(
         "ALERT_GRACE_SECONDS",

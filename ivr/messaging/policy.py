@@ -49,9 +49,9 @@ class Refusal(enum.Enum):
     COUNTRY = ("in {country}, a country the hotline does not {use}", "number_refused_country")
     NOT_MOBILE = ("not a mobile number, so it cannot get texts", "number_refused_special")
 
-    @property
-    def prompt(self) -> str:
-        return self.value[1]
+    def __init__(self, staff: str, prompt: str) -> None:
+        self.staff = staff  # completed with the number's country and use in `Verdict.why`
+        self.prompt = prompt
 
 
 NUMBER_TYPES = {
@@ -90,7 +90,7 @@ class Verdict:
         if self.refusal is None:
             return ""
         kind = NUMBER_TYPES.get(self.number_type) if self.number_type is not None else None
-        text = self.refusal.value[0].format(use=self.use, country=self.country_name)
+        text = self.refusal.staff.format(use=self.use, country=self.country_name)
         if self.refusal in (Refusal.SPECIAL, Refusal.NOT_MOBILE) and kind:
             text += f" ({kind})"
         return f"{self.number or 'The number'} is {text}."

@@ -9,6 +9,11 @@ caller who hangs up mid-way. The message is written at send time, from the reque
 
 SMS are `once` jobs: sent at most once even if the worker dies mid-send (a duplicate SMS is
 noticed; a lost one still leaves the e-mail and the dashboard). E-mails are retried until sent.
+
+A burst of calls (or someone making the line send texts on purpose) must not become a burst of
+staff texts: each recipient gets at most ALERTS_PER_HOUR alerts in a clock hour
+(`messaging/caps.py`); the rest are held, and one digest at the end of the hour says how many
+came ("7 new requests") with the dashboard's address.
 While the database is down, `fallback.py` calls `alert_directly` with what callers gave.
 """
 
@@ -22,7 +27,7 @@ from flask import Flask, current_app
 
 from ivr.background import jobs
 from ivr.db import db, utcnow
-from ivr.messaging import twilio_api
+from ivr.messaging import caps, twilio_api
 from ivr.messaging.transports import send_email, send_sms
 from ivr.requests import store
 from ivr.requests.models import CallbackRequest
@@ -116,15 +121,68 @@ def request_or_none(request_id: int) -> CallbackRequest | None:
 @jobs.handler("alert-sms", once=True, max_attempts=5)
 def alert_sms(payload: dict[str, Any]) -> None:
     row = request_or_none(payload["request_id"])
-    if row is not None:
+    if row is not None and within_cap("sms", payload["recipient"]):
         sms(payload["recipient"], " ".join(message(row)))
 
 
 @jobs.handler("alert-email", max_attempts=5)
 def alert_email(payload: dict[str, Any]) -> None:
     row = request_or_none(payload["request_id"])
-    if row is not None:
+    if row is not None and within_cap("email", payload["recipient"]):
         send_email(payload["recipient"], title(row), "\n".join(message(row)) + "\n")
+
+
+def within_cap(channel: str, recipient: str) -> bool:
+    """Whether this alert is within the recipient's ALERTS_PER_HOUR; if not, it is counted for
+    the hour's digest, queued (once per recipient and hour) for the end of the hour."""
+    who = f"{channel}:{recipient}"
+    within = caps.take_alert(who)
+    if not within:
+        start = caps.hour_start()
+        jobs.enqueue(
+            f"digest-{channel}",
+            f"digest:{channel}:{caps.subject(who)}:{start:%Y-%m-%dT%H}",
+            {"recipient": recipient, "hour": start.isoformat()},
+            delay=max(0.0, (start + dt.timedelta(hours=1) - caps.now()).total_seconds()),
+        )
+        current_app.logger.warning(
+            "alert to a %s recipient held: over ALERTS_PER_HOUR this hour (digest at %s UTC)",
+            channel,
+            f"{start + dt.timedelta(hours=1):%H:%M}",
+        )
+    db.session.commit()
+    return within
+
+
+def digest(channel: str, payload: dict[str, Any]) -> tuple[str, list[str]] | None:
+    """(title, lines) of the digest of alerts held back in an hour, or None when none were."""
+    start = dt.datetime.fromisoformat(payload["hour"])
+    count = caps.held(f"{channel}:{payload['recipient']}", start)
+    db.session.commit()
+    if not count:
+        return None
+    local = start.astimezone(current_app.config["OFFICE_TIMEZONE"])
+    cap = current_app.config["ALERTS_PER_HOUR"]
+    title = f"{count} new request{'s' if count > 1 else ''}"
+    path = current_app.url_map.bind("").build("staff.requests.index")
+    return title, [
+        f"{title} since {local:%H:%M} {local:%Z}, past the {cap} alerts an hour (ALERTS_PER_HOUR).",
+        f"See them on the dashboard: {current_app.config['PUBLIC_URL'].rstrip('/')}{path}",
+    ]
+
+
+@jobs.handler("digest-sms", once=True, max_attempts=5)
+def alert_digest_sms(payload: dict[str, Any]) -> None:
+    found = digest("sms", payload)
+    if found is not None:
+        sms(payload["recipient"], " ".join(found[1]))
+
+
+@jobs.handler("digest-email", max_attempts=5)
+def alert_digest_email(payload: dict[str, Any]) -> None:
+    found = digest("email", payload)
+    if found is not None:
+        send_email(payload["recipient"], found[0], "\n".join(found[1]) + "\n")
 
 
 def sms(to: str, body: str) -> None:

@@ -6,10 +6,16 @@ made from prompt files in the caller's language (`prompts/<lang>/sms/`): the ref
 firm's number and when to expect a call, from OFFICE_HOURS, and nothing else: phones are shared,
 so no names and no legal detail.
 
-It goes only to the valid number the call came from (never a withheld one), from the hotline's
-number or Messaging Service, as a `once` job: never sent twice, even when a worker dies
-mid-send. A failure that cannot have sent it (Twilio 5xx or 429, refused connection) is retried;
-one that will not change (21610 opted out, 21614 not a mobile number) is recorded on the request.
+It goes only to the number the call came from (never a withheld one), and only when the number
+policy allows texting it (`messaging/policy.py`: a mobile in TEXT_COUNTRIES, never premium or
+satellite numbers): a caller ID can be set to anything, and SMS pumping fraud sets it to numbers
+that pay the fraudster. The caps of `messaging/caps.py` apply: one text per number in 24 hours
+(asked again, the caller hears it was sent and the reference again) and TEXTS_PER_DAY in all,
+past which the offer is not made and the alert recipients are told once that day. It is sent
+from the hotline's number or Messaging Service, as a `once` job: never sent twice, even when a
+worker dies mid-send. A failure that cannot have sent it (Twilio 5xx or 429, refused
+connection) is retried; one that will not change (21610 opted out, 21614 not a mobile number)
+is recorded on the request.
 Twilio's delivery statuses come back to a signed webhook (`voice/closing.py`, `sms_status`) and
 are recorded with `advance`.
 """
@@ -26,8 +32,10 @@ from ivr.background import jobs
 from ivr.calls.hours import spoken_days
 from ivr.calls.twiml import prompts
 from ivr.db import db
-from ivr.messaging import twilio_api
+from ivr.messaging import caps, policy, twilio_api
+from ivr.messaging.transports import send_email
 from ivr.messaging.twilio_api import client
+from ivr.requests import alerts
 from ivr.requests.models import CallbackRequest
 from ivr.staff.display import phone
 
@@ -94,32 +102,101 @@ def body(lang: str, reference: str) -> str:
     )
 
 
-def queue(reference: str, to: str, call_sid: str) -> bool:
-    """Queue the text of `reference` to `to`; False when it cannot be (no such request yet, or
-    the database fails), so the caller is told to write the reference down instead.
+def may_offer(number: str | None) -> bool:
+    """Whether to offer the text to the caller at `number`: texts can be sent, the policy allows
+    texting the number, and today's TEXTS_PER_DAY are not all used (then the alert recipients
+    are told, once that day). A failing database: no offer (the text could not be queued)."""
+    if not enabled() or not policy.for_texts(number).allowed:
+        return False
+    try:
+        if caps.texts_left_today() > 0:
+            db.session.commit()
+            return True
+        tell_cap_reached()
+        db.session.commit()
+    except sa.exc.SQLAlchemyError as exc:
+        db.session.rollback()
+        current_app.logger.error("could not count today's texts: %s", jobs.reason(exc))
+    return False
 
-    The job key is the request and the call: Twilio's duplicate webhooks change nothing, while a
-    caller who calls again and asks again gets it again.
+
+QUEUED, ALREADY, FAILED = "queued", "already", "failed"
+
+
+def queue(reference: str, to: str, call_sid: str) -> str:
+    """Queue the text of `reference` to `to`: QUEUED; ALREADY when `to` got a reference text in
+    the last 24 hours; FAILED when it cannot be (the policy refuses the number, today's texts are
+    used up, no such request yet, or the database fails), so the caller is told to write the
+    reference down instead.
+
+    The job key is the request and the call: Twilio's duplicate webhooks change nothing.
     """
+    if not policy.for_texts(to).allowed:
+        return FAILED
     try:
         row = db.session.scalar(sa.select(CallbackRequest).filter_by(reference=reference))
         if row is None:
             db.session.rollback()
             current_app.logger.warning("no request %s to text (call %s)", reference, call_sid)
-            return False
-        jobs.enqueue(
-            "reference-sms", f"reference-sms:{row.id}:{call_sid}", {"request_id": row.id, "to": to}
-        )
+            return FAILED
+        key = f"reference-sms:{row.id}:{call_sid}"
+        if db.session.scalar(sa.select(jobs.Job.id).filter_by(key=key)) is not None:
+            db.session.rollback()
+            return QUEUED  # Twilio posted the key press twice: it is queued already
+        if caps.texted_recently(to):
+            db.session.rollback()
+            return ALREADY
+        if caps.texts_left_today() <= 0:
+            tell_cap_reached()
+            db.session.commit()
+            return FAILED
+        jobs.enqueue("reference-sms", key, {"request_id": row.id, "to": to})
+        caps.mark(caps.TEXT, to)
         if row.sms_status is None:
             row.sms_status = "queued"
         db.session.commit()
-        return True
+        return QUEUED
     except sa.exc.SQLAlchemyError as exc:
         db.session.rollback()
         current_app.logger.error(
             "could not queue the reference text for call %s: %s", call_sid, jobs.reason(exc)
         )
-        return False
+        return FAILED
+
+
+def tell_cap_reached() -> None:
+    """Queue, once per office day, a notice to the alert recipients that today's texts are used
+    up (in the current transaction). A day of ordinary calls does not reach it: SMS pumping
+    might."""
+    day = caps.office_date().isoformat()
+    current_app.logger.warning("TEXTS_PER_DAY reached on %s: the text is no longer offered", day)
+    for channel, recipient in alerts.recipients():
+        jobs.enqueue(
+            f"text-cap-{channel}",
+            f"text-cap:{day}:{channel}:{recipient}",
+            {"recipient": recipient, "day": day},
+        )
+
+
+def cap_notice(day: str) -> tuple[str, str]:
+    cap = current_app.config["TEXTS_PER_DAY"]
+    title = f"Reference texts stopped for {day}: {cap} sent (TEXTS_PER_DAY)"
+    return title, (
+        f"{title}. Callers are no longer offered the reference by text today. "
+        "More texts than usual can mean SMS pumping fraud: see the README, "
+        "'Toll fraud and SMS pumping'."
+    )
+
+
+@jobs.handler("text-cap-sms", once=True, max_attempts=5)
+def cap_notice_sms(payload: dict[str, Any]) -> None:
+    alerts.sms(payload["recipient"], cap_notice(payload["day"])[1])
+
+
+@jobs.handler("text-cap-email", max_attempts=5)
+def cap_notice_email(payload: dict[str, Any]) -> None:
+    title, text = cap_notice(payload["day"])
+    send_email(payload["recipient"], title, text + "\n")
 
 
 def status_url(request_id: int, lang: str) -> str | None:
@@ -174,6 +251,10 @@ def send_reference(payload: dict[str, Any]) -> None:
     db.session.commit()  # hold no connection while Twilio answers
     if row is None:
         return  # the request was deleted
+    refused = policy.for_texts(payload["to"])
+    if not refused.allowed:  # the policy changed since, or the job was queued by other means
+        record(request_id, "refused", refused.why)
+        raise jobs.Permanent(refused.why)
     config = current_app.config
     sender = (
         {"messaging_service_sid": config["SMS_MESSAGING_SERVICE_SID"]}

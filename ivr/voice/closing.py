@@ -42,8 +42,11 @@ def reference_lines(lang: str, ref: str) -> list[Line]:
 
 
 def offers_text() -> bool:
-    """The text is offered only to a real number the call came from, when texts can be sent."""
-    return sms.enabled() and caller_id(request.form.get("From", "")) is not None
+    """The text is offered only to a real number the call came from that the number policy lets
+    the hotline text, while today's texts last (`sms.may_offer`); otherwise it is simply not
+    offered."""
+    own = caller_id(request.form.get("From", ""))
+    return own is not None and sms.may_offer(own)
 
 
 def gather(response: VoiceResponse, lines: list[Line], endpoint: str, lang: str) -> None:
@@ -93,14 +96,22 @@ def urgent(lang: str):
 
 @bp.post("/text")
 def text(lang: str):
-    """Pressing 1 queues the reference by SMS to the number the call came from; never else."""
+    """Pressing 1 queues the reference by SMS to the number the call came from; never else. A
+    number already texted in the last 24 hours hears so, and the reference again."""
     p = prompts()
     response = VoiceResponse()
     own = caller_id(request.form.get("From", ""))
     ref = request.args.get("ref", "")
     if request.form.get("Digits") == TEXT_ME and own and sms.enabled():
-        if sms.queue(ref, own, request.form.get("CallSid", "")):
+        queued = sms.queue(ref, own, request.form.get("CallSid", ""))
+        if queued == sms.QUEUED:
             speak(response, [p.line(lang, "sms_sent")])
+        elif queued == sms.ALREADY:  # one text a day to a number: the reference once more
+            speak(
+                response,
+                [p.line(lang, "sms_already_sent"), p.line(lang, "sms_write_down")]
+                + reference_lines(lang, ref),
+            )
         else:
             speak(response, [p.line(lang, "sms_unavailable"), *reference_lines(lang, ref)])
     goodbye(response, lang)

@@ -11,6 +11,11 @@ The job is `once`: a worker that dies mid-request to Twilio must not ring a phon
 never talks to Twilio itself (it shares the web processes with the callers' webhooks). These calls
 are not recorded: a lawyer's call with a client's family is privileged, and recording it would
 need every party's consent (README, "Call-backs are not recorded").
+
+Only numbers the number policy lets the hotline call are dialled (`messaging/policy.py`:
+CALLBACK_COUNTRIES, never premium-rate or satellite numbers): checked when the button is drawn,
+when the job is placed and when the family's leg is dialled. The request card says why a number
+cannot be called, and its country (security.md M1: a typed +882 number was dialled).
 """
 
 from __future__ import annotations
@@ -24,40 +29,58 @@ from twilio.base.exceptions import TwilioRestException
 from ivr.accounts.models import StaffUser
 from ivr.background import jobs
 from ivr.db import db
-from ivr.messaging import twilio_api
-from ivr.phones import e164, parse_valid
+from ivr.messaging import policy, twilio_api
 from ivr.requests import history
 from ivr.requests.models import Call, CallbackRequest
 
 RING_STAFF_SECONDS = 25  # the staff phone rings this long before its voicemail could answer
 
 
+def family_verdict(row: CallbackRequest) -> policy.Verdict:
+    """The policy's verdict on the number to call: the one the family asked to be called on, or
+    else the one they called from, whichever the policy allows first; when neither is allowed,
+    the verdict on the first given, so staff read why."""
+    verdicts = [policy.for_calls(n) for n in (row.callback_number, row.caller_number) if n]
+    allowed = [v for v in verdicts if v.allowed]
+    return (allowed or verdicts or [policy.for_calls(None)])[0]
+
+
 def family_number(row: CallbackRequest) -> str | None:
-    """The number the family asked to be called on, or else the one they called from."""
-    for number in (row.callback_number, row.caller_number):
-        parsed = parse_valid(number or "")
-        if parsed is not None:
-            return e164(parsed)
-    return None
+    """The number the hotline may call the family on, or None."""
+    verdict = family_verdict(row)
+    return verdict.number if verdict.allowed else None
 
 
 def valid_number(number: str | None) -> str | None:
-    parsed = parse_valid(number or "")
-    return e164(parsed) if parsed is not None else None
+    """`number` in E.164 when the policy lets the hotline call it (a missed call's number)."""
+    verdict = policy.for_calls(number)
+    return verdict.number if verdict.allowed else None
+
+
+def country(number: str | None) -> str:
+    """The country of a valid number, for the request card ("Mexico"); '' otherwise."""
+    verdict = policy.for_calls(number)
+    return verdict.country_name if verdict.number else ""
 
 
 def unavailable(row: CallbackRequest, user: StaffUser) -> str | None:
     """Why the Call back button cannot work for this request and person, or None."""
-    return unavailable_for(family_number(row), user)
+    return unavailable_because(family_verdict(row), user)
 
 
 def unavailable_for(number: str | None, user: StaffUser) -> str | None:
+    return unavailable_because(policy.for_calls(number), user)
+
+
+def unavailable_because(verdict: policy.Verdict, user: StaffUser) -> str | None:
     config = current_app.config
     needed = ("CALLBACK_FROM_NUMBER", "TWILIO_ACCOUNT_SID", "PUBLIC_URL")
     if not all(config[name] for name in needed):
         return "Call back needs CALLBACK_FROM_NUMBER, TWILIO_ACCOUNT_SID and PUBLIC_URL set."
-    if valid_number(number) is None:
+    if verdict.refusal is policy.Refusal.INVALID:
         return "No number to call."
+    if not verdict.allowed:
+        return f"The hotline will not call it: {verdict.why}"
     if not user.phone:
         return "Add your phone number on your profile to call back."
     return None

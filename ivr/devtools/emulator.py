@@ -33,6 +33,9 @@ class Call:
     to_number: str = "+18005550100"
     sid: str = field(default_factory=lambda: "CA" + secrets.token_hex(16))
     base: str = ""  # default: the app's PUBLIC_URL, which Twilio calls, else BASE
+    # STIR/SHAKEN verification of the caller ID, as Twilio sends it (`StirVerstat`), e.g.
+    # "TN-Validation-Passed-A" for a number the carrier fully attested; "" sends none.
+    stir_verstat: str = ""
     twiml: ET.Element | None = None
     url: str = ""
     chain: list[ET.Element] = field(default_factory=list)
@@ -50,6 +53,7 @@ class Call:
             "CallStatus": "in-progress",
             "Direction": "inbound",
             "ApiVersion": "2010-04-01",
+            **({"StirVerstat": self.stir_verstat} if self.stir_verstat else {}),
             **extra,
         }
 

@@ -166,7 +166,8 @@ def digest(channel: str, payload: dict[str, Any]) -> tuple[str, list[str]] | Non
     title = f"{count} new request{'s' if count > 1 else ''}"
     path = current_app.url_map.bind("").build("staff.requests.index")
     return title, [
-        f"{title} since {local:%H:%M} {local:%Z}, past the {cap} alerts an hour (ALERTS_PER_HOUR).",
+        f"{title} since {local.hour}:{local:%M %Z}, past the {cap} alerts an hour "
+        "(ALERTS_PER_HOUR).",
         f"See them on the dashboard: {current_app.config['PUBLIC_URL'].rstrip('/')}{path}",
     ]
 

@@ -3,7 +3,8 @@
 The added message may carry what changed (a hearing moved to tomorrow), so each recipient of the
 new-request alerts gets one short message: the reference, the language, the link; no name or
 A-number, as for every alert. Queued in the transaction that stores the message, sent by the
-worker like the other alerts (SMS at most once, e-mail retried), written at send time.
+worker like the other alerts (SMS at most once, e-mail retried), written at send time, and
+counted in the same ALERTS_PER_HOUR as they are (past it, the hour's digest counts them).
 """
 
 from __future__ import annotations
@@ -39,12 +40,12 @@ def message(row: CallbackRequest) -> list[str]:
 @jobs.handler("added-sms", once=True, max_attempts=5)
 def added_sms(payload: dict[str, Any]) -> None:
     row = alerts.request_or_none(payload["request_id"])
-    if row is not None:
+    if row is not None and alerts.within_cap("sms", payload["recipient"]):
         alerts.sms(payload["recipient"], " ".join(message(row)))
 
 
 @jobs.handler("added-email", max_attempts=5)
 def added_email(payload: dict[str, Any]) -> None:
     row = alerts.request_or_none(payload["request_id"])
-    if row is not None:
+    if row is not None and alerts.within_cap("email", payload["recipient"]):
         send_email(payload["recipient"], title(row), "\n".join(message(row)) + "\n")

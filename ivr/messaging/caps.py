@@ -67,7 +67,7 @@ def subject(value: str) -> str:
 
 def mark(kind: str, value: str, at: dt.datetime | None = None) -> None:
     """Add a mark in the current transaction (not committed), and drop the old ones."""
-    moment = at or now()
+    moment = (at or now()).astimezone(dt.UTC)
     db.session.execute(
         sa.delete(SendMark)
         .where(SendMark.created_at < moment - KEEP)
@@ -94,14 +94,15 @@ def texted_recently(number: str) -> bool:
 
 
 def office_day_start() -> dt.datetime:
-    """Midnight today in the office's time zone: the day TEXTS_PER_DAY counts."""
+    """Midnight today in the office's time zone, in UTC (SQLite compares the stored text): the
+    day TEXTS_PER_DAY counts."""
     tz = current_app.config["OFFICE_TIMEZONE"]
-    local = now().astimezone(tz)
-    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+    local = now().astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
+    return local.astimezone(dt.UTC)
 
 
 def office_date() -> dt.date:
-    return office_day_start().date()
+    return now().astimezone(current_app.config["OFFICE_TIMEZONE"]).date()
 
 
 def texts_left_today() -> int:

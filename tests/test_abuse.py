@@ -117,27 +117,41 @@ def test_an_ordinary_mobile_calling_three_times_gets_one_text_a_day(make_app):
     clock = [dt.datetime(2026, 3, 5, 15, 0, tzinfo=dt.UTC)]
     app = make_app(SMS_FROM=HOTLINE, PUBLIC_URL=PUBLIC, CLOCK=lambda: clock[0])
     responses.post(MESSAGES, status=201, json={"sid": "SM" + "1" * 32, "status": "queued"})
-    heard = []
-    for minutes in (0, 3, 6):  # three calls in a few minutes, each pressing 1
-        clock[0] += dt.timedelta(minutes=minutes)
-        call = Call(app.test_client(), TOKEN, from_number=MOBILE)
-        to_ending(call, "en")
+
+    def call_and_ask(lang: str, **verified: str) -> tuple[Call, str]:
+        call = Call(app.test_client(), TOKEN, from_number=MOBILE, **verified)
+        to_ending(call, lang)
         reference = rows(app)[-1].reference
         press_at(call, "text", "1")
-        heard.append(call.heard())
-        if len(heard) > 1:  # it was sent already: said so, and this call's reference again
-            assert REAL.text("en", "sms_already_sent") in call.heard()
-            assert heard_digits(call, "en").split() == [reference]
-            assert REAL.text("en", "sms_sent") not in call.heard()
-    assert REAL.text("en", "sms_sent") in heard[0]
+        return call, reference
+
+    first, _ = call_and_ask("en")
+    assert REAL.text("en", "sms_sent") in first.heard()
+    for _ in range(2):  # twice more within minutes, pressing 1 each time
+        clock[0] += dt.timedelta(minutes=3)
+        call, reference = call_and_ask("en")
+        # No second text. The caller ID proves nothing, so nothing says this number called
+        # today: the words of any text not sent, and this call's reference once more.
+        assert REAL.text("en", "sms_sent") not in call.heard()
+        assert REAL.text("en", "sms_already_sent") not in call.heard()
+        assert REAL.text("en", "sms_unavailable") in call.heard()
+        assert heard_digits(call, "en").split() == [reference]
+    # From a fully attested caller ID the caller hears it was sent today, in either language
+    # (the earlier requests called back, so this is a first message again, not an added one).
+    for lang in ("en", "es"):
+        with app.app_context():
+            db.session.execute(sa.update(CallbackRequest).values(status="called_back"))
+            db.session.commit()
+        call, reference = call_and_ask(lang, stir_verstat=ATTESTED)
+        assert REAL.text(lang, "sms_already_sent") in call.heard()
+        assert REAL.text(lang, "sms_write_down") in call.heard()
+        assert heard_digits(call, lang).split() == [reference]
     jobs.run_pending(app)
     assert len(messages_to(MOBILE)) == 1
-    assert [r.sms_status for r in rows(app)] == ["queued", None, None]
+    assert [r.sms_status for r in rows(app)] == ["queued", None, None, None, None]
     # A day later the number may have a text again.
     clock[0] += dt.timedelta(hours=24, minutes=1)
-    call = Call(app.test_client(), TOKEN, from_number=MOBILE)
-    to_ending(call, "en")
-    press_at(call, "text", "1")
+    call, _ = call_and_ask("en")
     assert REAL.text("en", "sms_sent") in call.heard()
     jobs.run_pending(app)
     assert len(messages_to(MOBILE)) == 2

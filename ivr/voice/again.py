@@ -40,20 +40,13 @@ from ivr.requests.models import CallbackRequest, RequestMessage
 from ivr.settings import DAYS
 from ivr.staff.display import as_utc
 from ivr.voice import closing
-from ivr.voice.common import ask
+from ivr.voice.common import ask, attested
 from ivr.voice.connect import caller_id
 
 bp = Blueprint("again", __name__, url_prefix="/<any(en, es):lang>/again")
 
 OPEN_DAYS = 14
-# STIR/SHAKEN: the originating carrier knows the customer and that they may use this number.
-ATTESTED = "TN-Validation-Passed-A"
 TRIES = 2  # typing the reference: one retry, then the message is a new request
-
-
-def attested() -> bool:
-    """Whether the carrier fully attested the caller ID of this call (Twilio's `StirVerstat`)."""
-    return request.form.get("StirVerstat") == ATTESTED
 
 
 def now() -> dt.datetime:

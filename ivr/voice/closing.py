@@ -20,6 +20,7 @@ from ivr.calls.hours import promise_lines
 from ivr.calls.prompts import Line
 from ivr.calls.twiml import prompts, speak, twiml
 from ivr.requests import sms, urgency
+from ivr.voice.common import attested
 from ivr.voice.connect import caller_id
 
 bp = Blueprint("closing", __name__, url_prefix="/<any(en, es):lang>/closing")
@@ -97,7 +98,8 @@ def urgent(lang: str):
 @bp.post("/text")
 def text(lang: str):
     """Pressing 1 queues the reference by SMS to the number the call came from; never else. A
-    number already texted in the last 24 hours hears so, and the reference again."""
+    number already texted in the last 24 hours gets no second text: a fully attested caller ID
+    hears it was sent, any other hears that no text can be sent now; both the reference again."""
     p = prompts()
     response = VoiceResponse()
     own = caller_id(request.form.get("From", ""))
@@ -106,13 +108,15 @@ def text(lang: str):
         queued = sms.queue(ref, own, request.form.get("CallSid", ""))
         if queued == sms.QUEUED:
             speak(response, [p.line(lang, "sms_sent")])
-        elif queued == sms.ALREADY:  # one text a day to a number: the reference once more
+        elif queued == sms.ALREADY and attested():  # one text a day: the reference once more
             speak(
                 response,
                 [p.line(lang, "sms_already_sent"), p.line(lang, "sms_write_down")]
                 + reference_lines(lang, ref),
             )
         else:
+            # Also ALREADY to a caller ID anyone could have set: that the number called the firm
+            # today is the family's business, so the same words as for any text not sent.
             speak(response, [p.line(lang, "sms_unavailable"), *reference_lines(lang, ref)])
     goodbye(response, lang)
     return twiml(response)

@@ -128,15 +128,13 @@ DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 @dataclass(frozen=True)
 class OfficeHours:
-    """Weekdays (0 = Monday) and an opening interval in the firm's time zone."""
+    """Weekdays (0 = Monday) and an opening interval in the firm's time zone; the arithmetic
+    over them (open now? the next opening, office hours between two instants) is the office
+    calendar's, `ivr/calls/calendar.py`."""
 
     days: frozenset[int]
     opens: dt.time
     closes: dt.time
-
-    def is_open(self, moment: dt.datetime, tz: ZoneInfo) -> bool:
-        local = moment.astimezone(tz)
-        return local.weekday() in self.days and self.opens <= local.time() < self.closes
 
 
 def office_hours(value: str) -> OfficeHours | None:

@@ -17,11 +17,10 @@ from aiosmtpd.controller import Controller
 
 from ivr.background import jobs
 from ivr.commands import main
-from ivr.db import db
+from ivr.db import as_utc, db
 from ivr.devtools.emulator import Call
 from ivr.messaging import transports
 from ivr.requests import alerts, store
-from ivr.staff import display
 from tests.conftest import TOKEN
 
 SID = "AC" + "0" * 32
@@ -130,7 +129,7 @@ def deliver(app) -> int:
 
 
 def seconds_until(moment: dt.datetime) -> float:
-    return (display.as_utc(moment) - dt.datetime.now(dt.UTC)).total_seconds()
+    return (as_utc(moment) - dt.datetime.now(dt.UTC)).total_seconds()
 
 
 def sms_text(sms: responses.BaseResponse, index: int = -1) -> str:

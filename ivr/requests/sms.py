@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from ivr.background import jobs
+from ivr.calls.calendar import now, office
 from ivr.calls.hours import spoken_days
 from ivr.calls.twiml import prompts
 from ivr.db import db
@@ -70,10 +71,11 @@ def hours_text(lang: str) -> str:
     """When to expect a call, from OFFICE_HOURS: the days in the words the call uses
     (`hours.spoken_days`), the times as a clock shows them and the zone's abbreviation, which
     keep the text short (a segment is 70 characters once an accent makes it UCS-2)."""
-    hours = current_app.config["OFFICE_HOURS"]
+    calendar = office()
+    hours = calendar.hours
     if hours is None:
         return prompts().text(lang, "sms/always")
-    zone = dt.datetime.now(current_app.config["OFFICE_TIMEZONE"]).strftime("%Z")
+    zone = calendar.local(now()).strftime("%Z")
     return (
         prompts()
         .line(

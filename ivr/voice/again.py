@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from twilio.twiml.voice_response import VoiceResponse
 
 from ivr.background import jobs
+from ivr.calls.calendar import now, office
 from ivr.calls.prompts import Line
 from ivr.calls.twiml import prompts, speak, twiml
 from ivr.db import db
@@ -38,7 +39,6 @@ from ivr.requests import added as added_alerts
 from ivr.requests import references, store
 from ivr.requests.models import CallbackRequest, RequestMessage
 from ivr.settings import DAYS
-from ivr.staff.display import as_utc
 from ivr.voice import closing
 from ivr.voice.common import ask, attested
 from ivr.voice.connect import caller_id
@@ -47,10 +47,6 @@ bp = Blueprint("again", __name__, url_prefix="/<any(en, es):lang>/again")
 
 OPEN_DAYS = 14
 TRIES = 2  # typing the reference: one retry, then the message is a new request
-
-
-def now() -> dt.datetime:
-    return current_app.config.get("CLOCK", lambda: dt.datetime.now(dt.UTC))()
 
 
 def open_request(number: str, call_sid: str) -> CallbackRequest | None:
@@ -100,9 +96,9 @@ def when_lines(lang: str, created_at: dt.datetime) -> list[Line]:
     """ "We have your message from Tuesday" (today, yesterday, a weekday, or over a week ago),
     counted in the office's days."""
     p = prompts()
-    tz = current_app.config["OFFICE_TIMEZONE"]
-    day = as_utc(created_at).astimezone(tz).date()
-    ago = (now().astimezone(tz).date() - day).days
+    calendar = office()
+    day = calendar.local(created_at).date()
+    ago = (calendar.local(now()).date() - day).days
     if ago <= 0:
         return [p.line(lang, "again_from_today")]
     if ago == 1:

@@ -292,7 +292,37 @@ SETTINGS: list[Setting] = [
         "JOB_LEASE_SECONDS",
         "120",
         lambda v: _seconds(v) or _raise("must be more than 0"),
-        "A job whose worker died is taken again after this long (longer than any job runs).",
+        "A job whose worker died is taken again after this long; no attempt runs longer.",
+    ),
+    Setting(
+        "JOB_BACKOFF_SECONDS",
+        "15",
+        lambda v: _seconds(v) or _raise("must be more than 0"),
+        "Wait before a failed job's first retry; doubled each time up to JOB_BACKOFF_MAX_SECONDS.",
+    ),
+    Setting(
+        "JOB_BACKOFF_MAX_SECONDS",
+        "120",
+        lambda v: _seconds(v) or _raise("must be more than 0"),
+        "Longest wait between retries, so work resumes within this long of an outage ending.",
+    ),
+    Setting(
+        "TWILIO_CONNECT_TIMEOUT",
+        "5",
+        lambda v: _seconds(v) or _raise("must be more than 0"),
+        "Seconds to reach Twilio's API (through HTTPS_PROXY if set) before a job gives up.",
+    ),
+    Setting(
+        "TWILIO_READ_TIMEOUT",
+        "20",
+        lambda v: _seconds(v) or _raise("must be more than 0"),
+        "Seconds to wait for each part of Twilio's answer before a job gives up.",
+    ),
+    Setting(
+        "SMTP_TIMEOUT",
+        "20",
+        lambda v: _seconds(v) or _raise("must be more than 0"),
+        "Seconds each step of sending an e-mail may wait for the mail server.",
     ),
     Setting(
         "KEEP_RECORDINGS_AT_TWILIO",

@@ -19,7 +19,7 @@ from ivr.background import jobs
 from ivr.commands import main
 from ivr.db import as_utc, db
 from ivr.devtools.emulator import Call
-from ivr.messaging import transports
+from ivr.messaging import email as transports
 from ivr.requests import alerts, store
 from tests.conftest import TOKEN
 

@@ -20,6 +20,7 @@ While the database is down, `fallback.py` calls `alert_directly` with what calle
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,14 +28,14 @@ from flask import Flask, current_app
 
 from ivr.background import jobs
 from ivr.db import db, utcnow
-from ivr.messaging import caps, twilio_api
-from ivr.messaging.transports import send_email, send_sms
+from ivr.messaging import caps
+from ivr.messaging.email import send_email
+from ivr.messaging.gateway import gateway
 from ivr.requests import store
 from ivr.requests.models import CallbackRequest
 from ivr.staff.display import LANGUAGES, phone
 
 GRACE_SECONDS = 180  # how long a request may stay unfinished before its alerts go anyway
-CHANNELS = ("sms", "email")
 
 
 def sms_recipients() -> list[str]:
@@ -81,19 +82,15 @@ def recipients() -> list[tuple[str, str]]:
     return [("sms", to) for to in sms_recipients()] + [("email", to) for to in email_recipients()]
 
 
-def key(request_id: int, channel: str = "", recipient: str = "") -> str:
-    return f"alert:{request_id}:" + (f"{channel}:{recipient}" if channel else "")
+def key(request_id: int) -> str:
+    """What the keys of every alert of a request start with."""
+    return f"alert:{request_id}:"
 
 
 def queue_alerts(app: Flask, request: CallbackRequest) -> None:
     """Queue the request's alerts in its own transaction, due after the grace; never commit."""
     for channel, recipient in recipients():
-        jobs.enqueue(
-            f"alert-{channel}",
-            key(request.id, channel, recipient),
-            {"request_id": request.id, "recipient": recipient},
-            delay=grace(),
-        )
+        KINDS[channel].enqueue(request_id=request.id, recipient=recipient, delay=grace())
 
 
 def alerts_due_now(app: Flask, request: CallbackRequest) -> None:
@@ -102,7 +99,7 @@ def alerts_due_now(app: Flask, request: CallbackRequest) -> None:
         sa.update(jobs.Job)
         .where(
             jobs.Job.key.startswith(key(request.id)),
-            jobs.Job.status == "pending",
+            jobs.Job.status == jobs.JobStatus.pending,
             jobs.Job.attempts == 0,
         )
         .values(run_at=utcnow())
@@ -118,14 +115,12 @@ def request_or_none(request_id: int) -> CallbackRequest | None:
     return row
 
 
-@jobs.handler("alert-sms", once=True, max_attempts=5)
 def alert_sms(payload: dict[str, Any]) -> None:
     row = request_or_none(payload["request_id"])
     if row is not None and within_cap("sms", payload["recipient"]):
         sms(payload["recipient"], " ".join(message(row)))
 
 
-@jobs.handler("alert-email", max_attempts=5)
 def alert_email(payload: dict[str, Any]) -> None:
     row = request_or_none(payload["request_id"])
     if row is not None and within_cap("email", payload["recipient"]):
@@ -139,10 +134,9 @@ def within_cap(channel: str, recipient: str) -> bool:
     within = caps.take_alert(who)
     if not within:
         start = caps.hour_start()
-        jobs.enqueue(
-            f"digest-{channel}",
-            f"digest:{channel}:{caps.subject(who)}:{start:%Y-%m-%dT%H}",
-            {"recipient": recipient, "hour": start.isoformat()},
+        DIGESTS[channel].enqueue(
+            recipient=recipient,
+            hour=start.isoformat(),
             delay=max(0.0, (start + dt.timedelta(hours=1) - caps.now()).total_seconds()),
         )
         current_app.logger.warning(
@@ -172,14 +166,12 @@ def digest(channel: str, payload: dict[str, Any]) -> tuple[str, list[str]] | Non
     ]
 
 
-@jobs.handler("digest-sms", once=True, max_attempts=5)
 def alert_digest_sms(payload: dict[str, Any]) -> None:
     found = digest("sms", payload)
     if found is not None:
         sms(payload["recipient"], " ".join(found[1]))
 
 
-@jobs.handler("digest-email", max_attempts=5)
 def alert_digest_email(payload: dict[str, Any]) -> None:
     found = digest("email", payload)
     if found is not None:
@@ -187,16 +179,71 @@ def alert_digest_email(payload: dict[str, Any]) -> None:
 
 
 def sms(to: str, body: str) -> None:
-    """Send an SMS through Twilio; a failure that cannot have sent it is retried, anything else is
-    final (see `twilio_api.nothing_sent`)."""
-    try:
-        send_sms(to, body)
-    except twilio_api.FAILURES as exc:
-        if twilio_api.nothing_sent(exc):
-            raise
-        if twilio_api.refused(exc):
-            raise jobs.Permanent(twilio_api.why(exc)) from None
-        raise jobs.Permanent(f"the SMS may have been sent: {twilio_api.why(exc)}") from None
+    """Send a staff alert text through the gateway; a failure that cannot have sent it is
+    retried, anything else is final (the gateway's one rule: `gateway.classify`)."""
+    gateway().send_sms(to, body, from_=current_app.config["ALERT_SMS_FROM"])
+
+
+def alert_key(channel: str) -> Callable[..., str]:
+    """`alert:<request>:<channel>:<recipient>`; the urgent re-alert (`urgency.py`) has its own."""
+
+    def build(request_id: int, recipient: str, urgent: bool = False) -> str:
+        return f"alert:{request_id}:{'urgent:' if urgent else ''}{channel}:{recipient}"
+
+    return build
+
+
+# SMS at most once (a duplicate is noticed; a lost one leaves the e-mail and the dashboard); both
+# retried through about four minutes of outage (5 attempts, back-off capped at 2 minutes).
+ALERT_SMS = jobs.JobKind(
+    "alert-sms",
+    alert_sms,
+    key=alert_key("sms"),
+    payload=("request_id", "recipient"),
+    once=True,
+    max_attempts=5,
+    time_limit=60,
+)
+ALERT_EMAIL = jobs.JobKind(
+    "alert-email",
+    alert_email,
+    key=alert_key("email"),
+    payload=("request_id", "recipient"),
+    max_attempts=5,
+    time_limit=100,  # several SMTP steps, each bounded by SMTP_TIMEOUT
+)
+KINDS = {"sms": ALERT_SMS, "email": ALERT_EMAIL}
+
+
+def digest_key(channel: str) -> Callable[..., str]:
+    """One digest per recipient and hour; the recipient as a keyed hash (`caps.subject`)."""
+
+    def build(recipient: str, hour: str, **_: Any) -> str:
+        return f"digest:{channel}:{caps.subject(f'{channel}:{recipient}')}:{hour[:13]}"
+
+    return build
+
+
+# Alerts past ALERTS_PER_HOUR, told at the end of the hour in one message per recipient.
+DIGESTS = {
+    "sms": jobs.JobKind(
+        "digest-sms",
+        alert_digest_sms,
+        key=digest_key("sms"),
+        payload=("recipient", "hour"),
+        once=True,
+        max_attempts=5,
+        time_limit=60,
+    ),
+    "email": jobs.JobKind(
+        "digest-email",
+        alert_digest_email,
+        key=digest_key("email"),
+        payload=("recipient", "hour"),
+        max_attempts=5,
+        time_limit=100,
+    ),
+}
 
 
 def link(row: CallbackRequest) -> str:
@@ -249,7 +296,7 @@ def alert_directly(entries: list[dict[str, Any]]) -> list[str]:
         for channel, recipient in recipients():
             try:
                 if channel == "sms":
-                    send_sms(recipient, " ".join(lines))
+                    sms(recipient, " ".join(lines))
                 else:
                     send_email(
                         recipient,

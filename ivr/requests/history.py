@@ -37,6 +37,7 @@ OUTCOMES = {
     "canceled": "hung up before the family answered",
     "not-connected": "not connected",
     "refused": "Twilio refused the call",
+    "not-placed": "not placed: the hotline could not start the call in time",
 }
 DIALLED = ("reached", "no-answer", "busy", "failed")  # the family's phone was called
 CALLING_FOR = dt.timedelta(minutes=10)

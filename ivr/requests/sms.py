@@ -33,9 +33,9 @@ from ivr.calls.calendar import now, office
 from ivr.calls.hours import spoken_days
 from ivr.calls.twiml import prompts
 from ivr.db import db
-from ivr.messaging import caps, policy, twilio_api
-from ivr.messaging.transports import send_email
-from ivr.messaging.twilio_api import client
+from ivr.messaging import caps, policy
+from ivr.messaging.email import send_email
+from ivr.messaging.gateway import MaybeSent, Refused, Unreachable, gateway
 from ivr.requests import alerts
 from ivr.requests.models import CallbackRequest
 from ivr.staff.display import phone
@@ -141,7 +141,7 @@ def queue(reference: str, to: str, call_sid: str) -> str:
             db.session.rollback()
             current_app.logger.warning("no request %s to text (call %s)", reference, call_sid)
             return FAILED
-        key = f"reference-sms:{row.id}:{call_sid}"
+        key = REFERENCE_SMS.job_key(request_id=row.id, call_sid=call_sid)
         if db.session.scalar(sa.select(jobs.Job.id).filter_by(key=key)) is not None:
             db.session.rollback()
             return QUEUED  # Twilio posted the key press twice: it is queued already
@@ -152,7 +152,7 @@ def queue(reference: str, to: str, call_sid: str) -> str:
             tell_cap_reached()
             db.session.commit()
             return FAILED
-        jobs.enqueue("reference-sms", key, {"request_id": row.id, "to": to})
+        REFERENCE_SMS.enqueue(request_id=row.id, call_sid=call_sid, to=to)
         caps.mark(caps.TEXT, to)
         if row.sms_status is None:
             row.sms_status = "queued"
@@ -173,11 +173,7 @@ def tell_cap_reached() -> None:
     day = caps.office_date().isoformat()
     current_app.logger.warning("TEXTS_PER_DAY reached on %s: the text is no longer offered", day)
     for channel, recipient in alerts.recipients():
-        jobs.enqueue(
-            f"text-cap-{channel}",
-            f"text-cap:{day}:{channel}:{recipient}",
-            {"recipient": recipient, "day": day},
-        )
+        CAP_NOTICE[channel].enqueue(recipient=recipient, day=day)
 
 
 def cap_notice(day: str) -> tuple[str, str]:
@@ -190,15 +186,39 @@ def cap_notice(day: str) -> tuple[str, str]:
     )
 
 
-@jobs.handler("text-cap-sms", once=True, max_attempts=5)
 def cap_notice_sms(payload: dict[str, Any]) -> None:
     alerts.sms(payload["recipient"], cap_notice(payload["day"])[1])
 
 
-@jobs.handler("text-cap-email", max_attempts=5)
 def cap_notice_email(payload: dict[str, Any]) -> None:
     title, text = cap_notice(payload["day"])
     send_email(payload["recipient"], title, text + "\n")
+
+
+def cap_notice_key(channel: str):
+    return lambda recipient, day, **_: f"text-cap:{day}:{channel}:{recipient}"
+
+
+# Once per recipient and office day (the key has the date); the SMS at most once, like alerts.
+CAP_NOTICE = {
+    "sms": jobs.JobKind(
+        "text-cap-sms",
+        cap_notice_sms,
+        key=cap_notice_key("sms"),
+        payload=("recipient", "day"),
+        once=True,
+        max_attempts=5,
+        time_limit=60,
+    ),
+    "email": jobs.JobKind(
+        "text-cap-email",
+        cap_notice_email,
+        key=cap_notice_key("email"),
+        payload=("recipient", "day"),
+        max_attempts=5,
+        time_limit=100,
+    ),
+}
 
 
 def status_url(request_id: int, lang: str) -> str | None:
@@ -242,7 +262,6 @@ def record(request_id: int, status: str | None, error: str | None, sid: str | No
     db.session.commit()
 
 
-@jobs.handler("reference-sms", once=True, max_attempts=5)
 def send_reference(payload: dict[str, Any]) -> None:
     request_id = payload["request_id"]
     row = db.session.execute(
@@ -265,22 +284,21 @@ def send_reference(payload: dict[str, Any]) -> None:
     )
     callback = status_url(request_id, row.language)
     try:
-        message = client().messages.create(
-            to=payload["to"],
-            body=body(row.language, row.reference),
+        message = gateway().send_sms(
+            payload["to"],
+            body(row.language, row.reference),
             **sender,
             **({"status_callback": callback} if callback else {}),
         )
-    except twilio_api.FAILURES as exc:
-        if twilio_api.nothing_sent(exc):
-            record(request_id, None, twilio_api.why(exc))
-            raise  # nothing was sent: try again
-        if twilio_api.refused(exc):  # 21610 opted out, 21614 not a mobile: final
-            record(request_id, "failed", twilio_api.why(exc))
-            raise jobs.Permanent(twilio_api.why(exc)) from None
-        why = f"the text may have been sent: {twilio_api.why(exc)}"
-        record(request_id, "unknown", why)
-        raise jobs.Permanent(why) from None
+    except Unreachable as exc:
+        record(request_id, None, str(exc))
+        raise  # nothing was sent: try again
+    except Refused as exc:  # 21610 opted out, 21614 not a mobile: final
+        record(request_id, "failed", str(exc))
+        raise
+    except MaybeSent as exc:
+        record(request_id, "unknown", str(exc))
+        raise
     sent = db.session.get(CallbackRequest, request_id)
     if sent is not None:
         # Twilio's first status callback may have come before this answer: never move back.
@@ -289,3 +307,23 @@ def send_reference(payload: dict[str, Any]) -> None:
             sent.sms_status = message.status or "queued"
         sent.sms_sid, sent.sms_error = message.sid, None
     db.session.commit()
+
+
+def not_sent_late(payload: dict[str, Any]) -> None:
+    """A text not started within an hour of the call is dropped: say so on the request."""
+    record(payload["request_id"], "failed", "not sent: the worker was down for over an hour")
+
+
+# At most once; dropped rather than sent hours after the call (the caller wrote it down by then,
+# or calls again), and the request says so.
+REFERENCE_SMS = jobs.JobKind(
+    "reference-sms",
+    send_reference,
+    key=lambda request_id, call_sid, **_: f"reference-sms:{request_id}:{call_sid}",
+    payload=("request_id", "to"),
+    once=True,
+    max_attempts=5,
+    time_limit=60,
+    stale_after=60 * 60,
+    on_stale=not_sent_late,
+)

@@ -36,7 +36,7 @@ from ivr.calls.prompts import Line
 from ivr.calls.twiml import prompts, speak, twiml
 from ivr.db import db
 from ivr.requests import added as added_alerts
-from ivr.requests import references, store
+from ivr.requests import recordings, references, store
 from ivr.requests.models import CallbackRequest, RequestMessage
 from ivr.settings import DAYS
 from ivr.voice import closing
@@ -149,8 +149,8 @@ def save(
             try:
                 db.session.flush()
                 if new_recording and not row.audio_type:
-                    jobs.enqueue(
-                        "copy-message", f"copy-message:{row.recording_sid}", {"message_id": row.id}
+                    recordings.COPY_MESSAGE.enqueue(
+                        message_id=row.id, recording_sid=row.recording_sid
                     )
                 if new_recording:
                     added_alerts.queue(request_id, row.id)

@@ -21,7 +21,7 @@ from ivr.db import as_utc, db
 from ivr.devtools.emulator import Call
 from ivr.messaging import email as transports
 from ivr.requests import alerts, store
-from tests.conftest import TOKEN
+from tests.conftest import TOKEN, eventually
 
 SID = "AC" + "0" * 32
 MESSAGES = f"https://api.twilio.com/2010-04-01/Accounts/{SID}/Messages.json"
@@ -446,12 +446,10 @@ def test_worker_threads_together_send_each_alert_once(make_app):
         create_request(app)
     worker = jobs.Worker(app, concurrency=4, poll=0.05)
     worker.start()
-    import time
-
-    deadline = time.monotonic() + 30
-    while any(a.status != "done" for a in all_alerts(app)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    worker.stop.set()
-    worker.join(timeout=10)
+    try:
+        eventually(lambda: all(a.status == "done" for a in all_alerts(app)), 30, "alerts sent")
+    finally:
+        worker.stop.set()
+        worker.join(timeout=10)
     assert sms.call_count == 6
     assert [(a.status, a.attempts) for a in all_alerts(app)] == [("done", 1)] * 6

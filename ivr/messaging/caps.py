@@ -32,6 +32,7 @@ from flask import current_app
 from sqlalchemy import DateTime, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ivr.calls.calendar import now, today
 from ivr.db import Model, db
 
 KEEP = dt.timedelta(days=2)  # longer than any window counted here
@@ -51,11 +52,6 @@ class SendMark(Model):
     kind: Mapped[str] = mapped_column(String(16))
     subject: Mapped[str] = mapped_column(String(64))  # keyed hash of the number or recipient
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
-
-
-def now() -> dt.datetime:
-    """The time, from the app's CLOCK in tests (as `voice/again.py` reads it)."""
-    return current_app.config.get("CLOCK", lambda: dt.datetime.now(dt.UTC))()
 
 
 def subject(value: str) -> str:
@@ -102,7 +98,7 @@ def office_day_start() -> dt.datetime:
 
 
 def office_date() -> dt.date:
-    return now().astimezone(current_app.config["OFFICE_TIMEZONE"]).date()
+    return today()
 
 
 def texts_left_today() -> int:

@@ -103,7 +103,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from ivr.calls import audio
     from ivr.edge import https
     from ivr.messaging import email, gateway
-    from ivr.requests import added, alerts, calling, fallback, recordings, retention, sms
+    from ivr.requests import alerts, fallback, recordings, retention, sms
+    from ivr.requests.service import callers, calling
 
     app.before_request(limits.refuse_large_bodies)
     https.init_app(app)
@@ -120,8 +121,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         kinds=(
             alerts.ALERT_SMS,
             alerts.ALERT_EMAIL,
-            added.ADDED_SMS,
-            added.ADDED_EMAIL,
+            alerts.ADDED_SMS,
+            alerts.ADDED_EMAIL,
             sms.REFERENCE_SMS,
             *sms.CAP_NOTICE.values(),
             *alerts.DIGESTS.values(),
@@ -134,5 +135,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         every_minute=(recordings.queue_missing, retention.queue_daily),
         at_start=(fallback.init_app,),
     )
-    fallback.init_app(app)
+    # The fallback journal replays through the request service (requests/service/callers.py).
+    callers.init_app(app)
     return app

@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from ivr.background import jobs
 from ivr.db import db
 from ivr.devtools.emulator import Call
-from ivr.requests import store
 from ivr.requests.models import CallbackRequest, RequestMessage
+from ivr.requests.service import callers
 
 from .conftest import TOKEN
 from .test_callback import heard_digits, record, rows, to_recording
@@ -167,11 +167,11 @@ def test_past_the_daily_cap_the_text_is_not_offered_and_staff_are_told_once(make
         ALERT_SMS_FROM=ALERTS_FROM,
     )
     responses.post(MESSAGES, status=201, json={"sid": "SM" + "2" * 32, "status": "queued"})
-    callers = ["+13125550141", "+13125550142", "+13125550143", "+13125550144"]
-    for caller in callers:
+    numbers = ["+13125550141", "+13125550142", "+13125550143", "+13125550144"]
+    for caller in numbers:
         call = Call(app.test_client(), TOKEN, from_number=caller)
         to_ending(call)
-        if caller in callers[:2]:
+        if caller in numbers[:2]:
             press_at(call, "text", "1")
             assert REAL.text("es", "sms_sent") in call.heard()
         else:  # the day's texts are used up: no offer at all
@@ -180,7 +180,7 @@ def test_past_the_daily_cap_the_text_is_not_offered_and_staff_are_told_once(make
             assert call.twiml.find("Hangup") is not None
     assert job_kinds(app).count("text-cap-sms") == 1  # told once, however many calls follow
     jobs.run_pending(app)
-    assert [m["To"] for m in messages_to() if m["From"] == HOTLINE] == callers[:2]
+    assert [m["To"] for m in messages_to() if m["From"] == HOTLINE] == numbers[:2]
     [notice] = [m for m in messages_to(STAFF) if "TEXTS_PER_DAY" in m["Body"]]
     assert notice["Body"].startswith("Reference texts stopped for ")
     assert "SMS pumping" in notice["Body"]
@@ -200,7 +200,7 @@ def test_staff_alerts_past_the_hourly_cap_come_as_one_digest(make_app):
     responses.post(MESSAGES, status=201, json={"sid": "SM" + "3" * 32, "status": "queued"})
     with app.app_context():
         for n in range(10):
-            store.save(
+            callers.save(
                 f"CA{n:032x}",
                 reference=f"{200000 + n}",
                 language="es",

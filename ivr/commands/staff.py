@@ -15,7 +15,7 @@ from ivr.accounts import audit
 from ivr.accounts.models import ROLES, RecoveryCode, StaffUser, new_session_token
 from ivr.background.jobs import Job
 from ivr.db import db
-from ivr.staff.auth import normal_username
+from ivr.staff.guard import normal_username
 from ivr.staff.profile import staff_phone
 
 MIN_PASSWORD = 10

@@ -10,19 +10,20 @@ It goes only to the number the call came from (never a withheld one), and only w
 policy allows texting it (`messaging/policy.py`: a mobile in TEXT_COUNTRIES, never premium or
 satellite numbers): a caller ID can be set to anything, and SMS pumping fraud sets it to numbers
 that pay the fraudster. The caps of `messaging/caps.py` apply: one text per number in 24 hours
-(asked again, the caller hears it was sent and the reference again) and TEXTS_PER_DAY in all,
-past which the offer is not made and the alert recipients are told once that day. It is sent
-from the hotline's number or Messaging Service, as a `once` job: never sent twice, even when a
-worker dies mid-send. A failure that cannot have sent it (Twilio 5xx or 429, refused
-connection) is retried; one that will not change (21610 opted out, 21614 not a mobile number)
-is recorded on the request.
-Twilio's delivery statuses come back to a signed webhook (`voice/closing.py`, `sms_status`) and
-are recorded with `advance`.
+and TEXTS_PER_DAY in all, past which the offer is not made and the alert recipients are told
+once that day (`CAP_NOTICE`, here). It is sent from the hotline's number or Messaging Service,
+as a `once` job: never sent twice, even when a worker dies mid-send. A failure that cannot have
+sent it (Twilio 5xx or 429, refused connection) is retried; one that will not change (21610
+opted out, 21614 not a mobile number) is recorded on the request. The text is queued by the
+request service (`service/callers.text_reference`), with the policy and the caps; Twilio's
+delivery statuses come back to a signed webhook (`voice/closing.py`, `sms_status`) and are
+recorded by `service/callers.record_text_status`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,12 +34,12 @@ from ivr.calls.calendar import now, office
 from ivr.calls.hours import spoken_days
 from ivr.calls.twiml import prompts
 from ivr.db import db
-from ivr.messaging import caps, policy
+from ivr.messaging import policy
 from ivr.messaging.email import send_email
 from ivr.messaging.gateway import MaybeSent, Refused, Unreachable, gateway
+from ivr.phones import phone
 from ivr.requests import alerts
 from ivr.requests.models import CallbackRequest
-from ivr.staff.display import phone
 
 # Twilio's message statuses in the order they happen; a late or repeated callback never moves a
 # message back (Twilio does not promise the order of its callbacks).
@@ -104,76 +105,15 @@ def body(lang: str, reference: str) -> str:
     )
 
 
-def may_offer(number: str | None) -> bool:
-    """Whether to offer the text to the caller at `number`: texts can be sent, the policy allows
-    texting the number, and today's TEXTS_PER_DAY are not all used (then the alert recipients
-    are told, once that day). A failing database: no offer (the text could not be queued)."""
-    if not enabled() or not policy.for_texts(number).allowed:
-        return False
-    try:
-        if caps.texts_left_today() > 0:
-            db.session.commit()
-            return True
-        tell_cap_reached()
-        db.session.commit()
-    except sa.exc.SQLAlchemyError as exc:
-        db.session.rollback()
-        current_app.logger.error("could not count today's texts: %s", jobs.reason(exc))
-    return False
+class TextQueued(enum.Enum):
+    """What became of a caller's "press 1 for a text" (`service/callers.text_reference`)."""
 
+    QUEUED = "queued"
+    ALREADY = "already"  # this number got a reference text in the last 24 hours
+    FAILED = "failed"  # refused by the policy, today's texts used up, or the database failed
 
-QUEUED, ALREADY, FAILED = "queued", "already", "failed"
-
-
-def queue(reference: str, to: str, call_sid: str) -> str:
-    """Queue the text of `reference` to `to`: QUEUED; ALREADY when `to` got a reference text in
-    the last 24 hours; FAILED when it cannot be (the policy refuses the number, today's texts are
-    used up, no such request yet, or the database fails), so the caller is told to write the
-    reference down instead.
-
-    The job key is the request and the call: Twilio's duplicate webhooks change nothing.
-    """
-    if not policy.for_texts(to).allowed:
-        return FAILED
-    try:
-        row = db.session.scalar(sa.select(CallbackRequest).filter_by(reference=reference))
-        if row is None:
-            db.session.rollback()
-            current_app.logger.warning("no request %s to text (call %s)", reference, call_sid)
-            return FAILED
-        key = REFERENCE_SMS.job_key(request_id=row.id, call_sid=call_sid)
-        if db.session.scalar(sa.select(jobs.Job.id).filter_by(key=key)) is not None:
-            db.session.rollback()
-            return QUEUED  # Twilio posted the key press twice: it is queued already
-        if caps.texted_recently(to):
-            db.session.rollback()
-            return ALREADY
-        if caps.texts_left_today() <= 0:
-            tell_cap_reached()
-            db.session.commit()
-            return FAILED
-        REFERENCE_SMS.enqueue(request_id=row.id, call_sid=call_sid, to=to)
-        caps.mark(caps.TEXT, to)
-        if row.sms_status is None:
-            row.sms_status = "queued"
-        db.session.commit()
-        return QUEUED
-    except sa.exc.SQLAlchemyError as exc:
-        db.session.rollback()
-        current_app.logger.error(
-            "could not queue the reference text for call %s: %s", call_sid, jobs.reason(exc)
-        )
-        return FAILED
-
-
-def tell_cap_reached() -> None:
-    """Queue, once per office day, a notice to the alert recipients that today's texts are used
-    up (in the current transaction). A day of ordinary calls does not reach it: SMS pumping
-    might."""
-    day = caps.office_date().isoformat()
-    current_app.logger.warning("TEXTS_PER_DAY reached on %s: the text is no longer offered", day)
-    for channel, recipient in alerts.recipients():
-        CAP_NOTICE[channel].enqueue(recipient=recipient, day=day)
+    def __bool__(self) -> bool:
+        return self is TextQueued.QUEUED
 
 
 def cap_notice(day: str) -> tuple[str, str]:
@@ -228,23 +168,6 @@ def status_url(request_id: int, lang: str) -> str | None:
     return public + current_app.url_map.bind("").build(
         "voice.closing.sms_status", {"lang": lang, "request_id": request_id}
     )
-
-
-def advance(request_id: int, sid: str, status: str, error_code: str | None) -> None:
-    """Record Twilio's status of the text `sid`; an older status or another message is
-    ignored."""
-    if status not in ORDER:
-        return
-    row = db.session.get(CallbackRequest, request_id)
-    if row is None or (row.sms_sid and sid != row.sms_sid):
-        db.session.rollback()
-        return  # another message, or a request since deleted
-    if row.sms_status not in ORDER or ORDER[status] >= ORDER[row.sms_status]:
-        row.sms_status = status
-        row.sms_sid = sid or row.sms_sid
-        if error_code:
-            row.sms_error = f"Twilio {error_code}"
-    db.session.commit()
 
 
 def record(request_id: int, status: str | None, error: str | None, sid: str | None = None) -> None:

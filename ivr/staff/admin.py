@@ -29,8 +29,8 @@ from flask_login import current_user, user_logged_in
 
 from ivr.accounts import audit
 from ivr.db import db
-from ivr.requests import retention
-from ivr.requests.models import CallbackRequest
+from ivr.requests import lookup
+from ivr.requests.service import handling
 from ivr.staff import display
 
 bp = Blueprint("admin", __name__)
@@ -50,11 +50,10 @@ def audit_log():
 
 @bp.post("/requests/<int:request_id>/delete")
 def delete(request_id: int):
-    row = db.session.get(CallbackRequest, request_id)
-    if row is None:
+    reference = lookup.reference_of(request_id)
+    if reference is None:
         abort(404)
-    reference = row.reference
-    retention.erase([request_id], current_user.username, "delete")
+    handling.erase([request_id], current_user.username, "delete")
     flash(f"Request {reference}: personal data and recording deleted.")
     return redirect(url_for("staff.requests.detail", request_id=request_id))
 
@@ -66,9 +65,7 @@ def audit_views(response: Response) -> Response:
         if request.headers.get("Range", "bytes=0-").startswith("bytes=0-"):
             assert request.view_args is not None  # the endpoint matched, so its arguments are set
             request_id = request.view_args["request_id"]
-            reference = db.session.scalar(
-                sa.select(CallbackRequest.reference).where(CallbackRequest.id == request_id)
-            )
+            reference = lookup.reference_of(request_id)
             audit.record(
                 "listen", current_user.username, request_id=request_id, reference=reference
             )

@@ -49,7 +49,7 @@ from wtforms.validators import DataRequired, Length
 from ivr.accounts import audit
 from ivr.accounts.models import LoginAttempt, RecoveryCode, StaffUser
 from ivr.db import db, utcnow
-from ivr.staff import auth
+from ivr.staff import guard
 
 bp = Blueprint("twofactor", __name__, url_prefix="/login")
 PENDING = "2fa_pending"
@@ -95,7 +95,7 @@ def finish(user: StaffUser, next_url: str | None) -> str:
     session.permanent = True  # the cookie expires after PERMANENT_SESSION_LIFETIME (12 hours)
     session["login_at"] = int(time.time())
     login_user(user)
-    return auth.safe_next(next_url)
+    return guard.safe_next(next_url)
 
 
 def limited_name(user: StaffUser) -> str:
@@ -193,8 +193,8 @@ def code_post():
     if not form.validate_on_submit():
         return render_template("staff/twofactor.html", form=form), 400
     name = limited_name(user)
-    if not auth.admit_attempt(name):  # counted before it is checked, as a password is
-        current_app.logger.warning("code rate limit hit for %r from %s", name, auth.address())
+    if not guard.admit_attempt(name):  # counted before it is checked, as a password is
+        current_app.logger.warning("code rate limit hit for %r from %s", name, guard.address())
         error = "Too many wrong codes. Wait 15 minutes, then try again."
         return render_template("staff/twofactor.html", form=form, error=error), 429
     text = normal_code(form.code.data)
@@ -205,7 +205,7 @@ def code_post():
             db.session.rollback()
             error = "Wrong code. Use the newest code from your app, or a recovery code."
             return render_template("staff/twofactor.html", form=form, error=error), 401
-    db.session.execute(sa.delete(LoginAttempt).filter_by(username=name, ip=auth.address()))
+    db.session.execute(sa.delete(LoginAttempt).filter_by(username=name, ip=guard.address()))
     if recovery:
         audit.record("account", user.username, detail="logged in with a recovery code")
     db.session.commit()
@@ -252,14 +252,14 @@ def setup_post():
     if not form.validate_on_submit():
         return setup_page(user, form), 400
     name = limited_name(user)
-    if not auth.admit_attempt(name):
+    if not guard.admit_attempt(name):
         return setup_page(user, form, "Too many wrong codes. Wait 15 minutes."), 429
     step = totp_step(secret, normal_code(form.code.data))
     if step is None:
         return setup_page(
             user, form, "That code does not match: check the phone's clock and try the newest code."
         ), 401
-    db.session.execute(sa.delete(LoginAttempt).filter_by(username=name, ip=auth.address()))
+    db.session.execute(sa.delete(LoginAttempt).filter_by(username=name, ip=guard.address()))
     user = db.session.get(StaffUser, user.id)
     user.totp_secret, user.totp_last_step = secret, step
     codes = new_recovery_codes(user)

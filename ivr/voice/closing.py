@@ -19,7 +19,8 @@ from twilio.twiml.voice_response import VoiceResponse
 from ivr.calls.hours import promise_lines
 from ivr.calls.prompts import Line
 from ivr.calls.twiml import prompts, speak, twiml
-from ivr.requests import sms, urgency
+from ivr.requests import sms
+from ivr.requests.service import callers
 from ivr.voice.common import attested
 from ivr.voice.connect import caller_id
 from ivr.voice.menus import Menu, Option, State
@@ -45,10 +46,10 @@ def reference_lines(lang: str, ref: str) -> list[Line]:
 
 def offers_text() -> bool:
     """The text is offered only to a real number the call came from that the number policy lets
-    the hotline text, while today's texts last (`sms.may_offer`); otherwise it is simply not
-    offered."""
+    the hotline text, while today's texts last (`callers.text_offer_allowed`); otherwise it is
+    simply not offered."""
     own = caller_id(request.form.get("From", ""))
-    return own is not None and sms.may_offer(own)
+    return own is not None and callers.text_offer_allowed(own)
 
 
 def gather(response: VoiceResponse, lines: list[Line], endpoint: str, lang: str) -> None:
@@ -87,7 +88,7 @@ def goodbye(response: VoiceResponse, lang: str) -> None:
 
 def mark_urgent(lang: str, state: State) -> list[Line]:
     """The request is marked urgent: "noted" (nothing said if it could not be marked)."""
-    if urgency.mark(request.args.get("ref", ""), request.form.get("CallSid", "")):
+    if callers.mark_urgent(request.args.get("ref", ""), request.form.get("CallSid", "")):
         return [prompts().line(lang, "urgent_noted")]
     return []
 
@@ -101,10 +102,10 @@ def send_text(lang: str, state: State) -> list[Line]:
     ref = request.args.get("ref", "")
     if not (own and sms.enabled()):
         return []
-    queued = sms.queue(ref, own, request.form.get("CallSid", ""))
-    if queued == sms.QUEUED:
+    queued = callers.text_reference(ref, own, request.form.get("CallSid", ""))
+    if queued is sms.TextQueued.QUEUED:
         return [p.line(lang, "sms_sent")]
-    if queued == sms.ALREADY and attested():  # one text a day: the reference once more
+    if queued is sms.TextQueued.ALREADY and attested():  # one text a day: the reference once more
         return [
             p.line(lang, "sms_already_sent"),
             p.line(lang, "sms_write_down"),
@@ -144,7 +145,7 @@ def text(lang: str):
 def sms_status(lang: str, request_id: int):
     """Twilio's delivery status of the text (signed, like every webhook under /voice)."""
     form = request.form
-    sms.advance(
+    callers.record_text_status(
         request_id, form.get("MessageSid", ""), form.get("MessageStatus", ""), form.get("ErrorCode")
     )
     return Response(status=204)

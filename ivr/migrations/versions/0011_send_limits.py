@@ -1,7 +1,7 @@
 """send limits: marks of the texts and staff alerts sent, for the caps of issue 20
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-02 05:30:00
 
 `send_limits` keeps one row per reference text queued and per staff alert sent or held back for
@@ -9,15 +9,15 @@ the hour's digest, keyed by a keyed hash of the number (never the number), so ev
 counts the same: one text per number per 24 hours, TEXTS_PER_DAY in all, ALERTS_PER_HOUR per
 recipient (`ivr/messaging/caps.py`). Rows older than two days are deleted as new ones come.
 
-Chained after 0008, the head when it was written; the redesign branches may add 0009 and 0010,
-in which case `down_revision` becomes the newest of them.
+Chained after 0009 (the head once the redesign branches were merged); if another migration lands
+first (e.g. a 0010), `down_revision` becomes the newest of them.
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

@@ -7,15 +7,18 @@ dials the family with CALLBACK_FROM_NUMBER as caller ID (the number callers are 
 comes from; best the hotline's own), so they see a number they know. The outcome comes
 back from `<Dial>`'s action and lands on the request's history.
 
-The job is `once`: a worker that dies mid-request to Twilio must not ring a phone twice. The page
+This module is the request service's part for call-backs: `start_call` records the attempt and
+queues its job, `place_call` is the job, and `outcome` records how it ended. The job is `once`:
+a worker that dies mid-request to Twilio must not ring a phone twice. The page
 never talks to Twilio itself (it shares the web processes with the callers' webhooks). These calls
 are not recorded: a lawyer's call with a client's family is privileged, and recording it would
 need every party's consent (README, "Call-backs are not recorded").
 
 Only numbers the number policy lets the hotline call are dialled (`messaging/policy.py`:
 CALLBACK_COUNTRIES, never premium-rate or satellite numbers): checked when the button is drawn,
-when the job is placed and when the family's leg is dialled. The request card says why a number
-cannot be called, and its country (security.md M1: a typed +882 number was dialled).
+when the job is placed and when the family's leg is dialled (`lookup.family_number`). The request
+card says why a number cannot be called, and its country (security.md M1: a typed +882 number
+was dialled).
 """
 
 from __future__ import annotations
@@ -30,42 +33,16 @@ from ivr.background import jobs
 from ivr.db import db
 from ivr.messaging import policy
 from ivr.messaging.gateway import MaybeSent, Refused, Unreachable, gateway
-from ivr.requests import history
+from ivr.requests import history, lookup
+from ivr.requests.lookup import attempt_target
 from ivr.requests.models import Call, CallbackRequest
 
 RING_STAFF_SECONDS = 25  # the staff phone rings this long before its voicemail could answer
 
 
-def family_verdict(row: CallbackRequest) -> policy.Verdict:
-    """The policy's verdict on the number to call: the one the family asked to be called on, or
-    else the one they called from, whichever the policy allows first; when neither is allowed,
-    the verdict on the first given, so staff read why."""
-    verdicts = [policy.for_calls(n) for n in (row.callback_number, row.caller_number) if n]
-    allowed = [v for v in verdicts if v.allowed]
-    return (allowed or verdicts or [policy.for_calls(None)])[0]
-
-
-def family_number(row: CallbackRequest) -> str | None:
-    """The number the hotline may call the family on, or None."""
-    verdict = family_verdict(row)
-    return verdict.number if verdict.allowed else None
-
-
-def valid_number(number: str | None) -> str | None:
-    """`number` in E.164 when the policy lets the hotline call it (a missed call's number)."""
-    verdict = policy.for_calls(number)
-    return verdict.number if verdict.allowed else None
-
-
-def country(number: str | None) -> str:
-    """The country of a valid number, for the request card ("Mexico"); '' otherwise."""
-    verdict = policy.for_calls(number)
-    return verdict.country_name if verdict.number else ""
-
-
 def unavailable(row: CallbackRequest, user: StaffUser) -> str | None:
     """Why the Call back button cannot work for this request and person, or None."""
-    return unavailable_because(family_verdict(row), user)
+    return unavailable_because(lookup.family_verdict(row), user)
 
 
 def unavailable_for(number: str | None, user: StaffUser) -> str | None:
@@ -86,39 +63,33 @@ def unavailable_because(verdict: policy.Verdict, user: StaffUser) -> str | None:
     return None
 
 
-def start(row: CallbackRequest, user: StaffUser) -> history.RequestEvent:
-    """Record the attempt and queue its call, in the current transaction (not committed)."""
-    attempt = history.add(row.id, "call", user.username, text=f"to {family_number(row)}")
-    history.claim(row.id, user.username)  # calling takes it, unless a colleague already has
-    STAFF_CALL.enqueue(attempt_id=attempt.id)
-    return attempt
-
-
-def start_missed(call: Call, user: StaffUser) -> history.RequestEvent:
-    """The same for a missed call (no request): the number it came from."""
-    attempt = history.add(
-        None, "call", user.username, call_id=call.id, text=f"to {valid_number(call.from_number)}"
-    )
-    STAFF_CALL.enqueue(attempt_id=attempt.id)
-    return attempt
-
-
-def attempt_target(attempt: history.RequestEvent) -> tuple[str | None, str, str | None]:
-    """(number to call, language, reference or None for a missed call) of an attempt."""
-    if attempt.request_id is not None:
-        row = db.session.get(CallbackRequest, attempt.request_id)
-        if row is not None:
-            return family_number(row), row.language, row.reference
-    elif attempt.call_id is not None:
-        call = db.session.get(Call, attempt.call_id)
-        if call is not None:
-            return valid_number(call.from_number), call.language, None
-    return None, current_app.config["DEFAULT_LANGUAGE"], None
-
-
 def public_url(endpoint: str, **values: Any) -> str:
     path = current_app.url_map.bind("").build(endpoint, values)
     return current_app.config["PUBLIC_URL"].rstrip("/") + path
+
+
+def start_call(row: CallbackRequest, user: StaffUser) -> history.RequestEvent:
+    """Record a call-back attempt, take the request, and queue the call (`place_call` places
+    it from the worker; a page never talks to Twilio). Commits."""
+    attempt = history.add(row.id, "call", user.username, text=f"to {lookup.family_number(row)}")
+    history.claim(row.id, user.username)  # calling takes it, unless a colleague already has
+    STAFF_CALL.enqueue(attempt_id=attempt.id)
+    db.session.commit()
+    return attempt
+
+
+def start_missed_call(call: Call, user: StaffUser) -> history.RequestEvent:
+    """The same for a missed call (no request): the number it came from. Commits."""
+    attempt = history.add(
+        None,
+        "call",
+        user.username,
+        call_id=call.id,
+        text=f"to {lookup.valid_number(call.from_number)}",
+    )
+    STAFF_CALL.enqueue(attempt_id=attempt.id)
+    db.session.commit()
+    return attempt
 
 
 def outcome(
@@ -129,8 +100,8 @@ def outcome(
     text: str = "",
     actor: str | None = None,
 ) -> bool:
-    """Record how an attempt ended (once: a repeated webhook records nothing) and move the
-    request's status on. Commits. False when this attempt already had its outcome."""
+    """Record how a call-back attempt ended (once: a repeated webhook records nothing) and move
+    the request's status on. Commits. False when this attempt already had its outcome."""
     attempt = db.session.get(history.RequestEvent, attempt_id)
     if attempt is None or attempt.kind != "call":
         return False

@@ -116,13 +116,13 @@ def required() -> dict[str, str]:
 
 def test_settings_default_to_the_us_and_central_america_for_calls_and_the_us_for_texts():
     config = load(required())
-    assert config["CALLBACK_COUNTRIES"] == {"US", "MX", "GT", "SV", "HN"}
-    assert config["TEXT_COUNTRIES"] == {"US"}
-    assert config["TEXTS_PER_DAY"] == 50 and config["ALERTS_PER_HOUR"] == 10
+    assert config.callback_countries == {"US", "MX", "GT", "SV", "HN"}
+    assert config.text_countries == {"US"}
+    assert config.texts_per_day == 50 and config.alerts_per_hour == 10
 
 
 def test_settings_take_lowercase_codes_and_refuse_unknown_ones():
     config = load({**required(), "TEXT_COUNTRIES": "us, pr"})
-    assert config["TEXT_COUNTRIES"] == {"US", "PR"}
+    assert config.text_countries == {"US", "PR"}
     with pytest.raises(SettingsError, match="CALLBACK_COUNTRIES.*XX: not a two-letter"):
         load({**required(), "CALLBACK_COUNTRIES": "US,XX"})

@@ -40,7 +40,7 @@ class StaffUser(Model):
     # shoulder cannot be used a second time (see twofactor.py).
     totp_secret: Mapped[str | None] = mapped_column(String(64))
     totp_last_step: Mapped[int | None]
-    # E.164; a call-back through the hotline rings this phone first (see requests/service/calling.py).
+    # E.164; a call-back through the hotline rings this phone first (requests/service/calling.py).
     phone: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

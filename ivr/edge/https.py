@@ -2,7 +2,7 @@
 
 Staff passwords, session cookies and callers' details must never cross the network in clear. The
 scheme is the one the request arrived with; behind Heroku's router, which terminates TLS, that is
-the router's `X-Forwarded-Proto` as Werkzeug's `ProxyFix` applies it (see `create_app`).
+the router's `X-Forwarded-Proto` as Werkzeug's `ProxyFix` applies it (see `proxies.py`).
 """
 
 from __future__ import annotations

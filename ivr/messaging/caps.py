@@ -28,12 +28,12 @@ import hashlib
 import hmac
 
 import sqlalchemy as sa
-from flask import current_app
 from sqlalchemy import DateTime, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ivr.calls.calendar import now, today
 from ivr.db import Model, db
+from ivr.settings import settings
 
 KEEP = dt.timedelta(days=2)  # longer than any window counted here
 TEXT_WINDOW = dt.timedelta(hours=24)
@@ -57,7 +57,7 @@ class SendMark(Model):
 def subject(value: str) -> str:
     """A number or recipient as the table keeps it: the same for the same value, useless to
     anyone without SECRET_KEY."""
-    key = str(current_app.config["SECRET_KEY"]).encode()
+    key = str(settings().secret_key).encode()
     return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:40]
 
 
@@ -92,7 +92,7 @@ def texted_recently(number: str) -> bool:
 def office_day_start() -> dt.datetime:
     """Midnight today in the office's time zone, in UTC (SQLite compares the stored text): the
     day TEXTS_PER_DAY counts."""
-    tz = current_app.config["OFFICE_TIMEZONE"]
+    tz = settings().office_timezone
     local = now().astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
     return local.astimezone(dt.UTC)
 
@@ -102,7 +102,7 @@ def office_date() -> dt.date:
 
 
 def texts_left_today() -> int:
-    return max(0, current_app.config["TEXTS_PER_DAY"] - count(TEXT, office_day_start()))
+    return max(0, settings().texts_per_day - count(TEXT, office_day_start()))
 
 
 # Staff alerts ---------------------------------------------------------------------------------
@@ -114,7 +114,7 @@ def take_alert(recipient: str) -> bool:
     """Count one alert to `recipient` this hour: True when it is within ALERTS_PER_HOUR (send
     it), False when it is held for the digest. Adds its mark; the caller commits."""
     start = hour_start()
-    within = count(ALERT, start, recipient) < current_app.config["ALERTS_PER_HOUR"]
+    within = count(ALERT, start, recipient) < settings().alerts_per_hour
     mark(ALERT if within else HELD, recipient)
     return within
 

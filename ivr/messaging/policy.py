@@ -22,11 +22,11 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 import phonenumbers
-from flask import current_app
 from phonenumbers import PhoneNumberType as T
 from phonenumbers import geocoder
 
 from ivr.phones import e164, parse_valid, region
+from ivr.settings import settings
 
 # Ordinary lines a family may be called back on. Toll-free is free to call from the U.S.
 CALLABLE = frozenset({T.FIXED_LINE, T.MOBILE, T.FIXED_LINE_OR_MOBILE, T.TOLL_FREE})
@@ -136,9 +136,9 @@ def text_verdict(number: str | None, countries: Collection[str]) -> Verdict:
 
 def for_calls(number: str | None) -> Verdict:
     """May staff (through the hotline) call `number` back? Lists from CALLBACK_COUNTRIES."""
-    return call_verdict(number, current_app.config["CALLBACK_COUNTRIES"])
+    return call_verdict(number, settings().callback_countries)
 
 
 def for_texts(number: str | None) -> Verdict:
     """May the hotline text `number`? Lists from TEXT_COUNTRIES."""
-    return text_verdict(number, current_app.config["TEXT_COUNTRIES"])
+    return text_verdict(number, settings().text_countries)

@@ -40,6 +40,7 @@ from ivr.messaging.gateway import MaybeSent, Refused, Unreachable, gateway
 from ivr.phones import phone
 from ivr.requests import alerts
 from ivr.requests.models import CallbackRequest
+from ivr.settings import settings
 
 # Twilio's message statuses in the order they happen; a late or repeated callback never moves a
 # message back (Twilio does not promise the order of its callbacks).
@@ -58,10 +59,8 @@ ORDER = {
 
 def enabled() -> bool:
     """Whether the hotline can send texts at all; the offer is not made otherwise."""
-    config = current_app.config
-    return bool(
-        config["TWILIO_ACCOUNT_SID"] and (config["SMS_FROM"] or config["SMS_MESSAGING_SERVICE_SID"])
-    )
+    config = settings()
+    return bool(config.twilio_account_sid and (config.sms_from or config.sms_messaging_service_sid))
 
 
 def clock(moment: dt.time) -> str:
@@ -98,7 +97,7 @@ def body(lang: str, reference: str) -> str:
             lang,
             "sms/reference",
             reference=reference,
-            firm_number=phone(current_app.config["FIRM_PHONE_NUMBER"]),
+            firm_number=phone(settings().firm_phone_number),
             hours=hours_text(lang),
         )
         .text
@@ -117,7 +116,7 @@ class TextQueued(enum.Enum):
 
 
 def cap_notice(day: str) -> tuple[str, str]:
-    cap = current_app.config["TEXTS_PER_DAY"]
+    cap = settings().texts_per_day
     title = f"Reference texts stopped for {day}: {cap} sent (TEXTS_PER_DAY)"
     return title, (
         f"{title}. Callers are no longer offered the reference by text today. "
@@ -162,7 +161,7 @@ CAP_NOTICE = {
 
 
 def status_url(request_id: int, lang: str) -> str | None:
-    public = current_app.config["PUBLIC_URL"].rstrip("/")
+    public = settings().public_url.rstrip("/")
     if not public:
         return None  # no public address: Twilio's statuses cannot reach us
     return public + current_app.url_map.bind("").build(
@@ -199,11 +198,11 @@ def send_reference(payload: dict[str, Any]) -> None:
     if not refused.allowed:  # the policy changed since, or the job was queued by other means
         record(request_id, "refused", refused.why)
         raise jobs.Permanent(refused.why)
-    config = current_app.config
+    config = settings()
     sender = (
-        {"messaging_service_sid": config["SMS_MESSAGING_SERVICE_SID"]}
-        if config["SMS_MESSAGING_SERVICE_SID"]
-        else {"from_": config["SMS_FROM"]}
+        {"messaging_service_sid": config.sms_messaging_service_sid}
+        if config.sms_messaging_service_sid
+        else {"from_": config.sms_from}
     )
     callback = status_url(request_id, row.language)
     try:

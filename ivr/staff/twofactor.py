@@ -17,7 +17,6 @@ phone.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
 import re
@@ -49,6 +48,7 @@ from wtforms.validators import DataRequired, Length
 from ivr.accounts import audit
 from ivr.accounts.models import LoginAttempt, RecoveryCode, StaffUser
 from ivr.db import db, utcnow
+from ivr.settings import settings
 from ivr.staff import guard
 
 bp = Blueprint("twofactor", __name__, url_prefix="/login")
@@ -64,7 +64,7 @@ class CodeForm(FlaskForm):
 
 
 def required() -> bool:
-    setting = current_app.config["STAFF_2FA"]
+    setting = settings().staff_2fa
     if setting == "auto":
         return not (current_app.debug or current_app.testing)
     return setting == "required"
@@ -111,7 +111,7 @@ def totp_step(secret: str, code: str) -> int | None:
     if not re.fullmatch(r"\d{6}", code):
         return None
     totp = pyotp.TOTP(secret)
-    now = totp.timecode(dt.datetime.now(dt.UTC))
+    now = totp.timecode(utcnow())
     for step in (now - 1, now, now + 1):
         if hmac.compare_digest(totp.generate_otp(step), code):
             return step

@@ -19,6 +19,7 @@ from ivr.calls.twiml import prompts, spoken_number, twiml
 from ivr.messaging import policy
 from ivr.phones import e164, parse_valid, region
 from ivr.requests.service import callers
+from ivr.settings import settings
 from ivr.voice import closing
 from ivr.voice.callback import call_sid
 from ivr.voice.common import ask, fails, redirect
@@ -106,7 +107,7 @@ def number_choice(lang: str):
         chosen, refusal = (verdict.number, None) if verdict.allowed else (None, verdict.refusal)
     if chosen is None:
         failed = fails() + 1
-        if failed < current_app.config["MAX_FAILURES"]:
+        if failed < settings().max_failures:
             # Why, in plain words ("we cannot call satellite phones"), then asked for another.
             lines = [prompts().line(lang, refusal.prompt)] if refusal else []
             return ask(
@@ -178,7 +179,7 @@ def a_number_choice(lang: str):
         )
     if digits and a_number is None:
         failed = fails() + 1
-        if failed < current_app.config["MAX_FAILURES"]:
+        if failed < settings().max_failures:
             invalid = [prompts().line(lang, "anumber_invalid")]
             return a_number_gather(lang, invalid, ref, failed, empties)
     callers.save_or_keep(call_sid(), a_number=a_number, step="complete")

@@ -68,6 +68,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             alerts.ADDED_SMS,
             alerts.ADDED_EMAIL,
             sms.REFERENCE_SMS,
+            *sms.CAP_NOTICE.values(),
+            *alerts.DIGESTS.values(),
             calling.STAFF_CALL,
             recordings.COPY_RECORDING,
             recordings.COPY_MESSAGE,

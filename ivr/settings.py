@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import phonenumbers
 from flask import current_app
 from pydantic import Field, PlainValidator, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
@@ -42,6 +43,18 @@ def _e164(value: str) -> str:
     if number is None:
         raise ValueError("not a valid E.164 phone number such as +13125550100")
     return e164(number)
+
+
+def _countries(value: str) -> frozenset[str]:
+    """`US,MX,GT`: ISO country codes phonenumbers knows (the number policy compares them with a
+    number's region; `ivr/messaging/policy.py`)."""
+    codes = [part.strip().upper() for part in value.split(",") if part.strip()]
+    unknown = [code for code in codes if code not in phonenumbers.SUPPORTED_REGIONS]
+    if unknown:
+        raise ValueError(
+            f"{', '.join(unknown)}: not a two-letter country code such as US, MX or GT"
+        )
+    return frozenset(codes)
 
 
 def _e164_list(value: str) -> list[str]:
@@ -451,6 +464,28 @@ class Settings(ServerSettings):
     )
     alert_grace_seconds: Annotated[int, parsed(_non_negative_int)] = setting(
         "180", "Seconds an alert waits for the caller to finish (callback number, A-number)."
+    )
+    callback_countries: Annotated[frozenset[str], parsed(_countries)] = setting(
+        "US,MX,GT,SV,HN",
+        "Countries (ISO codes) whose numbers staff may call back through the hotline: the U.S. "
+        "and the countries most families are from. Premium-rate, satellite and other special "
+        "numbers are never called, whatever the country. Add `PR` for Puerto Rico, `CA` for "
+        "Canada.",
+    )
+    text_countries: Annotated[frozenset[str], parsed(_countries)] = setting(
+        "US",
+        "Countries whose mobile numbers may get the reference by text. Widen it only when "
+        "families there need it: SMS pumping fraud targets far-away numbers.",
+    )
+    texts_per_day: Annotated[int, parsed(_positive_int)] = setting(
+        "50",
+        "Most reference texts in one office day; past it the offer is not made and the alert "
+        "recipients are told once.",
+    )
+    alerts_per_hour: Annotated[int, parsed(_positive_int)] = setting(
+        "10",
+        "Most new-request alerts each recipient gets in a clock hour; past it, one digest at "
+        'the end of the hour ("7 new requests").',
     )
 
     @field_validator("forwarded_proxies")

@@ -369,6 +369,12 @@ def test_prompts_check_lists_lines_awaiting_approval(run_check, prompts_dir, cal
             "urgent_noted",
             "sms/reference",
             "again_call_back",
+            # issue 20 (abuse): the firm's rules on what the line will text or call
+            "number_refused_country",
+            "number_refused_special",
+            "number_refused_far",
+            "sms_already_sent",
+            "reference_new",
         )
     }
     assert "approve: en/topics/3-appeal.txt: The 30 days count from the judge's decision." in (

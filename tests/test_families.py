@@ -363,6 +363,8 @@ def test_urgent_alert_says_so_first_even_when_the_alert_already_went(make_app):
 # Calling again --------------------------------------------------------------------------------
 # Thursday 2026-03-05, 15:00 in Chicago (the office's time zone in the tests).
 THURSDAY = dt.datetime(2026, 3, 5, 21, 0, tzinfo=dt.UTC)
+# The carrier fully attested the caller ID (STIR/SHAKEN): only then is a number recognised.
+ATTESTED = "TN-Validation-Passed-A"
 
 
 @pytest.fixture
@@ -396,7 +398,7 @@ def requests_and_messages(app) -> tuple[list[CallbackRequest], list[RequestMessa
 
 def test_a_second_call_hears_the_first_requests_day_and_reference(again_app):
     first = first_request(again_app, "es", days_ago=2)  # Tuesday
-    call = Call(again_app.test_client(), TOKEN)
+    call = Call(again_app.test_client(), TOKEN, stir_verstat=ATTESTED)
     call.answer()
     call.press("1")  # this time in English: heard in the language chosen now
     heard = call.heard()
@@ -421,7 +423,7 @@ def test_a_second_call_hears_the_first_requests_day_and_reference(again_app):
 )
 def test_the_day_is_said_plainly(again_app, days_ago, prompt):
     first_request(again_app, "es", days_ago=days_ago)
-    call = Call(again_app.test_client(), TOKEN)
+    call = Call(again_app.test_client(), TOKEN, stir_verstat=ATTESTED)
     call.answer()
     call.press("2")
     assert REAL.text("es", prompt) in call.heard()
@@ -437,7 +439,7 @@ def test_the_day_is_said_plainly(again_app, days_ago, prompt):
 )
 def test_closed_or_old_requests_are_not_announced(again_app, fields):
     first_request(again_app, "es", **fields)
-    call = Call(again_app.test_client(), TOKEN)
+    call = Call(again_app.test_client(), TOKEN, stir_verstat=ATTESTED)
     call.answer()
     call.press("2")
     assert REAL.text("es", "again_call_back") not in call.heard()
@@ -449,7 +451,7 @@ def test_closed_or_old_requests_are_not_announced(again_app, fields):
 def test_another_number_or_a_withheld_one_hears_nothing_of_it(again_app):
     first_request(again_app, "es")
     for number in ("+13125550124", "Anonymous"):
-        call = Call(again_app.test_client(), TOKEN, from_number=number)
+        call = Call(again_app.test_client(), TOKEN, from_number=number, stir_verstat=ATTESTED)
         call.answer()
         call.press("2")
         assert REAL.text("es", "again_call_back") not in call.heard()
@@ -458,10 +460,11 @@ def test_another_number_or_a_withheld_one_hears_nothing_of_it(again_app):
 @responses.activate
 def test_a_second_message_joins_the_open_request_flagged_new(again_app):
     first = first_request(again_app, "es")
-    call = Call(again_app.test_client(), TOKEN)
+    call = Call(again_app.test_client(), TOKEN, stir_verstat=ATTESTED)
     call.answer()
     call.press("2")
     call.press("8")
+    call.press(first.reference + "#")  # the reference, typed before adding
     assert REAL.text("es", "add_intro") in call.heard()
     params = {
         "RecordingSid": "RE" + "a" * 32,
@@ -508,10 +511,11 @@ def test_staff_see_the_added_message_as_new_until_they_save(again_app):
     from .conftest import StaffAuth, csrf_token
 
     first = first_request(again_app, "es")
-    call = Call(again_app.test_client(), TOKEN)
+    call = Call(again_app.test_client(), TOKEN, stir_verstat=ATTESTED)
     call.answer()
     call.press("2")
     call.press("8")
+    call.press(first.reference + "#")  # the reference, typed before adding
     record(call)
     requests, [message] = requests_and_messages(again_app)
     with again_app.app_context():
@@ -638,10 +642,11 @@ def test_staff_are_alerted_once_to_an_added_message(make_app):
     first = first_request(app, "es")
     jobs.run_pending(app)
     assert len(texts()) == 1  # the first request's alert
-    call = Call(app.test_client(), TOKEN)
+    call = Call(app.test_client(), TOKEN, stir_verstat=ATTESTED)
     call.answer()
     call.press("2")
     call.press("8")
+    call.press(first.reference + "#")  # the reference, typed before adding
     params = {
         "RecordingSid": "RE" + "b" * 32,
         "RecordingDuration": "7",
@@ -675,7 +680,7 @@ def test_a_failing_database_is_not_asked_again_for_the_open_request(again_app):
 
     sa.event.listen(engine, "before_cursor_execute", seen)
     try:
-        call = Call(again_app.test_client(), TOKEN)
+        call = Call(again_app.test_client(), TOKEN, stir_verstat=ATTESTED)
         call.answer()
         call.press("2")
     finally:
@@ -689,10 +694,11 @@ def test_a_failing_database_is_not_asked_again_for_the_open_request(again_app):
 
 def test_an_added_message_the_database_refuses_is_kept_as_a_request(again_app):
     first = first_request(again_app, "es")
-    call = Call(again_app.test_client(), TOKEN)
+    call = Call(again_app.test_client(), TOKEN, stir_verstat=ATTESTED)
     call.answer()
     call.press("2")
     call.press("8")
+    call.press(first.reference + "#")  # the reference, typed before adding
     rename_table(again_app, "request_messages", "request_messages_away")
     try:
         record(call)
@@ -709,10 +715,11 @@ def test_erasing_a_request_deletes_its_added_messages_too(again_app):
     from ivr.requests.service import handling
 
     first = first_request(again_app, "es")
-    call = Call(again_app.test_client(), TOKEN)
+    call = Call(again_app.test_client(), TOKEN, stir_verstat=ATTESTED)
     call.answer()
     call.press("2")
     call.press("8")
+    call.press(first.reference + "#")  # the reference, typed before adding
     record(call)
     [message] = requests_and_messages(again_app)[1]
     with again_app.app_context():

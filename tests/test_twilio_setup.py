@@ -385,3 +385,87 @@ def test_check_reports_a_missing_public_url_and_still_checks_the_rest(run):
     result = run("check", "--number", NUMBER, PUBLIC_URL="")
     assert result.exit_code == 1
     assert "PROBLEM: PUBLIC_URL must be" in result.output and "not POST" in result.output
+
+
+# Toll fraud and SMS pumping (issue 20) ------------------------------------------------------------
+DIALING = "https://voice.twilio.com/v1/DialingPermissions/Countries"
+
+
+def country_json(iso: str, **risky: bool) -> dict:
+    return {
+        "iso_code": iso,
+        "name": iso,
+        "continent": "",
+        "country_codes": [],
+        "low_risk_numbers_enabled": True,
+        "high_risk_special_numbers_enabled": risky.get("special", False),
+        "high_risk_tollfraud_numbers_enabled": risky.get("tollfraud", False),
+        "url": f"{DIALING}/{iso}",
+        "links": {},
+    }
+
+
+def dialing(enabled: list[str], special: list[str] = (), tollfraud: list[str] = ()) -> None:
+    """The account's voice dialing geo permissions, as the Dialing Permissions API lists them
+    for each filter the check asks with."""
+    for field, isos in (
+        ("LowRiskNumbersEnabled", enabled),
+        ("HighRiskSpecialNumbersEnabled", special),
+        ("HighRiskTollfraudNumbersEnabled", tollfraud),
+    ):
+        responses.get(
+            DIALING,
+            match=[matchers.query_param_matcher({field: "true"})],
+            json={
+                "content": [country_json(iso) for iso in isos],
+                "meta": {"key": "content", "page": 0, "page_size": 50, "next_page_url": None},
+            },
+        )
+
+
+@responses.activate
+def test_check_passes_dialing_limited_to_the_callback_countries_and_advises_on_sms(run):
+    listed(number_json(), PhoneNumber=NUMBER, PageSize="1")
+    account()
+    dialing(["US", "MX", "GT"])
+    result = run("check", "--number", NUMBER)
+    assert result.exit_code == 0, result.output
+    assert "turn on SMS Pumping Protection" in result.output
+    assert "allow only the countries in TEXT_COUNTRIES (US)" in result.output
+
+
+@responses.activate
+def test_check_names_the_countries_dialing_allows_beyond_the_callback_countries(run):
+    listed(number_json(), PhoneNumber=NUMBER, PageSize="1")
+    account()
+    dialing(["US", "MX", "CU", "SO", "MV"], special=["US"], tollfraud=["SO"])
+    result = run("check", "--number", NUMBER)
+    assert result.exit_code == 1, result.output
+    assert (
+        "PROBLEM: voice dialing geo permissions allow 3 countries beyond CALLBACK_COUNTRIES "
+        "(GT, HN, MX, SV, US): CU, MV, SO." in result.output
+    )
+    assert "Console > Voice > Settings > Geo permissions" in result.output
+    assert "PROBLEM: voice dialing to high-risk special services" in result.output
+    assert "high-risk toll fraud number ranges is enabled for SO" in result.output
+    assert "3 problems found" in result.output
+
+
+@responses.activate
+def test_check_follows_callback_countries(run):
+    listed(number_json(), PhoneNumber=NUMBER, PageSize="1")
+    account()
+    dialing(["US", "MX"])
+    result = run("check", "--number", NUMBER, CALLBACK_COUNTRIES="US")
+    assert result.exit_code == 1
+    assert "allow 1 country beyond CALLBACK_COUNTRIES (US): MX." in result.output
+
+
+@responses.activate
+def test_check_says_when_dialing_permissions_cannot_be_read(run):
+    listed(number_json(), PhoneNumber=NUMBER, PageSize="1")
+    account()
+    responses.get(DIALING, status=403, json={"code": 20403, "message": "Forbidden", "status": 403})
+    result = run("check", "--number", NUMBER)
+    assert result.exit_code == 0, result.output
+    assert "could not read the voice dialing geo permissions (Twilio answered 403)" in result.output

@@ -5,6 +5,12 @@ number (which silently wins over the Voice URL), no Fallback URL. `setup` writes
 voice settings with twilio-python's REST client, `check` reads them back with the account and says
 in plain words what is wrong, and `fallback` writes the static TwiML that Twilio plays when the app
 itself does not answer, so it must not depend on anything the app serves (not even its audio).
+
+`check` also reads the account's voice dialing geo permissions (Twilio's Dialing Permissions
+API) and names the countries enabled beyond CALLBACK_COUNTRIES, and any high-risk number ranges
+enabled: the app refuses such numbers itself (`messaging/policy.py`), and the account should
+refuse them too, so one mistake is not enough for toll fraud. SMS Pumping Protection and the
+Messaging geo permissions are not shown by the API it uses, so it says where to turn them on.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from ivr.calls.prompts import LANGUAGES, PromptError
 from ivr.calls.twiml import SAY_LANGUAGE
 from ivr.messaging.gateway import gateway
-from ivr.phones import e164, parse_valid
+from ivr.phones import e164, parse_valid, region
 from ivr.settings import settings
 
 NUMBER_SID = re.compile(r"PN[0-9a-fA-F]{32}")
@@ -41,6 +47,14 @@ LABELS = {
     "trunk_sid": "SIP trunk (overrides the Voice URL)",
     "voice_receive_mode": "Receive mode",
 }
+DIALING_CONSOLE = "Console > Voice > Settings > Geo permissions"
+SMS_FRAUD_NOTE = (
+    "note: Twilio's API does not show SMS Pumping Protection or the Messaging geo permissions, "
+    "so they are not checked here. In the Console, turn on SMS Pumping Protection (Messaging > "
+    "Settings > General) and allow only the countries in TEXT_COUNTRIES ({countries}) under "
+    "Messaging > Settings > Geo permissions: the hotline texts no other country, and SMS "
+    "pumping fraud uses the others."
+)
 MEDIA_AUTH_NOTE = (
     "note: Twilio's REST API does not show the account's 'Enforce HTTP Auth on Media URLs' "
     "setting, so it is not checked here. Look in the Console under Voice > Settings > General: "
@@ -311,6 +325,48 @@ def account_problems(api: Client) -> list[str]:
     return problems
 
 
+def dialing_problems(api: Client) -> tuple[list[str], list[str]]:
+    """(problems, notes) of the account's voice dialing geo permissions: countries enabled
+    beyond CALLBACK_COUNTRIES (and the firm's own), and high-risk ranges enabled anywhere."""
+    config = settings()
+    own = {region(n) for n in (parse_valid(config.firm_phone_number),) if n}
+    allowed = set(config.callback_countries) | {code for code in own if code}
+    countries = api.voice.v1.dialing_permissions.countries
+    try:
+        enabled = countries.list(low_risk_numbers_enabled=True)
+        special = countries.list(high_risk_special_numbers_enabled=True)
+        tollfraud = countries.list(high_risk_tollfraud_numbers_enabled=True)
+    except (TwilioException, requests.RequestException) as exc:
+        # A list that cannot be read is TwilioException("Unable to fetch page", <response>).
+        answer = exc.args[1] if len(exc.args) > 1 else None
+        status = getattr(exc, "status", None) or getattr(answer, "status_code", None)
+        reason = f"Twilio answered {status}" if status else str(exc)
+        return [], [
+            f"note: could not read the voice dialing geo permissions ({reason}); "
+            f"check them in the {DIALING_CONSOLE}"
+        ]
+    problems = []
+    beyond = sorted(c.iso_code or "?" for c in enabled if c.iso_code not in allowed)
+    if beyond:
+        problems.append(
+            f"voice dialing geo permissions allow {len(beyond)} "
+            f"countr{'y' if len(beyond) == 1 else 'ies'} beyond CALLBACK_COUNTRIES "
+            f"({', '.join(sorted(allowed))}): {', '.join(beyond)}. Turn them off in the "
+            f"{DIALING_CONSOLE}: a call-back to them would be toll fraud"
+        )
+    for found, what in (
+        (special, "high-risk special services (premium-rate, shared cost)"),
+        (tollfraud, "high-risk toll fraud number ranges"),
+    ):
+        if found:
+            names = ", ".join(sorted(c.iso_code or "?" for c in found))
+            problems.append(
+                f"voice dialing to {what} is enabled for {names}: turn it off in the "
+                f"{DIALING_CONSOLE}"
+            )
+    return problems, []
+
+
 @twilio_group.command("check")
 @click.option("--number", help="The number, +1... or PN... (default: those sent to PUBLIC_URL).")
 @with_appcontext
@@ -343,8 +399,13 @@ def check(number: str | None) -> None:
             problems += number_problems(found, voice)
         problems += sms_problems(api)
         problems += account_problems(api)
+        dialing, notes = dialing_problems(api)
+        problems += dialing
     for problem in problems:
         click.echo(f"PROBLEM: {problem}")
+    for note in notes:
+        click.echo(note)
+    click.echo(SMS_FRAUD_NOTE.format(countries=", ".join(sorted(settings().text_countries))))
     click.echo(MEDIA_AUTH_NOTE)
     if problems:
         click.echo(f"{len(problems)} problem{'s' if len(problems) > 1 else ''} found")

@@ -80,6 +80,9 @@ class Call:
     base: str = ""  # default: the app's PUBLIC_URL, which Twilio calls, else BASE
     account: str = TEST_ACCOUNT
     fields: dict[str, str] = field(default_factory=dict)  # more of Twilio's (FromCity, ...)
+    # STIR/SHAKEN verification of the caller ID, as Twilio sends it (`StirVerstat`), e.g.
+    # "TN-Validation-Passed-A" for a number the carrier fully attested; "" sends none.
+    stir_verstat: str = ""
     twiml: ET.Element | None = None
     url: str = ""
     chain: list[ET.Element] = field(default_factory=list)
@@ -98,6 +101,7 @@ class Call:
             "Direction": "inbound",
             "ApiVersion": "2010-04-01",
             **self.fields,
+            **({"StirVerstat": self.stir_verstat} if self.stir_verstat else {}),
             **extra,
         }
 

@@ -3,7 +3,8 @@
 from alembic import context
 
 from ivr.db import Model
-from ivr.requests import models  # noqa: F401  (register every table on the metadata)
+from ivr.messaging import caps  # noqa: F401  (register every table on the metadata)
+from ivr.requests import models  # noqa: F401
 
 connection = context.config.attributes["connection"]
 context.configure(

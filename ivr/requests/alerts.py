@@ -13,6 +13,11 @@ This module is the one place that decides when an alert goes out; the request se
 
 SMS are `once` jobs: sent at most once even if the worker dies mid-send (a duplicate SMS is
 noticed; a lost one still leaves the e-mail and the dashboard). E-mails are retried until sent.
+
+A burst of calls (or someone making the line send texts on purpose) must not become a burst of
+staff texts: each recipient gets at most ALERTS_PER_HOUR alerts in a clock hour
+(`messaging/caps.py`); the rest are held, and one digest at the end of the hour says how many
+came ("7 new requests") with the dashboard's address.
 While the database is down, `fallback.py` calls `alert_directly` with what callers gave.
 """
 
@@ -27,6 +32,7 @@ from flask import Flask, current_app
 
 from ivr.background import jobs
 from ivr.db import db, utcnow
+from ivr.messaging import caps
 from ivr.messaging.email import send_email
 from ivr.messaging.gateway import gateway
 from ivr.phones import phone
@@ -137,14 +143,65 @@ def request_or_none(request_id: int) -> CallbackRequest | None:
 
 def alert_sms(payload: dict[str, Any]) -> None:
     row = request_or_none(payload["request_id"])
-    if row is not None:
+    if row is not None and within_cap("sms", payload["recipient"]):
         sms(payload["recipient"], " ".join(message(row)))
 
 
 def alert_email(payload: dict[str, Any]) -> None:
     row = request_or_none(payload["request_id"])
-    if row is not None:
+    if row is not None and within_cap("email", payload["recipient"]):
         send_email(payload["recipient"], title(row), "\n".join(message(row)) + "\n")
+
+
+def within_cap(channel: str, recipient: str) -> bool:
+    """Whether this alert is within the recipient's ALERTS_PER_HOUR; if not, it is counted for
+    the hour's digest, queued (once per recipient and hour) for the end of the hour."""
+    who = f"{channel}:{recipient}"
+    within = caps.take_alert(who)
+    if not within:
+        start = caps.hour_start()
+        DIGESTS[channel].enqueue(
+            recipient=recipient,
+            hour=start.isoformat(),
+            delay=max(0.0, (start + dt.timedelta(hours=1) - caps.now()).total_seconds()),
+        )
+        current_app.logger.warning(
+            "alert to a %s recipient held: over ALERTS_PER_HOUR this hour (digest at %s UTC)",
+            channel,
+            f"{start + dt.timedelta(hours=1):%H:%M}",
+        )
+    db.session.commit()
+    return within
+
+
+def digest(channel: str, payload: dict[str, Any]) -> tuple[str, list[str]] | None:
+    """(title, lines) of the digest of alerts held back in an hour, or None when none were."""
+    start = dt.datetime.fromisoformat(payload["hour"])
+    count = caps.held(f"{channel}:{payload['recipient']}", start)
+    db.session.commit()
+    if not count:
+        return None
+    local = start.astimezone(settings().office_timezone)
+    cap = settings().alerts_per_hour
+    title = f"{count} new request{'s' if count > 1 else ''}"
+    path = current_app.url_map.bind("").build("staff.requests.index")
+    return title, [
+        f"{title} since {local.hour}:{local:%M %Z}, past the {cap} alerts an hour "
+        "(ALERTS_PER_HOUR).",
+        f"See them on the dashboard: {settings().public_url.rstrip('/')}{path}",
+    ]
+
+
+def alert_digest_sms(payload: dict[str, Any]) -> None:
+    found = digest("sms", payload)
+    if found is not None:
+        sms(payload["recipient"], " ".join(found[1]))
+
+
+def alert_digest_email(payload: dict[str, Any]) -> None:
+    found = digest("email", payload)
+    if found is not None:
+        send_email(payload["recipient"], found[0], "\n".join(found[1]) + "\n")
 
 
 def sms(to: str, body: str) -> None:
@@ -182,6 +239,37 @@ ALERT_EMAIL = jobs.JobKind(
     time_limit=100,  # several SMTP steps, each bounded by SMTP_TIMEOUT
 )
 KINDS = {"sms": ALERT_SMS, "email": ALERT_EMAIL}
+
+
+def digest_key(channel: str) -> Callable[..., str]:
+    """One digest per recipient and hour; the recipient as a keyed hash (`caps.subject`)."""
+
+    def build(recipient: str, hour: str, **_: Any) -> str:
+        return f"digest:{channel}:{caps.subject(f'{channel}:{recipient}')}:{hour[:13]}"
+
+    return build
+
+
+# Alerts past ALERTS_PER_HOUR, told at the end of the hour in one message per recipient.
+DIGESTS = {
+    "sms": jobs.JobKind(
+        "digest-sms",
+        alert_digest_sms,
+        key=digest_key("sms"),
+        payload=("recipient", "hour"),
+        once=True,
+        max_attempts=5,
+        time_limit=60,
+    ),
+    "email": jobs.JobKind(
+        "digest-email",
+        alert_digest_email,
+        key=digest_key("email"),
+        payload=("recipient", "hour"),
+        max_attempts=5,
+        time_limit=100,
+    ),
+}
 
 
 def link(row: CallbackRequest) -> str:
@@ -284,13 +372,13 @@ def added_message(row: CallbackRequest) -> list[str]:
 
 def added_sms(payload: dict[str, Any]) -> None:
     row = request_or_none(payload["request_id"])
-    if row is not None:
+    if row is not None and within_cap("sms", payload["recipient"]):
         sms(payload["recipient"], " ".join(added_message(row)))
 
 
 def added_email(payload: dict[str, Any]) -> None:
     row = request_or_none(payload["request_id"])
-    if row is not None:
+    if row is not None and within_cap("email", payload["recipient"]):
         send_email(payload["recipient"], added_title(row), "\n".join(added_message(row)) + "\n")
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import undefer
 
 from ivr.background import jobs
 from ivr.db import db
-from ivr.phones import e164, parse_valid
+from ivr.messaging import policy
 from ivr.requests import history
 from ivr.requests.models import Call, CallbackRequest, RequestMessage
 from ivr.settings import settings
@@ -93,18 +93,32 @@ def calling_number(call_sid: str) -> str | None:
         return None
 
 
+def family_verdict(row: CallbackRequest) -> policy.Verdict:
+    """The number policy's verdict on the number to call the family on: the one they asked to be
+    called on, or else the one they called from, whichever the policy allows first
+    (`messaging/policy.py`); when neither is allowed, the verdict on the first given, so staff
+    read why."""
+    verdicts = [policy.for_calls(n) for n in (row.callback_number, row.caller_number) if n]
+    allowed = [v for v in verdicts if v.allowed]
+    return (allowed or verdicts or [policy.for_calls(None)])[0]
+
+
 def family_number(row: CallbackRequest) -> str | None:
-    """The number the family asked to be called on, or else the one they called from."""
-    for number in (row.callback_number, row.caller_number):
-        found = valid_number(number)
-        if found is not None:
-            return found
-    return None
+    """The number the hotline may call the family on, or None: never one the policy refuses."""
+    verdict = family_verdict(row)
+    return verdict.number if verdict.allowed else None
 
 
 def valid_number(number: str | None) -> str | None:
-    parsed = parse_valid(number or "")
-    return e164(parsed) if parsed is not None else None
+    """`number` in E.164 when the policy lets the hotline call it (a missed call's number)."""
+    verdict = policy.for_calls(number)
+    return verdict.number if verdict.allowed else None
+
+
+def country(number: str | None) -> str:
+    """The country of a valid number, for staff pages ("Mexico"); '' otherwise."""
+    verdict = policy.for_calls(number)
+    return verdict.country_name if verdict.number else ""
 
 
 def attempt_target(attempt: history.RequestEvent) -> tuple[str | None, str, str | None]:

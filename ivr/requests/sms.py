@@ -6,18 +6,24 @@ made from prompt files in the caller's language (`prompts/<lang>/sms/`): the ref
 firm's number and when to expect a call, from OFFICE_HOURS, and nothing else: phones are shared,
 so no names and no legal detail.
 
-It goes only to the valid number the call came from (never a withheld one), from the hotline's
-number or Messaging Service, as a `once` job: never sent twice, even when a worker dies
-mid-send. A failure that cannot have sent it (Twilio 5xx or 429, refused connection) is retried;
-one that will not change (21610 opted out, 21614 not a mobile number) is recorded on the request.
-The text is queued by the request service (`service/callers.text_reference`); Twilio's delivery
-statuses come back to a signed webhook (`voice/closing.py`, `sms_status`) and are recorded by
-`service/callers.record_text_status`.
+It goes only to the number the call came from (never a withheld one), and only when the number
+policy allows texting it (`messaging/policy.py`: a mobile in TEXT_COUNTRIES, never premium or
+satellite numbers): a caller ID can be set to anything, and SMS pumping fraud sets it to numbers
+that pay the fraudster. The caps of `messaging/caps.py` apply: one text per number in 24 hours
+and TEXTS_PER_DAY in all, past which the offer is not made and the alert recipients are told
+once that day (`CAP_NOTICE`, here). It is sent from the hotline's number or Messaging Service,
+as a `once` job: never sent twice, even when a worker dies mid-send. A failure that cannot have
+sent it (Twilio 5xx or 429, refused connection) is retried; one that will not change (21610
+opted out, 21614 not a mobile number) is recorded on the request. The text is queued by the
+request service (`service/callers.text_reference`), with the policy and the caps; Twilio's
+delivery statuses come back to a signed webhook (`voice/closing.py`, `sms_status`) and are
+recorded by `service/callers.record_text_status`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,8 +34,11 @@ from ivr.calls.calendar import now, office
 from ivr.calls.hours import spoken_days
 from ivr.calls.twiml import prompts
 from ivr.db import db
+from ivr.messaging import policy
+from ivr.messaging.email import send_email
 from ivr.messaging.gateway import MaybeSent, Refused, Unreachable, gateway
 from ivr.phones import phone
+from ivr.requests import alerts
 from ivr.requests.models import CallbackRequest
 from ivr.settings import settings
 
@@ -95,6 +104,62 @@ def body(lang: str, reference: str) -> str:
     )
 
 
+class TextQueued(enum.Enum):
+    """What became of a caller's "press 1 for a text" (`service/callers.text_reference`)."""
+
+    QUEUED = "queued"
+    ALREADY = "already"  # this number got a reference text in the last 24 hours
+    FAILED = "failed"  # refused by the policy, today's texts used up, or the database failed
+
+    def __bool__(self) -> bool:
+        return self is TextQueued.QUEUED
+
+
+def cap_notice(day: str) -> tuple[str, str]:
+    cap = settings().texts_per_day
+    title = f"Reference texts stopped for {day}: {cap} sent (TEXTS_PER_DAY)"
+    return title, (
+        f"{title}. Callers are no longer offered the reference by text today. "
+        "More texts than usual can mean SMS pumping fraud: see the README, "
+        "'Toll fraud and SMS pumping'."
+    )
+
+
+def cap_notice_sms(payload: dict[str, Any]) -> None:
+    alerts.sms(payload["recipient"], cap_notice(payload["day"])[1])
+
+
+def cap_notice_email(payload: dict[str, Any]) -> None:
+    title, text = cap_notice(payload["day"])
+    send_email(payload["recipient"], title, text + "\n")
+
+
+def cap_notice_key(channel: str):
+    return lambda recipient, day, **_: f"text-cap:{day}:{channel}:{recipient}"
+
+
+# Once per recipient and office day (the key has the date); the SMS at most once, like alerts.
+CAP_NOTICE = {
+    "sms": jobs.JobKind(
+        "text-cap-sms",
+        cap_notice_sms,
+        key=cap_notice_key("sms"),
+        payload=("recipient", "day"),
+        once=True,
+        max_attempts=5,
+        time_limit=60,
+    ),
+    "email": jobs.JobKind(
+        "text-cap-email",
+        cap_notice_email,
+        key=cap_notice_key("email"),
+        payload=("recipient", "day"),
+        max_attempts=5,
+        time_limit=100,
+    ),
+}
+
+
 def status_url(request_id: int, lang: str) -> str | None:
     public = settings().public_url.rstrip("/")
     if not public:
@@ -129,6 +194,10 @@ def send_reference(payload: dict[str, Any]) -> None:
     db.session.commit()  # hold no connection while Twilio answers
     if row is None:
         return  # the request was deleted
+    refused = policy.for_texts(payload["to"])
+    if not refused.allowed:  # the policy changed since, or the job was queued by other means
+        record(request_id, "refused", refused.why)
+        raise jobs.Permanent(refused.why)
     config = settings()
     sender = (
         {"messaging_service_sid": config.sms_messaging_service_sid}

@@ -116,6 +116,7 @@ def helpers() -> dict:
         "statuses": STATUS_LABELS,
         "languages": display.LANGUAGES,
         "history": history,
+        "lookup": lookup,
     }
 
 

@@ -7,6 +7,14 @@ the menu offers "to add to your message, press 8". What they record then is stor
 `RequestMessage` on that request, flagged new for staff, instead of an unrelated request. One
 call still makes one recording: the row is keyed by the CallSid, like a request.
 
+Caller ID is not identity: anyone can set it (security.md M2), and for an immigration family
+that a number called this firm is itself sensitive. So the number is recognised only when the
+carrier fully attested it (STIR/SHAKEN: Twilio's `StirVerstat` is `TN-Validation-Passed-A`);
+any other call hears nothing of an earlier request and leaves a new one. And before a message
+joins an open request, the caller types that request's reference (`reference`): one retry, then
+the message becomes a new request ("we will take your message as a new one"). Nothing about a
+request, its day or its reference, is said to a caller not verified one of these two ways.
+
 Only a real caller ID is looked up (never 'Anonymous'). If the database fails, the call goes on
 as for a first call: the lookup finds nothing, or the added message is kept by the fallback as a
 request of its own, which staff see beside the first. The message is stored by the request
@@ -16,26 +24,31 @@ service (`service/callers.add_message`), which also queues its copy and its aler
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 
-from flask import Blueprint
+from flask import Blueprint, request, url_for
+from twilio.twiml.voice_response import VoiceResponse
 
 from ivr.calls.calendar import now, office
 from ivr.calls.prompts import Line
-from ivr.calls.twiml import prompts, twiml
+from ivr.calls.twiml import prompts, speak, twiml
 from ivr.requests import lookup
 from ivr.requests.models import CallbackRequest
 from ivr.settings import DAYS
 from ivr.voice import closing
+from ivr.voice.common import ask, attested
 from ivr.voice.connect import caller_id
 
 bp = Blueprint("again", __name__, url_prefix="/<any(en, es):lang>/again")
 
 OPEN_DAYS = 14
+TRIES = 2  # typing the reference: one retry, then the message is a new request
 
 
 def open_request(number: str, call_sid: str) -> CallbackRequest | None:
-    """The newest request from `number` not yet called back, from the last 14 days."""
-    if not caller_id(number):
+    """The newest request from `number` not yet called back, from the last 14 days; looked up
+    only for a fully attested caller ID (anyone else's `From` proves nothing)."""
+    if not attested() or not caller_id(number):
         return None
     return lookup.open_request(number, call_sid, since=now() - dt.timedelta(days=OPEN_DAYS))
 
@@ -77,3 +90,42 @@ def added(lang: str):
     """The ending for a message added to an open request: its reference, and the same
     questions as a first request (urgency, the reference by text)."""
     return twiml(closing.ending(lang, [prompts().line(lang, "added")]))
+
+
+def ask_reference(lang: str, lines: list[Line], tries: int):
+    return ask(
+        [*lines, prompts().line(lang, "reference_ask")],
+        "voice.again.reference_check",
+        num_digits=0,
+        post_empty=True,
+        lang=lang,
+        tries=tries,
+    )
+
+
+@bp.post("/reference")
+def reference(lang: str):
+    """Before a message joins the caller's open request: "please enter your reference number"."""
+    return ask_reference(lang, [], 0)
+
+
+@bp.post("/reference/check")
+def reference_check(lang: str):
+    """The reference typed right: record the message onto that request. Wrong: once more, then
+    the message is taken as a new request. Nothing is said of the request itself."""
+    typed = request.form.get("Digits", "")
+    tries = request.args.get("tries", 0, type=int) + 1
+    target = open_request(request.form.get("From", ""), request.form.get("CallSid", ""))
+    if target is not None and typed and hmac.compare_digest(typed, target.reference):
+        response = VoiceResponse()
+        response.redirect(
+            url_for("voice.callback.start", lang=lang, add=target.id, ref=target.reference)
+        )
+        return twiml(response)
+    if target is not None and tries < TRIES:
+        return ask_reference(lang, [prompts().line(lang, "reference_wrong")], tries)
+    response = VoiceResponse()
+    if target is not None:
+        speak(response, [prompts().line(lang, "reference_new")])
+    response.redirect(url_for("voice.callback.start", lang=lang, new="1"))
+    return twiml(response)

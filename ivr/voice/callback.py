@@ -51,15 +51,16 @@ def start(lang: str):
         speak(response, [prompts().line(lang, "already_recorded")])
         response.redirect(url_for("voice.again.added", lang=lang, ref=added))
         return twiml(response)
-    # A caller with an open request adds to it (`again.py`) rather than starting another.
-    target = again.open_request(request.form.get("From", ""), call_sid())
-    adding: dict[str, Any] = (
-        {"add": target.id, "ref": target.reference} if target is not None else {}
-    )
+    # A recognised caller with an open request adds to it (`again.py`) rather than starting
+    # another, once they have typed its reference; `add` is in the URL only after that.
+    adding = journey_args()
+    if not adding and again.open_request(request.form.get("From", ""), call_sid()) is not None:
+        return redirect("voice.again.reference", lang=lang)
     events.record("callback-started", lang)
     lines = [prompts().line(lang, "record_nothing")] if failed else []
     response = VoiceResponse()
-    speak(response, lines + [prompts().line(lang, "add_intro" if adding else "record_intro")])
+    intro = "add_intro" if "add" in adding else "record_intro"
+    speak(response, lines + [prompts().line(lang, intro)])
     response.record(
         action=url_for(
             "voice.callback.recorded", lang=lang, fails=failed, **adding, **final_args()
@@ -69,12 +70,27 @@ def start(lang: str):
         play_beep=True,
         timeout=10,
         trim="trim-silence",
-        recording_status_callback=url_for("voice.callback.recording_status", lang=lang, **adding),
+        recording_status_callback=url_for(
+            "voice.callback.recording_status",
+            lang=lang,
+            **{k: v for k, v in adding.items() if k != "new"},
+        ),
         recording_status_callback_event="completed",
     )
     # Reached only when Twilio heard nothing and recorded nothing.
-    response.redirect(url_for("voice.callback.start", lang=lang, fails=failed + 1, **final_args()))
+    response.redirect(
+        url_for("voice.callback.start", lang=lang, fails=failed + 1, **adding, **final_args())
+    )
     return twiml(response)
+
+
+def journey_args() -> dict[str, Any]:
+    """Which request this call's message is for, carried in our own (signed) URLs: `add` and
+    `ref` once the caller typed the open request's reference, `new` once they did not."""
+    args = request.args
+    if args.get("add", type=int):
+        return {"add": args.get("add", type=int), "ref": args.get("ref", "")}
+    return {"new": "1"} if args.get("new") == "1" else {}
 
 
 def recording_fields(lang: str) -> dict[str, Any]:
@@ -95,7 +111,9 @@ def recorded(lang: str):
     if not fields["recording_url"] or not fields["recording_duration"]:
         if hung_up:
             return twiml(VoiceResponse())
-        return redirect("voice.callback.start", lang=lang, fails=fails() + 1, **final_args())
+        return redirect(
+            "voice.callback.start", lang=lang, fails=fails() + 1, **journey_args(), **final_args()
+        )
     adding = request.args.get("add", type=int)
     if adding:  # a message added to the caller's open request
         callers.add_message(call_sid(), adding, request.form.get("From", ""), **fields)

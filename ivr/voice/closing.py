@@ -23,6 +23,7 @@ from ivr.reports import events
 from ivr.requests import sms
 from ivr.requests.service import callers
 from ivr.settings import settings
+from ivr.voice.common import attested
 from ivr.voice.connect import caller_id
 from ivr.voice.menus import Menu, Option, State
 
@@ -46,8 +47,11 @@ def reference_lines(lang: str, ref: str) -> list[Line]:
 
 
 def offers_text() -> bool:
-    """The text is offered only to a real number the call came from, when texts can be sent."""
-    return sms.enabled() and caller_id(request.form.get("From", "")) is not None
+    """The text is offered only to a real number the call came from that the number policy lets
+    the hotline text, while today's texts last (`callers.text_offer_allowed`); otherwise it is
+    simply not offered."""
+    own = caller_id(request.form.get("From", ""))
+    return own is not None and callers.text_offer_allowed(own)
 
 
 def gather(response: VoiceResponse, lines: list[Line], endpoint: str, lang: str) -> None:
@@ -93,17 +97,31 @@ def mark_urgent(lang: str, state: State) -> list[Line]:
 
 
 def send_text(lang: str, state: State) -> list[Line]:
-    """The reference by SMS to the number the call came from, never to another."""
+    """The reference by SMS to the number the call came from, never to another. A number
+    already texted in the last 24 hours gets no second text: a fully attested caller ID hears it
+    was sent, any other hears that no text can be sent now; both the reference again."""
     p = prompts()
     own = caller_id(request.form.get("From", ""))
     ref = request.args.get("ref", "")
     if not (own and sms.enabled()):
         events.record("text-refused", lang, "no caller ID")  # asked, but policy says no
         return []
-    if callers.text_reference(ref, own, request.form.get("CallSid", "")):
+    queued = callers.text_reference(ref, own, request.form.get("CallSid", ""))
+    if queued is sms.TextQueued.QUEUED:
         events.record("text-sent", lang)
         return [p.line(lang, "sms_sent")]
-    events.record("text-failed", lang, "not queued")
+    if queued is sms.TextQueued.ALREADY:
+        events.record("text-refused", lang, "one a day")
+        if attested():  # one text a day: the reference once more
+            return [
+                p.line(lang, "sms_already_sent"),
+                p.line(lang, "sms_write_down"),
+                *reference_lines(lang, ref),
+            ]
+        # To a caller ID anyone could have set, the same words as for any text not sent: that
+        # the number called the firm today is the family's business.
+    else:
+        events.record("text-failed", lang, "not queued")
     return [p.line(lang, "sms_unavailable"), *reference_lines(lang, ref)]
 
 

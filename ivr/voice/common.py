@@ -65,6 +65,16 @@ def redirect(endpoint: str, **values: Any) -> Response:
     return twiml(response)
 
 
+# STIR/SHAKEN: the originating carrier knows the customer and that they may use this number.
+ATTESTED = "TN-Validation-Passed-A"
+
+
+def attested() -> bool:
+    """Whether the carrier fully attested this call's caller ID (Twilio's `StirVerstat`): the
+    only caller ID the hotline takes as the caller's own, to speak of an earlier request."""
+    return request.form.get("StirVerstat") == ATTESTED
+
+
 def final() -> bool:
     """True on the caller's last round: after the help menu, or after the database failed.
 

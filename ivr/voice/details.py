@@ -2,6 +2,10 @@
 
 Each step updates the request stored in step 1 (`callback.py`); the URLs stay under
 /voice/<lang>/callback, the endpoints are `voice.details.*`.
+
+Only a number the hotline may call is kept (`messaging/policy.py`): a typed premium-rate,
+satellite or far-away number is refused with the reason in plain words, and the caller is asked
+for another; a caller ID the policy refuses is not read back as the number to call.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from flask import Blueprint, Response, current_app, request
 
 from ivr.calls.prompts import Line
 from ivr.calls.twiml import prompts, spoken_number, twiml
+from ivr.messaging import policy
 from ivr.phones import e164, parse_valid, region
 from ivr.reports import events
 from ivr.requests.service import callers
@@ -45,9 +50,15 @@ NUMBER: Menu[str | None] = Menu(
 )
 
 
+def callable_own() -> str | None:
+    """The number the call came from, when the hotline may call it back."""
+    own = caller_id(request.form.get("From", ""))
+    return own if own and policy.for_calls(own).allowed else None
+
+
 def number_lines(lang: str) -> list[Line]:
     p = prompts()
-    own = caller_id(request.form.get("From", ""))
+    own = callable_own()
     if own:
         return [
             p.line(lang, "number_readback"),
@@ -59,7 +70,7 @@ def number_lines(lang: str) -> list[Line]:
 
 def number_timeout() -> int | None:
     """Short only when the caller just has to press 1 for the number read back to them."""
-    return NUMBER_TIMEOUT if caller_id(request.form.get("From", "")) else None
+    return NUMBER_TIMEOUT if callable_own() else None
 
 
 @bp.route("/number", methods=["POST"])
@@ -89,14 +100,17 @@ def typed_number(digits: str, caller: str | None) -> str | None:
 def number_choice(lang: str):
     ref = request.args.get("ref", "")
     digits = request.form.get("Digits", "")
-    own = caller_id(request.form.get("From", ""))
+    own = callable_own()
     chosen = NUMBER.choose(lang, digits, own=own)
+    refusal = policy.Refusal.INVALID if digits else None
     if chosen is None and len(digits) > 1:
-        chosen = typed_number(digits, own)
+        verdict = policy.for_calls(typed_number(digits, caller_id(request.form.get("From", ""))))
+        chosen, refusal = (verdict.number, None) if verdict.allowed else (None, verdict.refusal)
     if chosen is None:
         failed = fails() + 1
         if failed < settings().max_failures:
-            lines = [prompts().line(lang, "number_invalid")] if digits else []
+            # Why, in plain words ("we cannot call satellite phones"), then asked for another.
+            lines = [prompts().line(lang, refusal.prompt)] if refusal else []
             return ask(
                 lines + number_lines(lang),
                 "voice.details.number_choice",

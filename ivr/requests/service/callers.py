@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ivr.background import jobs
 from ivr.db import db
+from ivr.messaging import caps, policy
 from ivr.requests import alerts, fallback, lookup, recordings, references, sms
 from ivr.requests.models import Call, CallbackRequest, RequestMessage
 from ivr.settings import settings
@@ -204,30 +205,74 @@ def add_message(
         )
 
 
-def text_reference(reference: str, to: str, call_sid: str) -> bool:
-    """Queue the text of `reference` to `to` (`sms.py` sends it); False when it cannot be (no
-    such request yet, or the database fails), so the caller is told to write it down instead.
+def text_offer_allowed(number: str | None) -> bool:
+    """Whether to offer the reference by text to the caller at `number`: texts can be sent, the
+    number policy allows texting it (`messaging/policy.py`), and today's TEXTS_PER_DAY are not
+    all used (then the alert recipients are told, once that day). A failing database: no offer
+    (the text could not be queued anyway)."""
+    if not sms.enabled() or not policy.for_texts(number).allowed:
+        return False
+    try:
+        if caps.texts_left_today() > 0:
+            db.session.commit()
+            return True
+        tell_text_cap_reached()
+        db.session.commit()
+    except sa.exc.SQLAlchemyError as exc:
+        db.session.rollback()
+        current_app.logger.error("could not count today's texts: %s", jobs.reason(exc))
+    return False
 
-    The job key is the request and the call: Twilio's duplicate webhooks change nothing, while a
-    caller who calls again and asks again gets it again.
+
+def text_reference(reference: str, to: str, call_sid: str) -> sms.TextQueued:
+    """Queue the text of `reference` to `to` (`sms.py` sends it): QUEUED; ALREADY when `to` got
+    a reference text in the last 24 hours; FAILED when it cannot be (the policy refuses the
+    number, today's texts are used up, no such request yet, or the database fails), so the
+    caller is told to write it down instead. The text is counted (`caps.mark`) with its job.
+
+    The job key is the request and the call: Twilio's duplicate webhooks change nothing.
     """
+    if not policy.for_texts(to).allowed:
+        return sms.TextQueued.FAILED
     try:
         row = db.session.scalar(sa.select(CallbackRequest).filter_by(reference=reference))
         if row is None:
             db.session.rollback()
             current_app.logger.warning("no request %s to text (call %s)", reference, call_sid)
-            return False
+            return sms.TextQueued.FAILED
+        key = sms.REFERENCE_SMS.job_key(request_id=row.id, call_sid=call_sid)
+        if db.session.scalar(sa.select(jobs.Job.id).filter_by(key=key)) is not None:
+            db.session.rollback()
+            return sms.TextQueued.QUEUED  # Twilio posted the key press twice: queued already
+        if caps.texted_recently(to):
+            db.session.rollback()
+            return sms.TextQueued.ALREADY
+        if caps.texts_left_today() <= 0:
+            tell_text_cap_reached()
+            db.session.commit()
+            return sms.TextQueued.FAILED
         sms.REFERENCE_SMS.enqueue(request_id=row.id, call_sid=call_sid, to=to)
+        caps.mark(caps.TEXT, to)
         if row.sms_status is None:
             row.sms_status = "queued"
         db.session.commit()
-        return True
+        return sms.TextQueued.QUEUED
     except sa.exc.SQLAlchemyError as exc:
         db.session.rollback()
         current_app.logger.error(
             "could not queue the reference text for call %s: %s", call_sid, jobs.reason(exc)
         )
-        return False
+        return sms.TextQueued.FAILED
+
+
+def tell_text_cap_reached() -> None:
+    """Queue, once per office day, a notice to the alert recipients that today's texts are used
+    up (in the current transaction). A day of ordinary calls does not reach it: SMS pumping
+    might."""
+    day = caps.office_date().isoformat()
+    current_app.logger.warning("TEXTS_PER_DAY reached on %s: the text is no longer offered", day)
+    for channel, recipient in alerts.recipients():
+        sms.CAP_NOTICE[channel].enqueue(recipient=recipient, day=day)
 
 
 def record_text_status(request_id: int, sid: str, status: str, error_code: str | None) -> None:

@@ -13,6 +13,12 @@ a worker that dies mid-request to Twilio must not ring a phone twice. The page
 never talks to Twilio itself (it shares the web processes with the callers' webhooks). These calls
 are not recorded: a lawyer's call with a client's family is privileged, and recording it would
 need every party's consent (README, "Call-backs are not recorded").
+
+Only numbers the number policy lets the hotline call are dialled (`messaging/policy.py`:
+CALLBACK_COUNTRIES, never premium-rate or satellite numbers): checked when the button is drawn,
+when the job is placed and when the family's leg is dialled (`lookup.family_number`). The request
+card says why a number cannot be called, and its country (security.md M1: a typed +882 number
+was dialled).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from flask import current_app
 from ivr.accounts.models import StaffUser
 from ivr.background import jobs
 from ivr.db import db
+from ivr.messaging import policy
 from ivr.messaging.gateway import MaybeSent, Refused, Unreachable, gateway
 from ivr.requests import history, lookup
 from ivr.requests.lookup import attempt_target
@@ -36,15 +43,21 @@ RING_STAFF_SECONDS = 25  # the staff phone rings this long before its voicemail 
 
 def unavailable(row: CallbackRequest, user: StaffUser) -> str | None:
     """Why the Call back button cannot work for this request and person, or None."""
-    return unavailable_for(lookup.family_number(row), user)
+    return unavailable_because(lookup.family_verdict(row), user)
 
 
 def unavailable_for(number: str | None, user: StaffUser) -> str | None:
+    return unavailable_because(policy.for_calls(number), user)
+
+
+def unavailable_because(verdict: policy.Verdict, user: StaffUser) -> str | None:
     config = settings()
     if not (config.callback_from_number and config.twilio_account_sid and config.public_url):
         return "Call back needs CALLBACK_FROM_NUMBER, TWILIO_ACCOUNT_SID and PUBLIC_URL set."
-    if lookup.valid_number(number) is None:
+    if verdict.refusal is policy.Refusal.INVALID:
         return "No number to call."
+    if not verdict.allowed:
+        return f"The hotline will not call it: {verdict.why}"
     if not user.phone:
         return "Add your phone number on your profile to call back."
     return None

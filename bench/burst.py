@@ -294,6 +294,14 @@ class Run:
             wait_for(lambda: slow.thread.is_alive(), 5, "slow connections")
             time.sleep(max(2.0, args.slow / 200))  # all opened before the first caller
             self.result["slow_open_before"] = open_connections(self.web)
+        sampled: list[int] = []
+        if slow is not None:  # how many slow connections the web processes hold during the burst
+
+            def sample() -> None:
+                while not self.burst_over.wait(0.5):
+                    sampled.append(open_connections(self.web))
+
+            threading.Thread(target=sample, daemon=True).start()
         monitor.thread.start()
         self.burst.t0 = time.monotonic()
         gate.wait()
@@ -312,6 +320,10 @@ class Run:
                 "interval_s": args.slow_interval,
                 "closed_by_server": slow.closed_by_server,
                 "open_at_end": open_connections(self.web),
+                "open_during_min_median": [
+                    min(sampled, default=0),
+                    sorted(sampled)[len(sampled) // 2] if sampled else 0,
+                ],
             }
             slow.__exit__(None, None, None)
         with self.burst.progress:

@@ -42,7 +42,8 @@ def main() -> None:
         f"Slow connections: {slow['slow']['count']} held open (one byte every "
         f"{slow['slow']['interval_s']:g} s; {slow['slow_open_before']} open at the web "
         f"processes before the burst, {slow['slow']['open_at_end']} at its end, "
-        f"{slow['slow']['closed_by_server']} closed by the server).\n"
+        f"{slow['slow']['closed_by_server']} closed by the server and opened again; during the "
+        f"burst min/median {slow['slow'].get('open_during_min_median')} open).\n"
     )
     print(
         "| webhook | server ms p50/p99/max, baseline | with slow connections "

@@ -15,7 +15,7 @@ mkdir -p bench/runs
 # only these, back to back, and prints the README's table with ratios against the baseline.
 hostile() {
   run pg-base --db pg --twilio ok --alerts --text
-  run pg-slow500 --db pg --twilio ok --alerts --text --slow 500
+  run pg-slow500 --db pg --twilio ok --alerts --text --slow 500 --slow-interval 1
   run pg-hang60 --db pg --twilio ok --alerts --text --fault hang-recover --hang-s 60
   $py -m bench.hostile "pg-base$sfx" "pg-slow500$sfx" "pg-hang60$sfx"
 }

@@ -1,12 +1,16 @@
 """Burst benchmark: N simultaneous signed calls over the whole call path, with faults.
 
-Reproduces the outside load test behind issue 9 (../shared/reviews/load.md) in code we own. The
-app starts as production starts it (`processes.py`: the Procfile's `release:`, `web:` with an
-access log of each request's server time, and `worker:` lines). N callers (`callers.py`, each the
-emulator's `Call` that the tests and `ivr call` use) then walk the callback path at once. Twilio's
-REST API is faked on loopback (`fake_twilio.py`; the app's `requests` honour HTTPS_PROXY):
-refused, answering (`ok`, `slow` = 3 s) or black-holed (`hang`). A fault (`faults.py`) may fire
-mid-burst. After a settle period the database is checked against what every caller gave and
+Reproduces the outside load test behind issue 9 (../shared/reviews/load.md) in code we own. The app
+starts as production starts it (`processes.py`: the Procfile's `release:`, `web:` with an access log
+of each request's server time, and `worker:` lines). N callers (`callers.py`, each the emulator's
+`Call` that the tests and `ivr call` use) then walk the callback path at once. Twilio's REST API is
+faked on loopback (`fake_twilio.py`; the app's `requests` honour HTTPS_PROXY): refused, answering
+(`ok`, `slow` = 3 s) or black-holed (`hang`). A fault (`faults.py`) may fire mid-burst;
+`hang-recover` hangs the API (and mail) for `--hang-s` from the burst's start and then times how
+long until all background work is done. `--slow N` holds N slow connections open against the web
+server during the whole burst (`slowclients.SlowClients`: a POST's headers, then one byte of body
+every `--slow-interval` s). `--text` has every caller ask for the reference by text at the end
+(SMS_FROM is set). After a settle period the database is checked against what every caller gave and
 heard, and the figures are printed (`report.py`).
 
 Not a test: timings on a shared machine are noisy. Run by hand from the repository's root, e.g.
@@ -39,8 +43,10 @@ from bench import faults, report
 from bench.callers import HOST, Burst, Caller, Dropped
 from bench.faults import FAULTS, BenchPostgres
 from bench.processes import Monitor, Processes, children, free_port, read_procfile, wait_for
+from bench.slowclients import SlowClients
 from ivr.calls.prompts import Prompts
 from ivr.devtools.emulator import Ear
+from tests.test_hanging_api import Endpoint
 
 HERE = Path(__file__).resolve().parent
 RUNS = HERE / "runs"
@@ -62,6 +68,7 @@ class Run:
                 args.twilio,
                 *([args.fault] if args.fault else []),
                 *(["alerts"] if args.alerts else []),
+                *([f"slow{args.slow}"] if args.slow else []),
                 *(["open"] if args.open else []),
             ]
         )
@@ -93,6 +100,8 @@ class Run:
         }
         self.faults: list[dict] = []
         self.burst_over = threading.Event()
+        self.hung: list[tuple[Endpoint, tuple[str, int]]] = []  # hang-recover: (endpoint, target)
+        self.answered_at = 0.0
 
     # Setting up --------------------------------------------------------------------------------
     def office_hours(self) -> str:
@@ -178,6 +187,11 @@ class Run:
         )
         wait_for(lambda: (self.dir / "ca.pem").exists(), 20, "the fake Twilio API")
         proxy = f"http://127.0.0.1:{free_port() if args.twilio == 'refuse' else proxy_port}"
+        if args.fault == "hang-recover":  # hung until faults.hang lets them through
+            api, mail = Endpoint(), Endpoint()
+            self.hung = [(api, ("127.0.0.1", proxy_port)), (mail, ("127.0.0.1", smtp_port))]
+            proxy = f"http://127.0.0.1:{api.port}"
+            smtp_port = mail.port
         env.update(
             {
                 "HTTPS_PROXY": proxy,
@@ -194,6 +208,8 @@ class Run:
                     "ALERT_SMS_FROM": "+13125550198",
                 }
             )
+        if args.text:
+            env["SMS_FROM"] = "+13125550197"
         for item in args.env:
             name, _, value = item.partition("=")
             env[name] = value
@@ -217,6 +233,7 @@ class Run:
             self.worker = self.procs.start(self.procfile["worker"], env, self.dir / "worker.log")
         ear = Ear(Prompts(self.root / "prompts"))
         self.burst = Burst(self.port, self.token, self.account, ear)
+        self.burst.text = self.args.text
         probe = Caller(self.burst, -1, 0).call
         deadline = time.monotonic() + 60
         retries = 0
@@ -271,6 +288,20 @@ class Run:
         fault = (
             threading.Thread(target=faults.fire, args=(self,), daemon=True) if args.fault else None
         )
+        slow = None
+        if args.slow:
+            slow = SlowClients(self.port, args.slow, args.slow_interval, "body").__enter__()
+            wait_for(lambda: slow.thread.is_alive(), 5, "slow connections")
+            time.sleep(max(2.0, args.slow / 200))  # all opened before the first caller
+            self.result["slow_open_before"] = open_connections(self.web)
+        sampled: list[int] = []
+        if slow is not None:  # how many slow connections the web processes hold during the burst
+
+            def sample() -> None:
+                while not self.burst_over.wait(0.5):
+                    sampled.append(open_connections(self.web))
+
+            threading.Thread(target=sample, daemon=True).start()
         monitor.thread.start()
         self.burst.t0 = time.monotonic()
         gate.wait()
@@ -283,11 +314,25 @@ class Run:
         for thread in status_threads:
             thread.join()
         wall = time.monotonic() - self.burst.t0
+        if slow is not None:
+            self.result["slow"] = {
+                "count": args.slow,
+                "interval_s": args.slow_interval,
+                "closed_by_server": slow.closed_by_server,
+                "open_at_end": open_connections(self.web),
+                "open_during_min_median": [
+                    min(sampled, default=0),
+                    sorted(sampled)[len(sampled) // 2] if sampled else 0,
+                ],
+            }
+            slow.__exit__(None, None, None)
         with self.burst.progress:
             self.burst_over.set()
             self.burst.progress.notify_all()
         if fault:
             fault.join()
+        if args.fault == "hang-recover":
+            self.result["recovery"] = faults.wait_for_jobs(self)
         if self.pg:
             self.pg.ensure_started()
         self.result["wall_s"] = round(wall, 2)
@@ -299,6 +344,30 @@ class Run:
         self.result["idle_after"] = monitor.snapshot()
         self.result["peak"] = monitor.peak
         self.callers = callers
+
+
+def open_connections(web: subprocess.Popen | None) -> int:
+    """Established TCP connections held by the web processes (from /proc, as `ss` would)."""
+    if web is None:
+        return 0
+    inodes = set()
+    for pid in [web.pid, *children(web.pid)]:
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except OSError:
+            continue
+    established = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                established += fields[3] == "01" and fields[9] in inodes
+        except OSError:
+            continue
+    return established
 
 
 def git_head(root: Path) -> str:
@@ -332,6 +401,16 @@ def main() -> None:
         help="when the fault happens, as a fraction of the burst's requests",
     )
     parser.add_argument("--down-s", type=float, default=10.0, help="pgstop: seconds stopped")
+    parser.add_argument(
+        "--hang-s", type=float, default=60.0, help="hang-recover: seconds the API hangs"
+    )
+    parser.add_argument(
+        "--slow", type=int, default=0, help="slow connections held open during the burst"
+    )
+    parser.add_argument("--slow-interval", type=float, default=5.0, help="seconds between bytes")
+    parser.add_argument(
+        "--text", action="store_true", help="every caller asks for the reference by text"
+    )
     parser.add_argument(
         "--alerts",
         action="store_true",

@@ -4,13 +4,12 @@ Every caller is `ivr.devtools.emulator.Call` (the driver the tests and `ivr call
 `HttpClient` to the Procfile's gunicorn, so it signs, follows `action` and `<Redirect>` URLs,
 collects keys and leaves its recording exactly as the tests' callers do. What is the bench's own:
 which keys each caller presses (language, a topic, the next topic, the callback key, the number
-kept, an A-number), the recording status callback sent 0-1.5 s later from another thread (as
-Twilio's arrives), the router's headers, and a record of every request (client time, outcome)
-joined later with gunicorn's access log by its `X-Bench-Id`. A webhook slower than 15 s cuts the
-caller off, as Twilio's webhook timeout does. What the caller heard (the reference read back,
-the storage-failure or error messages) is recognised by the emulator's `Ear`, which reads the
-words through the app's own `Prompts`.
-"""
+kept, an A-number, with `--text` "not urgent" and then "text me my reference"), the recording status
+callback sent 0-1.5 s later from another thread (as Twilio's arrives), the router's headers, and a
+record of every request (client time, outcome) joined later with gunicorn's access log by its
+`X-Bench-Id`. A webhook slower than 15 s cuts the caller off, as Twilio's webhook timeout does. What
+the caller heard (the reference read back, the storage-failure or error messages) is recognised by
+the emulator's `Ear`, which reads the words through the app's own `Prompts`."""
 
 from __future__ import annotations
 
@@ -98,6 +97,7 @@ class Burst:
         self.progress = threading.Condition(self.lock)
         self.t0 = time.monotonic()
         self.status_threads: list[threading.Thread] = []
+        self.text = False  # at the end, ask for the reference by text (SMS_FROM must be set)
 
     def record(self, request: dict) -> None:
         with self.lock:
@@ -202,6 +202,7 @@ class Caller:
         call.answer()
         says = said(call.chain)
         topics = 0
+        earlier: list[str] = []  # what was said before the text offer (the reference)
         for _ in range(40):
             tags = {child.tag for child in call.document()}
             if "Gather" in tags:
@@ -217,6 +218,10 @@ class Caller:
                     keys = "1"  # keep the number called from
                 elif path.endswith("/a-number/choice"):
                     keys = self.a_number + "#"
+                elif path.endswith("/closing/urgent") and self.burst.text:
+                    keys = "2"  # not urgent: the reference again, then the text offer
+                elif path.endswith("/closing/text") and self.burst.text:
+                    keys, earlier = "1", says  # text me my reference
                 elif "/closing/" in path:
                     break  # the reference was read back; the caller hangs up (no urgency)
                 else:
@@ -233,6 +238,7 @@ class Caller:
             else:
                 break
         ear = self.burst.ear
+        says = earlier + says
         self.heard = {
             "reference": ear.number_after(says, "reference_number"),
             "save_failed": ear.heard(says, "save_failed"),

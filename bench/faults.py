@@ -4,26 +4,33 @@
   the fault tests use too) restarted, or stopped for `--down-s` seconds; never the shared one.
 - `kill-web`: `kill -9` of one gunicorn worker (the master boots another).
 - `kill-worker`: `kill -9` of the worker process, which the platform then restarts.
+- `hang-recover`: Twilio's API (the fake one, behind HTTPS_PROXY) and the mail server hang from the
+  burst's start for `--hang-s` seconds, then answer: the loopback `Endpoint` of
+  tests/test_hanging_api.py and bench/hang_recover.py (accepts and never answers, then relays to
+  the real fake). `wait_for_jobs` then times how long until every alert, copy, deletion and text
+  is done after the API answered again.
 """
 
 from __future__ import annotations
 
+import http.client
 import math
 import os
 import random
 import signal
 import threading
 import time
+from collections import Counter
 from typing import TYPE_CHECKING
 
-from bench.callers import REQUESTS_PER_CALL
+from bench.callers import HOST, REQUESTS_PER_CALL, ROUTER_HEADERS
 from bench.processes import children, signal_group
 from tests.pg_server import PgServer
 
 if TYPE_CHECKING:
     from bench.burst import Run
 
-FAULTS = ["pgrestart", "pgstop", "kill-web", "kill-worker"]
+FAULTS = ["pgrestart", "pgstop", "kill-web", "kill-worker", "hang-recover"]
 
 
 class BenchPostgres:
@@ -66,6 +73,9 @@ class BenchPostgres:
 def fire(run: Run) -> None:
     """Wait for the burst to reach `--at`, then do the run's fault; note what happened."""
     args, burst = run.args, run.burst
+    if args.fault == "hang-recover":
+        hang(run)
+        return
     target = math.ceil(args.at * args.calls * REQUESTS_PER_CALL)
     with burst.progress:
         fired = burst.progress.wait_for(
@@ -112,3 +122,69 @@ def fire(run: Run) -> None:
             event["restarted_pid"] = run.worker.pid
     event["done_s"] = round(time.monotonic() - burst.t0, 2)
     run.faults.append(event)
+
+
+def hang(run: Run) -> None:
+    """The API and the mail server hung since the burst started; after --hang-s they answer."""
+    args, burst = run.args, run.burst
+    time.sleep(max(0.0, burst.t0 + args.hang_s - time.monotonic()))
+    for endpoint, target in run.hung:
+        endpoint.answer(target)
+    run.answered_at = time.monotonic()
+    run.faults.append(
+        {
+            "fault": "hang-recover",
+            "fired": True,
+            "hang_s": args.hang_s,
+            "answered_at_s": round(run.answered_at - burst.t0, 2),
+            "connections_held": sum(endpoint.accepted for endpoint, _ in run.hung),
+        }
+    )
+
+
+def wait_for_jobs(run: Run, limit: float = 900.0) -> dict:
+    """Poll the jobs table until nothing is pending or running (or `limit` seconds after the API
+    answered): the seconds from the API answering again until then, and the jobs by kind."""
+    import sqlalchemy as sa
+
+    url = run.database_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    engine = sa.create_engine(url)
+    incidents = sa.inspect(engine).has_table("worker_incidents")  # issue 19 point 3
+    health: Counter[int] = Counter()
+    delayed = None
+    try:
+        while True:
+            with engine.connect() as conn:
+                rows = conn.execute(
+                    sa.text("SELECT kind, status, count(*) FROM jobs GROUP BY kind, status")
+                ).all()
+            health[worker_health(run.port)] += 1  # as an uptime monitor would ask
+            waiting = sum(n for _, status, n in rows if status in ("pending", "running"))
+            since = time.monotonic() - run.answered_at
+            if not waiting or since > limit:
+                break
+            time.sleep(0.5)
+        if incidents:
+            with engine.connect() as conn:
+                delayed = conn.execute(sa.text("SELECT count(*) FROM worker_incidents")).scalar()
+    finally:
+        engine.dispose()
+    return {
+        "all_done": not waiting,
+        "done_after_answer_s": round(since, 1),
+        "jobs": {f"{kind} {status}": n for kind, status, n in sorted(rows)},
+        "healthz_worker": dict(health),
+        "delay_incidents": delayed,
+    }
+
+
+def worker_health(port: int) -> int:
+    """The status of /healthz/worker (0: no answer), through the router's headers."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", "/healthz/worker", headers={"Host": HOST, **ROUTER_HEADERS})
+        return conn.getresponse().status
+    except OSError:
+        return 0
+    finally:
+        conn.close()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The runs behind the README's burst table: 200 simultaneous calls, 2 web workers, each fault.
-# Usage: bash bench/matrix.sh [APP_DIR] [TAG_SUFFIX]  (APP_DIR: a clean checkout, e.g. a worktree
+# Usage: bash bench/matrix.sh [APP_DIR] [TAG_SUFFIX] [hostile]  (APP_DIR: a clean checkout, e.g. a worktree
 # of main, so that a half-edited tree is not what gets measured). Summary lines: bench/runs/*.md
 set -u
 cd "$(dirname "$0")/.."
@@ -10,6 +10,16 @@ py=.venv/bin/python
 run() { tag=$1; shift; $py -m bench.burst --app-dir "$app" --calls 200 --workers 2 --tag "$tag$sfx" "$@" \
           > "bench/runs/$tag$sfx.out" 2>&1; tail -1 "bench/runs/$tag$sfx.out"; }
 mkdir -p bench/runs
+# The hostile network (issue 19): a baseline, 500 slow connections held open during the burst, and
+# Twilio's API (and mail) hung for 60 s then answering; all with alerts and texts. `hostile` runs
+# only these, back to back, and prints the README's table with ratios against the baseline.
+hostile() {
+  run pg-base --db pg --twilio ok --alerts --text
+  run pg-slow500 --db pg --twilio ok --alerts --text --slow 500 --slow-interval 1
+  run pg-hang60 --db pg --twilio ok --alerts --text --fault hang-recover --hang-s 60
+  $py -m bench.hostile "pg-base$sfx" "pg-slow500$sfx" "pg-hang60$sfx"
+}
+if [ "${3:-}" = hostile ]; then hostile; exit; fi
 run sqlite-refuse --db sqlite --twilio refuse
 run pg-refuse --db pg --twilio refuse
 run pg-hang --db pg --twilio hang
@@ -19,3 +29,4 @@ run pg-pgstop --db pg --twilio refuse --fault pgstop --down-s 10
 run pg-kill-web --db pg --twilio refuse --fault kill-web --at 0.4
 run pg-kill-worker --db pg --twilio ok --fault kill-worker --at 0.6
 run pg-ok-alerts --db pg --twilio ok --alerts
+hostile

@@ -280,6 +280,11 @@ def report(run: Run) -> None:
     print(f"database: {json.dumps(r.get('database'))}")
     print(f"twilio API: {json.dumps(r.get('twilio_events'))}")
     print(f"logs: {json.dumps(r.get('logs'))}")
+    print(f"load average before: {r.get('loadavg_before')}")
+    if "slow" in r:
+        print(f"slow connections: {json.dumps(r['slow'])} (open before: {r['slow_open_before']})")
+    if "recovery" in r:
+        print(f"after the API answered again: {json.dumps(r['recovery'])}")
     print("\n| process | idle before (RSS MB / threads) | peak | idle after |")
     print("|---|---|---|---|")
     for role in ("master", "web", "worker"):

@@ -389,6 +389,12 @@ class Settings(ServerSettings):
     job_backoff_max_seconds: Annotated[float, parsed(_more_than_zero)] = setting(
         "120", "Longest wait between retries, so work resumes within this long of an outage ending."
     )
+    worker_stall_seconds: Annotated[float, parsed(_more_than_zero)] = setting(
+        "120",
+        "Background work counts as delayed when a due job has waited this long or no worker has "
+        "beaten its heartbeat for this long: `/healthz/worker` answers 503 and the staff pages "
+        "show a banner until it catches up.",
+    )
     twilio_connect_timeout: Annotated[float, parsed(_more_than_zero)] = setting(
         "5", "Seconds to reach Twilio's API (through HTTPS_PROXY if set) before a job gives up."
     )

@@ -3,7 +3,11 @@
 `/` answers whoever opens the app's address (after `scripts/run`, or the deployed URL) with the
 firm's name and the way to the staff login, instead of a bare 404. `/healthz` tells the platform's
 health check (or an uptime monitor) whether this process and its database answer; it needs no
-login and says nothing about callers.
+login and says nothing about callers. `/healthz/worker` tells an uptime monitor whether background
+work (alerts, texts, copies, call-backs) keeps up: 503 while a due job has waited past
+WORKER_STALL_SECONDS or the worker's heartbeat is that old (`ivr/background/health.py`). It is a
+second endpoint, not part of `/healthz`, on purpose: a platform that takes a web process out of
+rotation when its health check fails must not stop answering calls because the worker stalled.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Flask, current_app, render_template
 from sqlalchemy.pool import NullPool
 
+from ivr.background import health
 from ivr.db import db
 from ivr.settings import settings
 
@@ -38,6 +43,35 @@ def healthz():
         )
         return {"status": "unavailable", "database": "not answering"}, 503, NO_STORE
     return {"status": "ok", "database": "ok"}, 200, NO_STORE
+
+
+@bp.get("/healthz/worker")
+def worker_health():
+    """Counts and ages only: no job's payload, no number, no name."""
+    try:
+        found = health.check()
+    except sa.exc.SQLAlchemyError as exc:
+        db.session.rollback()
+        current_app.logger.warning(
+            "worker health check: database not answering (%s)", exc_name(exc)
+        )
+        return {"status": "unavailable", "database": "not answering"}, 503, NO_STORE
+    body = {
+        "status": "delayed" if found.delayed else "ok",
+        "delayed_since": iso(found.delayed_since),
+        "oldest_due_job": iso(found.oldest_due),
+        "last_heartbeat": iso(found.last_beat),
+        "stall_seconds": settings().worker_stall_seconds,
+    }
+    return body, (503 if found.delayed else 200), NO_STORE
+
+
+def iso(moment):
+    return moment.isoformat(timespec="seconds") if moment is not None else None
+
+
+def exc_name(exc: sa.exc.SQLAlchemyError) -> str:
+    return type(getattr(exc, "orig", None) or exc).__name__
 
 
 def health_engine(app: Flask) -> sa.Engine:

@@ -3,11 +3,13 @@
 `Background` runs the job queue with JOB_CONCURRENCY threads (see `jobs.py`), runs the chores the
 composition root registered (`jobs.init_app`: apply a fallback file left on this machine; once a
 minute, queue copies of recordings that have none and the day's purge), and forgets finished jobs
-older than 30 days. It knows no job kind or chore by name: they are handed to it. It runs in its
-own process in production; a firm with a single dyno runs it inside each web process instead
-(WORKER_IN_WEB, started by gunicorn.conf.py), which is safe because a job holds no database
-connection while it waits on the network and the threads are bounded. SIGTERM lets running jobs
-end within the platform's grace period; a job cut short by SIGKILL is taken again after its lease.
+older than 30 days, and beats a heartbeat every 15 s (`health.py`: the web processes use it to tell
+staff and an uptime monitor when the worker has stalled). It knows no job kind or chore by name:
+they are handed to it. It runs in its own process in production; a firm with a single dyno runs it
+inside each web process instead (WORKER_IN_WEB, started by gunicorn.conf.py), which is safe because
+a job holds no database connection while it waits on the network and the threads are bounded.
+SIGTERM lets running jobs end within the platform's grace period; a job cut short by SIGKILL is
+taken again after its lease.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import threading
 import sqlalchemy as sa
 from flask import Flask
 
-from ivr.background import jobs
+from ivr.background import health, jobs
 from ivr.db import db, utcnow
 
 log = logging.getLogger("ivr.background.worker")
@@ -45,8 +47,18 @@ def housekeeping(app: Flask) -> None:
             log.warning("housekeeping skipped: %s", jobs.reason(exc))
 
 
+def heartbeat(app: Flask, worker: str) -> None:
+    with app.app_context():
+        try:
+            health.beat(worker)
+        except sa.exc.SQLAlchemyError as exc:  # the database is down: the jobs say so already
+            db.session.rollback()
+            log.debug("heartbeat skipped: %s", jobs.reason(exc))
+
+
 class Background:
-    """The job threads plus one housekeeping thread, all daemons, all stopped by `stop`."""
+    """The job threads plus a housekeeping and a heartbeat thread, all daemons, all stopped by
+    `stop`."""
 
     def __init__(self, app: Flask, concurrency: int | None = None) -> None:
         self.app = app
@@ -55,6 +67,8 @@ class Background:
         self.thread = threading.Thread(
             target=self._housekeeping, name="ivr-housekeeping", daemon=True
         )
+        # Its own thread: a long chore (the retention purge) must not make the worker look dead.
+        self.beats = threading.Thread(target=self._heartbeat, name="ivr-heartbeat", daemon=True)
 
     def start(self) -> None:
         log.info("background work started: %d job threads", self.jobs.concurrency)
@@ -62,10 +76,18 @@ class Background:
             chore(self.app)
         self.jobs.start()
         self.thread.start()
+        self.beats.start()
 
     def join(self, timeout: float = 25) -> None:
         self.jobs.join(timeout)
         self.thread.join(timeout)
+        self.beats.join(timeout)
+
+    def _heartbeat(self) -> None:
+        worker = health.worker_name()
+        while not self.stop.is_set():
+            heartbeat(self.app, worker)
+            self.stop.wait(health.HEARTBEAT_SECONDS)
 
     def _housekeeping(self) -> None:
         while not self.stop.is_set():
@@ -76,6 +98,7 @@ class Background:
 def run(app: Flask, *, once: bool = False, concurrency: int | None = None) -> None:
     """Run until SIGTERM or SIGINT (or, with `once`, until nothing is due)."""
     if once:
+        heartbeat(app, health.worker_name())
         housekeeping(app)
         log.info("ran %d job(s)", jobs.run_pending(app))
         return

@@ -6,16 +6,21 @@ view added later cannot forget to: the recordings hold names, detention places a
 
 from __future__ import annotations
 
+import logging
+
+import sqlalchemy as sa
 from flask import Blueprint, Flask, Response, render_template, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import NotFound
 
+from ivr.background import health
 from ivr.requests import alerts, retention
 from ivr.staff import (  # noqa: F401
     admin,
     auth,
     dashboard,
+    display,
     missed,
     profile,
     reports,
@@ -65,6 +70,21 @@ bp.after_request(admin.audit_views)
 def privacy_helpers() -> dict:
     """For templates: when a request's personal data goes, and whether it is gone."""
     return {"purge_date": retention.purge_date, "is_erased": retention.is_erased}
+
+
+@bp.context_processor
+def background_delay() -> dict:
+    """For base.html's banner: since when alerts and call-backs are delayed (office time), while
+    the worker is stalled. Checked on each staff page, so staff see it without asking."""
+    if not current_user.is_authenticated:
+        return {}
+    try:
+        found = health.check()
+    except sa.exc.SQLAlchemyError as exc:  # the page itself says what the database allows
+        logging.getLogger(__name__).debug("background check skipped: %s", exc)
+        return {}
+    since = found.delayed_since
+    return {"delayed_since": display.clock_time(since) if since is not None else None}
 
 
 @bp.after_request

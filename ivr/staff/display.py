@@ -53,6 +53,12 @@ def overdue(created_at: dt.datetime, now: dt.datetime | None = None) -> bool:
     return calendar.office().hours_between(created_at, now or utcnow()) > target
 
 
+def clock_time(moment: dt.datetime) -> str:
+    """Office time as staff say it: "10:42" today, "Mon 10:42" on another day."""
+    local = as_utc(moment).astimezone(office_tz())
+    return local.strftime("%H:%M" if local.date() == office_today() else "%a %H:%M")
+
+
 def local_title(moment: dt.datetime) -> str:
     """The office-time-zone time with its zone, for hovering over an age."""
     return as_utc(moment).astimezone(office_tz()).strftime("%a %Y-%m-%d %H:%M %Z")

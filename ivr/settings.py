@@ -7,6 +7,8 @@ frightened family). `ivr settings` prints this table; the README documents the s
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import re
 from collections.abc import Callable, Mapping
@@ -51,6 +53,19 @@ def _secret_key(value: str) -> str:
             "python3 -c 'import secrets; print(secrets.token_hex(32))'"
         )
     return value
+
+
+def _fernet_keys(value: str) -> list[str]:
+    keys = [part.strip() for part in value.split(",") if part.strip()]
+    for key in keys:
+        try:
+            if len(base64.urlsafe_b64decode(key.encode())) != 32:
+                raise ValueError
+        except (ValueError, binascii.Error):
+            raise ValueError(
+                "each key is 32 url-safe base64-encoded bytes (Fernet.generate_key())"
+            ) from None
+    return keys
 
 
 def _language(value: str) -> str:
@@ -345,6 +360,36 @@ SETTINGS: list[Setting] = [
         "data are deleted; calls' numbers go the same number of days after the call.",
     ),
     Setting(
+        "AUDIT_KEY",
+        "",
+        lambda v: _secret_key(v) if v else "",
+        "Key (at least 32 bytes, kept outside the database) of the audit log's HMAC chain, "
+        "checked by `ivr audit verify`. Empty: derived from SECRET_KEY (then rotating "
+        "SECRET_KEY makes older entries fail the check: set this once and keep it).",
+    ),
+    Setting(
+        "DATA_KEYS",
+        "",
+        _fernet_keys,
+        "Fernet keys (comma-separated, newest first) that encrypt staff TOTP secrets and the "
+        "fallback's copy in the log; older keys still decrypt, so a key can rotate (then "
+        "`ivr staff rotate-keys`). Empty: one key derived from SECRET_KEY. Make one with "
+        "python3 -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'",
+    ),
+    Setting(
+        "STAFF_LOCK_AFTER",
+        "50",
+        _positive_int,
+        "Wrong passwords or codes in a row (in total, from anywhere) that lock a staff account "
+        "until an admin unlocks it (`ivr staff unlock`); admins are alerted.",
+    ),
+    Setting(
+        "LISTEN_AUDIT_MINUTES",
+        "60",
+        _positive_int,
+        "A person's fetches of one recording within this many minutes are one audited listen.",
+    ),
+    Setting(
         "CALLBACK_TARGET_HOURS",
         "8",
         _positive_int,
@@ -357,6 +402,17 @@ SETTINGS: list[Setting] = [
         "Seconds an alert waits for the caller to finish (callback number, A-number).",
     ),
 ]
+
+
+SECRETS = {
+    "SECRET_KEY",
+    "TWILIO_AUTH_TOKEN",
+    "TWILIO_WEBHOOK_SHARED_KEYS",
+    "SMTP_URL",
+    "DATABASE_URL",
+    "AUDIT_KEY",
+    "DATA_KEYS",
+}
 
 
 def _raise(message: str):
@@ -377,7 +433,9 @@ def load(environ: Mapping[str, str]) -> dict[str, Any]:
         try:
             config[setting.name] = setting.parse(raw.strip())
         except ValueError as exc:
-            problems.append(f"{setting.name}={raw!r} is invalid: {exc}")
+            # A secret's value is never repeated: the message goes to the log and the console.
+            shown = "(hidden)" if setting.name in SECRETS else repr(raw)
+            problems.append(f"{setting.name}={shown} is invalid: {exc}")
     if "DYNO" in environ and config.get("FORWARDED_PROXIES") == 0:
         # On Heroku every request comes through its router: without trusting it, every request
         # looks like plain http, and the https redirect would send every caller round in a loop.

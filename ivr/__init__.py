@@ -13,7 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from ivr import db as database
 from ivr import settings
 from ivr.calls.prompts import Prompts
-from ivr.edge import limits
+from ivr.edge import limits, logmask
 from ivr.edge.signatures import Signatures
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -59,6 +59,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             "only. Unset FLASK_DEBUG (or set it to 0) where gunicorn serves the hotline."
         )
     logging.basicConfig(level=logging.INFO)
+    logmask.install()  # phone numbers and A-numbers never reach a log line (edge/logmask.py)
     # twilio-python logs every request and response at INFO (about ten lines per API call); the
     # jobs log their own one line per failure.
     logging.getLogger("twilio.http_client").setLevel(logging.WARNING)

@@ -5,7 +5,10 @@ goes on. Each kept step is one compact JSON line (with the reason, never a trace
 - appended and fsynced to FALLBACK_PATH (default: the instance folder), shared by the processes
   of one machine, so it survives a killed process;
 - and logged with the mark `IVR-JOURNAL`, so it also reaches the platform's log drain, from which
-  `ivr callbacks replay` recovers entries of a machine that is gone.
+  `ivr callbacks replay` recovers entries of a machine that is gone. The drain is outside
+  retention and erase, so the log's copy is a Fernet token (DATA_KEYS, edge/keys.py), never the
+  JSON: numbers, A-numbers and recording URLs cannot be read from it without the key, and
+  `ivr callbacks replay` decrypts it with the same settings.
 
 One thread per process (`Drainer`, started with the first kept entry or at start-up when the file
 is not empty) retries every FALLBACK_RETRY_SECONDS. While the database stays down it alerts staff
@@ -29,7 +32,10 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, current_app
 
+from ivr.edge import keys
+
 MARK = "IVR-JOURNAL "
+TOKEN = "gAAAA"  # how every Fernet token starts (version byte and time, base64)
 log = logging.getLogger("ivr.requests.fallback")
 
 
@@ -48,7 +54,7 @@ def keep(entry: dict[str, Any], error: BaseException | None = None) -> None:
             else type(error).__name__
         )
     line = json.dumps(entry, sort_keys=True, default=str, separators=(",", ":"))
-    log.warning("%s%s", MARK, line)
+    log.warning("%s%s", MARK, keys.encrypt(line))
     try:
         append(path(app), [line])
     except OSError as exc:  # the log line above is then the only copy
@@ -72,6 +78,12 @@ def read(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
         start = line.find(MARK)
         text = line[start + len(MARK) :] if start >= 0 else line
         text = text.strip()
+        if start >= 0 and text.startswith(TOKEN):
+            try:
+                text = keys.decrypt(text.split()[0])
+            except keys.InvalidToken:
+                log.warning("a journal line in the log does not open with DATA_KEYS: skipped")
+                continue
         if not text.startswith("{"):
             continue
         try:

@@ -28,12 +28,13 @@ from flask import (
 from flask_login import current_user, user_logged_in
 
 from ivr.accounts import audit
-from ivr.db import db
+from ivr.db import db, utcnow
 from ivr.requests import retention
 from ivr.requests.models import CallbackRequest
-from ivr.staff import display
+from ivr.staff import dashboard, display
 
 bp = Blueprint("admin", __name__)
+LISTENS = ("staff.requests.audio", "staff.requests.message_audio")
 AUDIT_PAGE = 500
 EXPORT_FILTERS = ("status", "language", "start", "end")  # `q` may be a phone number: not kept
 
@@ -61,17 +62,30 @@ def delete(request_id: int):
 
 def audit_views(response: Response) -> Response:
     """The staff blueprint's after_request: audit a recording heard or a CSV sent."""
-    if request.endpoint == "staff.requests.audio" and response.status_code in (200, 206):
-        # A player asks for byte ranges as it plays; one listen is the request from the start.
-        if request.headers.get("Range", "bytes=0-").startswith("bytes=0-"):
-            assert request.view_args is not None  # the endpoint matched, so its arguments are set
-            request_id = request.view_args["request_id"]
+    if request.endpoint in LISTENS and response.status_code in (200, 206):
+        # The first fetch of any byte range, per person and recording, within the window: a
+        # player asks for many ranges as it plays, and may start anywhere.
+        assert request.view_args is not None  # the endpoint matched, so its arguments are set
+        request_id = request.view_args["request_id"]
+        message_id = request.view_args.get("message_id")
+        detail = dashboard.added_message_text(message_id) if message_id else ""
+        me = current_user.username
+        recent = db.session.scalar(
+            sa.select(audit.AuditEntry.id)
+            .where(
+                audit.AuditEntry.action == "listen",
+                audit.AuditEntry.actor == me,
+                audit.AuditEntry.request_id == request_id,
+                audit.AuditEntry.detail == detail,
+                audit.AuditEntry.created_at > utcnow() - dashboard.listen_window(),
+            )
+            .limit(1)
+        )
+        if recent is None:
             reference = db.session.scalar(
                 sa.select(CallbackRequest.reference).where(CallbackRequest.id == request_id)
             )
-            audit.record(
-                "listen", current_user.username, request_id=request_id, reference=reference
-            )
+            audit.record("listen", me, request_id=request_id, reference=reference, detail=detail)
             db.session.commit()
     elif request.endpoint == "staff.requests.export" and response.status_code == 200:
         rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))[1:]

@@ -23,6 +23,7 @@ from flask import (
     Blueprint,
     Response,
     abort,
+    current_app,
     flash,
     redirect,
     render_template,
@@ -311,13 +312,15 @@ def call(request_id: int):
     return back_to(row)
 
 
-LISTEN_GAP = dt.timedelta(minutes=30)  # one "listened" per person per half hour, not per range
+def listen_window() -> dt.timedelta:
+    """A person's fetches of one recording within this long are one listen (a player fetches
+    many byte ranges, starting anywhere when someone skips ahead)."""
+    return dt.timedelta(minutes=current_app.config.get("LISTEN_AUDIT_MINUTES", 60))
 
 
-def note_listen(row: CallbackRequest) -> None:
-    """Record who listened: once per playing (a player fetches many byte ranges)."""
-    if request.range and request.range.ranges and request.range.ranges[0][0] not in (0, None):
-        return
+def note_listen(row: CallbackRequest, text: str = "") -> None:
+    """Record who listened in the request's history: the first fetch of any byte range per
+    person and recording within the window (the audit log's entry is admin.audit_views')."""
     me = current_user.username
     recent = db.session.scalar(
         sa.select(history.RequestEvent.id)
@@ -325,12 +328,13 @@ def note_listen(row: CallbackRequest) -> None:
             history.RequestEvent.request_id == row.id,
             history.RequestEvent.kind == "listen",
             history.RequestEvent.actor == me,
-            history.RequestEvent.created_at > utcnow() - LISTEN_GAP,
+            history.RequestEvent.text == text,
+            history.RequestEvent.created_at > utcnow() - listen_window(),
         )
         .limit(1)
     )
     if recent is None:
-        history.add(row.id, "listen", me)
+        history.add(row.id, "listen", me, text=text)
         db.session.commit()
 
 
@@ -364,9 +368,16 @@ def message_audio(request_id: int, message_id: int):
             status=404,
             mimetype="text/plain",
         )
+    request_row = get_or_404(request_id)
+    note_listen(request_row, text=added_message_text(message_id))
     return send_file(
         io.BytesIO(row.audio), mimetype=row.audio_type or "audio/mpeg", conditional=True, max_age=0
     )
+
+
+def added_message_text(message_id: int) -> str:
+    """How a listen to an added message is told apart from one to the request's recording."""
+    return f"added message {message_id}"
 
 
 CSV_COLUMNS = [

@@ -374,7 +374,7 @@ SETTINGS: list[Setting] = [
         "Fernet keys (comma-separated, newest first) that encrypt staff TOTP secrets and the "
         "fallback's copy in the log; older keys still decrypt, so a key can rotate (then "
         "`ivr staff rotate-keys`). Empty: one key derived from SECRET_KEY. Make one with "
-        "python3 -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'",
+        "`ivr keys new`.",
     ),
     Setting(
         "STAFF_LOCK_AFTER",

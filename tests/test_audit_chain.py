@@ -130,4 +130,3 @@ def test_each_entry_goes_to_the_log_without_the_address(app, caplog):
     copy = json.loads(line[len("AUDIT ") :])
     assert copy["actor"] == "ana" and copy["action"] == "login" and copy["mac"] == mac
     assert "10.9.8.7" not in line
-

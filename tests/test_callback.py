@@ -14,8 +14,8 @@ from ivr.background import jobs
 from ivr.calls.prompts import Prompts
 from ivr.commands import main
 from ivr.db import db
-from ivr.edge import keys
 from ivr.devtools.emulator import Call
+from ivr.edge import keys
 from ivr.requests import fallback
 from ivr.requests.models import CallbackRequest
 

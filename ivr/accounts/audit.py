@@ -149,7 +149,8 @@ def record(
     head = _lock_head()
     # The id is part of what is sealed, and an entry is never updated: take the next id under
     # the head's lock rather than from the database after the insert.
-    next_id = db.session.scalar(sa.select(sa.func.coalesce(sa.func.max(AuditEntry.id), 0))) + 1
+    last = db.session.execute(sa.select(sa.func.max(AuditEntry.id))).scalar_one()
+    next_id = (last or 0) + 1
     entry = AuditEntry(
         id=next_id,
         action=action,
@@ -228,4 +229,3 @@ def verify() -> Problem | None:
             f"written ending at entry {head.last_id}: entries were deleted or added",
         )
     return None
-

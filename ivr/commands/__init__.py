@@ -132,7 +132,7 @@ def worker_command(once: bool, concurrency: int | None) -> None:
 
 def _register_commands() -> None:
     from ivr.commands.audio import audio_group, call_command, prompts_group
-    from ivr.commands.audit import audit_group
+    from ivr.commands.audit import audit_group, keys_group
     from ivr.commands.staff import alerts_group, staff_group
     from ivr.commands.twilio import twilio_group
 
@@ -144,6 +144,7 @@ def _register_commands() -> None:
         alerts_group,
         twilio_group,
         audit_group,
+        keys_group,
     ):
         main.add_command(command)
 

@@ -57,3 +57,16 @@ def grants(app_role: str) -> None:
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", app_role):
         raise click.ClickException("a role name: lower-case letters, digits and _")
     click.echo(GRANTS.format(app=app_role), nl=False)
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """Keys kept outside the database (AUDIT_KEY, DATA_KEYS)."""
+
+
+@keys_group.command("new", with_appcontext=False)
+def new_key() -> None:
+    """Print a new random key, good for AUDIT_KEY or as a DATA_KEYS entry."""
+    from cryptography.fernet import Fernet
+
+    click.echo(Fernet.generate_key().decode())

@@ -26,6 +26,12 @@ def _derived(label: bytes) -> bytes:
     return hmac.new(secret, label, hashlib.sha256).digest()
 
 
+def derive(label: str, data: str) -> bytes:
+    """A value only the app can compute from `data` (HMAC with a key derived from SECRET_KEY)."""
+    key = _derived(b"ivr derive " + label.encode())
+    return hmac.new(key, data.encode(), hashlib.sha256).digest()
+
+
 def audit_key() -> bytes:
     key = current_app.config.get("AUDIT_KEY") or ""
     return key.encode() if key else _derived(b"ivr audit log chain")

@@ -164,6 +164,37 @@ def title(row: CallbackRequest) -> str:
     return f"{'URGENT: ' if row.urgent else ''}New callback request #{row.reference}"
 
 
+def account_locked(username: str, failures: int) -> None:
+    """Tell the alert recipients that a staff account locked itself (in the caller's
+    transaction): someone may be guessing its password or codes."""
+    moment = utcnow().isoformat(timespec="seconds")
+    for channel, recipient in recipients():
+        jobs.enqueue(
+            f"alert-locked-{channel}",
+            f"locked:{username}:{moment}:{channel}:{recipient}",
+            {"username": username, "failures": failures, "recipient": recipient},
+        )
+
+
+def locked_message(payload: dict[str, Any]) -> str:
+    return (
+        f"Hotline: staff account {payload['username']} was locked after {payload['failures']} "
+        "wrong passwords or codes in a row. If that was not them, someone is guessing. "
+        "Unlock it with `ivr staff unlock` or on the Accounts page."
+    )
+
+
+@jobs.handler("alert-locked-sms", once=True, max_attempts=5)
+def alert_locked_sms(payload: dict[str, Any]) -> None:
+    sms(payload["recipient"], locked_message(payload))
+
+
+@jobs.handler("alert-locked-email", max_attempts=5)
+def alert_locked_email(payload: dict[str, Any]) -> None:
+    subject = f"Staff account {payload['username']} locked"
+    send_email(payload["recipient"], subject, locked_message(payload) + "\n")
+
+
 def alert_directly(entries: list[dict[str, Any]]) -> list[str]:
     """While the database is down: alert staff now, from the kept entries, for each call that
     finished (or was left longer than the grace ago) and was not alerted yet. Returns the marks

@@ -1,6 +1,8 @@
 """Admin pages and the audit of what staff do with personal data.
 
 - `/staff/audit`: the audit log (admins only, see roles.py).
+- `/staff/accounts`: staff accounts; reset an account's two factors (a new one-time enrolment
+  code, shown once) or unlock one locked after too many wrong passwords or codes.
 - `POST /staff/requests/<id>/delete`: erase a request's personal data and recording now (and at
   Twilio), e.g. when a family asks; the anonymous row stays for the counts (see retention.py).
 - Listening and exporting are audited here, after the dashboard's own views answered, so the
@@ -28,10 +30,11 @@ from flask import (
 from flask_login import current_user, user_logged_in
 
 from ivr.accounts import audit
+from ivr.accounts.models import StaffUser
 from ivr.db import db, utcnow
 from ivr.requests import retention
 from ivr.requests.models import CallbackRequest
-from ivr.staff import dashboard, display
+from ivr.staff import dashboard, display, twofactor
 
 bp = Blueprint("admin", __name__)
 LISTENS = ("staff.requests.audio", "staff.requests.message_audio")
@@ -47,6 +50,43 @@ def audit_log():
     return render_template(
         "staff/audit.html", entries=entries, actions=audit.ACTIONS, fmt=display, page=AUDIT_PAGE
     )
+
+
+def accounts_page(code: str | None = None, code_for: str | None = None):
+    users = db.session.scalars(sa.select(StaffUser).order_by(StaffUser.username)).all()
+    return render_template(
+        "staff/accounts.html", users=users, code=code, code_for=code_for, fmt=display
+    )
+
+
+@bp.get("/accounts")
+def accounts():
+    return accounts_page()
+
+
+@bp.post("/accounts/<int:user_id>/reset-2fa")
+def reset_two_factors(user_id: int):
+    """A lost phone, or a new colleague: a new enrolment code, shown once on this page."""
+    user = db.session.get(StaffUser, user_id)
+    if user is None:
+        abort(404)
+    code = twofactor.reset_two_factors(user)
+    audit.record("account", current_user.username, detail=f"reset two factors of {user.username}")
+    db.session.commit()
+    response = accounts_page(code, user.username)
+    return response
+
+
+@bp.post("/accounts/<int:user_id>/unlock")
+def unlock(user_id: int):
+    user = db.session.get(StaffUser, user_id)
+    if user is None:
+        abort(404)
+    user.locked_at, user.failures = None, 0
+    audit.record("account", current_user.username, detail=f"unlocked {user.username}")
+    db.session.commit()
+    flash(f"{user.username} unlocked.")
+    return redirect(url_for("staff.admin.accounts"))
 
 
 @bp.post("/requests/<int:request_id>/delete")

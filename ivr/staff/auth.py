@@ -1,10 +1,13 @@
 """Staff accounts: log in, log out, and the login rate limits.
 
 Failed logins are counted in the database per username and address, and per username, so the
-limits hold across every web process. A login starts a new session and lasts
-PERMANENT_SESSION_LIFETIME (12 hours) from the moment it was made, however busy the session.
-Logging out replaces the account's session token, which ends every session of that account,
-including a copied cookie.
+limits hold across every web process. Those limits slow guessing down; they do not stop it (about
+1,900 guesses a day). So every wrong password, enrolment code or code also counts on the account,
+in a row and from anywhere: at STAFF_LOCK_AFTER the account locks until an admin unlocks it, and
+the staff alert recipients are told (NIST SP 800-63B: no more than 100). A login starts a new
+session and lasts PERMANENT_SESSION_LIFETIME (12 hours) from the moment it was made, however busy
+the session. Logging out replaces the account's session token, which ends every session of that
+account, including a copied cookie.
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
+from ivr.accounts import audit
 from ivr.accounts.models import LoginAttempt, StaffUser, new_session_token
 from ivr.db import db, utcnow
+from ivr.requests import alerts
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -132,6 +137,47 @@ def check_password(username: str, password: str) -> StaffUser | None:
     return user if user and valid else None
 
 
+LOCKED = (
+    "This account is locked after too many wrong passwords or codes. Ask an admin to unlock it."
+)
+
+
+def count_failure(user: StaffUser) -> bool:
+    """Count a wrong password or code against the account (committed); lock it, audit and alert
+    when the count reaches STAFF_LOCK_AFTER. Returns whether the account is locked now."""
+    db.session.rollback()
+    db.session.execute(
+        sa.update(StaffUser)
+        .where(StaffUser.id == user.id)
+        .values(failures=StaffUser.failures + 1)
+        .execution_options(synchronize_session=False)
+    )
+    failures, locked_at = db.session.execute(
+        sa.select(StaffUser.failures, StaffUser.locked_at).where(StaffUser.id == user.id)
+    ).one()
+    limit = current_app.config["STAFF_LOCK_AFTER"]
+    if locked_at is None and failures >= limit:
+        locked = db.session.execute(
+            sa.update(StaffUser)
+            .where(StaffUser.id == user.id, StaffUser.locked_at.is_(None))
+            .values(locked_at=utcnow(), session_token=new_session_token())
+            .execution_options(synchronize_session=False)
+        )
+        if locked.rowcount:  # type: ignore[attr-defined]
+            audit.record(
+                "account",
+                user.username,
+                detail=f"locked after {failures} wrong passwords or codes in a row",
+            )
+            alerts.account_locked(user.username, failures)
+            current_app.logger.error(
+                "staff account %r locked after %d wrong passwords or codes", user.username, failures
+            )
+        locked_at = utcnow()
+    db.session.commit()
+    return locked_at is not None
+
+
 @bp.get("/login")
 def login():
     if current_user.is_authenticated:
@@ -151,8 +197,13 @@ def login_post():
         return render_template("staff/login.html", form=form, error=error), 429
     user = check_password(username, form.password.data)
     if user is None:  # the attempt stays counted as a failure
+        known = db.session.scalar(sa.select(StaffUser).filter_by(username=username))
+        if known is not None and not known.locked_at and count_failure(known):
+            return render_template("staff/login.html", form=form, error=LOCKED), 403
         error = "Wrong username or password."
         return render_template("staff/login.html", form=form, error=error), 401
+    if user.locked_at:
+        return render_template("staff/login.html", form=form, error=LOCKED), 403
     db.session.execute(sa.delete(LoginAttempt).filter_by(username=username, ip=address()))
     db.session.commit()
     from ivr.staff.twofactor import after_password  # imports this module

@@ -39,6 +39,9 @@ REQUIRED = {
     "staff.requests.export": ADMIN,
     "staff.admin.audit": ADMIN,
     "staff.admin.delete": ADMIN,
+    "staff.admin.accounts": ADMIN,
+    "staff.admin.reset_two_factors": ADMIN,
+    "staff.admin.unlock": ADMIN,
 }
 
 

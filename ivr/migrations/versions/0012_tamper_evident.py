@@ -45,12 +45,8 @@ def upgrade() -> None:
             "totp_secret", existing_type=sa.String(length=64), type_=sa.String(length=255)
         )
         batch.add_column(sa.Column("enrol_code_hash", sa.String(length=64), nullable=True))
-        batch.add_column(
-            sa.Column("enrol_code_expires", sa.DateTime(timezone=True), nullable=True)
-        )
-        batch.add_column(
-            sa.Column("failures", sa.Integer(), nullable=False, server_default="0")
-        )
+        batch.add_column(sa.Column("enrol_code_expires", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("failures", sa.Integer(), nullable=False, server_default="0"))
         batch.add_column(sa.Column("locked_at", sa.DateTime(timezone=True), nullable=True))
     _seal_and_encrypt()
     if op.get_bind().dialect.name == "postgresql":

@@ -101,11 +101,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from ivr import site, staff, voice  # noqa: F401
     from ivr.calls import audio
-    from ivr.edge import https
+    from ivr.edge import headers, https
     from ivr.requests import fallback, recordings, retention  # noqa: F401
 
     app.before_request(limits.refuse_large_bodies)
     https.init_app(app)
+    headers.init_app(app)  # security headers on every response
     app.register_blueprint(voice.bp)
     app.register_blueprint(site.bp)
     audio.init_app(app)

@@ -64,7 +64,7 @@ def keys_group() -> None:
     """Keys kept outside the database (AUDIT_KEY, DATA_KEYS)."""
 
 
-@keys_group.command("new", with_appcontext=False)
+@keys_group.command("new")
 def new_key() -> None:
     """Print a new random key, good for AUDIT_KEY or as a DATA_KEYS entry."""
     from cryptography.fernet import Fernet

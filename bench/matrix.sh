@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 app=${1:-.}
 sfx=${2:-}
 py=.venv/bin/python
-run() { tag=$1; shift; $py bench/burst.py --app-dir "$app" --calls 200 --workers 2 --tag "$tag$sfx" "$@" \
+run() { tag=$1; shift; $py -m bench.burst --app-dir "$app" --calls 200 --workers 2 --tag "$tag$sfx" "$@" \
           > "bench/runs/$tag$sfx.out" 2>&1; tail -1 "bench/runs/$tag$sfx.out"; }
 mkdir -p bench/runs
 run sqlite-refuse --db sqlite --twilio refuse

@@ -99,10 +99,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             "play, and SMS alerts are off (fine for local use without a Twilio account)"
         )
 
-    from ivr import site, staff, voice  # noqa: F401
+    from ivr import site, staff, voice
+    from ivr.background import jobs
     from ivr.calls import audio
     from ivr.edge import headers, https
-    from ivr.requests import fallback, recordings, retention  # noqa: F401
+    from ivr.messaging import email, gateway
+    from ivr.requests import added, alerts, calling, fallback, recordings, retention, sms
 
     app.before_request(limits.refuse_large_bodies)
     https.init_app(app)
@@ -111,5 +113,28 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(site.bp)
     audio.init_app(app)
     staff.init_app(app)
+    # One Twilio gateway and one SMTP sender, with timeouts, for every job and command.
+    gateway.init_app(app)
+    email.init_app(app)
+    # Every kind of background job, registered here and nowhere else (docs/background.md).
+    jobs.init_app(
+        app,
+        kinds=(
+            alerts.ALERT_SMS,
+            alerts.ALERT_EMAIL,
+            alerts.LOCKED_SMS,
+            alerts.LOCKED_EMAIL,
+            added.ADDED_SMS,
+            added.ADDED_EMAIL,
+            sms.REFERENCE_SMS,
+            calling.STAFF_CALL,
+            recordings.COPY_RECORDING,
+            recordings.COPY_MESSAGE,
+            recordings.DELETE_RECORDING,
+            retention.RETENTION,
+        ),
+        every_minute=(recordings.queue_missing, retention.queue_daily),
+        at_start=(fallback.init_app,),
+    )
     fallback.init_app(app)
     return app

@@ -129,15 +129,13 @@ DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 @dataclass(frozen=True)
 class OfficeHours:
-    """Weekdays (0 = Monday) and an opening interval in the firm's time zone."""
+    """Weekdays (0 = Monday) and an opening interval in the firm's time zone; the arithmetic
+    over them (open now? the next opening, office hours between two instants) is the office
+    calendar's, `ivr/calls/calendar.py`."""
 
     days: frozenset[int]
     opens: dt.time
     closes: dt.time
-
-    def is_open(self, moment: dt.datetime, tz: ZoneInfo) -> bool:
-        local = moment.astimezone(tz)
-        return local.weekday() in self.days and self.opens <= local.time() < self.closes
 
 
 def office_hours(value: str) -> OfficeHours | None:
@@ -295,7 +293,37 @@ SETTINGS: list[Setting] = [
         "JOB_LEASE_SECONDS",
         "120",
         lambda v: _seconds(v) or _raise("must be more than 0"),
-        "A job whose worker died is taken again after this long (longer than any job runs).",
+        "A job whose worker died is taken again after this long; no attempt runs longer.",
+    ),
+    Setting(
+        "JOB_BACKOFF_SECONDS",
+        "15",
+        lambda v: _seconds(v) or _raise("must be more than 0"),
+        "Wait before a failed job's first retry; doubled each time up to JOB_BACKOFF_MAX_SECONDS.",
+    ),
+    Setting(
+        "JOB_BACKOFF_MAX_SECONDS",
+        "120",
+        lambda v: _seconds(v) or _raise("must be more than 0"),
+        "Longest wait between retries, so work resumes within this long of an outage ending.",
+    ),
+    Setting(
+        "TWILIO_CONNECT_TIMEOUT",
+        "5",
+        lambda v: _seconds(v) or _raise("must be more than 0"),
+        "Seconds to reach Twilio's API (through HTTPS_PROXY if set) before a job gives up.",
+    ),
+    Setting(
+        "TWILIO_READ_TIMEOUT",
+        "20",
+        lambda v: _seconds(v) or _raise("must be more than 0"),
+        "Seconds to wait for each part of Twilio's answer before a job gives up.",
+    ),
+    Setting(
+        "SMTP_TIMEOUT",
+        "20",
+        lambda v: _seconds(v) or _raise("must be more than 0"),
+        "Seconds each step of sending an e-mail may wait for the mail server.",
     ),
     Setting(
         "KEEP_RECORDINGS_AT_TWILIO",

@@ -8,7 +8,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,10 +19,36 @@ from ivr import PROJECT_ROOT, create_app
 from ivr.db import db
 from ivr.devtools.emulator import Call
 from ivr.migrate import upgrade
-from tests.pg_server import pg_server  # noqa: F401  (a fixture)
+from tests.pg_server import PgServer, Unavailable
 
 TOKEN = "test-auth-token-0123456789"
 FIRM = "+13125550100"
+
+
+def eventually(condition: Callable[[], object], timeout: float = 30, what: str = "") -> None:
+    """Wait until `condition()` holds, for work another thread or process does (a fallback
+    thread, a worker, a restarted server). The timeout is a deadline against a hang, not a
+    timing assertion; `what` says in the failure what was awaited."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not met within {timeout:g} s: {what or condition}")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A private PostgreSQL server for fault tests (only where TEST_POSTGRES_URL is set)."""
+    if not os.environ.get("TEST_POSTGRES_URL"):
+        pytest.skip("needs TEST_POSTGRES_URL and PostgreSQL's server binaries")
+    try:
+        server = PgServer.create()
+    except Unavailable as missing:
+        pytest.skip(f"needs {missing}")
+    try:
+        yield server
+    finally:
+        server.remove()
 
 
 def base_config(tmp_path: Path, **overrides) -> dict:

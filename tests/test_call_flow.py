@@ -8,11 +8,10 @@ import pytest
 import sqlalchemy as sa
 
 from ivr.calls.prompts import Prompts
-from ivr.db import db
+from ivr.db import as_utc, db
 from ivr.devtools.emulator import Call
 from ivr.edge import keys
 from ivr.requests.models import Call as CallRow
-from ivr.staff.display import as_utc
 from ivr.voice.welcome import spoken_language
 
 from .conftest import PROJECT_ROOT, TOKEN

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import secrets
 
@@ -19,7 +20,7 @@ from ivr.edge import keys
 from ivr.requests import fallback
 from ivr.requests.models import CallbackRequest
 
-from .conftest import PROJECT_ROOT, TOKEN
+from .conftest import PROJECT_ROOT, TOKEN, eventually
 
 REAL = Prompts(PROJECT_ROOT / "prompts")
 ACCOUNT = "AC" + "0" * 32
@@ -348,11 +349,8 @@ def break_table(app, broken: bool) -> None:
 
 def wait_applied(app, timeout: float = 20) -> None:
     """Wait (no timing asserted) for the process's fallback thread to apply the file."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while fallback.pending(app) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    with contextlib.suppress(AssertionError):  # the assertion below says what is left
+        eventually(lambda: not fallback.pending(app), timeout)
     assert not fallback.pending(app), fallback.path(app).read_text()
 
 

@@ -7,9 +7,11 @@ import datetime as dt
 import re
 
 import sqlalchemy as sa
+import time_machine
 from werkzeug.security import generate_password_hash
 
 from ivr.accounts.models import StaffUser
+from ivr.calls import calendar
 from ivr.commands import main
 from ivr.db import db
 from ivr.migrate import alembic_config
@@ -184,13 +186,76 @@ def test_overdue_counts_office_hours_only(make_app):
     friday_evening = dt.datetime(2026, 3, 6, 18, 0, tzinfo=tz)
     with app.app_context():
         monday_9 = dt.datetime(2026, 3, 9, 9, 0, tzinfo=tz)
-        assert display.office_hours_between(friday_evening, monday_9) == 0
+        assert calendar.office().hours_between(friday_evening, monday_9) == 0
         assert not display.overdue(friday_evening, dt.datetime(2026, 3, 9, 16, 59, tzinfo=tz))
         assert display.overdue(friday_evening, dt.datetime(2026, 3, 10, 9, 30, tzinfo=tz))
         friday_noon = dt.datetime(2026, 3, 6, 12, 0, tzinfo=tz)
-        assert display.office_hours_between(friday_noon, monday_9 + dt.timedelta(hours=1)) == 6
+        assert calendar.office().hours_between(friday_noon, monday_9 + dt.timedelta(hours=1)) == 6
     assert display.age(friday_evening, friday_evening + dt.timedelta(seconds=30)) == "just now"
     assert display.age(friday_evening, friday_evening + dt.timedelta(minutes=25)) == "25 min ago"
+
+
+def test_closed_days_do_not_count_towards_overdue(make_app):
+    """A request left the evening before a holiday is not Overdue during it: the dashboard counts
+    office hours with the same calendar as the calls, OFFICE_CLOSED_DATES included."""
+    app = make_app(
+        OFFICE_HOURS="mon-fri 09:00-17:00",
+        OFFICE_CLOSED_DATES="2026-12-24,2026-12-25",
+        CALLBACK_TARGET_HOURS="8",
+    )
+    tz = app.config["OFFICE_TIMEZONE"]
+    wednesday_evening = dt.datetime(2026, 12, 23, 18, 0, tzinfo=tz)
+    with app.app_context():
+        christmas_afternoon = dt.datetime(2026, 12, 25, 16, 0, tzinfo=tz)
+        assert calendar.office().hours_between(wednesday_evening, christmas_afternoon) == 0
+        assert not display.overdue(wednesday_evening, christmas_afternoon)
+        monday_after = dt.datetime(2026, 12, 28, 16, 0, tzinfo=tz)
+        assert calendar.office().hours_between(wednesday_evening, monday_after) == 7
+        assert not display.overdue(wednesday_evening, monday_after)
+        assert display.overdue(wednesday_evening, monday_after + dt.timedelta(hours=18))
+        # The calls follow the same days: closed on the holiday, open again on Monday at 9.
+        assert not calendar.office().is_open(christmas_afternoon)
+        assert calendar.office().next_opening(christmas_afternoon) == dt.datetime(
+            2026, 12, 28, 9, 0, tzinfo=tz
+        )
+
+
+def test_closed_days_shown_on_the_dashboard(make_app):
+    """On the holiday itself, the card of a request left the evening before is not Overdue;
+    two working days later it is. (Before one calendar, the dashboard ignored the closures.)"""
+    app = make_app(
+        OFFICE_HOURS="mon-fri 09:00-17:00",
+        OFFICE_CLOSED_DATES="2026-12-24,2026-12-25",
+        CALLBACK_TARGET_HOURS="8",
+    )
+    tz = app.config["OFFICE_TIMEZONE"]
+    with app.app_context():
+        db.session.add(
+            StaffUser(
+                username="ana", role="admin", password_hash=generate_password_hash(STAFF_PASSWORD)
+            )
+        )
+        db.session.add(
+            CallbackRequest(
+                call_sid="CA" + "1" * 32,
+                reference="100001",
+                language="es",
+                caller_number="+13125550123",
+                callback_number="+13125550123",
+                created_at=dt.datetime(2026, 12, 23, 18, 0, tzinfo=tz).astimezone(UTC),
+            )
+        )
+        db.session.commit()
+
+    def card_at(moment: dt.datetime) -> str:
+        with time_machine.travel(moment, tick=False):
+            client = app.test_client()
+            StaffAuth(client).login()
+            page = client.get("/staff/").get_data(as_text=True)
+        return dict(re.findall(r'data-reference="(\d+)"(.*?)</header>', page, re.S))["100001"]
+
+    assert "Overdue" not in card_at(dt.datetime(2026, 12, 25, 16, 0, tzinfo=tz))  # Christmas
+    assert "Overdue" in card_at(dt.datetime(2026, 12, 29, 10, 0, tzinfo=tz))  # 8 h + 1 h later
 
 
 def test_profile_phone_is_validated_and_saved(app, client, auth):

@@ -13,7 +13,7 @@ from ivr.accounts.audit import AuditEntry
 from ivr.background import jobs, worker
 from ivr.commands import main
 from ivr.db import db
-from ivr.requests import retention
+from ivr.requests import recordings, retention
 from ivr.requests.models import Call, CallbackRequest
 from tests.conftest import csrf_token
 
@@ -191,7 +191,7 @@ def test_admin_deletes_a_request_now_even_before_the_copy(app, client, auth, mak
     )
     delete = responses.delete(f"{RECORDINGS}/RE0003.json", status=204)
     with app.app_context():
-        jobs.enqueue("copy-recording", "copy-recording:RE0003", {"request_id": request_id})
+        recordings.COPY_RECORDING.enqueue(request_id=request_id, recording_sid="RE0003")
         db.session.commit()
     auth.login()
     page = client.get(f"/staff/requests/{request_id}").get_data(as_text=True)

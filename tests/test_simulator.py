@@ -110,7 +110,7 @@ def test_a_simulated_call_alerts_no_one(make_app, monkeypatch):
         assert alerts.sms_recipients() and alerts.email_recipients()  # alerts are really on
     sent = []
     monkeypatch.setattr(smtplib, "SMTP", lambda *a, **k: sent.append(("smtp", a)))
-    monkeypatch.setattr(alerts, "send_sms", lambda *a: sent.append(("sms", a)))
+    monkeypatch.setattr(alerts, "sms", lambda *a: sent.append(("sms", a)))
     monkeypatch.setattr(alerts, "send_email", lambda *a: sent.append(("email", a)))
 
     output = call(app, "--lang", "en", keys=["8", "m", "1", "#", "#", ""])

@@ -1,12 +1,13 @@
 """The worker (`ivr worker`, the Procfile's `worker:`): jobs, and a little housekeeping.
 
-`Background` runs the job queue with JOB_CONCURRENCY threads (see `jobs.py`), applies a fallback
-file left on this machine (see `fallback.py`), and once a minute queues copies of recordings that
-have none and forgets finished jobs older than 30 days. It runs in its own process in production;
-a firm with a single dyno runs it inside each web process instead (WORKER_IN_WEB, started by
-gunicorn.conf.py), which is safe because a job holds no database connection while it waits on the
-network and the threads are bounded. SIGTERM lets running jobs end within the platform's grace
-period; a job cut short by SIGKILL is taken again after its lease.
+`Background` runs the job queue with JOB_CONCURRENCY threads (see `jobs.py`), runs the chores the
+composition root registered (`jobs.init_app`: apply a fallback file left on this machine; once a
+minute, queue copies of recordings that have none and the day's purge), and forgets finished jobs
+older than 30 days. It knows no job kind or chore by name: they are handed to it. It runs in its
+own process in production; a firm with a single dyno runs it inside each web process instead
+(WORKER_IN_WEB, started by gunicorn.conf.py), which is safe because a job holds no database
+connection while it waits on the network and the threads are bounded. SIGTERM lets running jobs
+end within the platform's grace period; a job cut short by SIGKILL is taken again after its lease.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from flask import Flask
 
 from ivr.background import jobs
 from ivr.db import db, utcnow
-from ivr.requests import fallback, recordings, retention
 
 log = logging.getLogger("ivr.background.worker")
 HOUSEKEEPING_SECONDS = 60
@@ -31,11 +31,11 @@ KEEP_FINISHED = dt.timedelta(days=30)
 def housekeeping(app: Flask) -> None:
     with app.app_context():
         try:
-            recordings.queue_missing()
-            retention.queue_daily()  # the day's purge; its key holds the date, so once a day
+            for chore in jobs.registry(app).every_minute:
+                chore()
             db.session.execute(
                 sa.delete(jobs.Job).where(
-                    jobs.Job.status.in_(("done", "failed")),
+                    jobs.Job.status.in_((jobs.JobStatus.done.value, jobs.JobStatus.failed.value)),
                     jobs.Job.finished_at < utcnow() - KEEP_FINISHED,
                 )
             )
@@ -58,7 +58,8 @@ class Background:
 
     def start(self) -> None:
         log.info("background work started: %d job threads", self.jobs.concurrency)
-        fallback.init_app(self.app)
+        for chore in jobs.registry(self.app).at_start:
+            chore(self.app)
         self.jobs.start()
         self.thread.start()
 

@@ -1,4 +1,7 @@
-"""Whether the office is open, and the office hours said aloud, from the settings alone.
+"""The office hours said aloud: closed now or today, when the office reopens, the weekly hours.
+
+Whether the office is open, and when it opens next, is the office calendar's to say
+(`calendar.py`); this module only puts its answers into words.
 
 The hours a caller hears are built from OFFICE_HOURS, OFFICE_TIMEZONE and OFFICE_CLOSED_DATES,
 never copied into a prompt file, so changing a setting changes what is said and nothing can
@@ -15,55 +18,10 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 
+from ivr.calls.calendar import now, office
 from ivr.calls.prompts import Line, PromptError
-from ivr.calls.twiml import prompts
+from ivr.calls.twiml import prompts, spoken_number
 from ivr.settings import DAYS, OfficeHours
-
-# How far ahead to look for the next opening: past any run of holidays anyone would configure.
-HORIZON_DAYS = 400
-
-
-def now() -> dt.datetime:
-    """The current moment; tests set CLOCK to place a call at a chosen time."""
-    return current_app.config.get("CLOCK", lambda: dt.datetime.now(dt.UTC))()
-
-
-def _local(moment: dt.datetime) -> dt.datetime:
-    return moment.astimezone(current_app.config["OFFICE_TIMEZONE"])
-
-
-def closed_on(day: dt.date) -> bool:
-    return day in current_app.config["OFFICE_CLOSED_DATES"]
-
-
-def office_open(moment: dt.datetime | None = None) -> bool:
-    """Open by the weekly hours, and today is not one of OFFICE_CLOSED_DATES."""
-    moment = _local(moment or now())
-    if closed_on(moment.date()):
-        return False
-    hours: OfficeHours | None = current_app.config["OFFICE_HOURS"]
-    return hours is None or hours.is_open(moment, current_app.config["OFFICE_TIMEZONE"])
-
-
-def next_opening(moment: dt.datetime, closures: bool = True) -> dt.datetime | None:
-    """The first moment from `moment` on when the office is open (with or without holidays)."""
-    local = _local(moment)
-    tz: ZoneInfo = current_app.config["OFFICE_TIMEZONE"]
-    hours: OfficeHours | None = current_app.config["OFFICE_HOURS"]
-    for ahead in range(HORIZON_DAYS):
-        day = local.date() + dt.timedelta(days=ahead)
-        if closures and closed_on(day):
-            continue
-        if hours is None:
-            return local if ahead == 0 else dt.datetime.combine(day, dt.time(0), tz)
-        if day.weekday() not in hours.days:
-            continue
-        opens = dt.datetime.combine(day, hours.opens, tz)
-        closes = dt.datetime.combine(day, hours.closes, tz)
-        if ahead == 0 and local >= closes:
-            continue
-        return max(opens, local)
-    return None
 
 
 def _fill(lang: str, name: str, **fields: object) -> str:
@@ -118,7 +76,7 @@ def spoken_zone(lang: str) -> str:
         current_app.logger.warning(
             "no prompt %s/%s.txt: saying the zone's abbreviation", lang, zone_prompt(tz)
         )
-        return _local(now()).tzname() or ""
+        return office().local(now()).tzname() or ""
 
 
 def hours_lines(lang: str) -> list[Line]:
@@ -140,9 +98,9 @@ def hours_lines(lang: str) -> list[Line]:
 def reopen_lines(lang: str) -> list[Line]:
     """'We reopen on Monday, December 28.' when holidays keep the office shut past its usual
     next opening; nothing otherwise (the weekly hours then say it)."""
-    moment = now()
-    opening = next_opening(moment)
-    if opening is None or opening == next_opening(moment, closures=False):
+    calendar, moment = office(), now()
+    opening = calendar.next_opening(moment)
+    if opening is None or opening == calendar.next_opening(moment, closures=False):
         return []
     day = opening.date()
     return [
@@ -159,7 +117,8 @@ def reopen_lines(lang: str) -> list[Line]:
 def closed_lines(lang: str) -> list[Line]:
     """Why nobody can take the call now: closed today (a holiday) or right now, then when it
     opens again, then the hours."""
-    reason = "closed_today" if closed_on(_local(now()).date()) else "office_closed"
+    calendar = office()
+    reason = "closed_today" if calendar.closed_on(calendar.local(now()).date()) else "office_closed"
     return [prompts().line(lang, reason), *reopen_lines(lang), *hours_lines(lang)]
 
 
@@ -175,10 +134,3 @@ def promise_lines(lang: str, promise: str = "expect_call") -> list[Line]:
     if number:
         lines += [p.line(lang, "callback_from"), *spoken_number(lang, number)]
     return lines + [p.line(lang, "before_callback"), p.line(lang, "confidential")]
-
-
-def spoken_number(lang: str, number: str) -> list[Line]:
-    """An E.164 number digit by digit: 3-3-4 in the U.S., as callers write it down."""
-    if number.startswith("+1") and len(number) == 12:
-        return prompts().digits(lang, number[2:], (3, 3, 4))
-    return prompts().digits(lang, number[1:])

@@ -13,12 +13,30 @@ from flask import Response, current_app, g
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from ivr.calls.prompts import Line, Prompts
+from ivr.phones import parse_valid
 
 SAY_LANGUAGE = {"en": "en-US", "es": "es-US"}
 
 
 def prompts() -> Prompts:
     return current_app.extensions["ivr.calls.prompts"]
+
+
+def spoken_number(lang: str, number: str) -> list[Line]:
+    """A phone number digit by digit, in the groups a caller would write it down: 3-3-4 for U.S.
+    numbers; for others the country code, then the national number in fours from the end, as
+    Mexico and Central America write them (55 1234 5678, 2345 6789). Used for the caller's own
+    number read back and for the number the firm calls back from."""
+    parsed = parse_valid(number)
+    if parsed is None:  # not a number we can group: every digit, in one run
+        return prompts().digits(lang, number)
+    national = str(parsed.national_number)
+    if parsed.country_code == 1:
+        return prompts().digits(lang, national, (3, 3, 4))
+    code = str(parsed.country_code)
+    head = len(national) % 4
+    sizes = ([head] if head else []) + [4] * (len(national) // 4)
+    return prompts().digits(lang, code + national, [len(code), *sizes])
 
 
 def speak(verb: VoiceResponse | Gather, lines: Sequence[Line]) -> None:

@@ -90,7 +90,8 @@ def callbacks_copy_recordings() -> None:
     """Queue a copy of every recording not copied yet (also those whose copy gave up)."""
     from ivr.requests import recordings
 
-    click.echo(f"queued {recordings.queue_missing()} recording copies for the worker")
+    count = recordings.queue_missing(retry_failed=True)
+    click.echo(f"queued {count} recording copies for the worker")
 
 
 @main.group("retention")

@@ -26,7 +26,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from ivr.calls.prompts import LANGUAGES, PromptError
 from ivr.calls.twiml import SAY_LANGUAGE
-from ivr.messaging import twilio_api
+from ivr.messaging.gateway import gateway
 from ivr.phones import e164, parse_valid
 
 NUMBER_SID = re.compile(r"PN[0-9a-fA-F]{32}")
@@ -119,7 +119,7 @@ def client() -> Client:
             "TWILIO_ACCOUNT_SID is not set: it and TWILIO_AUTH_TOKEN are "
             "the account's credentials for Twilio's API"
         )
-    return twilio_api.client()  # with a timeout: a hung API is an error, not a frozen terminal
+    return gateway().client  # with timeouts: a hung API is an error, not a frozen terminal
 
 
 @contextmanager

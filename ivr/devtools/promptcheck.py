@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ivr.calls.prompts import LANGUAGES, spoken_text
+from ivr.voice import MENUS, topics
 
 # Prompts filled in by the code, with a sample of each field (the hours come from settings).
 TEMPLATE_FIELDS: dict[str, dict[str, object]] = {
@@ -60,16 +61,27 @@ GSM_BASIC = set(
 GSM_EXTENDED = set("^{}\\[~]|€\f")
 WORDS_PER_MINUTE = {"en": 150, "es": 160}
 MAX_SECONDS = 75
-# A topic is chosen with ONE key press, and the menus keep the other keys for themselves
-# (ivr/voice/common.py): a topic file named for one of them would never be heard.
+# A topic is chosen with ONE key press, and the menus keep their other keys for themselves (the
+# tables in ivr/voice/topics.py): a topic file named for one of them would never be heard.
 TOPIC_NAME = re.compile(r"(\d+)-([a-z0-9-]+)\.txt")
-TOPIC_KEYS = range(1, 7)
-RESERVED_KEYS = {
-    "7": "the key for hearing a topic again more slowly",
-    "0": "the key for the firm",
-    "8": "the key for leaving a callback request",
-    "9": "the key for the main menu",
-}
+
+
+def reserved_keys() -> dict[str, str]:
+    """The keys a topic cannot take, with what they do: the fixed keys of the main menu, where
+    topics are chosen, and of the menu heard after a topic."""
+    found: dict[str, str] = {}
+    for menu in (topics.MAIN, topics.AFTER_TOPIC):
+        for option in menu.options():
+            if option.key.isdigit():
+                found.setdefault(option.key, f"the key for {option.purpose}")
+    return found
+
+
+def topic_keys() -> list[int]:
+    """The keys left for topics (1 to 6 today)."""
+    return [n for n in range(1, 10) if str(n) not in reserved_keys()]
+
+
 BAD_TEXT = [
     (re.compile(r"[<>]"), "'<' or '>' (read out, or taken for markup)"),
     (re.compile(r"&"), "'&' (write 'and' / 'y')"),
@@ -213,6 +225,7 @@ def check(root: Path) -> list[Problem]:
                 checks = check_text(name, raw, lang)
             problems += [Problem(error, path, message) for error, message in checks]
         problems += same_key(lang, all_names[lang])
+    problems += unsaid_keys(root)
     problems += [
         Problem(True, approval.path, "an '# approve:' note with no line below it to mark")
         for approval in approvals(root)
@@ -228,6 +241,36 @@ def check(root: Path) -> list[Problem]:
         for count in sms_segments(root)
         if count.count > MAX_SEGMENTS
     ]
+    return problems
+
+
+def unsaid_keys(root: Path) -> list[Problem]:
+    """Each option of every menu table (ivr/voice/) must say the key its table answers: a prompt
+    saying "press 8" for an option on 7 sends callers to the wrong place. Digit keys only: * and
+    # are said in words ("star", "asterisco")."""
+    problems: list[Problem] = []
+    seen: set[tuple[str, str, str]] = set()
+    for menu in MENUS:
+        for option in menu.options():
+            if option.prompt is None or not option.key.isdigit():
+                continue
+            for lang in [option.lang] if option.lang else LANGUAGES:
+                path = f"{lang}/{option.prompt}.txt"
+                if (path, option.key, menu.name) in seen:
+                    continue
+                seen.add((path, option.key, menu.name))
+                try:
+                    text = spoken_text((root / path).read_text(encoding="utf-8"))
+                except (OSError, UnicodeDecodeError):
+                    continue  # missing or unreadable: reported as such
+                if not re.search(rf"(?<!\d){option.key}(?!\d)", text):
+                    problems.append(
+                        Problem(
+                            True,
+                            path,
+                            f"does not say its key {option.key} ({menu.name}: {option.purpose})",
+                        )
+                    )
     return problems
 
 
@@ -253,11 +296,11 @@ def topic_number_problem(file: str) -> str | None:
     match = TOPIC_NAME.fullmatch(file)
     if not match:
         return "topic files are named <number>-<slug>.txt, e.g. 6-new-topic.txt"
-    number = match[1]
-    keys = f"topics are numbered {TOPIC_KEYS[0]} to {TOPIC_KEYS[-1]}"
-    if number in RESERVED_KEYS:
-        return f"{number} is {RESERVED_KEYS[number]}: {keys}"
-    if len(number) > 1 or int(number) not in TOPIC_KEYS:
+    number, reserved, free = match[1], reserved_keys(), topic_keys()
+    keys = f"topics are numbered {free[0]} to {free[-1]}"
+    if number in reserved:
+        return f"{number} is {reserved[number]}: {keys}"
+    if len(number) > 1 or int(number) not in free:
         return f"{number} cannot be pressed as one key: {keys}"
     return None
 

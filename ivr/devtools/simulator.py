@@ -8,27 +8,32 @@ here is what a caller gets.
 The call is real to the app: it stores callback requests in the configured database. Staff alerts
 are switched off for the simulated call (no recipients, so not even an outbox row for a worker to
 send later); `ivr call` refuses a database other than SQLite unless told `--yes`.
+
+It is only the terminal: the call itself is the emulator's `Call` (`emulator.py`), the one
+driver the tests and the bench use too. `Transcript` wraps the app's test client to show each
+webhook, the prompt files behind it and what the caller hears; `Simulator` asks the person at
+the keypad what to do at each `<Gather>`, `<Record>` and `<Dial>` and tells the `Call`.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import click
 from flask import Flask
 
-from ivr.devtools.emulator import Call, collect
+from ivr.devtools.emulator import Call, WebhookFailed, collect
 
 BASE = "http://localhost:5000"
 KEYS = set("0123456789*#")
 DIAL_OUTCOMES = {"c": "completed", "b": "busy", "n": "no-answer", "f": "failed", "x": "canceled"}
-# With no recipients the app queues no alert at all (see ivr/staff/alerts.py): nothing is left for
-# the worker to send.
+# With no recipients the app queues no alert at all (see ivr/requests/alerts.py): nothing is left
+# for the worker to send.
 NO_ALERTS = {"ALERT_SMS_TO": [], "ALERT_EMAIL_TO": "", "SMTP_URL": ""}
 HELP = (
     'Type keys (e.g. 1, or 3125550100#) and Enter; "words or say words for speech; '
@@ -38,6 +43,33 @@ HELP = (
 
 class CallEnded(Exception):
     """The caller or the hotline hung up."""
+
+
+class Transcript:
+    """The app's test client, showing each webhook as it goes: its path, the prompt files it
+    read (the app's `X-IVR-Prompts` trace) and what the TwiML says, plays and pauses."""
+
+    def __init__(self, app: Flask) -> None:
+        self.client = app.test_client()
+        self.prompts = Path(app.config["PROMPTS_DIR"])
+
+    def open(self, path: str, **kwargs: Any) -> Any:
+        method = kwargs.get("method", "POST")
+        response = self.client.open(path, **kwargs)
+        if "/callback/recording" in urlsplit(path).path and response.status_code == 204:
+            click.echo(f"  (recording status callback: {response.status_code})")
+            return response
+        click.echo(f"\n→ {method} {urlsplit(path).path}")
+        sources = [s for s in response.headers.get("X-IVR-Prompts", "").split(",") if s]
+        if sources:
+            files = dict.fromkeys(_shown(self.prompts / f"{source}.txt") for source in sources)
+            click.echo("  prompts: " + ", ".join(files))
+        if response.status_code == 200 and response.mimetype == "text/xml":
+            first, _rest = at_the_wait(ET.fromstring(response.data))
+            for verb in first:
+                for spoken in verb.iter():
+                    hear(spoken)
+        return response
 
 
 class Simulator:
@@ -52,17 +84,15 @@ class Simulator:
         to_number: str = "+18005550100",
     ) -> None:
         self.app = app
-        self.account = app.config.get("TWILIO_ACCOUNT_SID") or "AC" + "0" * 32
         self.call = Call(
-            app.test_client(),
+            Transcript(app),
             app.config["TWILIO_AUTH_TOKEN"],
             from_number=from_number,
             to_number=to_number,
             base=app.config["PUBLIC_URL"] or BASE,
+            account=app.config.get("TWILIO_ACCOUNT_SID") or "AC" + "0" * 32,
         )
-        self.sid = self.call.sid
         self.lang = lang
-        self.url = self.call.base + "/voice"
 
     def run(self) -> None:
         click.echo(f"Calling the hotline from {self.call.from_number}. {HELP}")
@@ -73,74 +103,57 @@ class Simulator:
         config.update(NO_ALERTS, PROMPT_TRACE=True)
         self.app.logger.setLevel(logging.WARNING)  # keep the transcript readable
         try:
-            twiml = self.request("/voice", CallStatus="ringing")
+            self.call.answer()
             while True:
-                twiml = self.execute(twiml)
+                self.step()
         except CallEnded as end:
             click.echo(f"call ended: {end}")
+        except WebhookFailed as failed:
+            click.echo(
+                f"call ended: the app answered {failed.response.status}; Twilio would say an error"
+            )
         except KeyboardInterrupt:
             click.echo("\ncall ended: you hung up")
         finally:
             config.update(saved)
             self.app.logger.setLevel(level)
 
-    # Talking to the app, as Twilio does (emulator.py) ------------------------------------------
-    def params(self, **extra: str) -> dict[str, str]:
-        return self.call.params(AccountSid=self.account, **extra)
-
-    def send(self, url: str, params: dict[str, str], method: str = "POST"):
-        self.call.url = self.url
-        return self.call.send(url, params, method)
-
-    def request(self, url: str, method: str = "POST", **extra: str) -> ET.Element:
-        url, response = self.send(url, self.params(**extra), method)
-        self.url = url
-        click.echo(f"\n→ {method} {urlsplit(url).path}")
-        if response.status_code != 200 or response.mimetype != "text/xml":
-            raise CallEnded(f"the app answered {response.status}; Twilio would say an error")
-        sources = [s for s in response.headers.get("X-IVR-Prompts", "").split(",") if s]
-        if sources:
-            folder = Path(self.app.config["PROMPTS_DIR"])
-            files = dict.fromkeys(_shown(folder / f"{source}.txt") for source in sources)
-            click.echo("  prompts: " + ", ".join(files))
-        return ET.fromstring(response.data)
-
-    # Following TwiML --------------------------------------------------------------------------
-    def execute(self, twiml: ET.Element) -> ET.Element:
-        """Run the verbs in order until one leads to a new TwiML document."""
-        for verb in twiml:
-            if verb.tag in ("Say", "Play", "Pause"):
-                hear(verb)
-            elif verb.tag == "Gather":
-                following = self.gather(verb)
-                if following is not None:
-                    return following
-            elif verb.tag == "Record":
-                following = self.record(verb)
-                if following is not None:
-                    return following
-            elif verb.tag == "Dial":
-                following = self.dial(verb)
-                if following is not None:
-                    return following
-            elif verb.tag == "Redirect":
-                return self.request(verb.text or self.url, verb.get("method", "POST"))
-            elif verb.tag == "Hangup":
+    # What the person at the keypad does with the current TwiML --------------------------------
+    def step(self) -> None:
+        """Answer the current document's first verb that waits for the caller."""
+        document = self.call.document()
+        for verb in document:
+            if verb.tag == "Gather":
+                return self.gather(verb)
+            if verb.tag == "Record":
+                return self.record(verb)
+            if verb.tag == "Dial":
+                return self.dial(verb)
+            if verb.tag == "Hangup":
                 raise CallEnded("the hotline hung up")
-            else:
+            if verb.tag not in ("Say", "Play", "Pause", "Redirect"):
                 click.echo(f"  ({verb.tag} is not simulated)")
-        raise CallEnded("no more TwiML; Twilio hangs up")
+        self.go_on()
 
-    def gather(self, verb: ET.Element) -> ET.Element | None:
-        for child in verb:
-            hear(child)
-        action = verb.get("action") or self.url
-        on_empty = verb.get("actionOnEmptyResult") == "true"
+    def go_on(self) -> None:
+        """Nothing more for the caller here: Twilio goes on to the Redirect, or hangs up."""
+        document = self.call.document()
+        for verb in at_the_wait(document)[1]:  # what Twilio says after a Gather with no answer
+            hear(verb)
+        if document.find("Redirect") is not None:
+            self.call.silence()
+        elif document.find("Hangup") is not None:
+            raise CallEnded("the hotline hung up")
+        else:
+            raise CallEnded("no more TwiML; Twilio hangs up")
+
+    def gather(self, verb: ET.Element) -> None:
         speech = "speech" in verb.get("input", "dtmf")
-        if self.lang and urlsplit(action).path.endswith("/voice/language"):
+        if self.lang and urlsplit(self.call.action(verb)).path.endswith("/voice/language"):
             key, self.lang = {"en": "1", "es": "2"}[self.lang], None
             click.echo(f"keys> {key}")
-            return self.request(action, Digits=key)
+            self.call.press(key)
+            return
         while True:
             answer = ask("keys").strip()
             if answer.lower() in ("hangup", "h", "hang up"):
@@ -150,18 +163,20 @@ class Simulator:
                 if not speech:
                     click.echo("  (this menu listens for keys only)")
                     continue
-                return self.request(action, SpeechResult=words.strip(), Confidence="0.92")
+                self.call.say(words.strip())
+                return
             if answer.lower() in ("", "wait"):
-                return self.request(action) if on_empty else None
-            if set(answer) - KEYS:
+                answer = ""
+            elif set(answer) - KEYS:
                 click.echo(f"  ({HELP})")
                 continue
             digits = collect(answer, int(verb.get("numDigits") or 0), verb.get("finishOnKey", "#"))
-            if digits or on_empty:
-                return self.request(action, Digits=digits)
-            return None
+            if not digits and verb.get("actionOnEmptyResult") != "true":
+                return self.go_on()  # Twilio moves past the Gather
+            self.call.press(answer)
+            return
 
-    def record(self, verb: ET.Element) -> ET.Element | None:
+    def record(self, verb: ET.Element) -> None:
         click.echo("  (beep) recording...")
         while (
             choice := ask("record: [m]essage then #, [s]ilence, [h]ang up after speaking")
@@ -170,53 +185,30 @@ class Simulator:
         ) not in ("m", "s", "h"):
             pass
         if choice == "s":
-            return None  # Twilio skips the action when nothing was recorded
-        recording = "RE" + secrets.token_hex(16)
-        fields = {
-            "RecordingSid": recording,
-            "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/{self.account}"
-            f"/Recordings/{recording}",
-            "RecordingDuration": "14",
-        }
-        following = self.request(
-            verb.get("action") or self.url, Digits="#" if choice == "m" else "hangup", **fields
-        )
-        if verb.get("recordingStatusCallback"):
-            self.recording_status(verb.get("recordingStatusCallback", ""), fields)
+            return self.go_on()  # Twilio skips the action when nothing was recorded
+        self.call.record(self.call.recording_fields(14), "#" if choice == "m" else "hangup")
         if choice == "h":
             raise CallEnded("you hung up after leaving a message")
-        return following
 
-    def recording_status(self, url: str, fields: dict[str, str]) -> None:
-        """Twilio's callback once the recording is stored. The copy it queues is the worker's
-        (`ivr worker`), which would fetch the audio from Twilio."""
-        params = {
-            "AccountSid": self.account,
-            "CallSid": self.sid,
-            "RecordingStatus": "completed",
-            "RecordingChannels": "1",
-            "RecordingSource": "RecordVerb",
-            **fields,
-        }
-        _url, response = self.send(url, params)
-        click.echo(f"  (recording status callback: {response.status_code})")
-
-    def dial(self, verb: ET.Element) -> ET.Element | None:
+    def dial(self, verb: ET.Element) -> None:
         numbers = ", ".join((n.text or "").strip() for n in verb) or (verb.text or "").strip()
         click.echo(f"  dials {numbers}")
         options = "[c]ompleted, [b]usy, [n]o-answer, [f]ailed, [x] canceled"
         while (choice := ask(f"dial outcome: {options}").strip().lower()[:1]) not in DIAL_OUTCOMES:
             pass
-        status = DIAL_OUTCOMES[choice]
         if not verb.get("action"):
-            return None  # Twilio goes on with the next verb
-        return self.request(
-            verb.get("action", ""),
-            DialCallStatus=status,
-            DialCallSid="CA" + secrets.token_hex(16),
-            DialCallDuration="95" if status == "completed" else "0",
-            DialBridged="true" if status == "completed" else "false",
-        )
+            return self.go_on()  # Twilio goes on with the next verb
+        self.call.dial(DIAL_OUTCOMES[choice])
+
+
+def at_the_wait(document: ET.Element) -> tuple[list[ET.Element], list[ET.Element]]:
+    """The verbs up to the first that waits for the caller (a Gather, Record or Dial), and the
+    ones after it, which the caller hears only if the wait ends with nothing."""
+    verbs = list(document)
+    for i, verb in enumerate(verbs):
+        if verb.tag in ("Gather", "Record", "Dial"):
+            return verbs[: i + 1], verbs[i + 1 :]
+    return verbs, []
 
 
 def hear(verb: ET.Element) -> None:

@@ -2,9 +2,10 @@
 
 `ivr prompts check` prints these figures so that whoever edits a prompt sees what the edit costs a
 caller: seconds from the answer to the first topic and to "talk with our office" (0), each
-topic's length, and the menu heard after every topic. The lines come from the same functions the
-views use, so a reordered menu is measured as callers hear it. Speech only (150 words a minute
-in English, 160 in Spanish): no pauses, no round trips.
+topic's length, and the menu heard after every topic. The lines come from the menu tables the
+views say and answer (`ivr/voice/topics.py`, `welcome.py`), so a reordered menu is measured as
+callers hear it. Speech only (150 words a minute in English, 160 in Spanish): no pauses, no
+round trips.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from ivr.calls.prompts import Line
 from ivr.calls.twiml import prompts
 from ivr.devtools.promptcheck import seconds
-from ivr.voice.topics import menu_lines, topic_options
+from ivr.voice import topics as topic_menus
 from ivr.voice.welcome import choice_lines
 
 
@@ -35,7 +36,7 @@ def timings(lang: str) -> dict[str, float]:
     p = prompts()
     greeting = choice_lines(greet=True)
     answer = until(greeting, "choose_language", lang) + spoken([p.line(lang, "disclaimer")])
-    menu = menu_lines(lang, firm=["firm"])
+    menu = topic_menus.MAIN.lines(lang, open=True)
     topics = p.topics(lang)
     figures = {"to the 0 option": answer + until(menu, "option_firm", lang)}
     if topics:
@@ -45,6 +46,7 @@ def timings(lang: str) -> dict[str, float]:
         figures[f"topic {topic.number}"] = seconds(topic.body, lang)
     if topics:
         number = topics[0].number
-        figures["menu after a topic, open"] = spoken(topic_options(lang, number, ["firm"]))
-        figures["menu after a topic, closed"] = spoken(topic_options(lang, number, []))
+        for state, is_open in (("open", True), ("closed", False)):
+            menu_after = topic_menus.AFTER_TOPIC.lines(lang, number=number, open=is_open)
+            figures[f"menu after a topic, {state}"] = spoken(menu_after)
     return figures

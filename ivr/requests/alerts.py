@@ -15,6 +15,7 @@ While the database is down, `fallback.py` calls `alert_directly` with what calle
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,14 +23,13 @@ from flask import Flask, current_app
 
 from ivr.background import jobs
 from ivr.db import db, utcnow
-from ivr.messaging import twilio_api
-from ivr.messaging.transports import send_email, send_sms
+from ivr.messaging.email import send_email
+from ivr.messaging.gateway import gateway
 from ivr.requests import store
 from ivr.requests.models import CallbackRequest
-from ivr.staff.display import LANGUAGES, phone
+from ivr.staff.display import LANGUAGES
 
 GRACE_SECONDS = 180  # how long a request may stay unfinished before its alerts go anyway
-CHANNELS = ("sms", "email")
 
 
 def sms_recipients() -> list[str]:
@@ -76,19 +76,15 @@ def recipients() -> list[tuple[str, str]]:
     return [("sms", to) for to in sms_recipients()] + [("email", to) for to in email_recipients()]
 
 
-def key(request_id: int, channel: str = "", recipient: str = "") -> str:
-    return f"alert:{request_id}:" + (f"{channel}:{recipient}" if channel else "")
+def key(request_id: int) -> str:
+    """What the keys of every alert of a request start with."""
+    return f"alert:{request_id}:"
 
 
 def queue_alerts(app: Flask, request: CallbackRequest) -> None:
     """Queue the request's alerts in its own transaction, due after the grace; never commit."""
     for channel, recipient in recipients():
-        jobs.enqueue(
-            f"alert-{channel}",
-            key(request.id, channel, recipient),
-            {"request_id": request.id, "recipient": recipient},
-            delay=grace(),
-        )
+        KINDS[channel].enqueue(request_id=request.id, recipient=recipient, delay=grace())
 
 
 def alerts_due_now(app: Flask, request: CallbackRequest) -> None:
@@ -97,7 +93,7 @@ def alerts_due_now(app: Flask, request: CallbackRequest) -> None:
         sa.update(jobs.Job)
         .where(
             jobs.Job.key.startswith(key(request.id)),
-            jobs.Job.status == "pending",
+            jobs.Job.status == jobs.JobStatus.pending,
             jobs.Job.attempts == 0,
         )
         .values(run_at=utcnow())
@@ -113,14 +109,12 @@ def request_or_none(request_id: int) -> CallbackRequest | None:
     return row
 
 
-@jobs.handler("alert-sms", once=True, max_attempts=5)
 def alert_sms(payload: dict[str, Any]) -> None:
     row = request_or_none(payload["request_id"])
     if row is not None:
         sms(payload["recipient"], " ".join(message(row)))
 
 
-@jobs.handler("alert-email", max_attempts=5)
 def alert_email(payload: dict[str, Any]) -> None:
     row = request_or_none(payload["request_id"])
     if row is not None:
@@ -128,16 +122,40 @@ def alert_email(payload: dict[str, Any]) -> None:
 
 
 def sms(to: str, body: str) -> None:
-    """Send an SMS through Twilio; a failure that cannot have sent it is retried, anything else is
-    final (see `twilio_api.nothing_sent`)."""
-    try:
-        send_sms(to, body)
-    except twilio_api.FAILURES as exc:
-        if twilio_api.nothing_sent(exc):
-            raise
-        if twilio_api.refused(exc):
-            raise jobs.Permanent(twilio_api.why(exc)) from None
-        raise jobs.Permanent(f"the SMS may have been sent: {twilio_api.why(exc)}") from None
+    """Send a staff alert text through the gateway; a failure that cannot have sent it is
+    retried, anything else is final (the gateway's one rule: `gateway.classify`)."""
+    gateway().send_sms(to, body, from_=current_app.config["ALERT_SMS_FROM"])
+
+
+def alert_key(channel: str) -> Callable[..., str]:
+    """`alert:<request>:<channel>:<recipient>`; the urgent re-alert (`urgency.py`) has its own."""
+
+    def build(request_id: int, recipient: str, urgent: bool = False) -> str:
+        return f"alert:{request_id}:{'urgent:' if urgent else ''}{channel}:{recipient}"
+
+    return build
+
+
+# SMS at most once (a duplicate is noticed; a lost one leaves the e-mail and the dashboard); both
+# retried through about four minutes of outage (5 attempts, back-off capped at 2 minutes).
+ALERT_SMS = jobs.JobKind(
+    "alert-sms",
+    alert_sms,
+    key=alert_key("sms"),
+    payload=("request_id", "recipient"),
+    once=True,
+    max_attempts=5,
+    time_limit=60,
+)
+ALERT_EMAIL = jobs.JobKind(
+    "alert-email",
+    alert_email,
+    key=alert_key("email"),
+    payload=("request_id", "recipient"),
+    max_attempts=5,
+    time_limit=100,  # several SMTP steps, each bounded by SMTP_TIMEOUT
+)
+KINDS = {"sms": ALERT_SMS, "email": ALERT_EMAIL}
 
 
 def link(row: CallbackRequest) -> str:
@@ -146,17 +164,12 @@ def link(row: CallbackRequest) -> str:
 
 
 def message(row: CallbackRequest) -> list[str]:
-    """What staff need to act, written at send time; no name or A-number, which SMS and e-mail
-    carry in the clear. The number is labelled for what it is: one the caller chose to be called
-    back on, or only the one the call came from (a caller who hung up before choosing)."""
-    if row.callback_number:
-        number = f"Call back: {phone(row.callback_number)}."
-    elif row.caller_number:
-        number = f"Called from: {phone(row.caller_number)} (no callback number given)."
-    else:
-        number = "No number: caller ID withheld and no callback number given."
+    """What staff need to act, written at send time: the reference, the language and a link.
+    No number, name or A-number: SMS and e-mail carry them in the clear, and Twilio and mail
+    servers keep what they carry, beyond the hotline's retention and erase. The number is one
+    click away, behind the staff login."""
     language = LANGUAGES.get(row.language, row.language)
-    return [f"{title(row)} ({language}).", number, f"Listen: {link(row)}"]
+    return [f"{title(row)} ({language}).", f"Open it: {link(row)}"]
 
 
 def title(row: CallbackRequest) -> str:
@@ -169,10 +182,8 @@ def account_locked(username: str, failures: int) -> None:
     transaction): someone may be guessing its password or codes."""
     moment = utcnow().isoformat(timespec="seconds")
     for channel, recipient in recipients():
-        jobs.enqueue(
-            f"alert-locked-{channel}",
-            f"locked:{username}:{moment}:{channel}:{recipient}",
-            {"username": username, "failures": failures, "recipient": recipient},
+        LOCKED_KINDS[channel].enqueue(
+            username=username, failures=failures, recipient=recipient, moment=moment
         )
 
 
@@ -184,15 +195,40 @@ def locked_message(payload: dict[str, Any]) -> str:
     )
 
 
-@jobs.handler("alert-locked-sms", once=True, max_attempts=5)
 def alert_locked_sms(payload: dict[str, Any]) -> None:
     sms(payload["recipient"], locked_message(payload))
 
 
-@jobs.handler("alert-locked-email", max_attempts=5)
 def alert_locked_email(payload: dict[str, Any]) -> None:
     subject = f"Staff account {payload['username']} locked"
     send_email(payload["recipient"], subject, locked_message(payload) + "\n")
+
+
+def locked_key(channel: str) -> Callable[..., str]:
+    def build(username: str, moment: str, recipient: str, **_fields: Any) -> str:
+        return f"locked:{username}:{moment}:{channel}:{recipient}"
+
+    return build
+
+
+LOCKED_SMS = jobs.JobKind(
+    "alert-locked-sms",
+    alert_locked_sms,
+    key=locked_key("sms"),
+    payload=("username", "failures", "recipient"),
+    once=True,
+    max_attempts=5,
+    time_limit=60,
+)
+LOCKED_EMAIL = jobs.JobKind(
+    "alert-locked-email",
+    alert_locked_email,
+    key=locked_key("email"),
+    payload=("username", "failures", "recipient"),
+    max_attempts=5,
+    time_limit=100,
+)
+LOCKED_KINDS = {"sms": LOCKED_SMS, "email": LOCKED_EMAIL}
 
 
 def alert_directly(entries: list[dict[str, Any]]) -> list[str]:
@@ -221,7 +257,7 @@ def alert_directly(entries: list[dict[str, Any]]) -> list[str]:
         for channel, recipient in recipients():
             try:
                 if channel == "sms":
-                    send_sms(recipient, " ".join(lines))
+                    sms(recipient, " ".join(lines))
                 else:
                     send_email(
                         recipient,
@@ -239,15 +275,9 @@ def alert_directly(entries: list[dict[str, Any]]) -> list[str]:
 
 
 def direct_message(fields: dict[str, Any]) -> list[str]:
+    """As `message`, without a link (the request is not in the database yet): no number either."""
     language = LANGUAGES.get(fields.get("language", ""), fields.get("language", ""))
-    if fields.get("callback_number"):
-        number = f"Call back: {phone(fields['callback_number'])}."
-    elif fields.get("caller_number"):
-        number = f"Called from: {phone(fields['caller_number'])} (no callback number given)."
-    else:
-        number = "No number: caller ID withheld and no callback number given."
     return [
         f"New callback request #{fields.get('reference', '?')} ({language}).",
-        number,
         "The database is down: the message will be on the dashboard once it is back.",
     ]

@@ -19,12 +19,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
-from twilio.base.exceptions import TwilioRestException
 
 from ivr.accounts.models import StaffUser
 from ivr.background import jobs
 from ivr.db import db
-from ivr.messaging import twilio_api
+from ivr.messaging.gateway import MaybeSent, Refused, Unreachable, gateway
 from ivr.phones import e164, parse_valid
 from ivr.requests import history
 from ivr.requests.models import Call, CallbackRequest
@@ -67,7 +66,7 @@ def start(row: CallbackRequest, user: StaffUser) -> history.RequestEvent:
     """Record the attempt and queue its call, in the current transaction (not committed)."""
     attempt = history.add(row.id, "call", user.username, text=f"to {family_number(row)}")
     history.claim(row.id, user.username)  # calling takes it, unless a colleague already has
-    jobs.enqueue("staff-call", f"staff-call:{attempt.id}", {"attempt_id": attempt.id})
+    STAFF_CALL.enqueue(attempt_id=attempt.id)
     return attempt
 
 
@@ -76,7 +75,7 @@ def start_missed(call: Call, user: StaffUser) -> history.RequestEvent:
     attempt = history.add(
         None, "call", user.username, call_id=call.id, text=f"to {valid_number(call.from_number)}"
     )
-    jobs.enqueue("staff-call", f"staff-call:{attempt.id}", {"attempt_id": attempt.id})
+    STAFF_CALL.enqueue(attempt_id=attempt.id)
     return attempt
 
 
@@ -141,7 +140,6 @@ def outcome(
         return False
 
 
-@jobs.handler("staff-call", once=True, max_attempts=3)
 def place_call(payload: dict[str, Any]) -> None:
     attempt = db.session.get(history.RequestEvent, payload["attempt_id"])
     if attempt is None:
@@ -157,7 +155,7 @@ def place_call(payload: dict[str, Any]) -> None:
         raise jobs.Permanent("no staff phone or family number")
     config = current_app.config
     try:
-        call = twilio_api.client().calls.create(
+        call = gateway().place_call(
             to=staff_phone,
             from_=config["CALLBACK_FROM_NUMBER"],
             url=public_url("voice.staffcall.answer", attempt=attempt_id),
@@ -165,12 +163,39 @@ def place_call(payload: dict[str, Any]) -> None:
             timeout=RING_STAFF_SECONDS,
             record=False,
         )
-    except twilio_api.FAILURES as exc:
-        if twilio_api.nothing_sent(exc):
-            raise  # Twilio did not take it: try again
-        if isinstance(exc, TwilioRestException):
-            outcome(attempt_id, "refused", text=f"Twilio {exc.code}: {exc.msg}"[:200])
-            raise jobs.Permanent(twilio_api.why(exc)) from None
+    except Unreachable:
+        raise  # Twilio did not take it: try again (unless it has become too late)
+    except Refused as exc:
+        outcome(attempt_id, "refused", text=exc.short[:200])
+        raise
+    except MaybeSent:
         outcome(attempt_id, "not-connected", text="no answer from Twilio")
-        raise jobs.Permanent(f"the call may have been placed: {twilio_api.why(exc)}") from None
+        raise
     current_app.logger.info("call-back attempt %s: staff leg %s", attempt_id, call.sid)
+
+
+def not_placed_late(payload: dict[str, Any]) -> None:
+    """A call-back the worker could not start within START_WITHIN of the press is not placed
+    later (the staff member has moved on; a phone ringing an hour later is a surprise): the
+    request's history says so."""
+    outcome(
+        payload["attempt_id"],
+        "not-placed",
+        text=f"not started within {START_WITHIN // 60} minutes of the press; press Call back again",
+    )
+
+
+START_WITHIN = 120  # seconds after the press past which a call-back is dropped, not placed late
+
+# At most once: a worker that dies mid-request to Twilio must not ring a phone twice.
+STAFF_CALL = jobs.JobKind(
+    "staff-call",
+    place_call,
+    key=lambda attempt_id: f"staff-call:{attempt_id}",
+    payload=("attempt_id",),
+    once=True,
+    max_attempts=3,
+    time_limit=60,
+    stale_after=START_WITHIN,
+    on_stale=not_placed_late,
+)

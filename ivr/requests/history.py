@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ivr.db import Model, db, utcnow
+from ivr.db import Model, as_utc, db, utcnow
 from ivr.requests.models import CallbackRequest
 
 STATUSES = ("new", "trying", "reached", "handled")
@@ -37,13 +37,10 @@ OUTCOMES = {
     "canceled": "hung up before the family answered",
     "not-connected": "not connected",
     "refused": "Twilio refused the call",
+    "not-placed": "not placed: the hotline could not start the call in time",
 }
 DIALLED = ("reached", "no-answer", "busy", "failed")  # the family's phone was called
 CALLING_FOR = dt.timedelta(minutes=10)
-
-
-def as_utc(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 class RequestEvent(Model):

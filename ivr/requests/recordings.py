@@ -1,45 +1,27 @@
 """Copy each callback recording from Twilio into the database, then delete it at Twilio: jobs.
 
 Staff must be able to play a message whatever Twilio keeps, so the audio is copied with the
-account's credentials (Twilio may enforce HTTP auth on media URLs). Both steps are jobs (see
+account's credentials (Twilio may enforce HTTP auth on media URLs) through the app's one Twilio
+gateway (`messaging/gateway.py`: its timeouts and its error rules). Both steps are jobs (see
 `jobs.py`): queued with the request, run by the worker, retried with back-off, and never holding a
 database connection while Twilio answers (or does not).
+
+A copy that failed for good stays failed: the dashboard says the recording is not copied, the log
+said why once, and `ivr requests copy --retry-failed` queues such copies again when someone has
+fixed the cause. Housekeeping queues only copies that were never queued.
 """
 
 from __future__ import annotations
 
-import requests
+from typing import Any
+
 import sqlalchemy as sa
 from flask import current_app
-from twilio.base.exceptions import TwilioRestException
 
 from ivr.background import jobs
 from ivr.db import db
-from ivr.messaging.twilio_api import client
+from ivr.messaging.gateway import gateway
 from ivr.requests.models import CallbackRequest, RequestMessage
-
-TWILIO_API = "https://api.twilio.com/"
-TIMEOUT = (5, 30)  # seconds to connect, and between bytes of the answer
-
-
-def credentials() -> tuple[str, str]:
-    config = current_app.config
-    if not config["TWILIO_ACCOUNT_SID"]:
-        raise jobs.Permanent("TWILIO_ACCOUNT_SID is not set: recordings cannot be copied")
-    return config["TWILIO_ACCOUNT_SID"], config["TWILIO_AUTH_TOKEN"]
-
-
-def download(url: str) -> bytes:
-    """The recording's MP3 from Twilio; raise Permanent for answers a retry will not change."""
-    if not url.startswith(TWILIO_API):
-        # Never send the account's credentials anywhere but Twilio's API.
-        raise jobs.Permanent(f"refusing recording URL {url}")
-    reply = requests.get(url + ".mp3", auth=credentials(), timeout=TIMEOUT)
-    if reply.status_code in (401, 403):
-        raise jobs.Permanent(f"Twilio refused the credentials ({reply.status_code})")
-    # 404: a recording is sometimes not ready the moment its callback arrives; retried.
-    reply.raise_for_status()
-    return reply.content
 
 
 def copy(model: type[CallbackRequest] | type[RequestMessage], row_id: int) -> None:
@@ -53,7 +35,7 @@ def copy(model: type[CallbackRequest] | type[RequestMessage], row_id: int) -> No
     db.session.commit()
     if row is None or row.audio_type or not row.recording_url:
         return  # deleted, already copied (a duplicate job), or nothing to copy
-    audio = download(row.recording_url)
+    audio = gateway().download_recording(row.recording_url)
     db.session.execute(
         sa.update(model)
         # Not if the row was erased meanwhile (retention.erase clears recording_url).
@@ -62,54 +44,71 @@ def copy(model: type[CallbackRequest] | type[RequestMessage], row_id: int) -> No
         .execution_options(synchronize_session=False)
     )
     if not current_app.config["KEEP_RECORDINGS_AT_TWILIO"]:
-        jobs.enqueue(
-            "delete-recording",
-            f"delete-recording:{row.recording_sid}",
-            {"recording_sid": row.recording_sid},
-        )
+        DELETE_RECORDING.enqueue(recording_sid=row.recording_sid)
     db.session.commit()
 
 
-@jobs.handler("copy-recording")
-def copy_recording(payload: dict) -> None:
+def copy_recording(payload: dict[str, Any]) -> None:
     copy(CallbackRequest, payload["request_id"])
 
 
-@jobs.handler("copy-message")
-def copy_message(payload: dict) -> None:
+def copy_message(payload: dict[str, Any]) -> None:
     """A message added to an open request (`voice/again.py`)."""
     copy(RequestMessage, payload["message_id"])
 
 
-@jobs.handler("delete-recording")
-def delete_recording(payload: dict) -> None:
+def delete_recording(payload: dict[str, Any]) -> None:
     """Delete Twilio's copy once ours is stored; a recording already gone is fine."""
-    try:
-        client().recordings(payload["recording_sid"]).delete()
-    except TwilioRestException as exc:
-        if exc.status == 404:
-            return
-        if exc.status < 500 and exc.status != 429:
-            raise jobs.Permanent(f"Twilio {exc.status} {exc.code}: {exc.msg}") from None
-        raise
+    gateway().delete_recording(payload["recording_sid"])
 
 
-def queue_missing() -> int:
-    """Queue a copy for every request whose recording is not copied and has no copy job yet
-    (rows from before the queue existed); a failed job is queued again. Return how many."""
+# At least once (copying twice changes nothing), retried through about ten minutes of outage;
+# after that `ivr requests copy-recordings` retries by hand.
+COPY_RECORDING = jobs.JobKind(
+    "copy-recording",
+    copy_recording,
+    key=lambda recording_sid, **_: f"copy-recording:{recording_sid}",
+    payload=("request_id",),
+    max_attempts=8,
+    time_limit=100,  # a two-minute MP3 over a slow link
+)
+COPY_MESSAGE = jobs.JobKind(
+    "copy-message",
+    copy_message,
+    key=lambda recording_sid, **_: f"copy-message:{recording_sid}",
+    payload=("message_id",),
+    max_attempts=8,
+    time_limit=100,
+)
+DELETE_RECORDING = jobs.JobKind(
+    "delete-recording",
+    delete_recording,
+    key=lambda recording_sid: f"delete-recording:{recording_sid}",
+    payload=("recording_sid",),
+    max_attempts=8,
+    time_limit=60,
+)
+
+
+def queue_missing(*, retry_failed: bool = False) -> int:
+    """Queue a copy for every request whose recording is not copied and has no copy job yet (rows
+    from before the queue existed); with `retry_failed` (by hand only), failed copies are queued
+    again too. Return how many requests lack their copy."""
     rows = db.session.execute(
         sa.select(CallbackRequest.id, CallbackRequest.recording_sid).where(
             CallbackRequest.audio_type.is_(None), CallbackRequest.recording_url.is_not(None)
         )
     ).all()
     for request_id, sid in rows:
-        key = f"copy-recording:{sid}"
-        db.session.execute(
-            sa.update(jobs.Job)
-            .where(jobs.Job.key == key, jobs.Job.status == "failed")
-            .values(status="pending", attempts=0, run_at=sa.func.now(), finished_at=None)
-            .execution_options(synchronize_session=False)
-        )
-        jobs.enqueue("copy-recording", key, {"request_id": request_id})
+        if retry_failed:
+            failed = db.session.scalar(
+                sa.select(jobs.Job.id).where(
+                    jobs.Job.key == COPY_RECORDING.job_key(recording_sid=sid),
+                    jobs.Job.status == jobs.JobStatus.failed,
+                )
+            )
+            if failed is not None:
+                jobs.move(failed, jobs.JobStatus.failed, jobs.JobStatus.pending)
+        COPY_RECORDING.enqueue(request_id=request_id, recording_sid=sid)
     db.session.commit()
     return len(rows)

@@ -25,6 +25,7 @@ from flask import current_app
 from ivr.accounts import audit
 from ivr.background import jobs
 from ivr.db import db, utcnow
+from ivr.requests import recordings
 from ivr.requests.models import Call, CallbackRequest, RequestMessage
 
 # Statuses after which the clock runs (staff/history.py; "called_back" is the old name).
@@ -137,15 +138,11 @@ def erase(request_ids: list[int], actor: str, action: str = "delete") -> int:
         .execution_options(synchronize_session=False)
     )
     for sid in added:
-        jobs.enqueue("delete-recording", f"delete-recording:{sid}", {"recording_sid": sid})
+        recordings.DELETE_RECORDING.enqueue(recording_sid=sid)
     for row in rows:
         if row.recording_sid:
             # A no-op if Twilio's copy was deleted after ours was made (the same job key).
-            jobs.enqueue(
-                "delete-recording",
-                f"delete-recording:{row.recording_sid}",
-                {"recording_sid": row.recording_sid},
-            )
+            recordings.DELETE_RECORDING.enqueue(recording_sid=row.recording_sid)
         audit.record(action, actor, request_id=row.id, reference=row.reference)
     db.session.commit()
     db.session.expire_all()
@@ -170,7 +167,6 @@ def run(now: dt.datetime | None = None, *, dry_run: bool = False) -> Plan:
     return todo
 
 
-@jobs.handler("retention")
 def retention_job(_payload: dict) -> None:
     done = run()
     current_app.logger.info(
@@ -180,5 +176,13 @@ def retention_job(_payload: dict) -> None:
 
 def queue_daily() -> None:
     """Queue today's purge (once per day however many workers ask); the caller commits."""
-    today = utcnow().date().isoformat()
-    jobs.enqueue("retention", f"retention:{today}", {})
+    RETENTION.enqueue(day=utcnow().date().isoformat())
+
+
+RETENTION = jobs.JobKind(
+    "retention",
+    retention_job,
+    key=lambda day: f"retention:{day}",
+    max_attempts=8,
+    time_limit=110,  # the database only, in batches of 500 requests
+)

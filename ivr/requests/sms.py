@@ -23,11 +23,11 @@ import sqlalchemy as sa
 from flask import current_app
 
 from ivr.background import jobs
+from ivr.calls.calendar import now, office
 from ivr.calls.hours import spoken_days
 from ivr.calls.twiml import prompts
 from ivr.db import db
-from ivr.messaging import twilio_api
-from ivr.messaging.twilio_api import client
+from ivr.messaging.gateway import MaybeSent, Refused, Unreachable, gateway
 from ivr.requests.models import CallbackRequest
 from ivr.staff.display import phone
 
@@ -62,10 +62,11 @@ def hours_text(lang: str) -> str:
     """When to expect a call, from OFFICE_HOURS: the days in the words the call uses
     (`hours.spoken_days`), the times as a clock shows them and the zone's abbreviation, which
     keep the text short (a segment is 70 characters once an accent makes it UCS-2)."""
-    hours = current_app.config["OFFICE_HOURS"]
+    calendar = office()
+    hours = calendar.hours
     if hours is None:
         return prompts().text(lang, "sms/always")
-    zone = dt.datetime.now(current_app.config["OFFICE_TIMEZONE"]).strftime("%Z")
+    zone = calendar.local(now()).strftime("%Z")
     return (
         prompts()
         .line(
@@ -107,9 +108,7 @@ def queue(reference: str, to: str, call_sid: str) -> bool:
             db.session.rollback()
             current_app.logger.warning("no request %s to text (call %s)", reference, call_sid)
             return False
-        jobs.enqueue(
-            "reference-sms", f"reference-sms:{row.id}:{call_sid}", {"request_id": row.id, "to": to}
-        )
+        REFERENCE_SMS.enqueue(request_id=row.id, call_sid=call_sid, to=to)
         if row.sms_status is None:
             row.sms_status = "queued"
         db.session.commit()
@@ -163,7 +162,6 @@ def record(request_id: int, status: str | None, error: str | None, sid: str | No
     db.session.commit()
 
 
-@jobs.handler("reference-sms", once=True, max_attempts=5)
 def send_reference(payload: dict[str, Any]) -> None:
     request_id = payload["request_id"]
     row = db.session.execute(
@@ -182,22 +180,21 @@ def send_reference(payload: dict[str, Any]) -> None:
     )
     callback = status_url(request_id, row.language)
     try:
-        message = client().messages.create(
-            to=payload["to"],
-            body=body(row.language, row.reference),
+        message = gateway().send_sms(
+            payload["to"],
+            body(row.language, row.reference),
             **sender,
             **({"status_callback": callback} if callback else {}),
         )
-    except twilio_api.FAILURES as exc:
-        if twilio_api.nothing_sent(exc):
-            record(request_id, None, twilio_api.why(exc))
-            raise  # nothing was sent: try again
-        if twilio_api.refused(exc):  # 21610 opted out, 21614 not a mobile: final
-            record(request_id, "failed", twilio_api.why(exc))
-            raise jobs.Permanent(twilio_api.why(exc)) from None
-        why = f"the text may have been sent: {twilio_api.why(exc)}"
-        record(request_id, "unknown", why)
-        raise jobs.Permanent(why) from None
+    except Unreachable as exc:
+        record(request_id, None, str(exc))
+        raise  # nothing was sent: try again
+    except Refused as exc:  # 21610 opted out, 21614 not a mobile: final
+        record(request_id, "failed", str(exc))
+        raise
+    except MaybeSent as exc:
+        record(request_id, "unknown", str(exc))
+        raise
     sent = db.session.get(CallbackRequest, request_id)
     if sent is not None:
         # Twilio's first status callback may have come before this answer: never move back.
@@ -206,3 +203,23 @@ def send_reference(payload: dict[str, Any]) -> None:
             sent.sms_status = message.status or "queued"
         sent.sms_sid, sent.sms_error = message.sid, None
     db.session.commit()
+
+
+def not_sent_late(payload: dict[str, Any]) -> None:
+    """A text not started within an hour of the call is dropped: say so on the request."""
+    record(payload["request_id"], "failed", "not sent: the worker was down for over an hour")
+
+
+# At most once; dropped rather than sent hours after the call (the caller wrote it down by then,
+# or calls again), and the request says so.
+REFERENCE_SMS = jobs.JobKind(
+    "reference-sms",
+    send_reference,
+    key=lambda request_id, call_sid, **_: f"reference-sms:{request_id}:{call_sid}",
+    payload=("request_id", "to"),
+    once=True,
+    max_attempts=5,
+    time_limit=60,
+    stale_after=60 * 60,
+    on_stale=not_sent_late,
+)

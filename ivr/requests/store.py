@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ivr.background import jobs
 from ivr.db import db
-from ivr.requests import fallback, references
+from ivr.requests import fallback, recordings, references
 from ivr.requests.models import Call, CallbackRequest
 
 FIELDS = {
@@ -91,8 +91,8 @@ def save(call_sid: str, *, alerted: bool = False, **fields: Any) -> CallbackRequ
             if created and not alerted:
                 request_created.send(current_app._get_current_object(), request=row)  # type: ignore[attr-defined]
             if new_recording and not row.audio_type:
-                jobs.enqueue(
-                    "copy-recording", f"copy-recording:{row.recording_sid}", {"request_id": row.id}
+                recordings.COPY_RECORDING.enqueue(
+                    request_id=row.id, recording_sid=row.recording_sid
                 )
             if completing and not alerted:
                 request_completed.send(current_app._get_current_object(), request=row)  # type: ignore[attr-defined]

@@ -31,17 +31,14 @@ def mark(reference: str, call_sid: str) -> bool:
             return False
         row.urgent = True
         for channel, recipient in alerts.recipients():
+            kind = alerts.KINDS[channel]
             first = db.session.scalar(
                 sa.select(jobs.Job.status).where(
-                    jobs.Job.key == alerts.key(row.id, channel, recipient)
+                    jobs.Job.key == kind.job_key(request_id=row.id, recipient=recipient)
                 )
             )
-            if first not in (None, "pending"):
-                jobs.enqueue(
-                    f"alert-{channel}",
-                    f"alert:{row.id}:urgent:{channel}:{recipient}",
-                    {"request_id": row.id, "recipient": recipient},
-                )
+            if first not in (None, jobs.JobStatus.pending):
+                kind.enqueue(request_id=row.id, recipient=recipient, urgent=True)
         db.session.commit()
         return True
     except sa.exc.SQLAlchemyError as exc:

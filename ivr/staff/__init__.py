@@ -11,7 +11,7 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import NotFound
 
-from ivr.requests import added, alerts, retention  # noqa: F401
+from ivr.requests import alerts, retention
 from ivr.staff import admin, auth, dashboard, missed, profile, roles, twofactor  # noqa: F401
 from ivr.staff.auth import login_manager
 

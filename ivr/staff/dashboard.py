@@ -343,7 +343,8 @@ def audio(request_id: int):
     row = get_or_404(request_id, undefer(CallbackRequest.audio))
     if row.audio is None:
         # The worker copies it from Twilio; a page never waits on Twilio (it shares the web
-        # processes with the callers' webhooks). Queue it again in case the copy gave up.
+        # processes with the callers' webhooks). Queue it if it never was; a copy that gave up
+        # for good is queued again only by `ivr callbacks copy-recordings`.
         if row.recording_sid:
             recordings.queue_missing()
         return Response(

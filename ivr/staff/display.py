@@ -11,7 +11,8 @@ import phonenumbers
 import sqlalchemy as sa
 from flask import current_app
 
-from ivr.db import db, utcnow
+from ivr.calls import calendar
+from ivr.db import as_utc, db, utcnow
 from ivr.phones import parse_valid, region
 from ivr.requests.models import Call, CallbackRequest
 
@@ -19,12 +20,7 @@ LANGUAGES = {"en": "English", "es": "Spanish"}
 
 
 def office_tz() -> ZoneInfo:
-    return current_app.config["OFFICE_TIMEZONE"]
-
-
-def as_utc(moment: dt.datetime) -> dt.datetime:
-    """SQLite hands back naive datetimes; the app only ever stores UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    return calendar.office().tz
 
 
 def office_today() -> dt.date:
@@ -49,35 +45,11 @@ def age(moment: dt.datetime, now: dt.datetime | None = None) -> str:
     return f"{int(seconds // 86400)} days ago"
 
 
-def office_hours_between(start: dt.datetime, end: dt.datetime) -> float:
-    """Hours the office was open between two instants (all hours when OFFICE_HOURS=always):
-    a request left on Friday evening is not overdue on Monday at 9."""
-    start, end = as_utc(start), as_utc(end)
-    hours = current_app.config["OFFICE_HOURS"]
-    if end <= start:
-        return 0.0
-    if hours is None:
-        return (end - start).total_seconds() / 3600
-    tz = office_tz()
-    day = start.astimezone(tz).date()
-    last = end.astimezone(tz).date()
-    total = 0.0
-    for _ in range(400):  # a bounded walk: older requests are long overdue anyway
-        if day > last:
-            break
-        if day.weekday() in hours.days:
-            opens = dt.datetime.combine(day, hours.opens, tz)
-            closes = dt.datetime.combine(day, hours.closes, tz)
-            overlap = min(closes, end) - max(opens, start)
-            total += max(overlap.total_seconds(), 0) / 3600
-        day += dt.timedelta(days=1)
-    return total
-
-
 def overdue(created_at: dt.datetime, now: dt.datetime | None = None) -> bool:
-    """Waiting longer than CALLBACK_TARGET_HOURS office hours."""
+    """Waiting longer than CALLBACK_TARGET_HOURS office hours (the office calendar's: closed
+    days do not count)."""
     target = current_app.config["CALLBACK_TARGET_HOURS"]
-    return office_hours_between(created_at, now or utcnow()) > target
+    return calendar.office().hours_between(created_at, now or utcnow()) > target
 
 
 def local_title(moment: dt.datetime) -> str:

@@ -19,6 +19,19 @@ from flask import Blueprint
 from ivr.voice import again, callback, closing, connect, details, staffcall, topics, welcome
 from ivr.voice.common import require_twilio_signature
 from ivr.voice.errors import answer_errors
+from ivr.voice.menus import Menu
+
+# Every menu a caller hears, in call order: `ivr prompts check` reads their keys and prompts.
+MENUS: tuple[Menu, ...] = (
+    welcome.LANGUAGE,
+    topics.MAIN,
+    topics.AFTER_TOPIC,
+    topics.HELP,
+    connect.OFFER,
+    details.NUMBER,
+    closing.URGENCY,
+    closing.TEXT_OFFER,
+)
 
 bp = Blueprint("voice", __name__, url_prefix="/voice")
 bp.before_request(require_twilio_signature)

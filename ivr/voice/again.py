@@ -21,24 +21,20 @@ from flask import Blueprint, current_app, g
 from sqlalchemy.exc import IntegrityError
 
 from ivr.background import jobs
+from ivr.calls.calendar import now, office
 from ivr.calls.prompts import Line
 from ivr.calls.twiml import prompts, twiml
 from ivr.db import db
 from ivr.requests import added as added_alerts
-from ivr.requests import references, store
+from ivr.requests import recordings, references, store
 from ivr.requests.models import CallbackRequest, RequestMessage
 from ivr.settings import DAYS
-from ivr.staff.display import as_utc
 from ivr.voice import closing
 from ivr.voice.connect import caller_id
 
 bp = Blueprint("again", __name__, url_prefix="/<any(en, es):lang>/again")
 
 OPEN_DAYS = 14
-
-
-def now() -> dt.datetime:
-    return current_app.config.get("CLOCK", lambda: dt.datetime.now(dt.UTC))()
 
 
 def open_request(number: str, call_sid: str) -> CallbackRequest | None:
@@ -87,9 +83,9 @@ def when_lines(lang: str, created_at: dt.datetime) -> list[Line]:
     """ "We have your message from Tuesday" (today, yesterday, a weekday, or over a week ago),
     counted in the office's days."""
     p = prompts()
-    tz = current_app.config["OFFICE_TIMEZONE"]
-    day = as_utc(created_at).astimezone(tz).date()
-    ago = (now().astimezone(tz).date() - day).days
+    calendar = office()
+    day = calendar.local(created_at).date()
+    ago = (calendar.local(now()).date() - day).days
     if ago <= 0:
         return [p.line(lang, "again_from_today")]
     if ago == 1:
@@ -140,8 +136,8 @@ def save(
             try:
                 db.session.flush()
                 if new_recording and not row.audio_type:
-                    jobs.enqueue(
-                        "copy-message", f"copy-message:{row.recording_sid}", {"message_id": row.id}
+                    recordings.COPY_MESSAGE.enqueue(
+                        message_id=row.id, recording_sid=row.recording_sid
                     )
                 if new_recording:
                     added_alerts.queue(request_id, row.id)

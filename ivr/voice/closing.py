@@ -21,6 +21,7 @@ from ivr.calls.prompts import Line
 from ivr.calls.twiml import prompts, speak, twiml
 from ivr.requests import sms, urgency
 from ivr.voice.connect import caller_id
+from ivr.voice.menus import Menu, Option, State
 
 bp = Blueprint("closing", __name__, url_prefix="/<any(en, es):lang>/closing")
 
@@ -59,17 +60,16 @@ def gather(response: VoiceResponse, lines: list[Line], endpoint: str, lang: str)
 def ending(
     lang: str, opening: list[Line], *, ask_urgency: bool = True, read_reference: bool = True
 ) -> VoiceResponse:
-    p = prompts()
     ref = request.args.get("ref", "")
     response = VoiceResponse()
     speak(response, opening)
     if ask_urgency:
-        gather(response, [p.line(lang, "urgent_ask")], "voice.closing.urgent", lang)
+        gather(response, URGENCY.lines(lang), "voice.closing.urgent", lang)
     reference = reference_lines(lang, ref) if read_reference and ref else []
     speak(response, reference)
     speak(response, reference)
     if offers_text() and ref:  # only the offer listens: a key pressed before it sends nothing
-        gather(response, [p.line(lang, "sms_offer")], "voice.closing.text", lang)
+        gather(response, TEXT_OFFER.lines(lang), "voice.closing.text", lang)
     goodbye(response, lang)
     return response
 
@@ -81,28 +81,46 @@ def goodbye(response: VoiceResponse, lang: str) -> None:
     response.hangup()
 
 
+def mark_urgent(lang: str, state: State) -> list[Line]:
+    """The request is marked urgent: "noted" (nothing said if it could not be marked)."""
+    if urgency.mark(request.args.get("ref", ""), request.form.get("CallSid", "")):
+        return [prompts().line(lang, "urgent_noted")]
+    return []
+
+
+def send_text(lang: str, state: State) -> list[Line]:
+    """The reference by SMS to the number the call came from, never to another."""
+    p = prompts()
+    own = caller_id(request.form.get("From", ""))
+    ref = request.args.get("ref", "")
+    if not (own and sms.enabled()):
+        return []
+    if sms.queue(ref, own, request.form.get("CallSid", "")):
+        return [p.line(lang, "sms_sent")]
+    return [p.line(lang, "sms_unavailable"), *reference_lines(lang, ref)]
+
+
+# Two one-key questions: pressing their key answers yes; any other key, or none, goes on.
+URGENCY: Menu[list[Line]] = Menu(
+    "urgency", [Option(URGENT, "urgent_ask", mark_urgent, "an urgent case")]
+)
+TEXT_OFFER: Menu[list[Line]] = Menu(
+    "text offer", [Option(TEXT_ME, "sms_offer", send_text, "the reference by text message")]
+)
+
+
 @bp.post("/urgent")
 def urgent(lang: str):
     """Pressing 1 marks the request urgent; any other key just goes on with the ending."""
-    opening: list[Line] = []
-    if request.form.get("Digits") == URGENT:
-        if urgency.mark(request.args.get("ref", ""), request.form.get("CallSid", "")):
-            opening = [prompts().line(lang, "urgent_noted")]
+    opening = URGENCY.choose(lang, request.form.get("Digits", "")) or []
     return twiml(ending(lang, opening, ask_urgency=False))
 
 
 @bp.post("/text")
 def text(lang: str):
-    """Pressing 1 queues the reference by SMS to the number the call came from; never else."""
-    p = prompts()
+    """Pressing 1 queues the reference by SMS; any other key just says goodbye."""
     response = VoiceResponse()
-    own = caller_id(request.form.get("From", ""))
-    ref = request.args.get("ref", "")
-    if request.form.get("Digits") == TEXT_ME and own and sms.enabled():
-        if sms.queue(ref, own, request.form.get("CallSid", "")):
-            speak(response, [p.line(lang, "sms_sent")])
-        else:
-            speak(response, [p.line(lang, "sms_unavailable"), *reference_lines(lang, ref)])
+    speak(response, TEXT_OFFER.choose(lang, request.form.get("Digits", "")) or [])
     goodbye(response, lang)
     return twiml(response)
 

@@ -10,7 +10,7 @@ from flask import Response, abort, current_app, request, url_for
 from twilio.twiml.voice_response import VoiceResponse
 
 from ivr.calls.prompts import Line
-from ivr.calls.twiml import prompts, speak, twiml
+from ivr.calls.twiml import speak, twiml
 from ivr.edge.signatures import Signatures
 
 # The same key means the same thing on every menu of the call.
@@ -137,8 +137,3 @@ def _gather(
         speak(gather, lines)
     response.redirect(action)
     return response
-
-
-def options_lines(lang: str, *names: str) -> list[Line]:
-    p = prompts()
-    return [p.line(lang, f"option_{name}") for name in names]

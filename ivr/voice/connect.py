@@ -14,7 +14,8 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request, url_for
 from twilio.twiml.voice_response import VoiceResponse
 
-from ivr.calls.hours import closed_lines, office_open
+from ivr.calls.calendar import office_open
+from ivr.calls.hours import closed_lines
 from ivr.calls.twiml import prompts, speak, twiml
 from ivr.phones import parse_valid
 from ivr.requests import missed
@@ -27,9 +28,9 @@ from ivr.voice.common import (
     fails,
     final,
     final_args,
-    options_lines,
     redirect,
 )
+from ivr.voice.menus import Menu, Option, State
 
 bp = Blueprint("connect", __name__)
 
@@ -55,29 +56,55 @@ def offer_lines(lang: str, reason: str | None = None) -> list:
         lines = closed_lines(lang)
     else:
         lines = [prompts().line(lang, reason)] if reason else []
-    return lines + options_lines(lang, "callback", "menu", "repeat")
+    return lines + OFFER.lines(lang)
+
+
+def leave_message(lang: str, state: State) -> Response:
+    return redirect("voice.callback.start", lang=lang, **final_args())
+
+
+def to_menu(lang: str, state: State) -> Response:
+    return redirect("voice.topics.menu", lang=lang)
+
+
+def offer_again(lang: str, state: State) -> Response:
+    return ask(
+        offer_lines(lang), "voice.connect.offer_choice", lang=lang, fails=fails(), **final_args()
+    )
+
+
+def to_firm(lang: str, state: State) -> Response:
+    return redirect("voice.connect.start", lang=lang)
+
+
+def firm_answers(lang: str, state: State) -> bool:
+    """0, unsaid, still rings the firm while it is open, except on the caller's final round."""
+    return bool(state["open"]) and not final()
+
+
+# When the firm cannot take the call: the message first, the likeliest wish of someone waiting.
+OFFER: Menu[Response] = Menu(
+    "callback offer",
+    [
+        Option(CALLBACK, "option_callback", leave_message, "leaving a callback request"),
+        Option(MAIN_MENU, "option_menu", to_menu, "the main menu"),
+        Option(REPEAT, "option_repeat", offer_again, "hearing this again"),
+        Option(FIRM, None, to_firm, "the firm", answered=firm_answers),
+    ],
+)
 
 
 @bp.post("/<any(en, es):lang>/connect/offer")
 def offer_choice(lang: str):
     digits = request.form.get("Digits", "")
-    if digits == MAIN_MENU:
-        return redirect("voice.topics.menu", lang=lang)
-    if digits == REPEAT:
-        return ask(
-            offer_lines(lang),
-            "voice.connect.offer_choice",
-            lang=lang,
-            fails=fails(),
-            **final_args(),
-        )
-    if digits == FIRM and office_open() and not final():
-        return redirect("voice.connect.start", lang=lang)
+    chosen = OFFER.choose(lang, digits, open=office_open())
+    if chosen is not None:
+        return chosen
     failed = fails() + 1
-    if digits and digits != CALLBACK and failed < current_app.config["MAX_FAILURES"]:
+    if digits and failed < current_app.config["MAX_FAILURES"]:
         lines = [prompts().line(lang, "invalid"), *offer_lines(lang)]
         return ask(lines, "voice.connect.offer_choice", lang=lang, fails=failed, **final_args())
-    return redirect("voice.callback.start", lang=lang, **final_args())
+    return leave_message(lang, {})  # silence, or too many wrong keys: the message
 
 
 @bp.post("/<any(en, es):lang>/connect")

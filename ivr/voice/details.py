@@ -11,13 +11,14 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 
 from ivr.calls.prompts import Line
-from ivr.calls.twiml import prompts, twiml
+from ivr.calls.twiml import prompts, spoken_number, twiml
 from ivr.phones import e164, parse_valid, region
 from ivr.requests import store
 from ivr.voice import closing
 from ivr.voice.callback import call_sid
 from ivr.voice.common import ask, fails, redirect
 from ivr.voice.connect import caller_id
+from ivr.voice.menus import Menu, Option, State
 
 bp = Blueprint("details", __name__, url_prefix="/<any(en, es):lang>/callback")
 
@@ -27,19 +28,19 @@ bp = Blueprint("details", __name__, url_prefix="/<any(en, es):lang>/callback")
 NUMBER_TIMEOUT = 4
 
 
-def spoken_number(lang: str, number: str) -> list[Line]:
-    """The digits a caller would dial, in groups: 3-3-4 for U.S. numbers; for others the country
-    code, then the national number in fours from the end, as Mexico and Central America write
-    them (55 1234 5678, 2345 6789)."""
-    parsed = parse_valid(number)
-    assert parsed is not None  # callers pass caller_id()'s number, which is a valid one
-    national = str(parsed.national_number)
-    if parsed.country_code == 1:
-        return prompts().digits(lang, national, (3, 3, 4))
-    code = str(parsed.country_code)
-    head = len(national) % 4
-    sizes = ([head] if head else []) + [4] * (len(national) // 4)
-    return prompts().digits(lang, code + national, [len(code), *sizes])
+def own_number(lang: str, state: State) -> str | None:
+    return state["own"]
+
+
+def has_own(lang: str, state: State) -> bool:
+    return state["own"] is not None
+
+
+# The number the call came from is read back and taken with one key; another is typed in full.
+NUMBER: Menu[str | None] = Menu(
+    "callback number",
+    [Option("1", "number_confirm", own_number, "the number read back", said=has_own)],
+)
 
 
 def number_lines(lang: str) -> list[Line]:
@@ -49,7 +50,7 @@ def number_lines(lang: str) -> list[Line]:
         return [
             p.line(lang, "number_readback"),
             *spoken_number(lang, own),
-            p.line(lang, "number_confirm"),
+            *NUMBER.lines(lang, own=own),
         ]
     return [p.line(lang, "number_ask")]
 
@@ -87,7 +88,7 @@ def number_choice(lang: str):
     ref = request.args.get("ref", "")
     digits = request.form.get("Digits", "")
     own = caller_id(request.form.get("From", ""))
-    chosen = own if digits == "1" and own else None
+    chosen = NUMBER.choose(lang, digits, own=own)
     if chosen is None and len(digits) > 1:
         chosen = typed_number(digits, own)
     if chosen is None:

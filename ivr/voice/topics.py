@@ -1,16 +1,19 @@
 """The main menu and the topics from the firm's post, in the caller's language.
 
-The menu is built from the topic files, so a new file under `prompts/<lang>/topics/` is a new
-option. Every prompt sits inside a `<Gather>`, so a key press interrupts it. A choice answers with
-the next menu or topic itself rather than a `<Redirect>`: each redirect is one more round trip to
+Each menu is one table (`MAIN`, `AFTER_TOPIC`, `HELP`; see `menus.py`): key, the prompt that
+offers it, its handler; the views say and answer a menu from it. The main menu's topics are
+built from the topic files, so a new file under `prompts/<lang>/topics/` is a new option.
+Every prompt sits inside a `<Gather>`, so a key press interrupts it. A choice answers with the
+next menu or topic itself rather than a `<Redirect>`: each redirect is one more round trip to
 the app that the caller would sit through in silence.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, Response, current_app, request
 
 from ivr.calls.prompts import Line, Topic
 from ivr.calls.twiml import prompts, says_slowly
@@ -24,46 +27,110 @@ from ivr.voice.common import (
     SLOWER,
     ask,
     fails,
-    options_lines,
     redirect,
 )
 from ivr.voice.connect import office_open
+from ivr.voice.menus import Menu, Option, State, Topics, always
 
 bp = Blueprint("topics", __name__, url_prefix="/<any(en, es):lang>")
 
 
-def menu_lines(lang: str, firm: list[str] | None = None) -> list[Line]:
-    """The quickest way to a person first: while the office is open, "talk with our office now"
-    (the post's "Call Now") before the topics; while it is closed, the message. `firm`
-    overrides the office's state."""
-    p = prompts()
-    firm = firm_option() if firm is None else firm
-    first, last = (firm, ["callback", "repeat"]) if firm else (["callback"], ["repeat"])
-    lines = options_lines(lang, *first) + [p.line(lang, "menu_intro")]
-    lines += [
-        p.line(lang, "menu_option", label=topic.label, key=topic.number) for topic in p.topics(lang)
-    ]
-    return lines + options_lines(lang, *last)
+def is_open(lang: str, state: State) -> bool:
+    return bool(state["open"])
 
 
-def firm_option() -> list[str]:
-    """ "Talk with someone now" is said only while the office is open (0 still answers)."""
-    return ["firm"] if office_open() else []
+def to_firm(lang: str, state: State) -> Response:
+    return redirect("voice.connect.start", lang=lang)
 
 
-def topic_options(lang: str, number: int, firm: list[str] | None = None) -> list[Line]:
-    """What the caller can do after a topic, the next topic first; "next" only when a later
-    topic exists, "talk with our office now" only while it is open (what topic 5's "contact us
-    today" leads to), "more slowly" only when it can be done (`slow_line`). Kept short: it
-    follows every topic."""
-    p = prompts()
-    firm = firm_option() if firm is None else firm
-    found = p.topic(lang, number)
-    slower = ["slower"] if found is not None and slow_line(lang, found) is not None else []
-    options = ["next", *firm, "callback", "repeat", *slower, "menu"]
-    if not any(t.number > number for t in p.topics(lang)):
-        options.remove("next")
-    return options_lines(lang, *options)
+def to_callback(lang: str, state: State) -> Response:
+    return redirect("voice.callback.start", lang=lang)
+
+
+def to_menu(lang: str, state: State) -> Response:
+    return menu(lang)
+
+
+def to_topic(lang: str, number: int) -> Response:
+    return topic(lang, number)
+
+
+def has_later(lang: str, state: State) -> bool:
+    return any(t.number > state["number"] for t in prompts().topics(lang))
+
+
+def to_next(lang: str, state: State) -> Response:
+    return topic(lang, min(t.number for t in prompts().topics(lang) if t.number > state["number"]))
+
+
+def repeat_topic(lang: str, state: State) -> Response:
+    return topic(lang, state["number"])
+
+
+def can_slow(lang: str, state: State) -> bool:
+    found = prompts().topic(lang, state["number"])
+    return found is not None and slow_line(lang, found) is not None
+
+
+def slower(lang: str, state: State) -> Response:
+    return topic(lang, state["number"], slowly=True)
+
+
+def to_help(lang: str, state: State) -> Response:
+    return help(lang)
+
+
+# The same key means the same on every menu (common.py); "talk with our office now" is said only
+# while the office is open, but 0 still answers (the firm's step says the office is closed).
+FIRM_OPTION = Option(FIRM, "option_firm", to_firm, "the firm", said=is_open, answered=always)
+CALLBACK_OPTION = Option(CALLBACK, "option_callback", to_callback, "leaving a callback request")
+MENU_OPTION = Option(MAIN_MENU, "option_menu", to_menu, "the main menu")
+
+# The quickest way to a person first: while the office is open, "talk with our office now" (the
+# post's "Call Now") before the topics; while it is closed, the message.
+MAIN: Menu[Response] = Menu(
+    "main menu",
+    [
+        FIRM_OPTION,
+        CALLBACK_OPTION,
+        Topics(to_topic),
+        Option(REPEAT, "option_repeat", to_menu, "hearing the menu again"),
+        replace(MENU_OPTION, prompt=None),
+    ],
+)
+# After a topic, the next topic first; kept short, it follows every topic. "More slowly" only
+# when it can be done (`slow_line`).
+AFTER_TOPIC: Menu[Response] = Menu(
+    "after a topic",
+    [
+        Option(NEXT, "option_next", to_next, "the next topic", said=has_later),
+        FIRM_OPTION,
+        CALLBACK_OPTION,
+        Option(REPEAT, "option_repeat", repeat_topic, "hearing the topic again"),
+        Option(SLOWER, "option_slower", slower, "hearing a topic again more slowly", said=can_slow),
+        MENU_OPTION,
+    ],
+)
+# After too many failures: the simplest choices.
+HELP: Menu[Response] = Menu(
+    "help",
+    [
+        FIRM_OPTION,
+        CALLBACK_OPTION,
+        MENU_OPTION,
+        Option(REPEAT, None, to_help, "hearing this again"),
+    ],
+)
+
+
+def menu_lines(lang: str) -> list[Line]:
+    """The main menu as said now (with 0 while the office is open)."""
+    return MAIN.lines(lang, open=office_open())
+
+
+def topic_options(lang: str, number: int) -> list[Line]:
+    """The menu after topic `number`, as said now."""
+    return AFTER_TOPIC.lines(lang, number=number, open=office_open())
 
 
 def slow_line(lang: str, found: Topic) -> Line | None:
@@ -74,17 +141,6 @@ def slow_line(lang: str, found: Topic) -> Line | None:
     audio = current_app.extensions.get("ivr.calls.audio")
     if (audio is not None and audio.url(line)) or says_slowly(lang):
         return line
-    return None
-
-
-def common_key(lang: str, digits: str):
-    """Keys that mean the same on every menu; None when `digits` is not one of them."""
-    if digits == FIRM:
-        return redirect("voice.connect.start", lang=lang)
-    if digits == CALLBACK:
-        return redirect("voice.callback.start", lang=lang)
-    if digits == MAIN_MENU:
-        return menu(lang)
     return None
 
 
@@ -105,12 +161,8 @@ def menu(lang: str):
 
 @bp.post("/menu/choice")
 def menu_choice(lang: str):
-    digits = request.form.get("Digits", "")
-    if digits == REPEAT:
-        return menu(lang)
-    if len(digits) == 1 and digits.isdigit() and prompts().topic(lang, int(digits)):
-        return topic(lang, int(digits))
-    return common_key(lang, digits) or retry(lang, menu_lines(lang), "voice.topics.menu_choice")
+    chosen = MAIN.choose(lang, request.form.get("Digits", ""), open=office_open())
+    return chosen or retry(lang, menu_lines(lang), "voice.topics.menu_choice")
 
 
 @bp.post("/topics/<int:number>")
@@ -127,16 +179,8 @@ def topic(lang: str, number: int, slowly: bool = False):
 @bp.post("/topics/<int:number>/choice")
 def topic_choice(lang: str, number: int):
     digits = request.form.get("Digits", "")
-    if digits == REPEAT:
-        return topic(lang, number)
-    found = prompts().topic(lang, number)
-    if digits == SLOWER and found is not None and slow_line(lang, found) is not None:
-        return topic(lang, number, slowly=True)
-    if digits == NEXT:
-        later = [t.number for t in prompts().topics(lang) if t.number > number]
-        if later:
-            return topic(lang, later[0])
-    return common_key(lang, digits) or retry(
+    chosen = AFTER_TOPIC.choose(lang, digits, number=number, open=office_open())
+    return chosen or retry(
         lang, topic_options(lang, number), "voice.topics.topic_choice", number=number
     )
 
@@ -148,18 +192,13 @@ def help(lang: str):
 
 
 def help_lines(lang: str) -> list[Line]:
-    return [
-        prompts().line(lang, "too_many_tries"),
-        *options_lines(lang, *firm_option(), "callback", "menu"),
-    ]
+    return [prompts().line(lang, "too_many_tries"), *HELP.lines(lang, open=office_open())]
 
 
 @bp.post("/help/choice")
 def help_choice(lang: str):
     digits = request.form.get("Digits", "")
-    if digits == REPEAT:
-        return help(lang)
-    chosen = common_key(lang, digits)
+    chosen = HELP.choose(lang, digits, open=office_open())
     if chosen is not None:
         return chosen
     if digits and fails() == 0:  # one wrong key: "not an option", and the help menu again

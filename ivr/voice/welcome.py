@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import unicodedata
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, Response, current_app, request
 
+from ivr.calls.prompts import Line
 from ivr.calls.twiml import prompts
 from ivr.requests import references, store
 from ivr.voice import again
 from ivr.voice.common import ask, fails
+from ivr.voice.menus import Menu, Option, State
 from ivr.voice.topics import menu_lines
 
 bp = Blueprint("welcome", __name__)
 
-KEYS = {"1": "en", "2": "es"}
 WORDS = {"english": "en", "ingles": "en", "espanol": "es", "spanish": "es", "espanyol": "es"}
 
 
@@ -27,16 +28,35 @@ def spoken_language(speech: str) -> str | None:
     return None
 
 
-def choice_lines(greet: bool):
+def in_english(lang: str, state: State) -> Response:
+    return start("en")
+
+
+def in_spanish(lang: str, state: State) -> Response:
+    return start("es")
+
+
+# Each choice is said in its own language ("For English, press 1", "Para español, oprima 2").
+LANGUAGE: Menu[Response] = Menu(
+    "language",
+    [
+        Option("1", "choose_language", in_english, "English", lang="en"),
+        Option("2", "choose_language", in_spanish, "Spanish", lang="es"),
+    ],
+)
+
+
+def choice_lines(greet: bool) -> list[Line]:
     """Each language's welcome next to its own key, most callers' language (DEFAULT_LANGUAGE)
     first: nobody waits through the other language before hearing how to choose theirs."""
     p = prompts()
     first = current_app.config["DEFAULT_LANGUAGE"]
-    order = (first, *(lang for lang in ("en", "es") if lang != first))
+    options = sorted(LANGUAGE.options(), key=lambda option: option.lang != first)
     return [
         line
-        for lang in order
-        for line in ([p.line(lang, "welcome")] if greet else []) + [p.line(lang, "choose_language")]
+        for option in options
+        for line in ([p.line(option.lang or first, "welcome")] if greet else [])
+        + option.lines(first, {})
     ]
 
 
@@ -48,9 +68,10 @@ def answer():
 
 @bp.post("/language")
 def choose():
-    lang = KEYS.get(request.form.get("Digits", "")) or spoken_language(
-        request.form.get("SpeechResult", "")
-    )
+    chosen = LANGUAGE.choose("", request.form.get("Digits", ""))
+    if chosen is not None:
+        return chosen
+    lang = spoken_language(request.form.get("SpeechResult", ""))
     if lang:
         return start(lang)
     failed = fails() + 1

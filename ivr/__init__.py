@@ -104,7 +104,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from ivr.calls import audio
     from ivr.edge import headers, https
     from ivr.messaging import email, gateway
-    from ivr.requests import added, alerts, calling, fallback, recordings, retention, sms
+    from ivr.requests import added, alerts, calling, erasure, fallback, recordings, retention, sms
 
     app.before_request(limits.refuse_large_bodies)
     https.init_app(app)
@@ -131,6 +131,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             recordings.COPY_RECORDING,
             recordings.COPY_MESSAGE,
             recordings.DELETE_RECORDING,
+            erasure.REDACT_MESSAGE,
             retention.RETENTION,
         ),
         every_minute=(recordings.queue_missing, retention.queue_daily),

@@ -142,6 +142,35 @@ def apply(app: Flask) -> tuple[int, int] | None:
     return stored, failed
 
 
+def forget(app: Flask, call_sids: set[str]) -> int:
+    """Take every kept entry of these calls out of this machine's file (an erased request's):
+    its personal data must not wait there to be applied. Returns how many lines went. Holds the
+    applying lock, so an apply in progress finishes first (its cut counts characters)."""
+    file = path(app)
+    if not call_sids or not pending(app):
+        return 0
+    with open(file.with_suffix(".lock"), "a") as applying:
+        fcntl.flock(applying, fcntl.LOCK_EX)
+        with open(file, "r+", encoding="utf-8") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            lines = handle.read().splitlines()
+            kept = [line for line in lines if _call_sid(line) not in call_sids]
+            handle.seek(0)
+            handle.truncate()
+            handle.write("".join(line + "\n" for line in kept))
+            handle.flush()
+            os.fsync(handle.fileno())
+    return len(lines) - len(kept)
+
+
+def _call_sid(line: str) -> str | None:
+    try:
+        entry = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return entry.get("call_sid") if isinstance(entry, dict) else None
+
+
 class Drainer:
     """One thread per process that applies the fallback file once the database is back."""
 

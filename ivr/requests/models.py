@@ -60,6 +60,9 @@ class CallbackRequest(Model):
     note: Mapped[str] = mapped_column(Text, default="")
     handled_by: Mapped[str | None] = mapped_column(String(80))
     handled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when its personal data was erased (retention or an admin): a tombstone that nothing
+    # fills again (requests/erasure.py).
+    erased_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow

@@ -13,6 +13,9 @@ Create Date: 2026-12-02 06:10:00
 - `staff_users`: a one-time enrolment code (its SHA-256 and when it expires), the count of wrong
   passwords and codes in a row, and when the account was locked; `totp_secret` is widened for
   its Fernet token, and secrets stored in clear are encrypted here.
+- Erase means erase (requests/erasure.py): `callback_requests.erased_at`, and `erased_calls`,
+  the tombstones of every call whose caller's data was erased. Requests erased before this get
+  theirs here.
 """
 
 import datetime as dt
@@ -48,6 +51,24 @@ def upgrade() -> None:
         batch.add_column(sa.Column("enrol_code_expires", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("failures", sa.Integer(), nullable=False, server_default="0"))
         batch.add_column(sa.Column("locked_at", sa.DateTime(timezone=True), nullable=True))
+    with op.batch_alter_table("callback_requests") as batch:
+        batch.add_column(sa.Column("erased_at", sa.DateTime(timezone=True), nullable=True))
+    op.create_table(
+        "erased_calls",
+        sa.Column("call_sid", sa.String(length=64), nullable=False),
+        sa.Column("erased_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("call_sid", name=op.f("pk_erased_calls")),
+    )
+    # Requests erased before: no caller number, no recording, no copy left.
+    op.execute(
+        "UPDATE callback_requests SET erased_at = CURRENT_TIMESTAMP WHERE caller_number = '' "
+        "AND callback_number IS NULL AND a_number IS NULL AND recording_url IS NULL "
+        "AND audio_type IS NULL AND recording_sid IS NOT NULL"
+    )
+    op.execute(
+        "INSERT INTO erased_calls (call_sid, erased_at) SELECT call_sid, erased_at "
+        "FROM callback_requests WHERE erased_at IS NOT NULL"
+    )
     _seal_and_encrypt()
     if op.get_bind().dialect.name == "postgresql":
         op.execute("""
@@ -167,6 +188,9 @@ def downgrade() -> None:
     else:
         op.execute("DROP TRIGGER audit_head_no_delete")
         op.execute("DROP TRIGGER audit_log_no_replace")
+    op.drop_table("erased_calls")
+    with op.batch_alter_table("callback_requests") as batch:
+        batch.drop_column("erased_at")
     with op.batch_alter_table("staff_users") as batch:
         batch.drop_column("locked_at")
         batch.drop_column("failures")

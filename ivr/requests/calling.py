@@ -23,12 +23,17 @@ from flask import current_app
 from ivr.accounts.models import StaffUser
 from ivr.background import jobs
 from ivr.db import db
+from ivr.edge import logmask
 from ivr.messaging.gateway import MaybeSent, Refused, Unreachable, gateway
 from ivr.phones import e164, parse_valid
 from ivr.requests import history
 from ivr.requests.models import Call, CallbackRequest
 
 RING_STAFF_SECONDS = 25  # the staff phone rings this long before its voicemail could answer
+
+
+def number_label(row: CallbackRequest) -> str:
+    return "the callback number" if row.callback_number else "the calling number"
 
 
 def family_number(row: CallbackRequest) -> str | None:
@@ -64,7 +69,8 @@ def unavailable_for(number: str | None, user: StaffUser) -> str | None:
 
 def start(row: CallbackRequest, user: StaffUser) -> history.RequestEvent:
     """Record the attempt and queue its call, in the current transaction (not committed)."""
-    attempt = history.add(row.id, "call", user.username, text=f"to {family_number(row)}")
+    # Which number, not the number: history is kept for good, numbers are not (issue 22).
+    attempt = history.add(row.id, "call", user.username, text=f"to {number_label(row)}")
     history.claim(row.id, user.username)  # calling takes it, unless a colleague already has
     STAFF_CALL.enqueue(attempt_id=attempt.id)
     return attempt
@@ -73,7 +79,7 @@ def start(row: CallbackRequest, user: StaffUser) -> history.RequestEvent:
 def start_missed(call: Call, user: StaffUser) -> history.RequestEvent:
     """The same for a missed call (no request): the number it came from."""
     attempt = history.add(
-        None, "call", user.username, call_id=call.id, text=f"to {valid_number(call.from_number)}"
+        None, "call", user.username, call_id=call.id, text="to the calling number"
     )
     STAFF_CALL.enqueue(attempt_id=attempt.id)
     return attempt
@@ -119,7 +125,7 @@ def outcome(
             attempt_id=attempt_id,
             outcome=result,
             duration=duration,
-            text=text,
+            text=logmask.mask(text),  # Twilio's errors quote numbers: never kept in history
         )
         if attempt.request_id is None:  # a missed call has no status
             db.session.commit()

@@ -80,3 +80,95 @@ REDACT_MESSAGE = jobs.JobKind(
     max_attempts=12,
     time_limit=60,
 )
+
+
+def scrub(request_ids: list[int]) -> set[str]:
+    """Everything beyond the request's own fields, in the current transaction (the caller blanks
+    those, audits and commits, then calls `after_commit`). Returns the calls' SIDs, tombstoned."""
+    from ivr.requests.history import RequestEvent
+    from ivr.requests.models import Call, CallbackRequest, RequestMessage
+
+    requests = db.session.execute(
+        sa.select(CallbackRequest.id, CallbackRequest.call_sid, CallbackRequest.sms_sid).where(
+            CallbackRequest.id.in_(request_ids)
+        )
+    ).all()
+    sids = {row.call_sid for row in requests}
+    sids |= set(
+        db.session.scalars(
+            sa.select(RequestMessage.call_sid).where(RequestMessage.request_id.in_(request_ids))
+        )
+    )
+    # Calls staff placed to these requests (the missed-call kind carries a call row too).
+    attempts = db.session.execute(
+        sa.select(RequestEvent.id, RequestEvent.call_id).where(
+            RequestEvent.request_id.in_(request_ids), RequestEvent.kind == "call"
+        )
+    ).all()
+    call_ids = {a.call_id for a in attempts if a.call_id}
+    if call_ids:
+        sids |= set(db.session.scalars(sa.select(Call.call_sid).where(Call.id.in_(call_ids))))
+    # The calls' numbers, now (not RETENTION_DAYS after the call).
+    db.session.execute(
+        sa.update(Call)
+        .where(Call.call_sid.in_(sids))
+        .values(from_number="")
+        .execution_options(synchronize_session=False)
+    )
+    # Twilio's words in the history (a call-back's error quotes the number it refused).
+    db.session.execute(
+        sa.update(RequestEvent)
+        .where(
+            RequestEvent.request_id.in_(request_ids),
+            RequestEvent.kind.in_(("note", "call", "outcome")),
+        )
+        .values(text="")
+        .execution_options(synchronize_session=False)
+    )
+    # Job rows: payloads hold ids only; their error texts go.
+    attempt_ids = {a.id for a in attempts}
+    message_ids = set(
+        db.session.scalars(
+            sa.select(RequestMessage.id).where(RequestMessage.request_id.in_(request_ids))
+        )
+    )
+    related = []
+    for job in db.session.scalars(sa.select(jobs.Job).where(jobs.Job.last_error.is_not(None))):
+        data = job.data
+        if (
+            data.get("request_id") in request_ids
+            or data.get("attempt_id") in attempt_ids
+            or data.get("message_id") in message_ids
+        ):
+            related.append(job.id)
+    if related:
+        db.session.execute(
+            sa.update(jobs.Job)
+            .where(jobs.Job.id.in_(related))
+            .values(last_error=None)
+            .execution_options(synchronize_session=False)
+        )
+    # The text sent to the family: Twilio keeps its body until told otherwise.
+    for row in requests:
+        if row.sms_sid:
+            REDACT_MESSAGE.enqueue(message_sid=row.sms_sid)
+    db.session.execute(
+        sa.update(CallbackRequest)
+        .where(CallbackRequest.id.in_(request_ids))
+        .values(erased_at=utcnow(), sms_status=None, sms_error=None, sms_sid=None)
+        .execution_options(synchronize_session=False)
+    )
+    tombstone(sids)
+    return sids
+
+
+def after_commit(call_sids: set[str]) -> None:
+    """Outside the database: this machine's fallback file, and SQLite's WAL."""
+    from flask import current_app
+
+    from ivr.db import checkpoint
+    from ivr.requests import fallback
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    fallback.forget(app, call_sids)
+    checkpoint()

@@ -25,7 +25,7 @@ from flask import current_app
 from ivr.accounts import audit
 from ivr.background import jobs
 from ivr.db import db, utcnow
-from ivr.requests import recordings
+from ivr.requests import erasure, recordings
 from ivr.requests.models import Call, CallbackRequest, RequestMessage
 
 # Statuses after which the clock runs (staff/history.py; "called_back" is the old name).
@@ -126,6 +126,9 @@ def erase(request_ids: list[int], actor: str, action: str = "delete") -> int:
         .values(text="")
         .execution_options(synchronize_session=False)
     )
+    # Everything beyond the row: the calls' numbers, Twilio's words, jobs, the text at Twilio,
+    # and the tombstones that keep it erased (`erasure.py`); before the messages go.
+    call_sids = erasure.scrub(list(request_ids))
     # Messages added by calling again (`voice/again.py`) are recordings too: deleted with it.
     added = db.session.scalars(
         sa.select(RequestMessage.recording_sid).where(
@@ -146,6 +149,7 @@ def erase(request_ids: list[int], actor: str, action: str = "delete") -> int:
         audit.record(action, actor, request_id=row.id, reference=row.reference)
     db.session.commit()
     db.session.expire_all()
+    erasure.after_commit(call_sids)
     return len(rows)
 
 

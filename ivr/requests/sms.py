@@ -28,7 +28,9 @@ from ivr.calls.hours import spoken_days
 from ivr.calls.twiml import prompts
 from ivr.db import db
 from ivr.messaging.gateway import MaybeSent, Refused, Unreachable, gateway
-from ivr.requests.models import CallbackRequest
+from ivr.requests import erasure
+from ivr.requests.erasure import REDACT_MESSAGE
+from ivr.requests.models import Call, CallbackRequest
 from ivr.staff.display import phone
 
 # Twilio's message statuses in the order they happen; a late or repeated callback never moves a
@@ -108,7 +110,8 @@ def queue(reference: str, to: str, call_sid: str) -> bool:
             db.session.rollback()
             current_app.logger.warning("no request %s to text (call %s)", reference, call_sid)
             return False
-        REFERENCE_SMS.enqueue(request_id=row.id, call_sid=call_sid, to=to)
+        # The number is looked up when sending (`recipient`): never kept in a job row.
+        REFERENCE_SMS.enqueue(request_id=row.id, call_sid=call_sid)
         if row.sms_status is None:
             row.sms_status = "queued"
         db.session.commit()
@@ -136,9 +139,9 @@ def advance(request_id: int, sid: str, status: str, error_code: str | None) -> N
     if status not in ORDER:
         return
     row = db.session.get(CallbackRequest, request_id)
-    if row is None or (row.sms_sid and sid != row.sms_sid):
+    if row is None or row.erased_at is not None or (row.sms_sid and sid != row.sms_sid):
         db.session.rollback()
-        return  # another message, or a request since deleted
+        return  # another message, or a request since deleted or erased
     if row.sms_status not in ORDER or ORDER[status] >= ORDER[row.sms_status]:
         row.sms_status = status
         row.sms_sid = sid or row.sms_sid
@@ -155,23 +158,41 @@ def record(request_id: int, status: str | None, error: str | None, sid: str | No
         values["sms_sid"] = sid
     db.session.execute(
         sa.update(CallbackRequest)
-        .where(CallbackRequest.id == request_id)
+        .where(CallbackRequest.id == request_id, CallbackRequest.erased_at.is_(None))
         .values(**values)
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
 
 
+def recipient(request_id: int, call_sid: str) -> str | None:
+    """The number the asking call came from: its row in `calls`, or the request's own caller
+    number for the request's own call. None once erased (the tombstone, requests/erasure.py)."""
+    if erasure.is_erased(call_sid):
+        return None
+    number = db.session.scalar(sa.select(Call.from_number).where(Call.call_sid == call_sid))
+    if not number:
+        number = db.session.scalar(
+            sa.select(CallbackRequest.caller_number).where(
+                CallbackRequest.id == request_id,
+                CallbackRequest.call_sid == call_sid,
+                CallbackRequest.erased_at.is_(None),
+            )
+        )
+    return number or None
+
+
 def send_reference(payload: dict[str, Any]) -> None:
     request_id = payload["request_id"]
     row = db.session.execute(
         sa.select(CallbackRequest.language, CallbackRequest.reference).where(
-            CallbackRequest.id == request_id
+            CallbackRequest.id == request_id, CallbackRequest.erased_at.is_(None)
         )
     ).first()
+    to = recipient(request_id, payload.get("call_sid", "")) if row is not None else None
     db.session.commit()  # hold no connection while Twilio answers
-    if row is None:
-        return  # the request was deleted
+    if row is None or to is None:
+        return  # the request was deleted or erased: nothing to send, nobody to send it to
     config = current_app.config
     sender = (
         {"messaging_service_sid": config["SMS_MESSAGING_SERVICE_SID"]}
@@ -181,7 +202,7 @@ def send_reference(payload: dict[str, Any]) -> None:
     callback = status_url(request_id, row.language)
     try:
         message = gateway().send_sms(
-            payload["to"],
+            to,
             body(row.language, row.reference),
             **sender,
             **({"status_callback": callback} if callback else {}),
@@ -196,7 +217,9 @@ def send_reference(payload: dict[str, Any]) -> None:
         record(request_id, "unknown", str(exc))
         raise
     sent = db.session.get(CallbackRequest, request_id)
-    if sent is not None:
+    if sent is not None and sent.erased_at is not None:  # erased while Twilio answered
+        REDACT_MESSAGE.enqueue(message_sid=message.sid)
+    elif sent is not None:
         # Twilio's first status callback may have come before this answer: never move back.
         same = sent.sms_sid == message.sid
         if not same or ORDER.get(sent.sms_status or "", -1) <= ORDER.get(message.status or "", 0):
@@ -216,7 +239,7 @@ REFERENCE_SMS = jobs.JobKind(
     "reference-sms",
     send_reference,
     key=lambda request_id, call_sid, **_: f"reference-sms:{request_id}:{call_sid}",
-    payload=("request_id", "to"),
+    payload=("request_id", "call_sid"),
     once=True,
     max_attempts=5,
     time_limit=60,

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ivr.background import jobs
 from ivr.db import db
-from ivr.requests import fallback, recordings, references
+from ivr.requests import erasure, fallback, recordings, references
 from ivr.requests.models import Call, CallbackRequest
 
 FIELDS = {
@@ -52,6 +52,12 @@ def save(call_sid: str, *, alerted: bool = False, **fields: Any) -> CallbackRequ
     unknown = set(fields) - FIELDS - {"reference"}
     if unknown:
         raise TypeError(f"unknown fields {sorted(unknown)}")
+    if erasure.is_erased(call_sid):
+        # Erased (retention or an admin): a late or replayed step fills nothing again.
+        db.session.rollback()
+        current_app.logger.info("call %s was erased: its late step is dropped", call_sid)
+        erased = db.session.scalar(sa.select(CallbackRequest).filter_by(call_sid=call_sid))
+        return erased or CallbackRequest(call_sid=call_sid, reference="", language="")
     for attempt in range(5):
         row = db.session.scalar(sa.select(CallbackRequest).filter_by(call_sid=call_sid))
         if row is None:
@@ -146,6 +152,8 @@ def database_failed() -> None:
 def insert_call(call_sid: str, language: str, from_number: str, **extra: Any) -> None:
     dialect = db.session.get_bind().dialect.name
     insert = sa.dialects.postgresql.insert if dialect == "postgresql" else sa.dialects.sqlite.insert
+    if erasure.is_erased(call_sid):
+        from_number = ""  # counted for the chart, its number erased for good
     db.session.execute(
         insert(Call)
         .values(

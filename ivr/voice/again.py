@@ -26,7 +26,7 @@ from ivr.calls.prompts import Line
 from ivr.calls.twiml import prompts, twiml
 from ivr.db import db
 from ivr.requests import added as added_alerts
-from ivr.requests import recordings, references, store
+from ivr.requests import erasure, recordings, references, store
 from ivr.requests.models import CallbackRequest, RequestMessage
 from ivr.settings import DAYS
 from ivr.voice import closing
@@ -117,6 +117,12 @@ def save(
     """Store the message on request `request_id`, once per call (the `<Record>` action and the
     status callback may both bring it, in any order, more than once); queue its copy."""
     try:
+        parent_erased = db.session.scalar(
+            sa.select(CallbackRequest.erased_at).where(CallbackRequest.id == request_id)
+        )
+        if erasure.is_erased(call_sid) or parent_erased is not None:
+            db.session.rollback()  # erased: a late callback adds nothing back
+            return
         for attempt in range(3):
             row = db.session.scalar(sa.select(RequestMessage).filter_by(call_sid=call_sid))
             if row is None:

@@ -104,7 +104,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from ivr.calls import audio
     from ivr.edge import headers, https
     from ivr.messaging import email, gateway
-    from ivr.requests import added, alerts, calling, erasure, fallback, recordings, retention, sms
+    from ivr.requests import alerts, erasure, fallback, recordings, retention, sms
+    from ivr.requests.service import callers, calling
 
     app.before_request(limits.refuse_large_bodies)
     https.init_app(app)
@@ -124,8 +125,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             alerts.ALERT_EMAIL,
             alerts.LOCKED_SMS,
             alerts.LOCKED_EMAIL,
-            added.ADDED_SMS,
-            added.ADDED_EMAIL,
+            alerts.ADDED_SMS,
+            alerts.ADDED_EMAIL,
             sms.REFERENCE_SMS,
             calling.STAFF_CALL,
             recordings.COPY_RECORDING,
@@ -137,5 +138,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         every_minute=(recordings.queue_missing, retention.queue_daily),
         at_start=(fallback.init_app,),
     )
-    fallback.init_app(app)
+    # The fallback journal replays through the request service (requests/service/callers.py).
+    callers.init_app(app)
     return app

@@ -1,4 +1,5 @@
-"""Phone numbers, parsed and validated in one place (settings, the call flow, staff pages)."""
+"""Phone numbers, parsed, validated and shown in one place (settings, the call flow, alerts,
+texts and staff pages)."""
 
 from __future__ import annotations
 
@@ -21,3 +22,15 @@ def e164(number: PhoneNumber) -> str:
 
 def region(number: PhoneNumber) -> str | None:
     return phonenumbers.region_code_for_number(number)
+
+
+def phone(number: str | None) -> str:
+    """National format for US numbers, international for the rest; odd values as they came."""
+    if not number:
+        return ""
+    parsed = parse_valid(number)
+    if parsed is None:
+        return number
+    formats = phonenumbers.PhoneNumberFormat
+    us = region(parsed) == "US"
+    return phonenumbers.format_number(parsed, formats.NATIONAL if us else formats.INTERNATIONAL)

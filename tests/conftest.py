@@ -225,14 +225,16 @@ def make_request(app):
             "recording_duration": 42,
             **fields,
         }
+        # A note lives in the request's history (migration 0007; 0009 dropped the columns).
+        note, actor = values.pop("note", None), values.pop("handled_by", None) or "ana"
         with app.app_context():
             row = CallbackRequest(**values)
             db.session.add(row)
             db.session.flush()
-            if values.get("note"):  # a note lives in the request's history (migration 0006)
+            if note:
                 from ivr.requests import history
 
-                history.add(row.id, "note", values.get("handled_by") or "ana", text=values["note"])
+                history.add(row.id, "note", actor, text=note)
             db.session.commit()
             return row.id
 

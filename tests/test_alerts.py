@@ -20,7 +20,8 @@ from ivr.commands import main
 from ivr.db import as_utc, db
 from ivr.devtools.emulator import Call
 from ivr.messaging import email as transports
-from ivr.requests import alerts, store
+from ivr.requests import alerts
+from ivr.requests.service import callers
 from tests.conftest import TOKEN, eventually
 
 SID = "AC" + "0" * 32
@@ -80,7 +81,7 @@ def sms_ok() -> responses.BaseResponse:
 
 def create_request(app, **fields) -> int:
     with app.app_context():
-        row = store.save(
+        row = callers.save(
             "CA" + secrets.token_hex(16),
             language="es",
             step="complete",

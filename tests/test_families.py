@@ -706,7 +706,7 @@ def test_an_added_message_the_database_refuses_is_kept_as_a_request(again_app):
 
 
 def test_erasing_a_request_deletes_its_added_messages_too(again_app):
-    from ivr.requests import retention
+    from ivr.requests.service import handling
 
     first = first_request(again_app, "es")
     call = Call(again_app.test_client(), TOKEN)
@@ -716,7 +716,7 @@ def test_erasing_a_request_deletes_its_added_messages_too(again_app):
     record(call)
     [message] = requests_and_messages(again_app)[1]
     with again_app.app_context():
-        assert retention.erase([first.id], "ana") == 1
+        assert handling.erase([first.id], "ana") == 1
         assert db.session.scalars(sa.select(RequestMessage)).all() == []
         keys = set(db.session.scalars(sa.select(jobs.Job.key)))
     # Twilio's copy of the added recording is deleted as well.

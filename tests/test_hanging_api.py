@@ -26,8 +26,9 @@ from werkzeug.security import generate_password_hash
 from ivr.accounts.models import StaffUser
 from ivr.background import jobs
 from ivr.db import db
-from ivr.requests import added, calling, history, recordings, sms, store
+from ivr.requests import alerts, history, recordings
 from ivr.requests.models import CallbackRequest, RequestMessage
+from ivr.requests.service import callers, calling
 from tests.conftest import STAFF_PASSWORD
 from tests.test_alerts import Inbox, free_port
 
@@ -141,7 +142,7 @@ def queue_work(app) -> int:
     the deletion of another recording at Twilio, and a message added by calling again (its copy
     and its alerts), all queued as the app queues them."""
     with app.app_context():
-        row = store.save(
+        row = callers.save(
             "CA" + "1" * 32,
             language="es",
             step="complete",
@@ -152,7 +153,7 @@ def queue_work(app) -> int:
             recording_duration=20,
         )
         request_id, reference = row.id, row.reference
-        assert sms.queue(reference, CALLER, "CA" + "1" * 32)
+        assert callers.text_reference(reference, CALLER, "CA" + "1" * 32)
         db.session.add(
             StaffUser(
                 username="ana",
@@ -162,7 +163,7 @@ def queue_work(app) -> int:
         )
         db.session.flush()
         user = db.session.scalar(sa.select(StaffUser).filter_by(username="ana"))
-        calling.start(db.session.get(CallbackRequest, request_id), user)
+        calling.start_call(db.session.get(CallbackRequest, request_id), user)
         recordings.DELETE_RECORDING.enqueue(recording_sid="RE" + "2" * 32)
         # The family called again and left a message: its copy and its alerts.
         message = RequestMessage(
@@ -175,7 +176,7 @@ def queue_work(app) -> int:
         db.session.add(message)
         db.session.flush()
         recordings.COPY_MESSAGE.enqueue(message_id=message.id, recording_sid=message.recording_sid)
-        added.queue(request_id, message.id)
+        alerts.queue_added(request_id, message.id)
         # Generous attempts: this test is about giving up and resuming, not about running out.
         db.session.execute(sa.update(jobs.Job).values(max_attempts=100))
         db.session.commit()

@@ -65,9 +65,9 @@ def test_unanswered_call_now_and_hang_ups_are_listed(app, client):
     answered.follow(dial.get("action"), DialCallStatus="completed", DialBridged="true")
     with_request = place(client, "+13125550133")
     with app.app_context():
-        from ivr.requests import store
+        from ivr.requests.service import callers
 
-        store.save(
+        callers.save(
             with_request.sid,
             language="es",
             recording_sid="RE1",

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from ivr.background import jobs
+from ivr.background import jobs, worker
 from ivr.db import Model, db
 from ivr.requests import history
 from ivr.requests.models import Call, CallbackRequest
@@ -250,6 +250,11 @@ def test_audio_not_copied_yet_says_so_and_is_copied_by_the_worker(app, client, a
     # The page never waits on Twilio: it says so, and the worker makes the copy.
     assert response.status_code == 404 and b"not copied from Twilio yet" in response.data
     assert fetch.call_count == 0
+    with app.app_context():  # a GET writes nothing: it queues no copy
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(jobs.Job)) == 0
+    # This row was stored without the service (as before the queue existed): the worker's
+    # housekeeping queues its copy, as it does once a minute.
+    worker.housekeeping(app)
     jobs.run_pending(app)
     response = client.get(f"/staff/requests/{request_id}/audio")
     assert response.status_code == 200
@@ -266,6 +271,19 @@ def test_audio_not_copied_yet_says_so_and_is_copied_by_the_worker(app, client, a
             db.session.scalar(sa.select(CallbackRequest.audio_type).filter_by(id=request_id))
             == "audio/mpeg"
         )
+
+
+@responses.activate
+def test_audio_whose_copy_failed_says_why(app, client, auth, make_request):
+    request_id = make_request(recording_url=REC_URL, recording_sid="RE0123")
+    responses.get(REC_URL + ".mp3", status=403)  # Twilio refuses the credentials: final
+    worker.housekeeping(app)
+    jobs.run_pending(app)
+    auth.login()
+    response = client.get(f"/staff/requests/{request_id}/audio")
+    assert response.status_code == 404
+    assert b"not copied from Twilio yet: the last try failed" in response.data
+    assert b"Twilio refused the credentials (403)" in response.data
 
 
 @responses.activate

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from ivr.accounts.models import LoginAttempt
 from ivr.db import db
 from ivr.settings import SETTINGS
-from ivr.staff.auth import ACCOUNT_MAX_FAILURES, MAX_FAILURES
+from ivr.staff.guard import ACCOUNT_MAX_FAILURES, MAX_FAILURES
 from tests.conftest import STAFF_PASSWORD, serving
 
 WRONG = "wrong password"

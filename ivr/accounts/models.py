@@ -41,7 +41,7 @@ class StaffUser(Model):
     # twofactor.py).
     totp_secret: Mapped[str | None] = mapped_column(String(255))
     totp_last_step: Mapped[int | None]
-    # E.164; a call-back through the hotline rings this phone first (see staff/calling.py).
+    # E.164; a call-back through the hotline rings this phone first (requests/service/calling.py).
     phone: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # Enrolling two factors needs a one-time code handed over out of band (`ivr staff add`,

@@ -66,10 +66,11 @@ def callbacks_replay(source) -> None:
     """
     import sqlalchemy as sa
 
-    from ivr.requests import fallback, store
+    from ivr.requests import fallback
+    from ivr.requests.service import callers
 
     try:
-        stored, failed, _refused = store.replay(fallback.read(source))
+        stored, failed, _refused = callers.replay(fallback.read(source))
     except sa.exc.SQLAlchemyError as exc:
         click.echo(
             f"the database cannot take them yet ({str(exc).splitlines()[0][:200]}); "

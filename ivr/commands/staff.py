@@ -17,7 +17,7 @@ from ivr.accounts.models import ROLES, RecoveryCode, StaffUser, new_session_toke
 from ivr.background.jobs import Job
 from ivr.db import db
 from ivr.edge import keys
-from ivr.staff.auth import normal_username
+from ivr.staff.guard import normal_username
 from ivr.staff.profile import staff_phone
 from ivr.staff.twofactor import ENROL_HOURS, new_enrol_code, reset_two_factors
 

@@ -1,11 +1,15 @@
 """Alert staff to each new callback request by SMS and e-mail, once, off the caller's path.
 
-When a request is created (the recording is in), one job per recipient is queued in the same
-transaction (see `jobs.py`), so a request is never stored without its alerts, and the job's key
-makes a second alert impossible. The alerts are not due yet: the caller is still choosing the
-callback number and typing the A-number. They fall due when the caller finishes the last step
-(`store.request_completed`), or after a grace period (ALERT_GRACE_SECONDS, 3 minutes) for a
-caller who hangs up mid-way. The message is written at send time, from the request as it is then.
+This module is the one place that decides when an alert goes out; the request service
+(`service/callers.py`) calls it, inside the transaction of the write that calls for an alert:
+- a new request (the recording is in): one job per recipient, so a request is never stored without
+  its alerts, and the job's key makes a second alert impossible. The alerts are not due yet: the
+  caller is still choosing the callback number and typing the A-number (`queue_new`);
+- the caller finished the last step: the request's alerts need wait no longer (`due_now`); a
+  caller who hangs up mid-way is alerted after ALERT_GRACE_SECONDS (3 minutes);
+- the caller said it is urgent: an alert not sent yet simply says URGENT (written at send time);
+  one already sent gets a second, URGENT one (`queue_urgent`);
+- a message added by calling again: one short alert per recipient (`queue_added`).
 
 SMS are `once` jobs: sent at most once even if the worker dies mid-send (a duplicate SMS is
 noticed; a lost one still leaves the e-mail and the dashboard). E-mails are retried until sent.
@@ -25,9 +29,7 @@ from ivr.background import jobs
 from ivr.db import db, utcnow
 from ivr.messaging.email import send_email
 from ivr.messaging.gateway import gateway
-from ivr.requests import store
-from ivr.requests.models import CallbackRequest
-from ivr.staff.display import LANGUAGES
+from ivr.requests.models import LANGUAGE_NAMES, CallbackRequest
 
 GRACE_SECONDS = 180  # how long a request may stay unfinished before its alerts go anyway
 
@@ -64,8 +66,6 @@ def init_app(app: Flask) -> None:
             "alerts are off: set ALERT_SMS_TO and ALERT_SMS_FROM, or ALERT_EMAIL_TO "
             "and SMTP_URL, to alert staff to new callback requests"
         )
-    store.request_created.connect(queue_alerts, sender=app, weak=False)
-    store.request_completed.connect(alerts_due_now, sender=app, weak=False)
 
 
 def grace() -> float:
@@ -81,13 +81,13 @@ def key(request_id: int) -> str:
     return f"alert:{request_id}:"
 
 
-def queue_alerts(app: Flask, request: CallbackRequest) -> None:
-    """Queue the request's alerts in its own transaction, due after the grace; never commit."""
+def queue_new(request: CallbackRequest) -> None:
+    """Queue a new request's alerts in its own transaction, due after the grace; never commit."""
     for channel, recipient in recipients():
         KINDS[channel].enqueue(request_id=request.id, recipient=recipient, delay=grace())
 
 
-def alerts_due_now(app: Flask, request: CallbackRequest) -> None:
+def due_now(request: CallbackRequest) -> None:
     """The caller finished: the request's alerts need wait no longer. Inside its transaction."""
     db.session.execute(
         sa.update(jobs.Job)
@@ -99,6 +99,30 @@ def alerts_due_now(app: Flask, request: CallbackRequest) -> None:
         .values(run_at=utcnow())
         .execution_options(synchronize_session=False)
     )
+
+
+def queue_urgent(request: CallbackRequest) -> None:
+    """The request became urgent: each recipient whose alert already went (or is being sent)
+    gets one more, now saying URGENT, under a key of its own so a repeated key press alerts no
+    one twice. A pending alert needs nothing: it is written at send time. Never commits."""
+    for channel, recipient in recipients():
+        kind = KINDS[channel]
+        first = db.session.scalar(
+            sa.select(jobs.Job.status).where(
+                jobs.Job.key == kind.job_key(request_id=request.id, recipient=recipient)
+            )
+        )
+        if first not in (None, jobs.JobStatus.pending):
+            kind.enqueue(request_id=request.id, recipient=recipient, urgent=True)
+
+
+def queue_added(request_id: int, message_id: int) -> None:
+    """Queue the alerts of a message added to an open request, due at once; inside its
+    transaction, never commits."""
+    for channel, recipient in recipients():
+        ADDED_KINDS[channel].enqueue(
+            request_id=request_id, message_id=message_id, recipient=recipient
+        )
 
 
 def request_or_none(request_id: int) -> CallbackRequest | None:
@@ -128,7 +152,7 @@ def sms(to: str, body: str) -> None:
 
 
 def alert_key(channel: str) -> Callable[..., str]:
-    """`alert:<request>:<channel>:<recipient>`; the urgent re-alert (`urgency.py`) has its own."""
+    """`alert:<request>:<channel>:<recipient>`; the urgent re-alert (`queue_urgent`) its own."""
 
     def build(request_id: int, recipient: str, urgent: bool = False) -> str:
         return f"alert:{request_id}:{'urgent:' if urgent else ''}{channel}:{recipient}"
@@ -168,12 +192,13 @@ def message(row: CallbackRequest) -> list[str]:
     No number, name or A-number: SMS and e-mail carry them in the clear, and Twilio and mail
     servers keep what they carry, beyond the hotline's retention and erase. The number is one
     click away, behind the staff login."""
-    language = LANGUAGES.get(row.language, row.language)
+    language = LANGUAGE_NAMES.get(row.language, row.language)
     return [f"{title(row)} ({language}).", f"Open it: {link(row)}"]
 
 
 def title(row: CallbackRequest) -> str:
-    """URGENT first when the caller said a hearing or a transfer is days away (`urgency.py`)."""
+    """URGENT first when the caller said a hearing or a transfer is days away
+    (`service/callers.mark_urgent`)."""
     return f"{'URGENT: ' if row.urgent else ''}New callback request #{row.reference}"
 
 
@@ -276,8 +301,62 @@ def alert_directly(entries: list[dict[str, Any]]) -> list[str]:
 
 def direct_message(fields: dict[str, Any]) -> list[str]:
     """As `message`, without a link (the request is not in the database yet): no number either."""
-    language = LANGUAGES.get(fields.get("language", ""), fields.get("language", ""))
+    language = LANGUAGE_NAMES.get(fields.get("language", ""), fields.get("language", ""))
     return [
         f"New callback request #{fields.get('reference', '?')} ({language}).",
         "The database is down: the message will be on the dashboard once it is back.",
     ]
+
+
+# A message added by calling again (`service/callers.add_message`): the added message may carry
+# what changed (a hearing moved to tomorrow), so each recipient of the new-request alerts gets one
+# short message: the reference, the language, the link; no name or A-number. SMS at most once,
+# e-mail retried, written at send time.
+
+
+def added_title(row: CallbackRequest) -> str:
+    return f"{'URGENT: ' if row.urgent else ''}New message on callback request #{row.reference}"
+
+
+def added_message(row: CallbackRequest) -> list[str]:
+    language = LANGUAGE_NAMES.get(row.language, row.language)
+    return [f"{added_title(row)} ({language}): the caller called again.", f"Listen: {link(row)}"]
+
+
+def added_sms(payload: dict[str, Any]) -> None:
+    row = request_or_none(payload["request_id"])
+    if row is not None:
+        sms(payload["recipient"], " ".join(added_message(row)))
+
+
+def added_email(payload: dict[str, Any]) -> None:
+    row = request_or_none(payload["request_id"])
+    if row is not None:
+        send_email(payload["recipient"], added_title(row), "\n".join(added_message(row)) + "\n")
+
+
+def added_key(channel: str) -> Callable[..., str]:
+    def build(message_id: int, recipient: str, **_: object) -> str:
+        return f"added:{message_id}:{channel}:{recipient}"
+
+    return build
+
+
+ADDED_SMS = jobs.JobKind(
+    "added-sms",
+    added_sms,
+    key=added_key("sms"),
+    payload=("request_id", "recipient"),
+    once=True,
+    max_attempts=5,
+    time_limit=60,
+)
+ADDED_EMAIL = jobs.JobKind(
+    "added-email",
+    added_email,
+    key=added_key("email"),
+    payload=("request_id", "recipient"),
+    max_attempts=5,
+    time_limit=100,
+)
+ADDED_KINDS = {"sms": ADDED_SMS, "email": ADDED_EMAIL}

@@ -15,6 +15,10 @@ is not empty) retries every FALLBACK_RETRY_SECONDS. While the database stays dow
 directly with what each finished caller gave, so a person knows before any replay; once the
 database answers it applies every entry (keyed by CallSid, so twice is the same as once) and
 empties the file, under a file lock so that only one process applies at a time.
+
+How entries are stored and how staff are alerted directly are the request service's business:
+it hands both in at start-up (`init_app`, called by `service/callers.init_app`), so this module
+imports nothing above it.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +42,25 @@ from ivr.edge import keys
 MARK = "IVR-JOURNAL "
 TOKEN = "gAAAA"  # how every Fernet token starts (version byte and time, base64)
 log = logging.getLogger("ivr.requests.fallback")
+Entries = list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """What the fallback needs from the request service, given at start-up."""
+
+    # Store the entries; (stored, failed, refused); raise SQLAlchemyError if the database fails.
+    replay: Callable[[Entries], tuple[int, int, Entries]]
+    # Alert staff from the entries while the database is down; return marks (lines) to keep.
+    alert_directly: Callable[[Entries], list[str]]
+    database_answers: Callable[[], bool]
+
+
+def hooks(app: Flask) -> Hooks:
+    found = app.extensions.get("ivr.requests.fallback.hooks")
+    if found is None:
+        raise RuntimeError("fallback.init_app was not called (service/callers.init_app does)")
+    return found
 
 
 def path(app: Flask) -> Path:
@@ -108,8 +132,7 @@ def apply(app: Flask) -> tuple[int, int] | None:
     cut what was applied, never during the database work or an alert, so no caller waits on it.
     A second lock file lets one process at a time apply.
     """
-    from ivr.requests import alerts, store
-
+    given = hooks(app)
     file = path(app)
     if not pending(app):
         return 0, 0
@@ -123,12 +146,12 @@ def apply(app: Flask) -> tuple[int, int] | None:
             text = handle.read()
         entries = list(read(text.splitlines()))
         with app.app_context():
-            if not store.database_answers():
-                marks = alerts.alert_directly(entries)
+            if not given.database_answers():
+                marks = given.alert_directly(entries)
                 if marks:  # so that neither a retry nor the replay alerts these calls again
                     append(file, marks)
                 return None
-            stored, failed, kept = store.replay(entries)
+            stored, failed, kept = given.replay(entries)
         with open(file, "r+", encoding="utf-8") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             rest = handle.read()[len(text) :]  # appended while we applied: kept for next time
@@ -227,7 +250,10 @@ def drainer(app: Flask) -> Drainer:
     return found
 
 
-def init_app(app: Flask) -> None:
-    """Resume a file left by a process that stopped before the database came back."""
+def init_app(app: Flask, given: Hooks | None = None) -> None:
+    """Take the service's replay and direct alerts (at start-up: `service/callers.init_app`);
+    resume a file left by a process that stopped before the database came back."""
+    if given is not None:
+        app.extensions["ivr.requests.fallback.hooks"] = given
     if pending(app):
         drainer(app).wake()

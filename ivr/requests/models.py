@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, LargeBinary, String, Text, false, true
+from sqlalchemy import Boolean, DateTime, ForeignKey, LargeBinary, String, false, true
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
 from ivr.db import Model, utcnow
 
-STATUSES = ("new", "called_back", "handled")
+# The languages a caller can choose, as staff read them in alerts and on the dashboard.
+LANGUAGE_NAMES = {"en": "English", "es": "Spanish"}
 
 
 class Call(Model):
@@ -49,6 +50,7 @@ class CallbackRequest(Model):
     # A durable copy of the recording, so staff can play it whatever Twilio keeps.
     audio: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
     audio_type: Mapped[str | None] = mapped_column(String(64))
+    # new, trying, reached or handled (`history.STATUSES`), moved only by `history.move_status`.
     status: Mapped[str] = mapped_column(String(16), default="new")
     # The caller pressed 1 for "a hearing within 7 days, or a transfer or deportation soon".
     urgent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
@@ -57,8 +59,6 @@ class CallbackRequest(Model):
     sms_status: Mapped[str | None] = mapped_column(String(16))
     sms_error: Mapped[str | None] = mapped_column(String(300))
     sms_sid: Mapped[str | None] = mapped_column(String(64))
-    note: Mapped[str] = mapped_column(Text, default="")
-    handled_by: Mapped[str | None] = mapped_column(String(80))
     handled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     # Set when its personal data was erased (retention or an admin): a tombstone that nothing
     # fills again (requests/erasure.py).

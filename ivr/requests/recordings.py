@@ -38,7 +38,7 @@ def copy(model: type[CallbackRequest] | type[RequestMessage], row_id: int) -> No
     audio = gateway().download_recording(row.recording_url)
     db.session.execute(
         sa.update(model)
-        # Not if the row was erased meanwhile (retention.erase clears recording_url).
+        # Not if the row was erased meanwhile (service/handling.erase clears recording_url).
         .where(model.id == row_id, model.audio_type.is_(None), model.recording_url.is_not(None))
         .values(audio=audio, audio_type="audio/mpeg")
         .execution_options(synchronize_session=False)

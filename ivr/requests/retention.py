@@ -3,15 +3,16 @@
 The recordings hold families naming a detained relative and where they are held; once staff have
 called back (or handled the request otherwise) the firm's case file is the record, and the hotline
 need not keep them. After RETENTION_DAYS from `handled_at`, the audio and every personal field
-(numbers, A-number, the note's text, Twilio's recording URL) are erased, and Twilio is asked to
-delete its copy if it still has one. The row itself stays, with its reference, language, dates,
-status and duration, so the staff chart and counts do not change. Calls lose their calling number
-after the same number of days from the call.
+(numbers, A-number, the words of staff notes, Twilio's recording URL) are erased, and Twilio is
+asked to delete its copy if it still has one. The row itself stays, with its reference,
+language, dates, status and duration, so the staff chart and counts do not change. Calls lose
+their calling number after the same number of days from the call.
 
 Runs once a day as a job queued by the worker's housekeeping (key `retention:YYYY-MM-DD`, so
 several worker processes queue it once) and by hand as `ivr retention run [--dry-run]`. An admin
-can erase a request at once from its page (`erase`, action "delete"). Each erased request is an
-audit entry; the audit log itself is never purged (it holds no caller's data).
+can erase a request at once from its page (`service/handling.erase`, action "delete"), which
+the purge uses too. Each erased request is an audit entry; the audit log itself is never purged
+(it holds no caller's data).
 """
 
 from __future__ import annotations
@@ -25,21 +26,11 @@ from flask import current_app
 from ivr.accounts import audit
 from ivr.background import jobs
 from ivr.db import db, utcnow
-from ivr.requests import erasure, recordings
-from ivr.requests.models import Call, CallbackRequest, RequestMessage
+from ivr.requests.models import Call, CallbackRequest
+from ivr.requests.service import handling
 
-# Statuses after which the clock runs (staff/history.py; "called_back" is the old name).
-REACHED = ("reached", "handled", "called_back")
-ERASED = dict(
-    caller_number="",
-    callback_number=None,
-    a_number=None,
-    note="",
-    recording_url=None,
-    audio=None,
-    audio_type=None,
-    sms_error=None,  # Twilio's words on a text that failed may repeat the number
-)
+# Statuses after which the clock runs (`history.py`).
+REACHED = ("reached", "handled")
 
 
 def days() -> dt.timedelta:
@@ -52,7 +43,6 @@ def holds_personal_data() -> sa.ColumnElement[bool]:
         r.caller_number != "",
         r.callback_number.is_not(None),
         r.a_number.is_not(None),
-        r.note != "",
         r.recording_url.is_not(None),
         r.audio_type.is_not(None),
     )
@@ -71,7 +61,6 @@ def is_erased(row: CallbackRequest) -> bool:
         row.caller_number
         or row.callback_number
         or row.a_number
-        or row.note
         or row.recording_url
         or row.audio_type
     )
@@ -101,65 +90,15 @@ def plan(now: dt.datetime | None = None) -> Plan:
     return Plan([(row.id, row.reference) for row in rows], calls or 0)
 
 
-def erase(request_ids: list[int], actor: str, action: str = "delete") -> int:
-    """Erase the personal data and recording of these requests now, queue the deletion of
-    Twilio's copy, and audit each one. Commits. Returns how many requests were erased."""
-    if not request_ids:
-        return 0
-    rows = db.session.execute(
-        sa.select(
-            CallbackRequest.id, CallbackRequest.reference, CallbackRequest.recording_sid
-        ).where(CallbackRequest.id.in_(request_ids))
-    ).all()
-    db.session.execute(
-        sa.update(CallbackRequest)
-        .where(CallbackRequest.id.in_(request_ids))
-        .values(**ERASED)
-        .execution_options(synchronize_session=False)
-    )
-    from ivr.requests.history import RequestEvent
-
-    # Staff notes are in the request's history: their words go, the fact of a note stays.
-    db.session.execute(
-        sa.update(RequestEvent)
-        .where(RequestEvent.request_id.in_(request_ids), RequestEvent.kind == "note")
-        .values(text="")
-        .execution_options(synchronize_session=False)
-    )
-    # Everything beyond the row: the calls' numbers, Twilio's words, jobs, the text at Twilio,
-    # and the tombstones that keep it erased (`erasure.py`); before the messages go.
-    call_sids = erasure.scrub(list(request_ids))
-    # Messages added by calling again (`voice/again.py`) are recordings too: deleted with it.
-    added = db.session.scalars(
-        sa.select(RequestMessage.recording_sid).where(
-            RequestMessage.request_id.in_(request_ids), RequestMessage.recording_sid.is_not(None)
-        )
-    ).all()
-    db.session.execute(
-        sa.delete(RequestMessage)
-        .where(RequestMessage.request_id.in_(request_ids))
-        .execution_options(synchronize_session=False)
-    )
-    for sid in added:
-        recordings.DELETE_RECORDING.enqueue(recording_sid=sid)
-    for row in rows:
-        if row.recording_sid:
-            # A no-op if Twilio's copy was deleted after ours was made (the same job key).
-            recordings.DELETE_RECORDING.enqueue(recording_sid=row.recording_sid)
-        audit.record(action, actor, request_id=row.id, reference=row.reference)
-    db.session.commit()
-    db.session.expire_all()
-    erasure.after_commit(call_sids)
-    return len(rows)
-
-
 def run(now: dt.datetime | None = None, *, dry_run: bool = False) -> Plan:
     """Purge everything past its retention (or, with `dry_run`, only say what)."""
     todo = plan(now)
     if dry_run:
         return todo
     for start in range(0, len(todo.requests), 500):  # bounded IN lists
-        erase([rid for rid, _ in todo.requests[start : start + 500]], audit.SYSTEM, "purge")
+        handling.erase(
+            [rid for rid, _ in todo.requests[start : start + 500]], audit.SYSTEM, "purge"
+        )
     cutoff = (now or utcnow()) - days()
     db.session.execute(
         sa.update(Call)

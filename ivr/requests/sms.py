@@ -10,8 +10,9 @@ It goes only to the valid number the call came from (never a withheld one), from
 number or Messaging Service, as a `once` job: never sent twice, even when a worker dies
 mid-send. A failure that cannot have sent it (Twilio 5xx or 429, refused connection) is retried;
 one that will not change (21610 opted out, 21614 not a mobile number) is recorded on the request.
-Twilio's delivery statuses come back to a signed webhook (`voice/closing.py`, `sms_status`) and
-are recorded with `advance`.
+The text is queued by the request service (`service/callers.text_reference`); Twilio's delivery
+statuses come back to a signed webhook (`voice/closing.py`, `sms_status`) and are recorded by
+`service/callers.record_text_status`.
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from ivr.calls.hours import spoken_days
 from ivr.calls.twiml import prompts
 from ivr.db import db
 from ivr.messaging.gateway import MaybeSent, Refused, Unreachable, gateway
+from ivr.phones import phone
 from ivr.requests import erasure
 from ivr.requests.erasure import REDACT_MESSAGE
 from ivr.requests.models import Call, CallbackRequest
-from ivr.staff.display import phone
 
 # Twilio's message statuses in the order they happen; a late or repeated callback never moves a
 # message back (Twilio does not promise the order of its callbacks).
@@ -97,33 +98,6 @@ def body(lang: str, reference: str) -> str:
     )
 
 
-def queue(reference: str, to: str, call_sid: str) -> bool:
-    """Queue the text of `reference` to `to`; False when it cannot be (no such request yet, or
-    the database fails), so the caller is told to write the reference down instead.
-
-    The job key is the request and the call: Twilio's duplicate webhooks change nothing, while a
-    caller who calls again and asks again gets it again.
-    """
-    try:
-        row = db.session.scalar(sa.select(CallbackRequest).filter_by(reference=reference))
-        if row is None:
-            db.session.rollback()
-            current_app.logger.warning("no request %s to text (call %s)", reference, call_sid)
-            return False
-        # The number is looked up when sending (`recipient`): never kept in a job row.
-        REFERENCE_SMS.enqueue(request_id=row.id, call_sid=call_sid)
-        if row.sms_status is None:
-            row.sms_status = "queued"
-        db.session.commit()
-        return True
-    except sa.exc.SQLAlchemyError as exc:
-        db.session.rollback()
-        current_app.logger.error(
-            "could not queue the reference text for call %s: %s", call_sid, jobs.reason(exc)
-        )
-        return False
-
-
 def status_url(request_id: int, lang: str) -> str | None:
     public = current_app.config["PUBLIC_URL"].rstrip("/")
     if not public:
@@ -131,23 +105,6 @@ def status_url(request_id: int, lang: str) -> str | None:
     return public + current_app.url_map.bind("").build(
         "voice.closing.sms_status", {"lang": lang, "request_id": request_id}
     )
-
-
-def advance(request_id: int, sid: str, status: str, error_code: str | None) -> None:
-    """Record Twilio's status of the text `sid`; an older status or another message is
-    ignored."""
-    if status not in ORDER:
-        return
-    row = db.session.get(CallbackRequest, request_id)
-    if row is None or row.erased_at is not None or (row.sms_sid and sid != row.sms_sid):
-        db.session.rollback()
-        return  # another message, or a request since deleted or erased
-    if row.sms_status not in ORDER or ORDER[status] >= ORDER[row.sms_status]:
-        row.sms_status = status
-        row.sms_sid = sid or row.sms_sid
-        if error_code:
-            row.sms_error = f"Twilio {error_code}"
-    db.session.commit()
 
 
 def record(request_id: int, status: str | None, error: str | None, sid: str | None = None) -> None:

@@ -32,8 +32,8 @@ from flask_login import current_user, user_logged_in
 from ivr.accounts import audit
 from ivr.accounts.models import StaffUser
 from ivr.db import db, utcnow
-from ivr.requests import retention
-from ivr.requests.models import CallbackRequest
+from ivr.requests import lookup
+from ivr.requests.service import handling
 from ivr.staff import dashboard, display, twofactor
 
 bp = Blueprint("admin", __name__)
@@ -91,11 +91,10 @@ def unlock(user_id: int):
 
 @bp.post("/requests/<int:request_id>/delete")
 def delete(request_id: int):
-    row = db.session.get(CallbackRequest, request_id)
-    if row is None:
+    reference = lookup.reference_of(request_id)
+    if reference is None:
         abort(404)
-    reference = row.reference
-    retention.erase([request_id], current_user.username, "delete")
+    handling.erase([request_id], current_user.username, "delete")
     flash(f"Request {reference}: personal data and recording deleted.")
     return redirect(url_for("staff.requests.detail", request_id=request_id))
 
@@ -122,9 +121,7 @@ def audit_views(response: Response) -> Response:
             .limit(1)
         )
         if recent is None:
-            reference = db.session.scalar(
-                sa.select(CallbackRequest.reference).where(CallbackRequest.id == request_id)
-            )
+            reference = lookup.reference_of(request_id)
             audit.record("listen", me, request_id=request_id, reference=reference, detail=detail)
             db.session.commit()
     elif request.endpoint == "staff.requests.export" and response.status_code == 200:

@@ -1,7 +1,8 @@
 """The list of callback requests: filter, search, listen, mark handled, export.
 
-Audio is always served by the app from the database copy (fetched from Twilio with the account's
-credentials the first time if need be), so the page never holds a Twilio URL.
+Audio is always served by the app from the database copy, so the page never holds a Twilio URL.
+The worker makes the copy (queued when the recording arrived); until then the audio URL answers
+404 with what happened, and writes nothing.
 
 A search is posted, never put in the URL: what staff search for is phone numbers and A-numbers,
 and URLs end up in access logs, the router's logs and browser history. Status, language and
@@ -18,7 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
 from flask import (
     Blueprint,
     Response,
@@ -33,16 +33,16 @@ from flask import (
 )
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy.orm import selectinload, undefer
 from wtforms import IntegerField, StringField, TextAreaField
 from wtforms.validators import AnyOf, Length, Optional
 
-from ivr.db import db, utcnow
-from ivr.requests import calling, history, recordings
-from ivr.requests.history import OPEN, STATUS_LABELS, STATUSES, RequestClaim
-from ivr.requests.models import CallbackRequest, RequestMessage
+from ivr.db import utcnow
+from ivr.requests import history, listing, lookup, recordings
+from ivr.requests.history import STATUS_LABELS, STATUSES
+from ivr.requests.models import CallbackRequest
+from ivr.requests.service import calling, handling
 from ivr.staff import display
-from ivr.staff.auth import safe_next
+from ivr.staff.guard import safe_next
 
 bp = Blueprint("requests", __name__)
 PAGE = 200
@@ -81,47 +81,14 @@ class Filters:
             mine=args.get("mine") == "1",
         )
 
-    def query(self) -> sa.Select:
-        query = sa.select(CallbackRequest)
-        if self.status:
-            query = query.where(CallbackRequest.status == self.status)
-        if self.language:
-            query = query.where(CallbackRequest.language == self.language)
-        if self.start:
-            query = query.where(CallbackRequest.created_at >= display.day_bounds(self.start)[0])
-        if self.end:
-            query = query.where(CallbackRequest.created_at < display.day_bounds(self.end)[1])
-        if self.mine:
-            query = query.join(RequestClaim, RequestClaim.request_id == CallbackRequest.id).where(
-                RequestClaim.username == current_user.username
-            )
-        if self.q:
-            digits = re.sub(r"\D", "", self.q)
-            found = [CallbackRequest.reference == self.q.lstrip("#")]
-            if len(digits) >= 3:
-                found += [
-                    CallbackRequest.reference == digits,
-                    CallbackRequest.caller_number.contains(digits, autoescape=True),
-                    CallbackRequest.callback_number.contains(digits, autoescape=True),
-                    CallbackRequest.a_number == digits.rjust(9, "0"),
-                ]
-            query = query.where(sa.or_(*found))
-        # Families still waiting first, urgent ones (a hearing within 7 days, a transfer soon:
-        # `urgency.py`) before the rest, the longest wait at the top; then reached, then handled,
-        # the latest first.
-        waiting = CallbackRequest.status.in_(OPEN)
-        group = sa.case(
-            (sa.and_(waiting, CallbackRequest.urgent), 0),
-            (waiting, 1),
-            (CallbackRequest.status == "reached", 2),
-            else_=3,
-        )
-        oldest_waiting = sa.case((waiting, CallbackRequest.created_at), else_=None)
-        return query.order_by(
-            group,
-            oldest_waiting.asc(),
-            CallbackRequest.created_at.desc(),
-            CallbackRequest.id.desc(),
+    def search(self) -> listing.Search:
+        return listing.Search(
+            status=self.status,
+            language=self.language,
+            since=display.day_bounds(self.start)[0] if self.start else None,
+            until=display.day_bounds(self.end)[1] if self.end else None,
+            q=self.q,
+            claimed_by=current_user.username if self.mine else None,
         )
 
     def url_args(self) -> dict[str, Any]:
@@ -143,16 +110,6 @@ def parse_date(value: str | None) -> dt.date | None:
         return None
 
 
-def waiting_counts() -> dict[str, int]:
-    """Requests whose family still waits, per language, for the header and the page title."""
-    rows = db.session.execute(
-        sa.select(CallbackRequest.language, sa.func.count())
-        .where(CallbackRequest.status.in_(OPEN))
-        .group_by(CallbackRequest.language)
-    )
-    return {language: count for language, count in rows}
-
-
 @bp.context_processor
 def helpers() -> dict:
     return {
@@ -168,23 +125,22 @@ def page_context(rows: Sequence[CallbackRequest]) -> dict:
         "summaries": history.summaries([r.id for r in rows]),
         "calling": calling,
         "now": utcnow(),
-        "waiting": waiting_counts(),
+        "waiting": listing.waiting_counts(),
     }
 
 
 @bp.get("/")
 def index():
-    return listing(Filters.from_request())
+    return page(Filters.from_request())
 
 
 @bp.post("/")
 def search():
-    return listing(Filters.from_request())
+    return page(Filters.from_request())
 
 
-def listing(filters: Filters) -> str:
-    query = filters.query().options(selectinload(CallbackRequest.messages))
-    rows = db.session.scalars(query.limit(PAGE + 1)).all()
+def page(filters: Filters) -> str:
+    rows = listing.find(filters.search(), limit=PAGE + 1)
     days = display.daily_counts()
     # Marking a request handled comes back to the list, filtered as it was (less the search).
     here = url_for("staff.requests.index", **filters.url_args())
@@ -200,8 +156,8 @@ def listing(filters: Filters) -> str:
     )
 
 
-def get_or_404(request_id: int, *options) -> CallbackRequest:
-    row = db.session.get(CallbackRequest, request_id, options=list(options))
+def get_or_404(request_id: int, *, with_audio: bool = False) -> CallbackRequest:
+    row = lookup.request(request_id, with_audio=with_audio)
     if row is None:
         abort(404)
     return row
@@ -235,37 +191,23 @@ def update(request_id: int):
             full=True,
             **page_context([row]),
         ), 400
-    me = current_user.username
-    seen = form.seen.data or 0
-    meanwhile = [e for e in history.events(row.id, after=seen) if e.actor != me]
-    note = (form.note.data or "").strip()
-    said = []
-    if note:
-        history.add(row.id, "note", me, text=note)
-        said.append("note added")
     wanted, seen_status = form.status.data, form.seen_status.data
     assert wanted is not None and seen_status is not None  # validated: AnyOf(STATUSES)
-    refused = False
-    if wanted != seen_status:
-        if history.move_status(row.id, seen_status, wanted, me):
-            said.append(f"status {STATUS_LABELS[wanted].lower()}")
-        else:
-            refused = True
-    # Saving the request is staff's word that they have seen its added messages too.
-    db.session.execute(
-        sa.update(RequestMessage)
-        .where(RequestMessage.request_id == row.id)
-        .values(is_new=False)
-        .execution_options(synchronize_session=False)
+    saved = handling.save_card(
+        row,
+        current_user.username,
+        note=(form.note.data or "").strip(),
+        seen_status=seen_status,
+        wanted=wanted,
+        seen=form.seen.data or 0,
     )
-    db.session.commit()
+    meanwhile, said, refused = saved.meanwhile, saved.said, saved.refused
     if meanwhile:
         changes = "; ".join(
             f"{e.actor or 'the hotline'}: {history.describe(e)}" for e in meanwhile[-5:]
         )
         flash(f"Request {row.reference} changed while you had it open — {changes}.")
     if refused:
-        db.session.refresh(row)
         flash(
             f"Request {row.reference}: your status was not applied, it is now "
             f"{STATUS_LABELS[row.status]}. Choose again if you still mean it."
@@ -280,8 +222,7 @@ def update(request_id: int):
 @bp.post("/requests/<int:request_id>/claim")
 def claim(request_id: int):
     row = get_or_404(request_id)
-    holder = history.claim(row.id, current_user.username)
-    db.session.commit()
+    holder = handling.claim(row.id, current_user.username)
     if holder != current_user.username:
         flash(f"Request {row.reference} is already taken by {holder}.")
     return back_to(row)
@@ -290,8 +231,7 @@ def claim(request_id: int):
 @bp.post("/requests/<int:request_id>/release")
 def release(request_id: int):
     row = get_or_404(request_id)
-    history.release(row.id, current_user.username)
-    db.session.commit()
+    handling.release(row.id, current_user.username)
     return back_to(row)
 
 
@@ -303,8 +243,7 @@ def call(request_id: int):
     if why:
         flash(f"Request {row.reference}: {why}")
         return back_to(row)
-    calling.start(row, current_user)
-    db.session.commit()
+    calling.start_call(row, current_user)
     flash(
         f"Request {row.reference}: your phone will ring in a moment. Press 1 to connect to "
         f"the family."
@@ -321,37 +260,29 @@ def listen_window() -> dt.timedelta:
 def note_listen(row: CallbackRequest, text: str = "") -> None:
     """Record who listened in the request's history: the first fetch of any byte range per
     person and recording within the window (the audit log's entry is admin.audit_views')."""
-    me = current_user.username
-    recent = db.session.scalar(
-        sa.select(history.RequestEvent.id)
-        .where(
-            history.RequestEvent.request_id == row.id,
-            history.RequestEvent.kind == "listen",
-            history.RequestEvent.actor == me,
-            history.RequestEvent.text == text,
-            history.RequestEvent.created_at > utcnow() - listen_window(),
+    handling.note_listen(row.id, current_user.username, text=text, window=listen_window())
+
+
+def not_copied(failure: str | None) -> Response:
+    """No copy in the database: say why, and change nothing. The copy was queued by the request
+    service when the recording arrived; the worker makes it (a page never waits on Twilio, whose
+    web processes it shares with the callers' webhooks), and queues again, once a minute, any
+    recording left without a copy (`recordings.queue_missing`)."""
+    if failure:
+        text = (
+            "The recording is not copied from Twilio yet: the last try failed "
+            f"({failure}). The worker tries again; if this stays, tell the admin."
         )
-        .limit(1)
-    )
-    if recent is None:
-        history.add(row.id, "listen", me, text=text)
-        db.session.commit()
+    else:
+        text = "The recording is not copied from Twilio yet; try again in a minute."
+    return Response(text, status=404, mimetype="text/plain")
 
 
 @bp.get("/requests/<int:request_id>/audio")
 def audio(request_id: int):
-    row = get_or_404(request_id, undefer(CallbackRequest.audio))
+    row = get_or_404(request_id, with_audio=True)
     if row.audio is None:
-        # The worker copies it from Twilio; a page never waits on Twilio (it shares the web
-        # processes with the callers' webhooks). Queue it if it never was; a copy that gave up
-        # for good is queued again only by `ivr callbacks copy-recordings`.
-        if row.recording_sid:
-            recordings.queue_missing()
-        return Response(
-            "The recording is not copied from Twilio yet; try again in a minute.",
-            status=404,
-            mimetype="text/plain",
-        )
+        return not_copied(lookup.copy_failure(recordings.COPY_RECORDING, row.recording_sid))
     body, mimetype = row.audio, row.audio_type or "audio/mpeg"
     note_listen(row)
     return send_file(io.BytesIO(body), mimetype=mimetype, conditional=True, max_age=0)
@@ -360,17 +291,17 @@ def audio(request_id: int):
 @bp.get("/requests/<int:request_id>/messages/<int:message_id>/audio")
 def message_audio(request_id: int, message_id: int):
     """A message the caller added by calling again, from the database copy."""
-    row = db.session.get(RequestMessage, message_id, options=[undefer(RequestMessage.audio)])
-    if row is None or row.request_id != request_id:
+    row = lookup.message_of(request_id, message_id)
+    if row is None:
         abort(404)
     if row.audio is None:
-        return Response(
-            "The recording is not copied from Twilio yet; try again in a minute.",
-            status=404,
-            mimetype="text/plain",
-        )
-    request_row = get_or_404(request_id)
-    note_listen(request_row, text=added_message_text(message_id))
+        return not_copied(lookup.copy_failure(recordings.COPY_MESSAGE, row.recording_sid))
+    handling.note_listen(
+        request_id,
+        current_user.username,
+        text=added_message_text(message_id),
+        window=listen_window(),
+    )
     return send_file(
         io.BytesIO(row.audio), mimetype=row.audio_type or "audio/mpeg", conditional=True, max_age=0
     )
@@ -418,7 +349,7 @@ def csv_phone(number: str | None) -> str:
 @bp.route("/requests.csv", methods=["GET", "POST"])
 def export():
     filters = Filters.from_request()
-    rows = db.session.scalars(filters.query()).all()
+    rows = listing.find(filters.search())
     summaries = history.summaries([r.id for r in rows])
     out = io.StringIO()
     out.write("\ufeff")  # the BOM: Excel then reads UTF-8 (Spanish notes) correctly
@@ -447,8 +378,7 @@ def export():
                 row.sms_status or "",
             )
         )
-        history.add(row.id, "export", current_user.username)
-    db.session.commit()
+    handling.note_export([row.id for row in rows], current_user.username)
     name = f"callback-requests-{utcnow():%Y%m%d-%H%M}.csv"
     return Response(
         out.getvalue(),

@@ -7,16 +7,17 @@ from collections import Counter
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-import phonenumbers
 import sqlalchemy as sa
 from flask import current_app
 
+from ivr import phones
 from ivr.calls import calendar
 from ivr.db import as_utc, db, utcnow
-from ivr.phones import parse_valid, region
-from ivr.requests.models import Call, CallbackRequest
+from ivr.requests.models import LANGUAGE_NAMES, Call, CallbackRequest
 
-LANGUAGES = {"en": "English", "es": "Spanish"}
+# The core's own, named here for the templates (`fmt.phone`) and the staff pages.
+LANGUAGES = LANGUAGE_NAMES
+phone = phones.phone
 
 
 def office_tz() -> ZoneInfo:
@@ -55,18 +56,6 @@ def overdue(created_at: dt.datetime, now: dt.datetime | None = None) -> bool:
 def local_title(moment: dt.datetime) -> str:
     """The office-time-zone time with its zone, for hovering over an age."""
     return as_utc(moment).astimezone(office_tz()).strftime("%a %Y-%m-%d %H:%M %Z")
-
-
-def phone(number: str | None) -> str:
-    """National format for US numbers, international for the rest; odd values as they came."""
-    if not number:
-        return ""
-    parsed = parse_valid(number)
-    if parsed is None:
-        return number
-    formats = phonenumbers.PhoneNumberFormat
-    us = region(parsed) == "US"
-    return phonenumbers.format_number(parsed, formats.NATIONAL if us else formats.INTERNATIONAL)
 
 
 def a_number(value: str | None) -> str:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from ivr.db import db, utcnow
-from ivr.requests import calling, history
+from ivr.db import utcnow
+from ivr.requests import history, lookup
 from ivr.requests.missed import missed_calls
-from ivr.requests.models import Call
+from ivr.requests.service import calling
 from ivr.staff import display
 
 bp = Blueprint("missed", __name__)
@@ -22,6 +22,7 @@ def index():
         rows=rows,
         now=utcnow(),
         calling=calling,
+        lookup=lookup,
         summaries=history.summaries([m.call.id for m in rows], by="call"),
         fmt=display,
         languages=display.LANGUAGES,
@@ -32,7 +33,7 @@ def index():
 
 @bp.post("/missed/<int:call_id>/call")
 def call(call_id: int):
-    row = db.session.get(Call, call_id)
+    row = lookup.call(call_id)
     target = url_for("staff.missed.index")
     if row is None:
         flash("That call is no longer in the list.")
@@ -41,7 +42,6 @@ def call(call_id: int):
     if why:
         flash(f"Missed call: {why}")
         return redirect(f"{target}#c{row.id}")
-    calling.start_missed(row, current_user)
-    db.session.commit()
+    calling.start_missed_call(row, current_user)
     flash("Your phone will ring in a moment. Press 1 to connect to the caller.")
     return redirect(f"{target}#c{row.id}")

@@ -22,7 +22,7 @@ Codes are rate-limited like the password, in the same table and window, under th
 for its 30-second step and one step either side (clock drift), once: the last step used is kept,
 so a code read over a shoulder cannot log in again. Every wrong password, enrolment code or code
 also counts towards STAFF_LOCK_AFTER in a row, from anywhere, which locks the account and alerts
-(auth.count_failure). `ivr staff reset-2fa NAME` is for a lost phone.
+(guard.count_failure). `ivr staff reset-2fa NAME` is for a lost phone.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ from ivr.accounts import audit
 from ivr.accounts.models import LoginAttempt, RecoveryCode, StaffUser, new_session_token
 from ivr.db import db, utcnow
 from ivr.edge import keys
-from ivr.staff import auth
+from ivr.staff import guard
 
 bp = Blueprint("twofactor", __name__, url_prefix="/login")
 PENDING = "2fa_pending"
@@ -169,7 +169,7 @@ def finish(user: StaffUser, next_url: str | None) -> str:
     )
     db.session.commit()
     login_user(user)
-    return auth.safe_next(next_url)
+    return guard.safe_next(next_url)
 
 
 def limited_name(user: StaffUser) -> str:
@@ -267,8 +267,8 @@ def code_post():
     if not form.validate_on_submit():
         return render_template("staff/twofactor.html", form=form), 400
     name = limited_name(user)
-    if not auth.admit_attempt(name):  # counted before it is checked, as a password is
-        current_app.logger.warning("code rate limit hit for %r from %s", name, auth.address())
+    if not guard.admit_attempt(name):  # counted before it is checked, as a password is
+        current_app.logger.warning("code rate limit hit for %r from %s", name, guard.address())
         error = "Too many wrong codes. Wait 15 minutes, then try again."
         return render_template("staff/twofactor.html", form=form, error=error), 429
     text = normal_code(form.code.data)
@@ -277,11 +277,11 @@ def code_post():
         recovery = use_recovery_code(user, text)
         if not recovery:  # the attempt stays counted as a failure
             db.session.rollback()
-            if auth.count_failure(user):
-                return restart(auth.LOCKED)
+            if guard.count_failure(user):
+                return restart(guard.LOCKED)
             error = "Wrong code. Use the newest code from your app, or a recovery code."
             return render_template("staff/twofactor.html", form=form, error=error), 401
-    db.session.execute(sa.delete(LoginAttempt).filter_by(username=name, ip=auth.address()))
+    db.session.execute(sa.delete(LoginAttempt).filter_by(username=name, ip=guard.address()))
     if recovery:
         audit.record("account", user.username, detail="logged in with a recovery code")
     db.session.commit()
@@ -347,18 +347,18 @@ def setup_post():
     form = CodeForm()
     if not form.validate_on_submit():
         return setup_page(user, form), 400
-    if not auth.admit_attempt(name):
+    if not guard.admit_attempt(name):
         return setup_page(user, form, "Too many wrong codes. Wait 15 minutes."), 429
     user = db.session.get(StaffUser, user.id)
     secret = enrol_secret(user)
     step = totp_step(secret, normal_code(form.code.data))
     if step is None:
-        if auth.count_failure(user):
-            return restart(auth.LOCKED)
+        if guard.count_failure(user):
+            return restart(guard.LOCKED)
         return setup_page(
             user, form, "That code does not match: check the phone's clock and try the newest code."
         ), 401
-    db.session.execute(sa.delete(LoginAttempt).filter_by(username=name, ip=auth.address()))
+    db.session.execute(sa.delete(LoginAttempt).filter_by(username=name, ip=guard.address()))
     user.totp_secret, user.totp_last_step = keys.encrypt(secret), step
     user.enrol_code_hash = user.enrol_code_expires = None  # used: it cannot enrol again
     codes = new_recovery_codes(user)
@@ -373,12 +373,12 @@ def enrol_code_post(user: StaffUser, name: str):
     form = EnrolForm()
     if not form.validate_on_submit():
         return enrol_page(form), 400
-    if not auth.admit_attempt(name):
+    if not guard.admit_attempt(name):
         return enrol_page(form, "Too many wrong codes. Wait 15 minutes."), 429
     user = db.session.get(StaffUser, user.id) or user
     if not enrol_code_ok(user, form.enrol_code.data or ""):
-        if auth.count_failure(user):
-            return restart(auth.LOCKED)
+        if guard.count_failure(user):
+            return restart(guard.LOCKED)
         error = (
             "That enrolment code is wrong or has expired (they last 24 hours). Ask an admin "
             "for a new one."

@@ -1,23 +1,22 @@
 """Leave a callback request, step 1: the recorded message, stored as soon as it exists.
 
-The request is keyed by CallSid, and every later step (`details.py`: callback number, A-number,
-reference) updates it, so a caller who hangs up at any point still leaves what they gave. If the
-database fails, what they left is kept by `fallback.py` and the call goes on exactly as on a good
-day: the reference comes from this process's reserved stash (`references.py`), not the database.
+The request is written by the request service (`service/callers.py`), keyed by CallSid, and
+every later step (`details.py`: callback number, A-number, reference) updates it, so a caller
+who hangs up at any point still leaves what they gave. If the database fails, what they left is
+kept by `fallback.py` and the call goes on exactly as on a good day: the reference comes from
+this process's reserved stash (`references.py`), not the database.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, request, url_for
 from twilio.twiml.voice_response import VoiceResponse
 
 from ivr.calls.twiml import prompts, speak, twiml
-from ivr.db import db
-from ivr.requests import references, store
-from ivr.requests.models import Call, CallbackRequest
+from ivr.requests import lookup, references
+from ivr.requests.service import callers
 from ivr.voice import again
 from ivr.voice.common import fails, final, final_args, redirect
 
@@ -38,13 +37,13 @@ def start(lang: str):
             response.hangup()
             return twiml(response)
         return redirect("voice.topics.help", lang=lang)
-    existing = recorded_request()
+    existing = lookup.recorded_reference(call_sid())
     if existing is not None:  # one request per call: never record over the first message
         response = VoiceResponse()
         speak(response, [prompts().line(lang, "already_recorded")])
         response.redirect(url_for("voice.details.number", lang=lang, ref=existing))
         return twiml(response)
-    added = again.added_reference(call_sid())
+    added = lookup.added_reference(call_sid())
     if added is not None:  # this call already added its one message to an open request
         response = VoiceResponse()
         speak(response, [prompts().line(lang, "already_recorded")])
@@ -75,20 +74,6 @@ def start(lang: str):
     return twiml(response)
 
 
-def recorded_request() -> str | None:
-    """The reference of this call's request when its message is already recorded."""
-    try:
-        return db.session.scalar(
-            sa.select(CallbackRequest.reference).where(
-                CallbackRequest.call_sid == call_sid(), CallbackRequest.recording_sid.is_not(None)
-            )
-        )
-    except sa.exc.SQLAlchemyError:
-        db.session.rollback()
-        store.database_failed()
-        return None  # the database is failing: recording again is the safe side
-
-
 def recording_fields(lang: str) -> dict[str, Any]:
     form = request.form
     return {
@@ -110,14 +95,14 @@ def recorded(lang: str):
         return redirect("voice.callback.start", lang=lang, fails=fails() + 1, **final_args())
     adding = request.args.get("add", type=int)
     if adding:  # a message added to the caller's open request
-        again.save(call_sid(), adding, request.form.get("From", ""), **fields)
+        callers.add_message(call_sid(), adding, request.form.get("From", ""), **fields)
         if hung_up:
             return twiml(VoiceResponse())
         return redirect("voice.again.added", lang=lang, ref=request.args.get("ref", ""))
     # The reference the caller hears; save() stores this one, so the row is not read again
     # after its commit (a connection lost at that moment must not cost the caller anything).
     heard = references.take(call_sid())
-    store.save_or_keep(
+    callers.save_or_keep(
         call_sid(),
         reference=heard,
         caller_number=request.form.get("From", ""),
@@ -142,15 +127,8 @@ def recording_status(lang: str):
         return Response(status=204)  # nothing was said: no request to store
     adding = request.args.get("add", type=int)
     if adding:
-        again.save(call_sid(), adding, calling_number(), **fields)
+        callers.add_message(call_sid(), adding, lookup.calling_number(call_sid()), **fields)
         return Response(status=204)
-    store.save_or_keep(call_sid(), caller_number=calling_number(), step="recorded", **fields)
+    number = lookup.calling_number(call_sid())
+    callers.save_or_keep(call_sid(), caller_number=number, step="recorded", **fields)
     return Response(status=204)
-
-
-def calling_number() -> str | None:
-    try:
-        return db.session.scalar(sa.select(Call.from_number).filter_by(call_sid=call_sid()))
-    except sa.exc.SQLAlchemyError:
-        db.session.rollback()
-        return None

@@ -19,7 +19,8 @@ from twilio.twiml.voice_response import VoiceResponse
 from ivr.calls.hours import promise_lines
 from ivr.calls.prompts import Line
 from ivr.calls.twiml import prompts, speak, twiml
-from ivr.requests import sms, urgency
+from ivr.requests import sms
+from ivr.requests.service import callers
 from ivr.voice.connect import caller_id
 from ivr.voice.menus import Menu, Option, State
 
@@ -83,7 +84,7 @@ def goodbye(response: VoiceResponse, lang: str) -> None:
 
 def mark_urgent(lang: str, state: State) -> list[Line]:
     """The request is marked urgent: "noted" (nothing said if it could not be marked)."""
-    if urgency.mark(request.args.get("ref", ""), request.form.get("CallSid", "")):
+    if callers.mark_urgent(request.args.get("ref", ""), request.form.get("CallSid", "")):
         return [prompts().line(lang, "urgent_noted")]
     return []
 
@@ -95,7 +96,7 @@ def send_text(lang: str, state: State) -> list[Line]:
     ref = request.args.get("ref", "")
     if not (own and sms.enabled()):
         return []
-    if sms.queue(ref, own, request.form.get("CallSid", "")):
+    if callers.text_reference(ref, own, request.form.get("CallSid", "")):
         return [p.line(lang, "sms_sent")]
     return [p.line(lang, "sms_unavailable"), *reference_lines(lang, ref)]
 
@@ -129,7 +130,7 @@ def text(lang: str):
 def sms_status(lang: str, request_id: int):
     """Twilio's delivery status of the text (signed, like every webhook under /voice)."""
     form = request.form
-    sms.advance(
+    callers.record_text_status(
         request_id, form.get("MessageSid", ""), form.get("MessageStatus", ""), form.get("ErrorCode")
     )
     return Response(status=204)

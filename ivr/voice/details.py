@@ -13,7 +13,7 @@ from flask import Blueprint, Response, current_app, request
 from ivr.calls.prompts import Line
 from ivr.calls.twiml import prompts, spoken_number, twiml
 from ivr.phones import e164, parse_valid, region
-from ivr.requests import store
+from ivr.requests.service import callers
 from ivr.voice import closing
 from ivr.voice.callback import call_sid
 from ivr.voice.common import ask, fails, redirect
@@ -105,7 +105,7 @@ def number_choice(lang: str):
                 fails=failed,
             )
         current_app.logger.info("no valid callback number for call %s", call_sid())
-    store.save_or_keep(call_sid(), callback_number=chosen, step="number")
+    callers.save_or_keep(call_sid(), callback_number=chosen, step="number")
     reachable = {} if chosen or own else {"unreachable": "1"}
     return redirect("voice.details.a_number", lang=lang, ref=ref, **reachable)
 
@@ -167,7 +167,7 @@ def a_number_choice(lang: str):
         if failed < current_app.config["MAX_FAILURES"]:
             invalid = [prompts().line(lang, "anumber_invalid")]
             return a_number_gather(lang, invalid, ref, failed, empties)
-    store.save_or_keep(call_sid(), a_number=a_number, step="complete")
+    callers.save_or_keep(call_sid(), a_number=a_number, step="complete")
     return redirect("voice.details.confirmation", lang=lang, ref=ref, **reachable_args())
 
 

@@ -1,11 +1,12 @@
 """A call-back through the hotline: the staff member's leg, then the family's, both signed.
 
-Twilio rings the staff member's phone (queued by `staff/calling.py`); they hear which request it
-is ("Call-back for reference 123 456, in Spanish. Press 1 to connect") in STAFF_LANGUAGE. Pressing
-1 dials the family with CALLBACK_FROM_NUMBER as caller ID: the number they were told to expect.
-Requiring a key keeps the staff phone's voicemail from calling the family. The Dial's action
-records the outcome on the request's history; the staff leg's status callback records a call that
-never got as far as the family. Nothing is recorded (`record="do-not-record"`): see the README.
+Twilio rings the staff member's phone (queued and placed by `requests/service/calling.py`); they
+hear which request it is ("Call-back for reference 123 456, in Spanish. Press 1 to connect") in
+STAFF_LANGUAGE. Pressing 1 dials the family with CALLBACK_FROM_NUMBER as caller ID: the number
+they were told to expect. Requiring a key keeps the staff phone's voicemail from calling the
+family. The Dial's action records the outcome on the request's history; the staff
+leg's status callback records a call that never got as far as the family. Nothing is recorded
+(`record="do-not-record"`): see the README.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from ivr.calls.twiml import prompts, speak, twiml
 from ivr.db import db
-from ivr.requests import calling, history
+from ivr.requests import lookup
+from ivr.requests.service import calling
 
 bp = Blueprint("staffcall", __name__, url_prefix="/staffcall")
 
@@ -31,14 +33,6 @@ DIAL_OUTCOMES = {
 }
 
 
-def attempt_target(attempt: int) -> tuple[str | None, str, str | None]:
-    """(number to call, language, reference or None) of a call-back attempt."""
-    event = db.session.get(history.RequestEvent, attempt)
-    if event is None or event.kind != "call":
-        return None, current_app.config["DEFAULT_LANGUAGE"], None
-    return calling.attempt_target(event)
-
-
 def goodbye(name: str) -> Response:
     response = VoiceResponse()
     speak(response, [prompts().line(current_app.config["STAFF_LANGUAGE"], name)])
@@ -49,8 +43,7 @@ def goodbye(name: str) -> Response:
 @bp.post("/<int:attempt>")
 def answer(attempt: int):
     """Heard by the staff member who picks up: which request, in which language, press 1."""
-    number, language, reference = attempt_target(attempt)
-    db.session.commit()
+    number, language, reference = lookup.call_back_target(attempt)
     response = VoiceResponse()
     if number is None:
         response.hangup()
@@ -74,8 +67,7 @@ def answer(attempt: int):
 @bp.post("/<int:attempt>/connect")
 def connect(attempt: int):
     """1 dials the family from the hotline's number; anything else ends the call."""
-    number = attempt_target(attempt)[0]
-    db.session.commit()
+    number = lookup.call_back_target(attempt)[0]
     if request.form.get("Digits") != "1" or number is None:
         return goodbye("staffcall_no_key")
     response = VoiceResponse()

@@ -8,7 +8,8 @@ from flask import Blueprint, Response, current_app, request
 
 from ivr.calls.prompts import Line
 from ivr.calls.twiml import prompts
-from ivr.requests import references, store
+from ivr.requests import references
+from ivr.requests.service import callers
 from ivr.voice import again
 from ivr.voice.common import ask, fails
 from ivr.voice.menus import Menu, Option, State
@@ -91,7 +92,7 @@ def start(lang: str):
     also in full) and the menu offers to add to it (`again.py`).
     """
     call_sid, number = request.form.get("CallSid", ""), request.form.get("From", "")
-    store.count_call(call_sid, lang, number)
+    callers.count_call(call_sid, lang, number)
     references.top_up()  # so a reference is at hand even if the database fails later in the call
     disclaimer = prompts().line(lang, "disclaimer")
     open_request = again.open_request(number, call_sid)

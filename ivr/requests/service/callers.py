@@ -1,25 +1,28 @@
-"""Store callback requests idempotently, queue their recording copies, replay the fallback.
+"""What a call writes, step by step, and what each write sets off.
 
 `save` is the one way a request is written: keyed by CallSid, it creates or updates the row, so a
-duplicated or out-of-order Twilio callback never makes a second request. A new recording's copy
-job is queued in the same transaction (see `jobs.py`, `recordings.py`). When the database fails,
-what the caller gave is kept by `fallback.py` and the call goes on as on a good day.
+duplicated or out-of-order Twilio callback never makes a second request. What the write calls for
+is queued in the same transaction, in `save` itself: the staff alerts of a new request
+(`alerts.queue_new`), the copy of a new recording (`recordings.py`), and, once the caller
+finished, the alerts made due at once (`alerts.due_now`). When the database fails, what the
+caller gave is kept by `fallback.py` and the call goes on as on a good day; `replay` stores it
+once the database is back (`init_app` hands it to the fallback).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
-from blinker import Namespace
-from flask import current_app, g, has_request_context
+from flask import Flask, current_app
 from sqlalchemy.exc import IntegrityError
 
 from ivr.background import jobs
 from ivr.db import db
-from ivr.requests import erasure, fallback, recordings, references
-from ivr.requests.models import Call, CallbackRequest
+from ivr.requests import alerts, erasure, fallback, lookup, recordings, references, sms
+from ivr.requests.models import Call, CallbackRequest, RequestMessage
 
 FIELDS = {
     "language",
@@ -31,19 +34,18 @@ FIELDS = {
     "recording_url",
     "recording_duration",
 }
-signals = Namespace()
-# Sent once per request, inside the transaction that creates it, so receivers (alerts) can add
-# their own rows to the same commit: the request and its alerts are stored together or not at all.
-request_created = signals.signal("callback-request-created")
-# Sent inside the transaction in which the caller finishes the last step (confirmation), so
-# receivers can act on a request whose callback number and A-number are now final.
-request_completed = signals.signal("callback-request-completed")
-
 STEPS = ("recorded", "number", "complete")
 
 
+def init_app(app: Flask) -> None:
+    """Let the fallback replay kept steps through `replay`, and alert staff directly while the
+    database is down (`alerts.alert_directly`), without importing either itself."""
+    fallback.init_app(app, fallback.Hooks(replay, alerts.alert_directly, database_answers))
+
+
 def save(call_sid: str, *, alerted: bool = False, **fields: Any) -> CallbackRequest:
-    """Create or update the request of `call_sid`; raise SQLAlchemyError if the database fails.
+    """Create or update the request of `call_sid`, queue what the write calls for, and commit;
+    raise SQLAlchemyError if the database fails.
 
     A `reference` given is the one the caller heard (the `<Record>` action's), so it wins over a
     reference chosen when the status callback made the row first. `alerted`: staff were already
@@ -94,14 +96,15 @@ def save(call_sid: str, *, alerted: bool = False, **fields: Any) -> CallbackRequ
             setattr(row, name, value)
         try:
             db.session.flush()
+            # What the write sets off, in its transaction: stored together or not at all.
             if created and not alerted:
-                request_created.send(current_app._get_current_object(), request=row)  # type: ignore[attr-defined]
+                alerts.queue_new(row)
             if new_recording and not row.audio_type:
                 recordings.COPY_RECORDING.enqueue(
                     request_id=row.id, recording_sid=row.recording_sid
                 )
             if completing and not alerted:
-                request_completed.send(current_app._get_current_object(), request=row)  # type: ignore[attr-defined]
+                alerts.due_now(row)
             db.session.commit()
             return row
         except IntegrityError:
@@ -122,6 +125,140 @@ def save_or_keep(call_sid: str, **fields: Any) -> CallbackRequest | None:
         return None
 
 
+def mark_urgent(reference: str, call_sid: str) -> bool:
+    """Mark the request urgent (a hearing within 7 days, a transfer or deportation soon) and
+    re-alert staff who were already alerted; False (logged) when the database cannot take it.
+
+    Bond-denial next steps are time-limited, so an urgent request says so in the first word of
+    its staff alert and sorts first on the dashboard. The caller answers after the request is
+    complete, when its alerts may already have gone: `alerts.queue_urgent` decides.
+    """
+    try:
+        row = db.session.scalar(sa.select(CallbackRequest).filter_by(reference=reference))
+        if row is None:
+            db.session.rollback()
+            current_app.logger.error(
+                "call %s: urgent request %s not found; staff must be told", call_sid, reference
+            )
+            return False
+        row.urgent = True
+        alerts.queue_urgent(row)
+        db.session.commit()
+        return True
+    except sa.exc.SQLAlchemyError as exc:
+        db.session.rollback()
+        current_app.logger.error(
+            "call %s: could not mark request %s urgent: %s", call_sid, reference, jobs.reason(exc)
+        )
+        return False
+
+
+def add_message(
+    call_sid: str, request_id: int, caller_number: str | None, language: str, **fields: Any
+) -> None:
+    """Store a message added by calling again on request `request_id`, once per call (the
+    `<Record>` action and the status callback may both bring it, in any order, more than once);
+    queue its copy and its alerts. If the database cannot take it, it is kept by the fallback as
+    a request of its own, which staff see beside the first: nothing a caller said is lost."""
+    try:
+        parent_erased = db.session.scalar(
+            sa.select(CallbackRequest.erased_at).where(CallbackRequest.id == request_id)
+        )
+        if erasure.is_erased(call_sid) or parent_erased is not None:
+            db.session.rollback()  # erased: a late callback adds nothing back
+            return
+        for attempt in range(3):
+            row = db.session.scalar(sa.select(RequestMessage).filter_by(call_sid=call_sid))
+            if row is None:
+                row = RequestMessage(call_sid=call_sid, request_id=request_id)
+                db.session.add(row)
+            if row.recording_sid not in (None, fields["recording_sid"]):
+                current_app.logger.warning(
+                    "call %s: second recording %s kept at Twilio only",
+                    call_sid,
+                    fields["recording_sid"],
+                )
+                db.session.rollback()
+                return
+            new_recording = row.recording_sid is None
+            for name, value in fields.items():
+                setattr(row, name, value)
+            try:
+                db.session.flush()
+                if new_recording and not row.audio_type:
+                    recordings.COPY_MESSAGE.enqueue(
+                        message_id=row.id, recording_sid=row.recording_sid
+                    )
+                if new_recording:
+                    alerts.queue_added(request_id, row.id)
+                db.session.commit()
+                return
+            except IntegrityError:
+                db.session.rollback()  # the other callback stored it first: update that one
+                if attempt == 2:
+                    raise
+    except sa.exc.SQLAlchemyError as exc:
+        db.session.rollback()
+        current_app.logger.error(
+            "call %s: could not add the message to request %s (%s); kept as a request of its own",
+            call_sid,
+            request_id,
+            jobs.reason(exc),
+        )
+        save_or_keep(
+            call_sid,
+            reference=references.take(call_sid),
+            caller_number=caller_number,
+            step="recorded",
+            language=language,
+            **fields,
+        )
+
+
+def text_reference(reference: str, to: str, call_sid: str) -> bool:
+    """Queue the text of `reference` to `to` (`sms.py` sends it); False when it cannot be (no
+    such request yet, or the database fails), so the caller is told to write it down instead.
+
+    The job key is the request and the call: Twilio's duplicate webhooks change nothing, while a
+    caller who calls again and asks again gets it again.
+    """
+    try:
+        row = db.session.scalar(sa.select(CallbackRequest).filter_by(reference=reference))
+        if row is None or row.erased_at is not None:
+            db.session.rollback()
+            current_app.logger.warning("no request %s to text (call %s)", reference, call_sid)
+            return False
+        # The number is looked up when sending (`sms.recipient`): never kept in a job row.
+        sms.REFERENCE_SMS.enqueue(request_id=row.id, call_sid=call_sid)
+        if row.sms_status is None:
+            row.sms_status = "queued"
+        db.session.commit()
+        return True
+    except sa.exc.SQLAlchemyError as exc:
+        db.session.rollback()
+        current_app.logger.error(
+            "could not queue the reference text for call %s: %s", call_sid, jobs.reason(exc)
+        )
+        return False
+
+
+def record_text_status(request_id: int, sid: str, status: str, error_code: str | None) -> None:
+    """Record Twilio's status of the text `sid`; an older status or another message is
+    ignored (Twilio does not promise the order of its callbacks)."""
+    if status not in sms.ORDER:
+        return
+    row = db.session.get(CallbackRequest, request_id)
+    if row is None or row.erased_at is not None or (row.sms_sid and sid != row.sms_sid):
+        db.session.rollback()
+        return  # another message, or a request since deleted or erased
+    if row.sms_status not in sms.ORDER or sms.ORDER[status] >= sms.ORDER[row.sms_status]:
+        row.sms_status = status
+        row.sms_sid = sid or row.sms_sid
+        if error_code:
+            row.sms_error = f"Twilio {error_code}"
+    db.session.commit()
+
+
 def count_call(call_sid: str, language: str, from_number: str) -> None:
     """Count a call for the staff chart, in the request (a killed process loses only its own
     call); kept in the fallback when the database cannot take it."""
@@ -130,7 +267,7 @@ def count_call(call_sid: str, language: str, from_number: str) -> None:
         db.session.commit()
     except sa.exc.SQLAlchemyError as exc:
         db.session.rollback()
-        database_failed()
+        lookup.database_failed()
         fallback.keep(
             {
                 "call_sid": call_sid,
@@ -140,13 +277,6 @@ def count_call(call_sid: str, language: str, from_number: str) -> None:
             },
             exc,
         )
-
-
-def database_failed() -> None:
-    """Note, for the rest of this webhook, that the database failed: lookups that only make a
-    call better (`voice/again.py`) are then skipped rather than make the caller wait again."""
-    if has_request_context():
-        g.database_failed = True
 
 
 def insert_call(call_sid: str, language: str, from_number: str, **extra: Any) -> None:
@@ -222,9 +352,7 @@ def replay(entries: Iterable[dict[str, Any]]) -> tuple[int, int, list[dict[str, 
     return stored, failed, refused
 
 
-def fallback_time(entry: dict[str, Any]):
-    import datetime as dt
-
+def fallback_time(entry: dict[str, Any]) -> dt.datetime | None:
     try:
         return dt.datetime.fromisoformat(entry["at"]) if entry.get("at") else None
     except ValueError:

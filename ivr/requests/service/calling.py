@@ -7,7 +7,9 @@ dials the family with CALLBACK_FROM_NUMBER as caller ID (the number callers are 
 comes from; best the hotline's own), so they see a number they know. The outcome comes
 back from `<Dial>`'s action and lands on the request's history.
 
-The job is `once`: a worker that dies mid-request to Twilio must not ring a phone twice. The page
+This module is the request service's part for call-backs: `start_call` records the attempt and
+queues its job, `place_call` is the job, and `outcome` records how it ended. The job is `once`:
+a worker that dies mid-request to Twilio must not ring a phone twice. The page
 never talks to Twilio itself (it shares the web processes with the callers' webhooks). These calls
 are not recorded: a lawyer's call with a client's family is privileged, and recording it would
 need every party's consent (README, "Call-backs are not recorded").
@@ -25,34 +27,21 @@ from ivr.background import jobs
 from ivr.db import db
 from ivr.edge import logmask
 from ivr.messaging.gateway import MaybeSent, Refused, Unreachable, gateway
-from ivr.phones import e164, parse_valid
-from ivr.requests import history
+from ivr.requests import history, lookup
+from ivr.requests.lookup import attempt_target
 from ivr.requests.models import Call, CallbackRequest
 
 RING_STAFF_SECONDS = 25  # the staff phone rings this long before its voicemail could answer
 
 
 def number_label(row: CallbackRequest) -> str:
+    """Which number a call-back dials, in words: history is kept for good, numbers are not."""
     return "the callback number" if row.callback_number else "the calling number"
-
-
-def family_number(row: CallbackRequest) -> str | None:
-    """The number the family asked to be called on, or else the one they called from."""
-    for number in (row.callback_number, row.caller_number):
-        parsed = parse_valid(number or "")
-        if parsed is not None:
-            return e164(parsed)
-    return None
-
-
-def valid_number(number: str | None) -> str | None:
-    parsed = parse_valid(number or "")
-    return e164(parsed) if parsed is not None else None
 
 
 def unavailable(row: CallbackRequest, user: StaffUser) -> str | None:
     """Why the Call back button cannot work for this request and person, or None."""
-    return unavailable_for(family_number(row), user)
+    return unavailable_for(lookup.family_number(row), user)
 
 
 def unavailable_for(number: str | None, user: StaffUser) -> str | None:
@@ -60,47 +49,41 @@ def unavailable_for(number: str | None, user: StaffUser) -> str | None:
     needed = ("CALLBACK_FROM_NUMBER", "TWILIO_ACCOUNT_SID", "PUBLIC_URL")
     if not all(config[name] for name in needed):
         return "Call back needs CALLBACK_FROM_NUMBER, TWILIO_ACCOUNT_SID and PUBLIC_URL set."
-    if valid_number(number) is None:
+    if lookup.valid_number(number) is None:
         return "No number to call."
     if not user.phone:
         return "Add your phone number on your profile to call back."
     return None
 
 
-def start(row: CallbackRequest, user: StaffUser) -> history.RequestEvent:
-    """Record the attempt and queue its call, in the current transaction (not committed)."""
+def public_url(endpoint: str, **values: Any) -> str:
+    path = current_app.url_map.bind("").build(endpoint, values)
+    return current_app.config["PUBLIC_URL"].rstrip("/") + path
+
+
+def start_call(row: CallbackRequest, user: StaffUser) -> history.RequestEvent:
+    """Record a call-back attempt, take the request, and queue the call (`place_call` places
+    it from the worker; a page never talks to Twilio). Commits."""
     # Which number, not the number: history is kept for good, numbers are not (issue 22).
     attempt = history.add(row.id, "call", user.username, text=f"to {number_label(row)}")
     history.claim(row.id, user.username)  # calling takes it, unless a colleague already has
     STAFF_CALL.enqueue(attempt_id=attempt.id)
+    db.session.commit()
     return attempt
 
 
-def start_missed(call: Call, user: StaffUser) -> history.RequestEvent:
-    """The same for a missed call (no request): the number it came from."""
+def start_missed_call(call: Call, user: StaffUser) -> history.RequestEvent:
+    """The same for a missed call (no request): the number it came from. Commits."""
     attempt = history.add(
-        None, "call", user.username, call_id=call.id, text="to the calling number"
+        None,
+        "call",
+        user.username,
+        call_id=call.id,
+        text="to the calling number",
     )
     STAFF_CALL.enqueue(attempt_id=attempt.id)
+    db.session.commit()
     return attempt
-
-
-def attempt_target(attempt: history.RequestEvent) -> tuple[str | None, str, str | None]:
-    """(number to call, language, reference or None for a missed call) of an attempt."""
-    if attempt.request_id is not None:
-        row = db.session.get(CallbackRequest, attempt.request_id)
-        if row is not None:
-            return family_number(row), row.language, row.reference
-    elif attempt.call_id is not None:
-        call = db.session.get(Call, attempt.call_id)
-        if call is not None:
-            return valid_number(call.from_number), call.language, None
-    return None, current_app.config["DEFAULT_LANGUAGE"], None
-
-
-def public_url(endpoint: str, **values: Any) -> str:
-    path = current_app.url_map.bind("").build(endpoint, values)
-    return current_app.config["PUBLIC_URL"].rstrip("/") + path
 
 
 def outcome(
@@ -111,8 +94,8 @@ def outcome(
     text: str = "",
     actor: str | None = None,
 ) -> bool:
-    """Record how an attempt ended (once: a repeated webhook records nothing) and move the
-    request's status on. Commits. False when this attempt already had its outcome."""
+    """Record how a call-back attempt ended (once: a repeated webhook records nothing) and move
+    the request's status on. Commits. False when this attempt already had its outcome."""
     attempt = db.session.get(history.RequestEvent, attempt_id)
     if attempt is None or attempt.kind != "call":
         return False

@@ -9,12 +9,16 @@ ivr/jobs.py), so threads never wait on Twilio; async workers (gevent) would buy 
 would need monkey-patching of psycopg. Threads per process are bounded by WEB_THREADS.
 """
 
-import os
+from ivr.settings import ServerSettings, load
 
-bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# The few settings the server needs, parsed by the same rules and defaults as the app's
+# (ivr/settings.py; `ivr settings` lists them).
+server = load(cls=ServerSettings)
+
+bind = f"0.0.0.0:{server.port}"
+workers = server.web_concurrency
 worker_class = "gthread"
-threads = int(os.environ.get("WEB_THREADS", "4"))
+threads = server.web_threads
 # Accept only as many connections as there are threads: the rest wait in the shared listen queue
 # for any process, so a process that dies (kill -9, out of memory) takes down only the calls it was
 # serving (bench/burst.py --fault kill-web: 4 callers lost instead of 27-118 with the default 1000).
@@ -33,7 +37,7 @@ max_requests_jitter = 500
 
 def post_worker_init(worker):
     """One-dyno set-up: with WORKER_IN_WEB=1 each web process also runs the background jobs."""
-    if os.environ.get("WORKER_IN_WEB", "").lower() in ("1", "true", "yes"):
+    if server.worker_in_web:
         from ivr.background.worker import Background
 
         Background(worker.wsgi).start()

@@ -10,13 +10,15 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import logging
-from pathlib import Path
 
 from flask import Flask
 from flask_sqlalchemy_lite import SQLAlchemy
 from sqlalchemy import MetaData, event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase
+
+from ivr import clock
+from ivr.settings import settings
 
 db = SQLAlchemy()
 
@@ -34,7 +36,8 @@ class Model(DeclarativeBase):
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    """Now, for rows' timestamps: the app's one clock (a test's CLOCK, or the system's)."""
+    return clock.now()
 
 
 def as_utc(moment: dt.datetime) -> dt.datetime:
@@ -43,15 +46,11 @@ def as_utc(moment: dt.datetime) -> dt.datetime:
 
 
 def init_app(app: Flask) -> None:
-    url = app.config["DATABASE_URL"]
-    if not url:
-        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
-        url = f"sqlite:///{Path(app.instance_path) / 'hotline.sqlite3'}"
-        app.config["DATABASE_URL"] = url
+    url = settings(app).database_url  # never empty: settings.init_app resolves the default
     # A webhook never waits long for the database: a connection from the pool, a new connection,
     # or SQLite's write lock within DB_TIMEOUT_SECONDS, or the step goes to the fallback.
     # No bound parameters (phone numbers, A-numbers) in SQLAlchemy's error messages.
-    timeout = app.config["DB_TIMEOUT_SECONDS"]
+    timeout = settings(app).db_timeout_seconds
     engine_options: dict = {"url": url, "hide_parameters": True}
     if url.rstrip("/") not in ("sqlite:", "sqlite://"):  # in-memory SQLite has no pool to wait on
         engine_options["pool_timeout"] = timeout

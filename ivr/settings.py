@@ -1,8 +1,12 @@
-"""Read the hotline's settings from the environment, once, at start-up.
+"""The hotline's settings: one typed object, read from the environment once, at start-up.
 
-Every setting is declared here with its default and a parser, so that a missing or malformed value
-stops the app before it answers a single call (a bad phone number discovered mid-call would drop a
-frightened family). `ivr settings` prints this table; the README documents the same names.
+Every setting is a field of `Settings` with its type, its default (written as it would be in the
+environment) and what it does, so that a missing or malformed value stops the app before it
+answers a single call (a bad phone number discovered mid-call would drop a frightened family).
+Every problem is reported at once, in one message, and a secret's value is never repeated in it.
+pydantic-settings reads the environment and pydantic collects the errors; the parsers below keep
+the hotline's own rules (E.164 numbers, office hours, closed dates). Code reads typed attributes
+through `settings()`; `ivr settings` prints the table, and the README's copy is checked against it.
 """
 
 from __future__ import annotations
@@ -10,13 +14,25 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from flask import current_app
+from pydantic import Field, PlainValidator, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+from pydantic_settings.sources import PydanticBaseSettingsSource
+
 from ivr.phones import e164, parse_valid
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+EXTENSION = "ivr.settings"
 
 
 class SettingsError(RuntimeError):
@@ -53,19 +69,6 @@ def _secret_key(value: str) -> str:
             "python3 -c 'import secrets; print(secrets.token_hex(32))'"
         )
     return value
-
-
-def _fernet_keys(value: str) -> list[str]:
-    keys = [part.strip() for part in value.split(",") if part.strip()]
-    for key in keys:
-        try:
-            if len(base64.urlsafe_b64decode(key.encode())) != 32:
-                raise ValueError
-        except (ValueError, binascii.Error):
-            raise ValueError(
-                "each key is 32 url-safe base64-encoded bytes (Fernet.generate_key())"
-            ) from None
-    return keys
 
 
 def _language(value: str) -> str:
@@ -171,306 +174,489 @@ def closed_dates(value: str) -> frozenset[dt.date]:
     return frozenset(dates)
 
 
-@dataclass(frozen=True)
-class Setting:
-    name: str
-    default: str | None  # None: required
-    parse: Callable[[str], Any]
-    doc: str
+# The field names below shadow these two functions inside the class.
+_office_hours, _database_url = office_hours, database_url
 
 
-SETTINGS: list[Setting] = [
-    Setting(
-        "SECRET_KEY",
+def _raise(message: str) -> Any:
+    raise ValueError(message)
+
+
+def _flag(value: str) -> bool:
+    return value.lower() in ("1", "true", "yes")
+
+
+def _more_than_zero(value: str) -> float:
+    return _seconds(value) or _raise("must be more than 0")
+
+
+def _fernet_keys(value: str) -> list[str]:
+    keys = [part.strip() for part in value.split(",") if part.strip()]
+    for key in keys:
+        try:
+            if len(base64.urlsafe_b64decode(key.encode())) != 32:
+                raise ValueError
+        except (ValueError, binascii.Error):
+            raise ValueError(
+                "each key is 32 url-safe base64-encoded bytes (`ivr keys new`)"
+            ) from None
+    return keys
+
+
+def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    return lambda value: parse(value) if value else ""
+
+
+def _one_of(*choices: str) -> Callable[[str], str]:
+    words = ", ".join(choices[:-1]) + " or " + choices[-1]
+    return lambda value: value if value in choices else _raise(f"must be {words}")
+
+
+def _messaging_service(value: str) -> str:
+    if value and not re.fullmatch(r"MG[0-9a-fA-F]{32}", value):
+        raise ValueError("a Messaging Service SID is MG followed by 32 hexadecimal characters")
+    return value
+
+
+def _non_negative_int(value: str) -> int:
+    return int(value) if int(value) >= 0 else _raise("must be 0 or more")
+
+
+def _port(value: str) -> int:
+    number = int(value)
+    if not 0 < number < 65536:
+        raise ValueError("must be a TCP port from 1 to 65535")
+    return number
+
+
+def parsed(parse: Callable[[str], Any]) -> PlainValidator:
+    """Validate a field with one of the parsers above: text (from the environment) is stripped
+    and parsed; a value of the field's type (a test's override) is taken as it is."""
+    return PlainValidator(lambda value: parse(value.strip()) if isinstance(value, str) else value)
+
+
+def setting(default: str | None, doc: str, *, secret: bool = False) -> Any:
+    """A field: `default` as it would be written in the environment (None: required)."""
+    return Field(
+        ... if default is None else default,
+        description=doc,
+        repr=not secret,  # never in a log line or a traceback's locals
+        json_schema_extra={"secret": secret},
+    )
+
+
+class ServerSettings(BaseSettings):
+    """What the web server needs before the app exists (gunicorn.conf.py reads only these)."""
+
+    model_config = SettingsConfigDict(
+        validate_default=True,  # defaults are written as in the environment, parsed the same way
+        arbitrary_types_allowed=True,
+        case_sensitive=False,
+        enable_decoding=False,
+        str_strip_whitespace=True,  # lists are comma-separated here, not JSON
+    )
+
+    port: Annotated[int, parsed(_port)] = setting("5000", "Port the web server listens on.")
+    web_concurrency: Annotated[int, parsed(_positive_int)] = setting(
+        "2", "Web server processes (gunicorn workers); Heroku sets it by dyno size."
+    )
+    web_threads: Annotated[int, parsed(_positive_int)] = setting(
+        "4", "Threads per web process: the requests each process serves at once."
+    )
+    worker_in_web: Annotated[bool, parsed(_flag)] = setting(
+        "false",
+        "One-dyno set-up: each web process also runs the background jobs, so no `worker` "
+        "process is needed.",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Only what load() passes: it reads the environment (or a test's mapping) itself.
+        return (init_settings,)
+
+
+class Settings(ServerSettings):
+    """Every setting of the hotline, typed. Fields are the environment's names in lower case."""
+
+    secret_key: Annotated[str, parsed(_secret_key)] = setting(
         None,
-        _secret_key,
         "Signs staff sessions and CSRF tokens. Random, at least 32 bytes.",
-    ),
-    Setting(
-        "TWILIO_AUTH_TOKEN",
+        secret=True,
+    )
+    twilio_auth_token: str = setting(
         None,
-        str,
         "Checks X-Twilio-Signature on every webhook; also the REST API password.",
-    ),
-    Setting(
-        "TWILIO_WEBHOOK_SHARED_KEYS",
+        secret=True,
+    )
+    twilio_webhook_shared_keys: Annotated[list[str], parsed(_secrets)] = setting(
         "",
-        _secrets,
-        "Only if a Twilio Webhook Rule signs our URLs with a SharedKey: its secret (several, "
-        "comma-separated, while rotating).",
-    ),
-    Setting(
-        "TWILIO_ACCOUNT_SID",
+        "Only if a Twilio Webhook Rule (webhooks configuration API, public beta) signs the "
+        "hotline's URLs with a SharedKey: its secret, or the old and new secrets comma-separated "
+        "while rotating. Such requests carry `X-Twilio-Webhooks-Signature-Settings`; without "
+        "this setting they are refused (403) and the log says why.",
+        secret=True,
+    )
+    twilio_account_sid: Annotated[str, parsed(_optional(_account_sid))] = setting(
+        "", "Account SID (AC...). Needed to fetch recordings and send SMS alerts."
+    )
+    firm_phone_number: Annotated[str, parsed(_e164)] = setting(
+        None, "E.164 number that 'talk to the firm now' rings."
+    )
+    database_url: Annotated[str, parsed(_optional(_database_url))] = setting(
         "",
-        lambda v: _account_sid(v) if v else "",
-        "Account SID (AC...). Needed to fetch recordings and send SMS alerts.",
-    ),
-    Setting("FIRM_PHONE_NUMBER", None, _e164, "E.164 number that 'talk to the firm now' rings."),
-    Setting(
-        "DATABASE_URL",
-        "",
-        lambda v: database_url(v) if v else "",
         "SQLAlchemy URL; postgres:// accepted. Default: SQLite in the instance folder.",
-    ),
-    Setting(
-        "DEFAULT_LANGUAGE",
+        secret=True,  # holds the database's password
+    )
+    default_language: Annotated[str, parsed(_language)] = setting(
         "es",
-        _language,
         "Language greeted first (most callers'), and chosen after repeated silence: en or es.",
-    ),
-    Setting(
-        "SPEECH_LANGUAGE",
+    )
+    speech_language: Annotated[str, parsed(_one_of("es-US", "en-US", "es-MX"))] = setting(
         "es-US",
-        lambda v: v if v in ("es-US", "en-US", "es-MX") else _raise("es-US, en-US or es-MX"),
-        "Speech recognizer for saying 'English' or 'español' at the greeting.",
-    ),
-    Setting("STAFF_LANGUAGE", "en", _language, "Language of the whisper heard at the firm."),
-    Setting("VOICE_EN", "Polly.Joanna-Neural", str, "Twilio <Say> voice for English."),
-    Setting("VOICE_ES", "Polly.Lupe-Neural", str, "Twilio <Say> voice for Spanish (es-US)."),
-    Setting("DIAL_TIMEOUT", "20", _positive_int, "Seconds the firm's phone rings."),
-    Setting("GATHER_TIMEOUT", "6", _positive_int, "Seconds of silence before a menu repeats."),
-    Setting("MAX_FAILURES", "3", _positive_int, "Invalid keys or silences in a row before help."),
-    Setting(
-        "OFFICE_HOURS",
-        "mon-fri 09:00-17:00",
-        office_hours,
-        "When the firm answers, e.g. 'mon-fri 09:00-17:00' or 'always'.",
-    ),
-    Setting("OFFICE_TIMEZONE", "America/Chicago", _timezone, "IANA time zone of the office."),
-    Setting(
-        "CALLBACK_FROM_NUMBER",
+        "Speech recognizer for saying 'English' or 'español' at the greeting (es-US, en-US or "
+        "es-MX).",
+    )
+    staff_language: Annotated[str, parsed(_language)] = setting(
+        "en", "Language of the whisper heard at the firm."
+    )
+    voice_en: str = setting("Polly.Joanna-Neural", "Twilio `<Say>` voice for English.")
+    voice_es: str = setting("Polly.Lupe-Neural", "Twilio `<Say>` voice for Spanish (es-US).")
+    dial_timeout: Annotated[int, parsed(_positive_int)] = setting(
+        "20", "Seconds the firm's phone rings."
+    )
+    gather_timeout: Annotated[int, parsed(_positive_int)] = setting(
+        "6", "Seconds of silence before a menu repeats."
+    )
+    max_failures: Annotated[int, parsed(_positive_int)] = setting(
+        "3", "Invalid keys or silences in a row before help."
+    )
+    office_hours: Annotated[OfficeHours | None, parsed(_office_hours)] = setting(
+        "mon-fri 09:00-17:00", "When the firm answers, e.g. 'mon-fri 09:00-17:00' or 'always'."
+    )
+    office_timezone: Annotated[ZoneInfo, parsed(_timezone)] = setting(
+        "America/Chicago",
+        "IANA time zone of the office; its spoken name is `prompts/<lang>/words/zone_<city>.txt` "
+        "(e.g. `zone_chicago`).",
+    )
+    callback_from_number: Annotated[str, parsed(_optional(_e164))] = setting(
         "",
-        lambda v: _e164(v) if v else "",
-        "E.164 number the firm's call-backs come from (a Twilio number, best the hotline's "
-        "own): said digit by digit with the callback promise, and the caller ID of the "
-        "dashboard's Call back (empty: not said, no Call back button).",
-    ),
-    Setting(
-        "OFFICE_CLOSED_DATES",
+        "E.164 number the firm's call-backs come from (a Twilio number, best the hotline's own): "
+        "said digit by digit with the callback promise, and the caller ID of the dashboard's "
+        "Call back (empty: not said, no Call back button).",
+    )
+    office_closed_dates: Annotated[frozenset[dt.date], parsed(closed_dates)] = setting(
         "",
-        closed_dates,
-        "Days the office is closed (holidays), e.g. '2026-12-24,2026-12-25': the hotline says "
-        "so and when it reopens.",
-    ),
-    Setting("PROMPTS_DIR", "", str, "Folder of prompt text files. Default: prompts/ in the repo."),
-    Setting("AUDIO_DIR", "", str, "Folder of rendered audio. Default: audio/ in the repo."),
-    Setting("GTTS_TLD_EN", "us", str, "gTTS accent (Google domain) for English."),
-    Setting("GTTS_TLD_ES", "com.mx", str, "gTTS accent (Google domain) for Spanish."),
-    Setting("RECORDING_MAX_SECONDS", "120", _positive_int, "Longest callback message, in seconds."),
-    Setting(
-        "FALLBACK_PATH",
+        "Days the office is closed (holidays), e.g. `2026-12-24,2026-12-25`: the hotline says "
+        '"closed today", when it reopens, and the callback promise follows them.',
+    )
+    prompts_dir: str = setting("", "Folder of prompt text files. Default: prompts/ in the repo.")
+    audio_dir: str = setting("", "Folder of rendered audio. Default: audio/ in the repo.")
+    gtts_tld_en: str = setting("us", "gTTS accent (Google domain) for English.")
+    gtts_tld_es: str = setting("com.mx", "gTTS accent (Google domain) for Spanish.")
+    recording_max_seconds: Annotated[int, parsed(_positive_int)] = setting(
+        "120", "Longest callback message, in seconds."
+    )
+    fallback_path: str = setting(
         "",
-        str,
-        "File that keeps what callers gave while the database was down, until it is applied "
-        "(default: fallback.jsonl in the instance folder). Also written to the log.",
-    ),
-    Setting(
-        "FALLBACK_RETRY_SECONDS",
+        "File that keeps what callers gave while the database was down, until each process "
+        "applies it (also written to the log as `IVR-JOURNAL` lines). Default: fallback.jsonl "
+        "in the instance folder.",
+    )
+    fallback_retry_seconds: Annotated[float, parsed(_more_than_zero)] = setting(
         "2",
-        lambda v: _seconds(v) or _raise("must be more than 0"),
-        "How often each process retries applying the fallback file while the database is down.",
-    ),
-    Setting(
-        "DB_TIMEOUT_SECONDS",
+        "How often a process retries applying its fallback file while the database is down.",
+    )
+    db_timeout_seconds: Annotated[float, parsed(_more_than_zero)] = setting(
         "3",
-        lambda v: _seconds(v) or _raise("must be more than 0"),
-        "Longest wait for a database connection (pool, or connecting): a webhook that cannot get "
-        "one goes on with the fallback instead of holding the caller.",
-    ),
-    Setting(
-        "JOB_CONCURRENCY",
-        "4",
-        _positive_int,
-        "Background jobs run at once by a worker process (threads).",
-    ),
-    Setting(
-        "WORKER_IN_WEB",
-        "false",
-        lambda v: v.lower() in ("1", "true", "yes"),
-        "One-dyno set-up: each web process also runs the background jobs (gunicorn.conf.py).",
-    ),
-    Setting(
-        "JOB_LEASE_SECONDS",
-        "120",
-        lambda v: _seconds(v) or _raise("must be more than 0"),
-        "A job whose worker died is taken again after this long; no attempt runs longer.",
-    ),
-    Setting(
-        "JOB_BACKOFF_SECONDS",
+        "Longest wait for a database connection or SQLite's write lock; a webhook that cannot "
+        "get one goes on with the fallback.",
+    )
+    job_concurrency: Annotated[int, parsed(_positive_int)] = setting(
+        "4", "Background jobs run at once by a worker process (threads)."
+    )
+    job_lease_seconds: Annotated[float, parsed(_more_than_zero)] = setting(
+        "120", "A job whose worker died is taken again after this long; no attempt runs longer."
+    )
+    job_backoff_seconds: Annotated[float, parsed(_more_than_zero)] = setting(
         "15",
-        lambda v: _seconds(v) or _raise("must be more than 0"),
         "Wait before a failed job's first retry; doubled each time up to JOB_BACKOFF_MAX_SECONDS.",
-    ),
-    Setting(
-        "JOB_BACKOFF_MAX_SECONDS",
-        "120",
-        lambda v: _seconds(v) or _raise("must be more than 0"),
-        "Longest wait between retries, so work resumes within this long of an outage ending.",
-    ),
-    Setting(
-        "TWILIO_CONNECT_TIMEOUT",
-        "5",
-        lambda v: _seconds(v) or _raise("must be more than 0"),
-        "Seconds to reach Twilio's API (through HTTPS_PROXY if set) before a job gives up.",
-    ),
-    Setting(
-        "TWILIO_READ_TIMEOUT",
-        "20",
-        lambda v: _seconds(v) or _raise("must be more than 0"),
-        "Seconds to wait for each part of Twilio's answer before a job gives up.",
-    ),
-    Setting(
-        "SMTP_TIMEOUT",
-        "20",
-        lambda v: _seconds(v) or _raise("must be more than 0"),
-        "Seconds each step of sending an e-mail may wait for the mail server.",
-    ),
-    Setting(
-        "KEEP_RECORDINGS_AT_TWILIO",
-        "false",
-        lambda v: v.lower() in ("1", "true", "yes"),
-        "Keep recordings at Twilio after the app has copied them (default: delete there).",
-    ),
-    Setting("ALERT_SMS_TO", "", _e164_list, "Comma-separated E.164 numbers that get SMS alerts."),
-    Setting("ALERT_SMS_FROM", "", lambda v: _e164(v) if v else "", "Twilio number SMS come from."),
-    Setting(
-        "SMS_FROM",
+    )
+    job_backoff_max_seconds: Annotated[float, parsed(_more_than_zero)] = setting(
+        "120", "Longest wait between retries, so work resumes within this long of an outage ending."
+    )
+    twilio_connect_timeout: Annotated[float, parsed(_more_than_zero)] = setting(
+        "5", "Seconds to reach Twilio's API (through HTTPS_PROXY if set) before a job gives up."
+    )
+    twilio_read_timeout: Annotated[float, parsed(_more_than_zero)] = setting(
+        "20", "Seconds to wait for each part of Twilio's answer before a job gives up."
+    )
+    smtp_timeout: Annotated[float, parsed(_more_than_zero)] = setting(
+        "20", "Seconds each step of sending an e-mail may wait for the mail server."
+    )
+    keep_recordings_at_twilio: Annotated[bool, parsed(_flag)] = setting(
+        "false", "Keep recordings at Twilio after the app has copied them (default: delete there)."
+    )
+    alert_sms_to: Annotated[list[str], parsed(_e164_list)] = setting(
+        "", "Comma-separated E.164 numbers that get SMS alerts."
+    )
+    alert_sms_from: Annotated[str, parsed(_optional(_e164))] = setting(
+        "", "Twilio number SMS come from."
+    )
+    sms_from: Annotated[str, parsed(_optional(_e164))] = setting(
         "",
-        lambda v: _e164(v) if v else "",
-        "The hotline's Twilio number that texts a caller their reference when they press 1 "
-        "for it (or set SMS_MESSAGING_SERVICE_SID). Empty: the offer is not made.",
-    ),
-    Setting(
-        "SMS_MESSAGING_SERVICE_SID",
+        "The hotline's Twilio number that texts a caller their reference when they press 1 for "
+        "it after hearing it (or set `SMS_MESSAGING_SERVICE_SID`). Empty: the offer is not "
+        "made. Delivery statuses come back to `PUBLIC_URL`.",
+    )
+    sms_messaging_service_sid: Annotated[str, parsed(_messaging_service)] = setting(
         "",
-        lambda v: (
-            v
-            if not v or re.fullmatch(r"MG[0-9a-fA-F]{32}", v)
-            else _raise("a Messaging Service SID is MG followed by 32 hexadecimal characters")
-        ),
-        "Send callers' reference texts through this Messaging Service instead of SMS_FROM.",
-    ),
-    Setting("ALERT_EMAIL_TO", "", str, "Comma-separated e-mail addresses for alerts."),
-    Setting("ALERT_EMAIL_FROM", "hotline@localhost", str, "From address of alert e-mails."),
-    Setting(
-        "SMTP_URL", "", _smtp_url, "smtp://user:pass@host:port or smtps://...; empty: no e-mail."
-    ),
-    Setting(
-        "PUBLIC_URL",
+        "Send callers' reference texts through this Messaging Service (MG...) instead of "
+        "`SMS_FROM`.",
+    )
+    alert_email_to: str = setting("", "Comma-separated e-mail addresses for alerts.")
+    alert_email_from: str = setting("hotline@localhost", "From address of alert e-mails.")
+    smtp_url: Annotated[str, parsed(_smtp_url)] = setting(
         "",
-        _public_url,
-        "Public https URL of the app: links in alerts, the Voice URL `ivr twilio setup` sets, "
-        "and the only host Twilio signatures are checked against. Set it in production.",
-    ),
-    Setting(
-        "FORWARDED_PROXIES",
+        "smtp://user:pass@host:port or smtps://...; empty: no e-mail.",
+        secret=True,  # holds the mail server's password
+    )
+    public_url: Annotated[str, parsed(_public_url)] = setting(
+        "",
+        "Public https URL of the app, e.g. `https://hotline.example.org`: links in alerts, the "
+        "Voice URL `ivr twilio setup` sets, the webhooks of staff call-backs, and the only "
+        "scheme and host webhook signatures are checked against (unset: the request's `Host`). "
+        "Set it in production.",
+    )
+    dyno: str = setting(
+        "",
+        "Set by Heroku itself on each dyno (never by hand): there `FORWARDED_PROXIES` must be `1`.",
+    )
+    forwarded_proxies: Annotated[int, parsed(_proxies)] = setting(
         "0",
-        _proxies,
-        "How many proxies in front of the app add X-Forwarded-For/Proto/Port (Heroku: 1). "
-        "0: those headers are ignored.",
-    ),
-    Setting(
-        "STAFF_2FA",
+        "How many proxies in front of the app append `X-Forwarded-For/Proto/Port` (Heroku: "
+        "`1`). `0`: those headers are ignored.",
+    )
+    staff_2fa: Annotated[str, parsed(_one_of("auto", "required", "optional"))] = setting(
         "auto",
-        lambda v: (
-            v
-            if v in ("auto", "required", "optional")
-            else _raise("must be auto, required or optional")
-        ),
-        "Staff log in with a code from an authenticator app too: required, optional (for those "
-        "who enrolled), or auto (required except in debug and tests).",
-    ),
-    Setting(
-        "RETENTION_DAYS",
+        "Staff log in with a code from an authenticator app too: `required`, `optional` (for "
+        "those who enrolled), or `auto` (required except in debug and tests). See "
+        "[docs/staff.md](docs/staff.md#two-factors).",
+    )
+    retention_days: Annotated[int, parsed(_positive_int)] = setting(
         "90",
-        _positive_int,
         "Days after a request is handled (or called back) before its recording and personal "
-        "data are deleted; calls' numbers go the same number of days after the call.",
-    ),
-    Setting(
-        "AUDIT_KEY",
+        "data are deleted; calls' numbers go the same number of days after the call. See "
+        "[docs/staff.md](docs/staff.md#personal-data).",
+    )
+    audit_key: Annotated[str, parsed(_optional(_secret_key))] = setting(
         "",
-        lambda v: _secret_key(v) if v else "",
         "Key (at least 32 bytes, kept outside the database) of the audit log's HMAC chain, "
         "checked by `ivr audit verify`. Empty: derived from SECRET_KEY (then rotating "
         "SECRET_KEY makes older entries fail the check: set this once and keep it).",
-    ),
-    Setting(
-        "DATA_KEYS",
+        secret=True,
+    )
+    data_keys: Annotated[list[str], parsed(_fernet_keys)] = setting(
         "",
-        _fernet_keys,
         "Fernet keys (comma-separated, newest first) that encrypt staff TOTP secrets and the "
         "fallback's copy in the log; older keys still decrypt, so a key can rotate (then "
         "`ivr staff rotate-keys`). Empty: one key derived from SECRET_KEY. Make one with "
         "`ivr keys new`.",
-    ),
-    Setting(
-        "STAFF_LOCK_AFTER",
+        secret=True,
+    )
+    staff_lock_after: Annotated[int, parsed(_positive_int)] = setting(
         "50",
-        _positive_int,
         "Wrong passwords or codes in a row (in total, from anywhere) that lock a staff account "
-        "until an admin unlocks it (`ivr staff unlock`); admins are alerted.",
-    ),
-    Setting(
-        "LISTEN_AUDIT_MINUTES",
+        "until an admin unlocks it (`ivr staff unlock`); the alert recipients are told.",
+    )
+    listen_audit_minutes: Annotated[int, parsed(_positive_int)] = setting(
         "60",
-        _positive_int,
         "A person's fetches of one recording within this many minutes are one audited listen.",
-    ),
-    Setting(
-        "CALLBACK_TARGET_HOURS",
+    )
+    callback_target_hours: Annotated[int, parsed(_positive_int)] = setting(
         "8",
-        _positive_int,
         "Office hours a request may wait for a first call-back before it is flagged overdue.",
-    ),
-    Setting(
-        "ALERT_GRACE_SECONDS",
-        "180",
-        lambda v: int(v) if int(v) >= 0 else _raise("must be 0 or more"),
-        "Seconds an alert waits for the caller to finish (callback number, A-number).",
-    ),
-]
+    )
+    alert_grace_seconds: Annotated[int, parsed(_non_negative_int)] = setting(
+        "180", "Seconds an alert waits for the caller to finish (callback number, A-number)."
+    )
 
-
-SECRETS = {
-    "SECRET_KEY",
-    "TWILIO_AUTH_TOKEN",
-    "TWILIO_WEBHOOK_SHARED_KEYS",
-    "SMTP_URL",
-    "DATABASE_URL",
-    "AUDIT_KEY",
-    "DATA_KEYS",
-}
-
-
-def _raise(message: str):
-    raise ValueError(message)
-
-
-def load(environ: Mapping[str, str]) -> dict[str, Any]:
-    """Parse every setting from `environ`, raising one SettingsError that lists all problems."""
-    config: dict[str, Any] = {}
-    problems: list[str] = []
-    for setting in SETTINGS:
-        raw = environ.get(setting.name)
-        if raw is None or raw.strip() == "":
-            if setting.default is None:
-                problems.append(f"{setting.name} is required: {setting.doc}")
-                continue
-            raw = setting.default
-        try:
-            config[setting.name] = setting.parse(raw.strip())
-        except ValueError as exc:
-            # A secret's value is never repeated: the message goes to the log and the console.
-            shown = "(hidden)" if setting.name in SECRETS else repr(raw)
-            problems.append(f"{setting.name}={shown} is invalid: {exc}")
-    if "DYNO" in environ and config.get("FORWARDED_PROXIES") == 0:
+    @field_validator("forwarded_proxies")
+    @classmethod
+    def _heroku_has_a_proxy(cls, proxies: int, info: ValidationInfo) -> int:
         # On Heroku every request comes through its router: without trusting it, every request
         # looks like plain http, and the https redirect would send every caller round in a loop.
-        problems.append(
-            "FORWARDED_PROXIES must be 1 on Heroku (DYNO is set): its router is the "
-            "proxy that says a request came over https"
+        if info.data.get("dyno") and proxies == 0:
+            raise ValueError(
+                "FORWARDED_PROXIES must be 1 on Heroku (DYNO is set): its router is the "
+                "proxy that says a request came over https"
+            )
+        return proxies
+
+    def voice(self, lang: str) -> str:
+        """The `<Say>` voice for `lang` (VOICE_EN or VOICE_ES)."""
+        return self.voice_es if lang == "es" else self.voice_en
+
+    def gtts_tld(self, lang: str) -> str:
+        """The gTTS accent for `lang` (GTTS_TLD_EN or GTTS_TLD_ES)."""
+        return self.gtts_tld_es if lang == "es" else self.gtts_tld_en
+
+
+class _Environment(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping (os.environ, or a test's)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, Any]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls, case_sensitive=False, env_ignore_empty=True)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        # Blank counts as unset, as it always has: `FOO=` in a .env file means "the default".
+        return {
+            key.lower(): value
+            for key, value in self._environ.items()
+            if isinstance(value, str) and value.strip()
+        }
+
+
+S = TypeVar("S", bound=ServerSettings)
+
+
+def load(
+    environ: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    cls: type[S] = Settings,  # type: ignore[assignment]
+) -> S:
+    """Parse every setting from `environ` (default: the process's environment), with a test's
+    `overrides` (by environment name, any type) on top; raise one SettingsError listing every
+    problem, without the value of a secret.
+    """
+    values: dict[str, Any] = _Environment(cls, os.environ if environ is None else environ)()
+    for name, value in (overrides or {}).items():
+        if name.lower() in cls.model_fields:
+            values[name.lower()] = value
+    try:
+        return cls(**values)
+    except ValidationError as error:
+        # `from None`: pydantic's own message repeats each input, secrets included.
+        raise SettingsError(
+            "Hotline settings are wrong:\n  " + "\n  ".join(_problems(cls, error))
+        ) from None
+
+
+def _problems(cls: type[ServerSettings], error: ValidationError) -> list[str]:
+    problems = []
+    for problem in error.errors(include_url=False):
+        field = str(problem["loc"][0]) if problem["loc"] else ""
+        name = field.upper()
+        if field not in cls.model_fields:
+            problems.append(f"{name}: {problem['msg']}")
+            continue
+        if problem["type"] == "missing":
+            problems.append(f"{name} is required: {cls.model_fields[field].description}")
+            continue
+        ctx = problem.get("ctx") or {}
+        message = str(ctx["error"]) if problem["type"] == "value_error" else problem["msg"]
+        value = problem.get("input")
+        if message.startswith(name):
+            problems.append(message)
+        elif is_secret(cls, field) or not isinstance(value, str):
+            problems.append(f"{name} is invalid: {message}")
+        else:
+            problems.append(f"{name}={value.strip()!r} is invalid: {message}")
+    return problems
+
+
+def is_secret(cls: type[ServerSettings], field: str) -> bool:
+    extra = cls.model_fields[field].json_schema_extra
+    return isinstance(extra, dict) and bool(extra.get("secret"))
+
+
+def settings(app: Flask | None = None) -> Settings:
+    """The app's settings, parsed once by create_app: `settings().office_hours`."""
+    return (current_app if app is None else app).extensions[EXTENSION]
+
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def init_app(app: Flask, test_config: Mapping[str, Any] | None = None) -> Settings:
+    """Parse the settings once and keep them on `app`: from the environment, or from a test's
+    config alone (text parsed as the environment's; other values, and Flask's own keys and test
+    hooks such as TESTING or CLOCK, taken as they are)."""
+    config: Settings
+    if test_config is None:
+        config = load()
+    else:
+        typed = {k: v for k, v in test_config.items() if not isinstance(v, str)}
+        config = load(test_config, typed)
+        app.config.update(
+            {k: v for k, v in test_config.items() if k.lower() not in Settings.model_fields}
         )
-    if problems:
-        raise SettingsError("Hotline settings are wrong:\n  " + "\n  ".join(problems))
+    # Defaults that depend on where the app is: resolved once, so every reader sees a path.
+    config.prompts_dir = config.prompts_dir or str(PROJECT_ROOT / "prompts")
+    config.audio_dir = config.audio_dir or str(PROJECT_ROOT / "audio")
+    config.fallback_path = config.fallback_path or str(Path(app.instance_path) / "fallback.jsonl")
+    if not config.database_url:
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+        config.database_url = f"sqlite:///{Path(app.instance_path) / 'hotline.sqlite3'}"
+    app.config["SECRET_KEY"] = config.secret_key  # Flask's own key: sessions and CSRF
+    app.extensions[EXTENSION] = config
+    app.jinja_env.globals["settings"] = settings
     return config
+
+
+@dataclass(frozen=True)
+class Described:
+    """One row of `ivr settings` and of the README's table."""
+
+    name: str
+    type: str
+    default: str | None  # None: required; as written in the environment
+    doc: str
+    secret: bool
+
+
+def _type_name(annotation: Any) -> str:
+    """`int`, `OfficeHours | None`...: the type as written (annotations are strings here)."""
+    text = str(annotation)
+    if text.startswith("Annotated["):
+        text = text[len("Annotated[") :].split(", parsed(")[0]
+    return text.replace("dt.", "")
+
+
+def described(cls: type[ServerSettings] = Settings) -> list[Described]:
+    """Every setting, in the order the fields are declared."""
+    return [
+        Described(
+            name=field.upper(),
+            type=_type_name(_annotation(cls, field)),
+            default=None if info.is_required() else str(info.default),
+            doc=info.description or "",
+            secret=is_secret(cls, field),
+        )
+        for field, info in cls.model_fields.items()
+    ]
+
+
+def _annotation(cls: type, field: str) -> Any:
+    for klass in cls.__mro__:
+        if field in getattr(klass, "__annotations__", {}):
+            return klass.__annotations__[field]
+    return None
+
+
+def markdown_table(cls: type[ServerSettings] = Settings) -> str:
+    """The README's table of settings, generated from the fields (`ivr settings --markdown`)."""
+    rows = ["| setting | type | default | what it does |", "|---|---|---|---|"]
+    for row in described(cls):
+        default = (
+            "*required*" if row.default is None else f"`{row.default}`" if row.default else "—"
+        )
+        rows.append(f"| `{row.name}` | {row.type} | {default} | {row.doc} |")
+    return "\n".join(rows) + "\n"

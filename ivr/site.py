@@ -13,6 +13,7 @@ from flask import Blueprint, Flask, current_app, render_template
 from sqlalchemy.pool import NullPool
 
 from ivr.db import db
+from ivr.settings import settings
 
 bp = Blueprint("site", __name__)
 
@@ -51,7 +52,7 @@ def health_engine(app: Flask) -> sa.Engine:
     if engine is None:
         # DB_TIMEOUT_SECONDS, as for webhooks: a hung server answers 503 within it, rather than
         # holding the check (and a web worker) until the TCP timeout.
-        timeout = app.config["DB_TIMEOUT_SECONDS"]
+        timeout = settings(app).db_timeout_seconds
         url = db.engine.url
         if url.get_backend_name() == "postgresql":
             args = {

@@ -17,6 +17,7 @@ from ivr.calls import audio
 from ivr.calls.prompts import LANGUAGES, Prompts
 from ivr.commands.audio import audio_group
 from ivr.devtools.emulator import Call
+from ivr.settings import settings
 from tests.conftest import TOKEN
 
 GOOGLE = re.compile(r"https://translate\.google\.[a-z.]+/_/TranslateWebserverUi/data/batchexecute")
@@ -190,7 +191,7 @@ def plays(call: Call) -> list[str]:
 
 def test_stale_audio_is_never_played(app, build, google, prompts_dir):
     assert build().exit_code == 0
-    manifest = json.loads((Path(app.config["AUDIO_DIR"]) / "manifest.json").read_text())
+    manifest = json.loads((Path(settings(app).audio_dir) / "manifest.json").read_text())
     client = app.test_client()
 
     call = Call(client, TOKEN)
@@ -234,7 +235,7 @@ def test_numbers_are_read_in_one_voice(app, build, google):
 
 def test_audio_is_served_with_cache_headers(app, build, google):
     assert build().exit_code == 0
-    manifest = json.loads((Path(app.config["AUDIO_DIR"]) / "manifest.json").read_text())
+    manifest = json.loads((Path(settings(app).audio_dir) / "manifest.json").read_text())
     url = f"/audio/{manifest['es']['welcome']['file']}"
     client = app.test_client()
 

@@ -23,6 +23,7 @@ from ivr.devtools.emulator import Call
 from ivr.migrate import upgrade
 from ivr.requests import fallback
 from ivr.requests.models import CallbackRequest
+from ivr.settings import settings as settings_of
 
 from .conftest import PROJECT_ROOT, TOKEN, base_config, eventually
 from .test_alerts import free_port
@@ -164,7 +165,7 @@ def test_worker_killed_mid_job_the_job_is_done_once_afterwards(make_app, tmp_pat
         "JOB_LEASE_SECONDS": "2",
     }
     app = make_app(**settings)
-    settings["DATABASE_URL"] = app.config["DATABASE_URL"]
+    settings["DATABASE_URL"] = settings_of(app).database_url
     call = Call(app.test_client(), TOKEN)
     to_recording(call, "es")
     call.follow(call.twiml.find("Record").get("action"), Digits="hangup", **recording_params())

@@ -17,6 +17,7 @@ from ivr.db import db
 from ivr.migrate import alembic_config
 from ivr.requests import history
 from ivr.requests.models import CallbackRequest
+from ivr.settings import settings
 from ivr.staff import display
 from tests.conftest import STAFF_PASSWORD, StaffAuth, csrf_token
 
@@ -182,7 +183,7 @@ def test_at_a_glance_age_overdue_waiting_and_language(app, client, auth, make_re
 
 def test_overdue_counts_office_hours_only(make_app):
     app = make_app(OFFICE_HOURS="mon-fri 09:00-17:00", CALLBACK_TARGET_HOURS="8")
-    tz = app.config["OFFICE_TIMEZONE"]
+    tz = settings(app).office_timezone
     friday_evening = dt.datetime(2026, 3, 6, 18, 0, tzinfo=tz)
     with app.app_context():
         monday_9 = dt.datetime(2026, 3, 9, 9, 0, tzinfo=tz)
@@ -203,7 +204,7 @@ def test_closed_days_do_not_count_towards_overdue(make_app):
         OFFICE_CLOSED_DATES="2026-12-24,2026-12-25",
         CALLBACK_TARGET_HOURS="8",
     )
-    tz = app.config["OFFICE_TIMEZONE"]
+    tz = settings(app).office_timezone
     wednesday_evening = dt.datetime(2026, 12, 23, 18, 0, tzinfo=tz)
     with app.app_context():
         christmas_afternoon = dt.datetime(2026, 12, 25, 16, 0, tzinfo=tz)
@@ -228,7 +229,7 @@ def test_closed_days_shown_on_the_dashboard(make_app):
         OFFICE_CLOSED_DATES="2026-12-24,2026-12-25",
         CALLBACK_TARGET_HOURS="8",
     )
-    tz = app.config["OFFICE_TIMEZONE"]
+    tz = settings(app).office_timezone
     with app.app_context():
         db.session.add(
             StaffUser(

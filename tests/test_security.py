@@ -9,7 +9,7 @@ from werkzeug.datastructures import MultiDict
 
 from ivr.calls.prompts import Prompts
 from ivr.devtools.emulator import Call, sign
-from ivr.settings import SettingsError
+from ivr.settings import SettingsError, settings
 from ivr.voice import topics
 
 from .conftest import FIRM, PROJECT_ROOT, TOKEN
@@ -170,7 +170,7 @@ def test_public_url_is_checked_at_start_up(make_app):
         with pytest.raises(SettingsError, match="PUBLIC_URL"):
             make_app(PUBLIC_URL=bad)
     app = make_app(PUBLIC_URL=PUBLIC + "/")
-    assert app.config["PUBLIC_URL"] == PUBLIC
+    assert settings(app).public_url == PUBLIC
 
 
 def test_repeated_and_blank_fields_are_signed_like_twilio(client):

@@ -17,6 +17,7 @@ from ivr.background import jobs, worker
 from ivr.db import Model, db
 from ivr.requests import history
 from ivr.requests.models import Call, CallbackRequest
+from ivr.settings import settings
 from ivr.staff import display
 from tests.conftest import csrf_token
 
@@ -205,7 +206,7 @@ def test_chart_counts_calls_and_requests_per_day_and_language(
     app, client, auth, make_request, monkeypatch
 ):
     # One fixed "today" for the data and for the page, so the test holds across midnight.
-    today = dt.datetime(2026, 3, 2, 12, tzinfo=app.config["OFFICE_TIMEZONE"])
+    today = dt.datetime(2026, 3, 2, 12, tzinfo=settings(app).office_timezone)
     monkeypatch.setattr(display, "office_today", lambda: today.date())
     with app.app_context():
         for i, lang in enumerate(["en", "es", "es"]):
@@ -259,7 +260,7 @@ def test_audio_not_copied_yet_says_so_and_is_copied_by_the_worker(app, client, a
     response = client.get(f"/staff/requests/{request_id}/audio")
     assert response.status_code == 200
     assert response.mimetype == "audio/mpeg" and response.data == b"ID3twilio-audio"
-    secret = f"{SID}:{app.config['TWILIO_AUTH_TOKEN']}".encode()
+    secret = f"{SID}:{settings(app).twilio_auth_token}".encode()
     expected = "Basic " + base64.b64encode(secret).decode()
     assert fetch.calls[0].request.headers["Authorization"] == expected
     assert remove.call_count == 1

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from ivr.accounts.models import LoginAttempt
 from ivr.db import db
-from ivr.settings import SETTINGS
+from ivr.settings import Settings
 from ivr.staff.guard import ACCOUNT_MAX_FAILURES, MAX_FAILURES
 from tests.conftest import STAFF_PASSWORD, serving
 
@@ -61,7 +61,7 @@ def test_an_account_takes_only_so_many_failures_from_all_addresses(app, staff_us
 
 
 @pytest.mark.skipif(
-    "FORWARDED_PROXIES" not in {s.name for s in SETTINGS},
+    "forwarded_proxies" not in Settings.model_fields,
     reason="X-Forwarded-For is trusted only from configured proxies once the "
     "FORWARDED_PROXIES setting exists (the edge branch of issue 10)",
 )

@@ -14,6 +14,7 @@ from ivr.accounts.models import RecoveryCode, StaffUser
 from ivr.commands import main
 from ivr.db import db
 from ivr.edge import keys
+from ivr.settings import settings
 from tests.conftest import StaffAuth, csrf_token, enrol_code
 
 
@@ -143,7 +144,7 @@ def test_a_session_without_two_factors_must_enrol(make_app, staff_user):
     app = make_app(STAFF_2FA="optional")  # on the database where staff_user made ana
     client = app.test_client()
     assert StaffAuth(client).login().headers["Location"] == "/staff/"
-    app.config["STAFF_2FA"] = "required"
+    settings(app).staff_2fa = "required"
     response = client.get("/staff/")
     assert response.status_code == 302 and response.headers["Location"] == "/staff/login/setup"
 

@@ -19,6 +19,7 @@ from ivr.background import jobs
 from ivr.background.jobs import Job
 from ivr.commands import main
 from ivr.db import db
+from ivr.settings import settings
 from tests.conftest import StaffAuth, csrf_token, enrol_code
 from tests.test_alerts import smtp  # noqa: F401  (a fixture: a loopback SMTP server)
 
@@ -120,7 +121,7 @@ def test_the_admin_page_hands_out_a_code(app, client, auth, runner):
         ana.totp_secret = None
         bo_id = db.session.scalar(sa.select(StaffUser.id).filter_by(username="bo"))
         db.session.commit()
-    app.config["STAFF_2FA"] = "optional"  # ana logs in with her password only, here
+    settings(app).staff_2fa = "optional"  # ana logs in with her password only, here
     auth.login()
     page = client.post(
         f"/staff/accounts/{bo_id}/reset-2fa",
@@ -129,7 +130,7 @@ def test_the_admin_page_hands_out_a_code(app, client, auth, runner):
     code = re.search(r"Enrolment code for <strong>bo</strong>: <code>([0-9a-f-]{14})</code>", page)[
         1
     ]
-    app.config["STAFF_2FA"] = "required"
+    settings(app).staff_2fa = "required"
     other = app.test_client()
     StaffAuth(other).login("bo", "a long password 1")
     assert post_enrol_code(other, code).headers["Location"] == "/staff/login/setup"

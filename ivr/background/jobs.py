@@ -54,6 +54,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ivr.db import Model, db, utcnow
 from ivr.edge import logmask
+from ivr.settings import settings
 
 log = logging.getLogger("ivr.background.jobs")
 
@@ -367,7 +368,7 @@ def abandoned_alive() -> int:
 def time_limit(app: Flask, kind: JobKind) -> float:
     """The kind's time limit, never past the lease: a worker gives an attempt up before another
     worker could take the job again (the default lease, 120 s, is above every kind's limit)."""
-    return min(kind.time_limit, app.config["JOB_LEASE_SECONDS"])
+    return min(kind.time_limit, settings(app).job_lease_seconds)
 
 
 def attempt(app: Flask, kind: JobKind, job: Claimed) -> BaseException | None:
@@ -446,8 +447,8 @@ def execute(app: Flask, job: Claimed) -> None:
         )
         fail(job, why)
         return
-    config = app.config
-    wait = backoff(job.attempt, config["JOB_BACKOFF_SECONDS"], config["JOB_BACKOFF_MAX_SECONDS"])
+    config = settings(app)
+    wait = backoff(job.attempt, config.job_backoff_seconds, config.job_backoff_max_seconds)
     log.warning(
         "job %s %s %s attempt %d of %d failed: %s; next try in %d s",
         job.id,
@@ -488,7 +489,7 @@ def run_pending(app: Flask, limit: int = 1000) -> int:
     count = 0
     while count < limit:
         with app.app_context():
-            if not run_one(app.config["JOB_LEASE_SECONDS"]):
+            if not run_one(settings(app).job_lease_seconds):
                 return count
         count += 1
     return count
@@ -499,7 +500,7 @@ class Worker:
 
     def __init__(self, app: Flask, concurrency: int | None = None, poll: float = 1.0) -> None:
         self.app = app
-        self.concurrency = concurrency or app.config["JOB_CONCURRENCY"]
+        self.concurrency = concurrency or settings(app).job_concurrency
         self.poll = poll
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
@@ -515,7 +516,7 @@ class Worker:
             thread.join(timeout)
 
     def _loop(self) -> None:
-        lease = self.app.config["JOB_LEASE_SECONDS"]
+        lease = settings(self.app).job_lease_seconds
         while not self.stop.is_set():
             try:
                 with self.app.app_context():

@@ -25,6 +25,7 @@ from whitenoise import WhiteNoise
 
 from ivr.calls.prompts import LANGUAGES, Line, Prompts
 from ivr.edge.headers import HEADERS
+from ivr.settings import Settings, settings
 
 PREFIX = "/audio/"
 
@@ -208,12 +209,12 @@ class AudioLibrary:
         return f"{root}{PREFIX}{name}"
 
 
-def tlds(config: dict[str, Any]) -> dict[str, str]:
-    return {lang: config[f"GTTS_TLD_{lang.upper()}"] for lang in LANGUAGES}
+def tlds(config: Settings) -> dict[str, str]:
+    return {lang: config.gtts_tld(lang) for lang in LANGUAGES}
 
 
 def init_app(app: Flask) -> None:
     """Install the audio library (used by `speak`) and serve its files before the app."""
-    library = AudioLibrary(Path(app.config["AUDIO_DIR"]), tlds(app.config))
+    library = AudioLibrary(Path(settings(app).audio_dir), tlds(settings(app)))
     app.extensions["ivr.calls.audio"] = library
     app.wsgi_app = library.wrap(app.wsgi_app)  # type: ignore[method-assign]

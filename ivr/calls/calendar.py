@@ -21,10 +21,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from flask import current_app
-
+from ivr import clock
 from ivr.db import as_utc
-from ivr.settings import OfficeHours
+from ivr.settings import OfficeHours, settings
 
 # How far a walk over days goes: past any run of holidays anyone would configure, and a request
 # waiting longer is overdue anyway.
@@ -34,8 +33,8 @@ Interval = tuple[dt.datetime, dt.datetime]
 
 
 def now() -> dt.datetime:
-    """The current moment; tests set CLOCK to place a call at a chosen time."""
-    return current_app.config.get("CLOCK", lambda: dt.datetime.now(dt.UTC))()
+    """The current moment, from the app's one clock (`ivr/clock.py`; tests set CLOCK)."""
+    return clock.now()
 
 
 @dataclass(frozen=True)
@@ -109,9 +108,9 @@ class Calendar:
 
 def office() -> Calendar:
     """The calendar of the running app, from OFFICE_HOURS, OFFICE_CLOSED_DATES, OFFICE_TIMEZONE."""
-    config = current_app.config
-    hours, closed = config["OFFICE_HOURS"], config["OFFICE_CLOSED_DATES"]
-    return Calendar(hours, closed, config["OFFICE_TIMEZONE"])
+    config = settings()
+    hours, closed = config.office_hours, config.office_closed_dates
+    return Calendar(hours, closed, config.office_timezone)
 
 
 def office_open(moment: dt.datetime | None = None) -> bool:

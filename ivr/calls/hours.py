@@ -21,7 +21,7 @@ from flask import current_app
 from ivr.calls.calendar import now, office
 from ivr.calls.prompts import Line, PromptError
 from ivr.calls.twiml import prompts, spoken_number
-from ivr.settings import DAYS, OfficeHours
+from ivr.settings import DAYS, OfficeHours, settings
 
 
 def _fill(lang: str, name: str, **fields: object) -> str:
@@ -69,7 +69,7 @@ def zone_prompt(tz: ZoneInfo) -> str:
 
 
 def spoken_zone(lang: str) -> str:
-    tz: ZoneInfo = current_app.config["OFFICE_TIMEZONE"]
+    tz: ZoneInfo = settings().office_timezone
     try:
         return prompts().text(lang, zone_prompt(tz))
     except PromptError:  # `ivr prompts check` reports it; a caller still hears the hours
@@ -81,7 +81,7 @@ def spoken_zone(lang: str) -> str:
 
 def hours_lines(lang: str) -> list[Line]:
     """'We are open Monday to Friday, from 9 a.m. to 5 p.m., Central time.'"""
-    hours: OfficeHours | None = current_app.config["OFFICE_HOURS"]
+    hours: OfficeHours | None = settings().office_hours
     if hours is None:  # always open: no hours to give
         return []
     line = prompts().line(
@@ -130,7 +130,7 @@ def promise_lines(lang: str, promise: str = "expect_call") -> list[Line]:
     lines = [p.line(lang, promise), *reopen_lines(lang), *hours_lines(lang)]
     if promise != "expect_call":
         return lines
-    number = current_app.config["CALLBACK_FROM_NUMBER"]
+    number = settings().callback_from_number
     if number:
         lines += [p.line(lang, "callback_from"), *spoken_number(lang, number)]
     return lines + [p.line(lang, "before_callback"), p.line(lang, "confidential")]

@@ -14,6 +14,7 @@ from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from ivr.calls.prompts import Line, Prompts
 from ivr.phones import parse_valid
+from ivr.settings import settings
 
 SAY_LANGUAGE = {"en": "en-US", "es": "es-US"}
 
@@ -71,7 +72,7 @@ SSML_VOICES = ("Polly.", "Google.")
 
 
 def says_slowly(lang: str) -> bool:
-    return current_app.config[f"VOICE_{lang.upper()}"].startswith(SSML_VOICES)
+    return settings().voice(lang).startswith(SSML_VOICES)
 
 
 def _say(verb: VoiceResponse | Gather, lines: list[Line]) -> None:
@@ -90,7 +91,7 @@ def _say(verb: VoiceResponse | Gather, lines: list[Line]) -> None:
         )
         for i, line in enumerate(lines)
     )
-    voice = current_app.config[f"VOICE_{lang.upper()}"]
+    voice = settings().voice(lang)
     if lines[0].slow and says_slowly(lang):
         say = verb.say(language=SAY_LANGUAGE[lang], voice=voice)
         say.prosody(text, rate=SLOW_RATE)

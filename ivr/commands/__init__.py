@@ -10,13 +10,15 @@ import click
 from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from ivr import create_app, settings
+from ivr import create_app
+from ivr import settings as settings_module
+from ivr.settings import settings
 
 
 def _create_app():
     try:
         return create_app()
-    except settings.SettingsError as exc:
+    except settings_module.SettingsError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
 
@@ -27,11 +29,27 @@ def main() -> None:
 
 
 @main.command("settings", with_appcontext=False)
-def show_settings() -> None:
-    """List every setting, its default and what it does."""
-    for setting in settings.SETTINGS:
-        default = "(required)" if setting.default is None else repr(setting.default)
-        click.echo(f"{setting.name} = {default}\n    {setting.doc}")
+@click.option(
+    "--check", is_flag=True, help="Parse this environment's settings and say what is wrong."
+)
+@click.option("--markdown", is_flag=True, help="Print the table the README shows.")
+def show_settings(check: bool, markdown: bool) -> None:
+    """List every setting: its type, default and what it does (secrets' values never shown)."""
+    if markdown:
+        click.echo(settings_module.markdown_table(), nl=False)
+        return
+    if check:
+        try:
+            settings_module.load()
+        except settings_module.SettingsError as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(2)
+        click.echo("settings are fine")
+        return
+    for row in settings_module.described():
+        default = "(required)" if row.default is None else repr(row.default)
+        secret = ", secret" if row.secret else ""
+        click.echo(f"{row.name}: {row.type}{secret} = {default}\n    {row.doc}")
 
 
 @main.group("db")
@@ -110,7 +128,7 @@ def retention_run(dry_run: bool) -> None:
 
     todo = retention.run(dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"
-    days = current_app.config["RETENTION_DAYS"]
+    days = settings().retention_days
     click.echo(
         f"{verb} the recording and personal data of {len(todo.requests)} request(s) "
         f"handled over {days} days ago, and the calling number of {todo.calls} call(s)"

@@ -13,13 +13,13 @@ from typing import NoReturn
 
 import click
 import requests
-from flask import current_app
 from flask.cli import ScriptInfo, with_appcontext
 from gtts import gTTS, gTTSError
 from tqdm import tqdm
 
 from ivr.calls import audio
 from ivr.calls.prompts import LANGUAGES, PromptError, Prompts
+from ivr.settings import settings
 
 
 def render(text: str, lang: str, tld: str, slow: bool = False) -> bytes:
@@ -45,9 +45,9 @@ def audio_group() -> None:
 @with_appcontext
 def build_command(check: bool, prune: bool) -> None:
     """Render, with gTTS, every prompt whose audio is missing or stale."""
-    config = current_app.config
-    root = Path(config["AUDIO_DIR"])
-    prompts = Prompts(Path(config["PROMPTS_DIR"]))
+    config = settings()
+    root = Path(config.audio_dir)
+    prompts = Prompts(Path(config.prompts_dir))
     accents = audio.tlds(config)
     try:
         wanted = {lang: audio.spoken(prompts, lang) for lang in LANGUAGES}
@@ -126,11 +126,11 @@ def check_command() -> None:
     from ivr.devtools.promptcheck import Problem, approvals, check, sms_segments
     from ivr.devtools.timing import timings
 
-    root = Path(current_app.config["PROMPTS_DIR"])
+    root = Path(settings().prompts_dir)
     for count in sms_segments(root):
         click.echo(str(count))
     problems = check(root)
-    zone = zone_prompt(current_app.config["OFFICE_TIMEZONE"])
+    zone = zone_prompt(settings().office_timezone)
     problems += [
         Problem(
             True,

@@ -28,6 +28,7 @@ from ivr.calls.prompts import LANGUAGES, PromptError
 from ivr.calls.twiml import SAY_LANGUAGE
 from ivr.messaging.gateway import gateway
 from ivr.phones import e164, parse_valid
+from ivr.settings import settings
 
 NUMBER_SID = re.compile(r"PN[0-9a-fA-F]{32}")
 # Labels as the Console shows them, in the order `setup` prints them.
@@ -61,9 +62,9 @@ def fallback_twiml() -> str:
     whisper, which are the app's URLs. Without an `action`, the call goes on to the goodbye after
     the firm's leg ends, answered or not, so the goodbye is worded for both.
     """
-    config = current_app.config
+    config = settings()
     prompts = current_app.extensions["ivr.calls.prompts"]
-    first = config["DEFAULT_LANGUAGE"]
+    first = config.default_language
     languages = [first, *(lang for lang in LANGUAGES if lang != first)]
     response = VoiceResponse()
 
@@ -72,13 +73,11 @@ def fallback_twiml() -> str:
             response.say(
                 prompts.text(lang, name),
                 language=SAY_LANGUAGE[lang],
-                voice=config[f"VOICE_{lang.upper()}"],
+                voice=config.voice(lang),
             )
 
     say("app_down")
-    response.dial(
-        config["FIRM_PHONE_NUMBER"], timeout=config["DIAL_TIMEOUT"], answer_on_bridge=True
-    )
+    response.dial(config.firm_phone_number, timeout=config.dial_timeout, answer_on_bridge=True)
     say("app_down_goodbye")
     response.hangup()
     return str(response)
@@ -114,7 +113,7 @@ def fallback(output: Path | None) -> None:
 
 # Talking to Twilio --------------------------------------------------------------------------------
 def client() -> Client:
-    if not current_app.config["TWILIO_ACCOUNT_SID"]:
+    if not settings().twilio_account_sid:
         raise click.ClickException(
             "TWILIO_ACCOUNT_SID is not set: it and TWILIO_AUTH_TOKEN are "
             "the account's credentials for Twilio's API"
@@ -158,7 +157,7 @@ def find_number(api: Client, number: str):
 
 def public_url() -> str:
     """PUBLIC_URL when it is an https address; `setup` refuses to write anything else."""
-    value = current_app.config["PUBLIC_URL"].rstrip("/")
+    value = settings().public_url.rstrip("/")
     parts = urlsplit(value)
     if parts.scheme != "https" or not parts.netloc:
         raise click.ClickException(
@@ -282,10 +281,10 @@ def number_problems(number, voice: str | None) -> list[str]:
 
 def sms_problems(api: Client) -> list[str]:
     """SMS alerts need ALERT_SMS_FROM to be this account's number, able to send SMS."""
-    config = current_app.config
-    if not config["ALERT_SMS_TO"]:
+    config = settings()
+    if not config.alert_sms_to:
         return []
-    sender = config["ALERT_SMS_FROM"]
+    sender = config.alert_sms_from
     if not sender:
         return ["ALERT_SMS_TO is set but ALERT_SMS_FROM is not: no SMS alert can be sent"]
     found = api.incoming_phone_numbers.list(phone_number=sender, limit=1)
@@ -300,7 +299,7 @@ def sms_problems(api: Client) -> list[str]:
 
 
 def account_problems(api: Client) -> list[str]:
-    account = api.api.v2010.accounts(current_app.config["TWILIO_ACCOUNT_SID"]).fetch()
+    account = api.api.v2010.accounts(settings().twilio_account_sid).fetch()
     problems = []
     if account.status != "active":
         problems.append(f"the Twilio account is {account.status}, not active")

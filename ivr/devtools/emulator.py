@@ -34,6 +34,7 @@ from twilio.request_validator import RequestValidator
 from werkzeug.wrappers import Response
 
 from ivr.calls.prompts import LANGUAGES, PromptError, Prompts
+from ivr.settings import settings
 
 BASE = "http://localhost"
 TEST_ACCOUNT = "AC" + "0" * 32
@@ -85,7 +86,7 @@ class Call:
 
     def __post_init__(self) -> None:
         app = getattr(self.client, "application", None)
-        self.base = self.base or (app and app.config.get("PUBLIC_URL")) or BASE
+        self.base = self.base or (app and settings(app).public_url) or BASE
 
     def params(self, **extra: str) -> dict[str, str]:
         return {

@@ -28,13 +28,14 @@ import click
 from flask import Flask
 
 from ivr.devtools.emulator import Call, WebhookFailed, collect
+from ivr.settings import settings
 
 BASE = "http://localhost:5000"
 KEYS = set("0123456789*#")
 DIAL_OUTCOMES = {"c": "completed", "b": "busy", "n": "no-answer", "f": "failed", "x": "canceled"}
 # With no recipients the app queues no alert at all (see ivr/requests/alerts.py): nothing is left
 # for the worker to send.
-NO_ALERTS = {"ALERT_SMS_TO": [], "ALERT_EMAIL_TO": "", "SMTP_URL": ""}
+NO_ALERTS = {"alert_sms_to": [], "alert_email_to": "", "smtp_url": ""}
 HELP = (
     'Type keys (e.g. 1, or 3125550100#) and Enter; "words or say words for speech; '
     "Enter or 'wait' for silence; 'hangup' to hang up."
@@ -51,7 +52,7 @@ class Transcript:
 
     def __init__(self, app: Flask) -> None:
         self.client = app.test_client()
-        self.prompts = Path(app.config["PROMPTS_DIR"])
+        self.prompts = Path(settings(app).prompts_dir)
 
     def open(self, path: str, **kwargs: Any) -> Any:
         method = kwargs.get("method", "POST")
@@ -86,21 +87,24 @@ class Simulator:
         self.app = app
         self.call = Call(
             Transcript(app),
-            app.config["TWILIO_AUTH_TOKEN"],
+            settings(app).twilio_auth_token,
             from_number=from_number,
             to_number=to_number,
-            base=app.config["PUBLIC_URL"] or BASE,
-            account=app.config.get("TWILIO_ACCOUNT_SID") or "AC" + "0" * 32,
+            base=settings(app).public_url or BASE,
+            account=settings(app).twilio_account_sid or "AC" + "0" * 32,
         )
         self.lang = lang
 
     def run(self) -> None:
         click.echo(f"Calling the hotline from {self.call.from_number}. {HELP}")
         click.echo("(Staff alerts are off for this call: no SMS or e-mail is sent.)")
-        config = self.app.config
-        saved = {name: config.get(name) for name in [*NO_ALERTS, "PROMPT_TRACE"]}
+        config = settings(self.app)
+        saved = {name: getattr(config, name) for name in NO_ALERTS}
+        trace = self.app.config.get("PROMPT_TRACE")
         level = self.app.logger.level
-        config.update(NO_ALERTS, PROMPT_TRACE=True)
+        for name, value in NO_ALERTS.items():
+            setattr(config, name, value)
+        self.app.config["PROMPT_TRACE"] = True
         self.app.logger.setLevel(logging.WARNING)  # keep the transcript readable
         try:
             self.call.answer()
@@ -115,7 +119,9 @@ class Simulator:
         except KeyboardInterrupt:
             click.echo("\ncall ended: you hung up")
         finally:
-            config.update(saved)
+            for name, value in saved.items():
+                setattr(config, name, value)
+            self.app.config["PROMPT_TRACE"] = trace
             self.app.logger.setLevel(level)
 
     # What the person at the keypad does with the current TwiML --------------------------------

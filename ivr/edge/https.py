@@ -2,7 +2,7 @@
 
 Staff passwords, session cookies and callers' details must never cross the network in clear. The
 scheme is the one the request arrived with; behind Heroku's router, which terminates TLS, that is
-the router's `X-Forwarded-Proto` as Werkzeug's `ProxyFix` applies it (see `create_app`).
+the router's `X-Forwarded-Proto` as Werkzeug's `ProxyFix` applies it (see `proxies.py`).
 
 The redirect goes to PUBLIC_URL, never to the request's `Host` header: anyone can send any Host,
 and a redirect built from it would send a staff member's browser wherever they chose. Without
@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, redirect, request
 from werkzeug.wrappers import Response as BaseResponse
+
+from ivr.settings import settings
 
 # A year, the usual minimum for browsers' preload lists; no includeSubDomains, since the firm's
 # other hosts under the same domain are not ours to promise.
@@ -30,7 +32,7 @@ def redirect_plain_http() -> BaseResponse | None:
     # Read per request: `ivr call` turns it off for its in-process calls, which cross no network.
     if request.is_secure or not current_app.config["HTTPS_ONLY"]:
         return None
-    public = current_app.config["PUBLIC_URL"]
+    public = settings().public_url
     if not public.startswith("https://"):
         return Response(
             "This site answers over https only (PUBLIC_URL names its https address).",

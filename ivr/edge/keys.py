@@ -16,13 +16,14 @@ import hashlib
 import hmac
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from flask import current_app
+
+from ivr.settings import settings
 
 __all__ = ["InvalidToken", "audit_key", "data_keys", "decrypt", "encrypt"]
 
 
 def _derived(label: bytes) -> bytes:
-    secret = str(current_app.config["SECRET_KEY"]).encode()
+    secret = str(settings().secret_key).encode()
     return hmac.new(secret, label, hashlib.sha256).digest()
 
 
@@ -33,12 +34,12 @@ def derive(label: str, data: str) -> bytes:
 
 
 def audit_key() -> bytes:
-    key = current_app.config.get("AUDIT_KEY") or ""
+    key = settings().audit_key or ""
     return key.encode() if key else _derived(b"ivr audit log chain")
 
 
 def data_keys() -> MultiFernet:
-    keys = list(current_app.config.get("DATA_KEYS") or [])
+    keys = list(settings().data_keys or [])
     if not keys:
         keys = [base64.urlsafe_b64encode(_derived(b"ivr data at rest")).decode()]
     return MultiFernet([Fernet(key.encode()) for key in keys])

@@ -9,9 +9,18 @@ parsed: here such a body is refused too.
 
 from __future__ import annotations
 
-from flask import abort, request
+from collections.abc import Collection
+
+from flask import Flask, abort, request
 
 LIMIT = 64 * 1024
+
+
+def init_app(app: Flask, chosen: Collection[str] = ()) -> None:
+    """Cap request bodies at LIMIT (unless a test's config chose its own MAX_CONTENT_LENGTH)."""
+    if "MAX_CONTENT_LENGTH" not in chosen:
+        app.config["MAX_CONTENT_LENGTH"] = LIMIT
+    app.before_request(refuse_large_bodies)
 
 
 def refuse_large_bodies() -> None:

@@ -15,6 +15,8 @@ from urllib.parse import unquote, urlsplit
 
 from flask import Flask, current_app
 
+from ivr.settings import settings
+
 EXTENSION = "ivr.messaging.email"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -63,9 +65,9 @@ class Sender:
 
 
 def init_app(app: Flask) -> None:
-    config = app.config
+    config = settings(app)
     app.extensions[EXTENSION] = Sender(
-        config["SMTP_URL"], config["ALERT_EMAIL_FROM"], timeout=config["SMTP_TIMEOUT"]
+        config.smtp_url, config.alert_email_from, timeout=config.smtp_timeout
     )
 
 

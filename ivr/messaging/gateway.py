@@ -34,6 +34,7 @@ from twilio.rest.api.v2010.account.call import CallInstance
 from twilio.rest.api.v2010.account.message import MessageInstance
 
 from ivr.background.jobs import Permanent, reason
+from ivr.settings import settings
 
 EXTENSION = "ivr.messaging.gateway"
 TWILIO_API = "https://api.twilio.com/"
@@ -222,12 +223,12 @@ class Gateway:
 
 def init_app(app: Flask) -> None:
     """Build the app's one gateway from its settings."""
-    config = app.config
+    config = settings(app)
     app.extensions[EXTENSION] = Gateway(
-        config["TWILIO_ACCOUNT_SID"],
-        config["TWILIO_AUTH_TOKEN"],
-        connect_timeout=config["TWILIO_CONNECT_TIMEOUT"],
-        read_timeout=config["TWILIO_READ_TIMEOUT"],
+        config.twilio_account_sid,
+        config.twilio_auth_token,
+        connect_timeout=config.twilio_connect_timeout,
+        read_timeout=config.twilio_read_timeout,
     )
 
 

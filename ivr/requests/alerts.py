@@ -30,32 +30,33 @@ from ivr.db import db, utcnow
 from ivr.messaging.email import send_email
 from ivr.messaging.gateway import gateway
 from ivr.requests.models import LANGUAGE_NAMES, CallbackRequest
+from ivr.settings import settings
 
 GRACE_SECONDS = 180  # how long a request may stay unfinished before its alerts go anyway
 
 
 def sms_recipients() -> list[str]:
-    config = current_app.config
-    if config["ALERT_SMS_FROM"] and config["TWILIO_ACCOUNT_SID"]:
-        return list(config["ALERT_SMS_TO"])
+    config = settings()
+    if config.alert_sms_from and config.twilio_account_sid:
+        return list(config.alert_sms_to)
     return []
 
 
 def email_recipients() -> list[str]:
-    config = current_app.config
-    if not config["SMTP_URL"]:
+    config = settings()
+    if not config.smtp_url:
         return []
-    return [a.strip() for a in config["ALERT_EMAIL_TO"].split(",") if a.strip()]
+    return [a.strip() for a in config.alert_email_to.split(",") if a.strip()]
 
 
 def init_app(app: Flask) -> None:
     with app.app_context():
         sms, email = sms_recipients(), email_recipients()
-    if app.config["ALERT_SMS_TO"] and not sms:
+    if settings(app).alert_sms_to and not sms:
         app.logger.warning(
             "ALERT_SMS_TO is set but ALERT_SMS_FROM or TWILIO_ACCOUNT_SID is not: no SMS alerts"
         )
-    if app.config["ALERT_EMAIL_TO"] and not email:
+    if settings(app).alert_email_to and not email:
         app.logger.warning("ALERT_EMAIL_TO is set but SMTP_URL is not: no e-mail alerts")
     if sms or email:
         app.logger.info(
@@ -69,7 +70,7 @@ def init_app(app: Flask) -> None:
 
 
 def grace() -> float:
-    return float(current_app.config.get("ALERT_GRACE_SECONDS", GRACE_SECONDS))
+    return float(settings().alert_grace_seconds)
 
 
 def recipients() -> list[tuple[str, str]]:
@@ -148,7 +149,7 @@ def alert_email(payload: dict[str, Any]) -> None:
 def sms(to: str, body: str) -> None:
     """Send a staff alert text through the gateway; a failure that cannot have sent it is
     retried, anything else is final (the gateway's one rule: `gateway.classify`)."""
-    gateway().send_sms(to, body, from_=current_app.config["ALERT_SMS_FROM"])
+    gateway().send_sms(to, body, from_=settings().alert_sms_from)
 
 
 def alert_key(channel: str) -> Callable[..., str]:
@@ -184,7 +185,7 @@ KINDS = {"sms": ALERT_SMS, "email": ALERT_EMAIL}
 
 def link(row: CallbackRequest) -> str:
     path = current_app.url_map.bind("").build("staff.requests.detail", {"request_id": row.id})
-    return current_app.config["PUBLIC_URL"].rstrip("/") + path
+    return settings().public_url.rstrip("/") + path
 
 
 def message(row: CallbackRequest) -> list[str]:

@@ -23,7 +23,6 @@ imports nothing above it.
 
 from __future__ import annotations
 
-import datetime as dt
 import fcntl
 import json
 import logging
@@ -37,7 +36,9 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, current_app
 
+from ivr import clock
 from ivr.edge import keys
+from ivr.settings import settings
 
 MARK = "IVR-JOURNAL "
 TOKEN = "gAAAA"  # how every Fernet token starts (version byte and time, base64)
@@ -64,13 +65,13 @@ def hooks(app: Flask) -> Hooks:
 
 
 def path(app: Flask) -> Path:
-    return Path(app.config["FALLBACK_PATH"] or Path(app.instance_path) / "fallback.jsonl")
+    return Path(settings(app).fallback_path or Path(app.instance_path) / "fallback.jsonl")
 
 
 def keep(entry: dict[str, Any], error: BaseException | None = None) -> None:
     """Keep one step that the database refused: one log line and one line in the file."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    entry = {"at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **entry}
+    entry = {"at": clock.now().isoformat(timespec="seconds"), **entry}
     if error is not None:
         entry["error"] = (
             f"{type(error).__name__}: {str(error).strip().splitlines()[0][:160]}"
@@ -214,7 +215,7 @@ class Drainer:
         self.event.set()
 
     def _run(self) -> None:
-        every = self.app.config["FALLBACK_RETRY_SECONDS"]
+        every = settings(self.app).fallback_retry_seconds
         while not self.stopped:
             self.event.wait(every)
             self.event.clear()

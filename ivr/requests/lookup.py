@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 import sqlalchemy as sa
-from flask import current_app, g, has_request_context
+from flask import g, has_request_context
 from sqlalchemy.orm import undefer
 
 from ivr.background import jobs
@@ -18,6 +18,7 @@ from ivr.db import db
 from ivr.phones import e164, parse_valid
 from ivr.requests import history
 from ivr.requests.models import Call, CallbackRequest, RequestMessage
+from ivr.settings import settings
 
 
 def database_failed() -> None:
@@ -116,7 +117,7 @@ def attempt_target(attempt: history.RequestEvent) -> tuple[str | None, str, str 
         call = db.session.get(Call, attempt.call_id)
         if call is not None:
             return valid_number(call.from_number), call.language, None
-    return None, current_app.config["DEFAULT_LANGUAGE"], None
+    return None, settings().default_language, None
 
 
 def call_back_target(attempt_id: int) -> tuple[str | None, str, str | None]:
@@ -126,7 +127,7 @@ def call_back_target(attempt_id: int) -> tuple[str | None, str, str | None]:
     if event is None or event.kind != "call":
         found: tuple[str | None, str, str | None] = (
             None,
-            current_app.config["DEFAULT_LANGUAGE"],
+            settings().default_language,
             None,
         )
     else:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ivr.db import Model, db, utcnow
 from ivr.requests.models import Call, CallbackRequest
+from ivr.settings import settings
 
 DAYS = 14
 SETTLE = dt.timedelta(minutes=10)  # a younger call may still be on the line
@@ -97,7 +98,7 @@ def topic_label(number: str) -> str:
     """The topic's menu label, in the staff's language, for the list."""
     prompts = current_app.extensions["ivr.calls.prompts"]
     try:
-        topic = prompts.topic(current_app.config["STAFF_LANGUAGE"], int(number))
+        topic = prompts.topic(settings().staff_language, int(number))
     except ValueError:
         topic = None
     return topic.label if topic else f"topic {number}"

@@ -16,12 +16,12 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
 
 from ivr.background import jobs
 from ivr.db import db
 from ivr.messaging.gateway import gateway
 from ivr.requests.models import CallbackRequest, RequestMessage
+from ivr.settings import settings
 
 
 def copy(model: type[CallbackRequest] | type[RequestMessage], row_id: int) -> None:
@@ -43,7 +43,7 @@ def copy(model: type[CallbackRequest] | type[RequestMessage], row_id: int) -> No
         .values(audio=audio, audio_type="audio/mpeg")
         .execution_options(synchronize_session=False)
     )
-    if not current_app.config["KEEP_RECORDINGS_AT_TWILIO"]:
+    if not settings().keep_recordings_at_twilio:
         DELETE_RECORDING.enqueue(recording_sid=row.recording_sid)
     db.session.commit()
 

@@ -28,13 +28,14 @@ from ivr.background import jobs
 from ivr.db import db, utcnow
 from ivr.requests.models import Call, CallbackRequest
 from ivr.requests.service import handling
+from ivr.settings import settings
 
 # Statuses after which the clock runs (`history.py`).
 REACHED = ("reached", "handled")
 
 
 def days() -> dt.timedelta:
-    return dt.timedelta(days=current_app.config["RETENTION_DAYS"])
+    return dt.timedelta(days=settings().retention_days)
 
 
 def holds_personal_data() -> sa.ColumnElement[bool]:

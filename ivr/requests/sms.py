@@ -33,6 +33,7 @@ from ivr.phones import phone
 from ivr.requests import erasure
 from ivr.requests.erasure import REDACT_MESSAGE
 from ivr.requests.models import Call, CallbackRequest
+from ivr.settings import settings
 
 # Twilio's message statuses in the order they happen; a late or repeated callback never moves a
 # message back (Twilio does not promise the order of its callbacks).
@@ -51,10 +52,8 @@ ORDER = {
 
 def enabled() -> bool:
     """Whether the hotline can send texts at all; the offer is not made otherwise."""
-    config = current_app.config
-    return bool(
-        config["TWILIO_ACCOUNT_SID"] and (config["SMS_FROM"] or config["SMS_MESSAGING_SERVICE_SID"])
-    )
+    config = settings()
+    return bool(config.twilio_account_sid and (config.sms_from or config.sms_messaging_service_sid))
 
 
 def clock(moment: dt.time) -> str:
@@ -91,7 +90,7 @@ def body(lang: str, reference: str) -> str:
             lang,
             "sms/reference",
             reference=reference,
-            firm_number=phone(current_app.config["FIRM_PHONE_NUMBER"]),
+            firm_number=phone(settings().firm_phone_number),
             hours=hours_text(lang),
         )
         .text
@@ -99,7 +98,7 @@ def body(lang: str, reference: str) -> str:
 
 
 def status_url(request_id: int, lang: str) -> str | None:
-    public = current_app.config["PUBLIC_URL"].rstrip("/")
+    public = settings().public_url.rstrip("/")
     if not public:
         return None  # no public address: Twilio's statuses cannot reach us
     return public + current_app.url_map.bind("").build(
@@ -150,11 +149,11 @@ def send_reference(payload: dict[str, Any]) -> None:
     db.session.commit()  # hold no connection while Twilio answers
     if row is None or to is None:
         return  # the request was deleted or erased: nothing to send, nobody to send it to
-    config = current_app.config
+    config = settings()
     sender = (
-        {"messaging_service_sid": config["SMS_MESSAGING_SERVICE_SID"]}
-        if config["SMS_MESSAGING_SERVICE_SID"]
-        else {"from_": config["SMS_FROM"]}
+        {"messaging_service_sid": config.sms_messaging_service_sid}
+        if config.sms_messaging_service_sid
+        else {"from_": config.sms_from}
     )
     callback = status_url(request_id, row.language)
     try:

@@ -23,7 +23,6 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -41,6 +40,7 @@ from ivr.requests import history, listing, lookup, recordings
 from ivr.requests.history import STATUS_LABELS, STATUSES
 from ivr.requests.models import CallbackRequest
 from ivr.requests.service import calling, handling
+from ivr.settings import settings
 from ivr.staff import display
 from ivr.staff.guard import safe_next
 
@@ -254,7 +254,7 @@ def call(request_id: int):
 def listen_window() -> dt.timedelta:
     """A person's fetches of one recording within this long are one listen (a player fetches
     many byte ranges, starting anywhere when someone skips ahead)."""
-    return dt.timedelta(minutes=current_app.config.get("LISTEN_AUDIT_MINUTES", 60))
+    return dt.timedelta(minutes=settings().listen_audit_minutes)
 
 
 def note_listen(row: CallbackRequest, text: str = "") -> None:

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from flask import current_app
 
 from ivr import phones
 from ivr.calls import calendar
 from ivr.db import as_utc, db, utcnow
 from ivr.requests.models import LANGUAGE_NAMES, Call, CallbackRequest
+from ivr.settings import settings
 
 # The core's own, named here for the templates (`fmt.phone`) and the staff pages.
 LANGUAGES = LANGUAGE_NAMES
@@ -25,7 +25,7 @@ def office_tz() -> ZoneInfo:
 
 
 def office_today() -> dt.date:
-    return dt.datetime.now(office_tz()).date()
+    return calendar.now().astimezone(office_tz()).date()
 
 
 def local_time(moment: dt.datetime | None) -> str:
@@ -49,7 +49,7 @@ def age(moment: dt.datetime, now: dt.datetime | None = None) -> str:
 def overdue(created_at: dt.datetime, now: dt.datetime | None = None) -> bool:
     """Waiting longer than CALLBACK_TARGET_HOURS office hours (the office calendar's: closed
     days do not count)."""
-    target = current_app.config["CALLBACK_TARGET_HOURS"]
+    target = settings().callback_target_hours
     return calendar.office().hours_between(created_at, now or utcnow()) > target
 
 

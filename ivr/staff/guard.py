@@ -16,6 +16,7 @@ from ivr.accounts import audit
 from ivr.accounts.models import LoginAttempt, StaffUser, new_session_token
 from ivr.db import db, utcnow
 from ivr.requests import alerts
+from ivr.settings import settings
 
 # Failed logins allowed per WINDOW: for one account from one address, and for one account from
 # everywhere (many addresses, e.g. a botnet, still get only this many guesses between them).
@@ -95,7 +96,7 @@ def count_failure(user: StaffUser) -> bool:
     failures, locked_at = db.session.execute(
         sa.select(StaffUser.failures, StaffUser.locked_at).where(StaffUser.id == user.id)
     ).one()
-    limit = current_app.config["STAFF_LOCK_AFTER"]
+    limit = settings().staff_lock_after
     if locked_at is None and failures >= limit:
         locked = db.session.execute(
             sa.update(StaffUser)

@@ -61,6 +61,7 @@ from ivr.accounts import audit
 from ivr.accounts.models import LoginAttempt, RecoveryCode, StaffUser, new_session_token
 from ivr.db import db, utcnow
 from ivr.edge import keys
+from ivr.settings import settings
 from ivr.staff import guard
 
 bp = Blueprint("twofactor", __name__, url_prefix="/login")
@@ -130,7 +131,7 @@ def secret_of(user: StaffUser) -> str:
 
 
 def required() -> bool:
-    setting = current_app.config["STAFF_2FA"]
+    setting = settings().staff_2fa
     if setting == "auto":
         return not (current_app.debug or current_app.testing)
     return setting == "required"
@@ -185,7 +186,7 @@ def totp_step(secret: str, code: str) -> int | None:
     if not re.fullmatch(r"\d{6}", code):
         return None
     totp = pyotp.TOTP(secret)
-    now = totp.timecode(dt.datetime.now(dt.UTC))
+    now = totp.timecode(utcnow())
     for step in (now - 1, now, now + 1):
         if hmac.compare_digest(totp.generate_otp(step), code):
             return step

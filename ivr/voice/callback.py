@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request, url_for
+from flask import Blueprint, Response, request, url_for
 from twilio.twiml.voice_response import VoiceResponse
 
 from ivr.calls.twiml import prompts, speak, twiml
 from ivr.requests import lookup, references
 from ivr.requests.service import callers
+from ivr.settings import settings
 from ivr.voice import again
 from ivr.voice.common import fails, final, final_args, redirect
 
@@ -30,7 +31,7 @@ def call_sid() -> str:
 @bp.route("", methods=["POST"])
 def start(lang: str):
     failed = fails()
-    if failed >= current_app.config["MAX_FAILURES"]:
+    if failed >= settings().max_failures:
         if final():  # a silent line on its last round: end it rather than cycle
             response = VoiceResponse()
             speak(response, [prompts().line(lang, "call_again"), prompts().line(lang, "goodbye")])
@@ -61,7 +62,7 @@ def start(lang: str):
         action=url_for(
             "voice.callback.recorded", lang=lang, fails=failed, **adding, **final_args()
         ),
-        max_length=current_app.config["RECORDING_MAX_SECONDS"],
+        max_length=settings().recording_max_seconds,
         finish_on_key="#",
         play_beep=True,
         timeout=10,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request, url_for
+from flask import Blueprint, Response, request, url_for
 from twilio.twiml.voice_response import VoiceResponse
 
 from ivr.calls.hours import promise_lines
@@ -21,6 +21,7 @@ from ivr.calls.prompts import Line
 from ivr.calls.twiml import prompts, speak, twiml
 from ivr.requests import sms
 from ivr.requests.service import callers
+from ivr.settings import settings
 from ivr.voice.connect import caller_id
 from ivr.voice.menus import Menu, Option, State
 
@@ -52,7 +53,7 @@ def gather(response: VoiceResponse, lines: list[Line], endpoint: str, lang: str)
     """A one-key question that, unanswered, lets the call go on to the next verb."""
     with response.gather(
         num_digits=1,
-        timeout=current_app.config["GATHER_TIMEOUT"],
+        timeout=settings().gather_timeout,
         action=url_for(endpoint, lang=lang, **carried()),
     ) as question:
         speak(question, lines)

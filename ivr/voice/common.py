@@ -12,6 +12,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from ivr.calls.prompts import Line
 from ivr.calls.twiml import speak, twiml
 from ivr.edge.signatures import Signatures
+from ivr.settings import settings
 
 # The same key means the same thing on every menu of the call.
 REPEAT = "*"
@@ -45,7 +46,7 @@ def signed_url() -> str:
     tunnel) is refused whatever Host header comes with it. Unset (local work), the Host header
     and, behind FORWARDED_PROXIES proxies, X-Forwarded-Proto/Port decide, as in Twilio's guide.
     """
-    public = current_app.config["PUBLIC_URL"]
+    public = settings().public_url
     if not public:
         return request.url
     origin = urlsplit(public)
@@ -114,13 +115,13 @@ def _gather(
     timeout: int | None = None,
     before: Sequence[Line] = (),
 ) -> VoiceResponse:
-    config = current_app.config
+    config = settings()
     action = url_for(endpoint, **values)
     response = VoiceResponse()
     speak(response, before)
     options: dict[str, object] = {
         "action": action,
-        "timeout": timeout or config["GATHER_TIMEOUT"],
+        "timeout": timeout or config.gather_timeout,
         "finish_on_key": "" if num_digits == 1 else "#",
         "action_on_empty_result": post_empty,
     }
@@ -130,7 +131,7 @@ def _gather(
         options.update(
             input="dtmf speech",
             speech_timeout="auto",
-            language=config["SPEECH_LANGUAGE"],
+            language=config.speech_language,
             hints="English, inglés, español, Spanish",
         )
     with response.gather(**options) as gather:

@@ -19,6 +19,7 @@ from ivr.calls.hours import closed_lines
 from ivr.calls.twiml import prompts, speak, twiml
 from ivr.phones import parse_valid
 from ivr.requests import missed
+from ivr.settings import settings
 from ivr.voice.common import (
     CALLBACK,
     FIRM,
@@ -101,7 +102,7 @@ def offer_choice(lang: str):
     if chosen is not None:
         return chosen
     failed = fails() + 1
-    if digits and failed < current_app.config["MAX_FAILURES"]:
+    if digits and failed < settings().max_failures:
         lines = [prompts().line(lang, "invalid"), *offer_lines(lang)]
         return ask(lines, "voice.connect.offer_choice", lang=lang, fails=failed, **final_args())
     return leave_message(lang, {})  # silence, or too many wrong keys: the message
@@ -119,15 +120,15 @@ def start(lang: str):
 
 def dial_firm(response: VoiceResponse, lang: str, final: bool = False) -> None:
     """Ring the firm with the caller's own number, a whisper to accept, and an action."""
-    config = current_app.config
+    config = settings()
     final_arg: dict[str, Any] = {"final": "1"} if final else {}
     dial = response.dial(
-        timeout=config["DIAL_TIMEOUT"],
+        timeout=config.dial_timeout,
         action=url_for("voice.connect.done", lang=lang, **final_arg),
         caller_id=caller_id(request.form.get("From", "")),
         answer_on_bridge=True,
     )
-    dial.number(config["FIRM_PHONE_NUMBER"], url=url_for("voice.connect.whisper", caller=lang))
+    dial.number(config.firm_phone_number, url=url_for("voice.connect.whisper", caller=lang))
 
 
 @bp.post("/<any(en, es):lang>/connect/done")
@@ -150,7 +151,7 @@ def done(lang: str):
 @bp.post("/whisper/<any(en, es):caller>")
 def whisper(caller: str):
     """Heard by the person who picks up at the firm, before the caller is joined."""
-    staff = current_app.config["STAFF_LANGUAGE"]
+    staff = settings().staff_language
     response = VoiceResponse()
     with response.gather(
         num_digits=1, timeout=8, action=url_for("voice.connect.accept", caller=caller)

@@ -14,6 +14,7 @@ from ivr.calls.prompts import Line
 from ivr.calls.twiml import prompts, spoken_number, twiml
 from ivr.phones import e164, parse_valid, region
 from ivr.requests.service import callers
+from ivr.settings import settings
 from ivr.voice import closing
 from ivr.voice.callback import call_sid
 from ivr.voice.common import ask, fails, redirect
@@ -93,7 +94,7 @@ def number_choice(lang: str):
         chosen = typed_number(digits, own)
     if chosen is None:
         failed = fails() + 1
-        if failed < current_app.config["MAX_FAILURES"]:
+        if failed < settings().max_failures:
             lines = [prompts().line(lang, "number_invalid")] if digits else []
             return ask(
                 lines + number_lines(lang),
@@ -164,7 +165,7 @@ def a_number_choice(lang: str):
         )
     if digits and a_number is None:
         failed = fails() + 1
-        if failed < current_app.config["MAX_FAILURES"]:
+        if failed < settings().max_failures:
             invalid = [prompts().line(lang, "anumber_invalid")]
             return a_number_gather(lang, invalid, ref, failed, empties)
     callers.save_or_keep(call_sid(), a_number=a_number, step="complete")

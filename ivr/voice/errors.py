@@ -8,6 +8,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from werkzeug.exceptions import HTTPException
 
 from ivr.calls.twiml import prompts, speak, twiml
+from ivr.settings import settings
 from ivr.voice.connect import dial_firm, office_open
 
 # Webhooks that no caller listens to: the firm's whisper leg, and Twilio's status callbacks.
@@ -17,7 +18,7 @@ STATUS = ("voice.callback.recording_status", "voice.closing.sms_status")
 
 def caller_language() -> str:
     lang = (request.view_args or {}).get("lang")
-    return lang if lang in ("en", "es") else current_app.config["DEFAULT_LANGUAGE"]
+    return lang if lang in ("en", "es") else settings().default_language
 
 
 def answer_errors(error: Exception):

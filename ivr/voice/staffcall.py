@@ -18,6 +18,7 @@ from ivr.calls.twiml import prompts, speak, twiml
 from ivr.db import db
 from ivr.requests import lookup
 from ivr.requests.service import calling
+from ivr.settings import settings
 
 bp = Blueprint("staffcall", __name__, url_prefix="/staffcall")
 
@@ -35,7 +36,7 @@ DIAL_OUTCOMES = {
 
 def goodbye(name: str) -> Response:
     response = VoiceResponse()
-    speak(response, [prompts().line(current_app.config["STAFF_LANGUAGE"], name)])
+    speak(response, [prompts().line(settings().staff_language, name)])
     response.hangup()
     return twiml(response)
 
@@ -48,7 +49,7 @@ def answer(attempt: int):
     if number is None:
         response.hangup()
         return twiml(response)
-    staff = current_app.config["STAFF_LANGUAGE"]
+    staff = settings().staff_language
     p = prompts()
     if reference:
         lines = [p.line(staff, "staffcall_intro"), *p.digits(staff, reference, (3, 3))]
@@ -72,7 +73,7 @@ def connect(attempt: int):
         return goodbye("staffcall_no_key")
     response = VoiceResponse()
     dial = response.dial(
-        caller_id=current_app.config["CALLBACK_FROM_NUMBER"],
+        caller_id=settings().callback_from_number,
         timeout=FAMILY_RING_SECONDS,
         action=url_for("voice.staffcall.done", attempt=attempt),
         record="do-not-record",

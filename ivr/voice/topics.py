@@ -18,6 +18,7 @@ from flask import Blueprint, Response, current_app, request
 from ivr.calls.prompts import Line, Topic
 from ivr.calls.twiml import prompts, says_slowly
 from ivr.requests import missed
+from ivr.settings import settings
 from ivr.voice.common import (
     CALLBACK,
     FIRM,
@@ -147,7 +148,7 @@ def slow_line(lang: str, found: Topic) -> Line | None:
 def retry(lang: str, lines: list[Line], endpoint: str, **values: Any):
     """Count a failure; say the menu again, or after too many offer the firm and a callback."""
     failed = fails() + 1
-    if failed >= current_app.config["MAX_FAILURES"]:
+    if failed >= settings().max_failures:
         return help(lang)
     reason = "invalid" if request.form.get("Digits") else "no_input"
     lines = [prompts().line(lang, reason)] + lines

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import unicodedata
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
 from ivr.calls.prompts import Line
 from ivr.calls.twiml import prompts
 from ivr.requests import references
 from ivr.requests.service import callers
+from ivr.settings import settings
 from ivr.voice import again
 from ivr.voice.common import ask, fails
 from ivr.voice.menus import Menu, Option, State
@@ -51,7 +52,7 @@ def choice_lines(greet: bool) -> list[Line]:
     """Each language's welcome next to its own key, most callers' language (DEFAULT_LANGUAGE)
     first: nobody waits through the other language before hearing how to choose theirs."""
     p = prompts()
-    first = current_app.config["DEFAULT_LANGUAGE"]
+    first = settings().default_language
     options = sorted(LANGUAGE.options(), key=lambda option: option.lang != first)
     return [
         line
@@ -76,8 +77,8 @@ def choose():
     if lang:
         return start(lang)
     failed = fails() + 1
-    if failed >= current_app.config["MAX_FAILURES"]:
-        return start(current_app.config["DEFAULT_LANGUAGE"])
+    if failed >= settings().max_failures:
+        return start(settings().default_language)
     lines = choice_lines(greet=False)
     if request.form.get("Digits"):  # a wrong key: "not an option", in both languages
         lines = [prompts().line("en", "invalid"), prompts().line("es", "invalid"), *lines]

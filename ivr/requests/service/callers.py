@@ -23,6 +23,7 @@ from ivr.background import jobs
 from ivr.db import db
 from ivr.requests import alerts, erasure, fallback, lookup, recordings, references, sms
 from ivr.requests.models import Call, CallbackRequest, RequestMessage
+from ivr.settings import settings
 
 FIELDS = {
     "language",
@@ -67,7 +68,7 @@ def save(call_sid: str, *, alerted: bool = False, **fields: Any) -> CallbackRequ
                 call_sid=call_sid,
                 reference=fields.get("reference") or references.take(call_sid),
                 # A replayed journal may hold only a later step: the row still needs a language.
-                language=fields.get("language") or current_app.config["DEFAULT_LANGUAGE"],
+                language=fields.get("language") or settings().default_language,
             )
             db.session.add(row)
         created = row.id is None

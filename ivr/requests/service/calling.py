@@ -30,6 +30,7 @@ from ivr.messaging.gateway import MaybeSent, Refused, Unreachable, gateway
 from ivr.requests import history, lookup
 from ivr.requests.lookup import attempt_target
 from ivr.requests.models import Call, CallbackRequest
+from ivr.settings import settings
 
 RING_STAFF_SECONDS = 25  # the staff phone rings this long before its voicemail could answer
 
@@ -45,9 +46,8 @@ def unavailable(row: CallbackRequest, user: StaffUser) -> str | None:
 
 
 def unavailable_for(number: str | None, user: StaffUser) -> str | None:
-    config = current_app.config
-    needed = ("CALLBACK_FROM_NUMBER", "TWILIO_ACCOUNT_SID", "PUBLIC_URL")
-    if not all(config[name] for name in needed):
+    config = settings()
+    if not (config.callback_from_number and config.twilio_account_sid and config.public_url):
         return "Call back needs CALLBACK_FROM_NUMBER, TWILIO_ACCOUNT_SID and PUBLIC_URL set."
     if lookup.valid_number(number) is None:
         return "No number to call."
@@ -58,7 +58,7 @@ def unavailable_for(number: str | None, user: StaffUser) -> str | None:
 
 def public_url(endpoint: str, **values: Any) -> str:
     path = current_app.url_map.bind("").build(endpoint, values)
-    return current_app.config["PUBLIC_URL"].rstrip("/") + path
+    return settings().public_url.rstrip("/") + path
 
 
 def start_call(row: CallbackRequest, user: StaffUser) -> history.RequestEvent:
@@ -142,11 +142,11 @@ def place_call(payload: dict[str, Any]) -> None:
     if not staff_phone or number is None:
         outcome(attempt_id, "not-connected", text="no staff phone or family number")
         raise jobs.Permanent("no staff phone or family number")
-    config = current_app.config
+    config = settings()
     try:
         call = gateway().place_call(
             to=staff_phone,
-            from_=config["CALLBACK_FROM_NUMBER"],
+            from_=config.callback_from_number,
             url=public_url("voice.staffcall.answer", attempt=attempt_id),
             status_callback=public_url("voice.staffcall.staff_status", attempt=attempt_id),
             timeout=RING_STAFF_SECONDS,

@@ -1,12 +1,11 @@
 """Gunicorn settings for the Procfile's `web:` (gunicorn reads this file from the working folder).
 
-Worker model: `gthread`, several threads per process. Sync workers serve one request at a time, so
-one slow client (a staff member's phone on a bad connection uploading a form) holds a whole
-process while Twilio's webhooks queue behind it; Heroku's router does not buffer requests the way
-nginx would. With threads, a slow client holds one thread, and the bodies are small and capped
-(MAX_CONTENT_LENGTH). The app does no network I/O in a request (background work is queued, see
-ivr/jobs.py), so threads never wait on Twilio; async workers (gevent) would buy nothing more and
-would need monkey-patching of psycopg. Threads per process are bounded by WEB_THREADS.
+gunicorn runs the processes (WEB_CONCURRENCY of them, restarted when one dies or after
+max_requests, drained on SIGTERM); each process is uvicorn's asyncio HTTP server
+(ivr/edge/server.py), which reads every request whole, with header and body deadlines, before one
+of WEB_THREADS threads runs the Flask app on it. A slow or hostile client then holds a socket, not
+a thread: with gunicorn's own threaded workers, 8 connections sending a byte every 5 s left no
+thread to answer Twilio (README, "Deploying"; bench/slowclients.py).
 """
 
 from ivr.settings import ServerSettings, load
@@ -17,17 +16,24 @@ server = load(cls=ServerSettings)
 
 bind = f"0.0.0.0:{server.port}"
 workers = server.web_concurrency
-worker_class = "gthread"
+worker_class = "ivr.edge.server.Worker"
+# The threads of each process that run the app (a2wsgi's pool). Requests reach them whole, and no
+# request waits on the network (that is the worker's job), so a few are enough.
 threads = server.web_threads
-# Accept only as many connections as there are threads: the rest wait in the shared listen queue
-# for any process, so a process that dies (kill -9, out of memory) takes down only the calls it was
-# serving (bench/burst.py --fault kill-web: 4 callers lost instead of 27-118 with the default 1000).
-worker_connections = threads
-# Twilio gives up on a webhook after 15 s; a request still running after 20 s is stuck.
+# The heartbeat: a process whose event loop is stuck this long is replaced. Twilio gives up on a
+# webhook after 15 s.
 timeout = 20
-graceful_timeout = 25  # within Heroku's 30 s between SIGTERM and SIGKILL
-# Each connection is closed after its answer: an idle kept-alive connection would hold one of the
-# few accepted connections (worker_connections) that a request could use.
+# SIGTERM (a restart, a deploy, scaling down): stop accepting, finish the requests in progress,
+# close idle connections, exit; gunicorn kills what is left after this, within Heroku's 30 s.
+graceful_timeout = 25
+# Keep-alive off: every answer says `Connection: close` (ivr/edge/server.py) and the connection
+# ends with it. Heroku's Router 2.0 keeps idle connections to a dyno up to 90 s and reuses them; a
+# server that closed an idle one by its own timeout could meet a request the router sent at that
+# moment (the caller would get an error), so the server must either keep them longer than 90 s or
+# tell the router not to keep them at all. Off is chosen because each request then arrives on a new
+# connection, which a process takes only while a thread is free (Gate): requests wait in the listen
+# queue that all processes share, not behind a busy process, and a process that is killed loses
+# only what it was serving. A new connection from the router costs a local TCP handshake.
 keepalive = 0
 accesslog = "-"
 # Restart workers now and then so a slow leak in any library cannot grow without bound.
@@ -40,4 +46,4 @@ def post_worker_init(worker):
     if server.worker_in_web:
         from ivr.background.worker import Background
 
-        Background(worker.wsgi).start()
+        Background(worker.flask_app).start()

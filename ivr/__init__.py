@@ -47,6 +47,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from ivr.calls import audio
     from ivr.edge import headers, https
     from ivr.messaging import email, gateway
+    from ivr.reports import tasks as reports
     from ivr.requests import alerts, erasure, fallback, recordings, retention, sms
     from ivr.requests.service import callers, calling
 
@@ -77,8 +78,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             recordings.DELETE_RECORDING,
             erasure.REDACT_MESSAGE,
             retention.RETENTION,
+            reports.SETTLE,
+            reports.SUMMARY,
         ),
-        every_minute=(recordings.queue_missing, retention.queue_daily),
+        # Settling call events hourly, the reports' summary weekly (their keys hold hour, week).
+        every_minute=(recordings.queue_missing, retention.queue_daily, reports.queue),
         at_start=(fallback.init_app,),
     )
     # The fallback journal replays through the request service (requests/service/callers.py).

@@ -422,6 +422,11 @@ class Settings(ServerSettings):
     )
     alert_email_to: str = setting("", "Comma-separated e-mail addresses for alerts.")
     alert_email_from: str = setting("hotline@localhost", "From address of alert e-mails.")
+    report_email_to: str = setting(
+        "",
+        "Comma-separated e-mail addresses (the firm's admins) that get the weekly summary of "
+        "the Reports page on Monday morning; empty: no summary.",
+    )
     smtp_url: Annotated[str, parsed(_smtp_url)] = setting(
         "",
         "smtp://user:pass@host:port or smtps://...; empty: no e-mail.",

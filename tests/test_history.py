@@ -329,3 +329,13 @@ def test_missing_recording_says_so_and_404_is_a_page(client, auth, make_request)
         assert "Callback requests" in response.get_data(as_text=True)
         assert response.headers["Cache-Control"] == "no-store"
     assert client.post("/voice/nowhere").status_code in (403, 404)
+
+
+def test_always_open_counts_the_real_hours_of_a_clock_change(make_app):
+    """Always open: the day clocks go back (1 November 2026 in Chicago) has 25 hours, not 24."""
+    app = make_app(OFFICE_HOURS="always")
+    tz = settings(app).office_timezone
+    with app.app_context():
+        start = dt.datetime(2026, 10, 31, 12, 0, tzinfo=tz)
+        end = dt.datetime(2026, 11, 2, 12, 0, tzinfo=tz)
+        assert calendar.office().hours_between(start, end) == 49

@@ -98,7 +98,10 @@ class Calendar:
                 break
             interval = self.opening(day)
             if interval is not None:
-                overlap = min(interval[1], end) - max(interval[0], start)
+                # In UTC: both ends in the office's zone would subtract as wall-clock times, and a
+                # day of a clock change (23 or 25 hours when always open) would count as 24.
+                opens, closes = (moment.astimezone(dt.UTC) for moment in interval)
+                overlap = min(closes, end) - max(opens, start)
                 total += max(overlap.total_seconds(), 0) / 3600
         return total
 

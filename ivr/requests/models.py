@@ -63,7 +63,10 @@ class CallbackRequest(Model):
     # Set when its personal data was erased (retention or an admin): a tombstone that nothing
     # fills again (requests/erasure.py).
     erased_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Indexed for the Reports page, which reads a period's requests (ivr/reports/figures.py).
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )

@@ -12,7 +12,16 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import NotFound
 
 from ivr.requests import alerts, retention
-from ivr.staff import admin, auth, dashboard, missed, profile, roles, twofactor  # noqa: F401
+from ivr.staff import (  # noqa: F401
+    admin,
+    auth,
+    dashboard,
+    missed,
+    profile,
+    reports,
+    roles,
+    twofactor,
+)
 from ivr.staff.auth import login_manager
 
 PREFIX = "/staff"
@@ -54,6 +63,7 @@ bp.register_blueprint(admin.bp)
 bp.register_blueprint(twofactor.bp)
 bp.register_blueprint(profile.bp)
 bp.register_blueprint(missed.bp)
+bp.register_blueprint(reports.bp)
 
 
 def not_found(error: NotFound):

@@ -1,7 +1,7 @@
 """Who may open which staff page: one table, checked for every /staff request.
 
 Two roles: staff hear requests, call back and mark them handled; an admin may do that too, and
-also export, delete personal data and read the audit log (accounts are managed with
+also export, delete personal data, read the audit log and the reports (accounts are managed with
 `ivr staff`, on the server). The table is the whole policy at a glance, and it fails closed: a
 view added later without a line here is refused to everyone (and tests/test_roles.py fails), so
 nobody can forget to decide who may see it.
@@ -42,6 +42,8 @@ REQUIRED = {
     "staff.admin.accounts": ADMIN,
     "staff.admin.reset_two_factors": ADMIN,
     "staff.admin.unlock": ADMIN,
+    "staff.reports.index": ADMIN,  # figures only, no caller (issue 24)
+    "staff.reports.export": ADMIN,
 }
 
 

@@ -15,6 +15,7 @@ from flask import Blueprint, Response, request, url_for
 from twilio.twiml.voice_response import VoiceResponse
 
 from ivr.calls.twiml import prompts, speak, twiml
+from ivr.reports import events
 from ivr.requests import lookup, references
 from ivr.requests.service import callers
 from ivr.settings import settings
@@ -55,6 +56,7 @@ def start(lang: str):
     adding: dict[str, Any] = (
         {"add": target.id, "ref": target.reference} if target is not None else {}
     )
+    events.record("callback-started", lang)
     lines = [prompts().line(lang, "record_nothing")] if failed else []
     response = VoiceResponse()
     speak(response, lines + [prompts().line(lang, "add_intro" if adding else "record_intro")])
@@ -97,6 +99,7 @@ def recorded(lang: str):
     adding = request.args.get("add", type=int)
     if adding:  # a message added to the caller's open request
         callers.add_message(call_sid(), adding, request.form.get("From", ""), **fields)
+        events.record("added", lang)
         if hung_up:
             return twiml(VoiceResponse())
         return redirect("voice.again.added", lang=lang, ref=request.args.get("ref", ""))
@@ -110,6 +113,7 @@ def recorded(lang: str):
         step="recorded",
         **fields,
     )
+    events.record("recorded", lang)
     if hung_up:
         return twiml(VoiceResponse())
     return redirect("voice.details.number", lang=lang, ref=heard)

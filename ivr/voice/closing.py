@@ -19,6 +19,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from ivr.calls.hours import promise_lines
 from ivr.calls.prompts import Line
 from ivr.calls.twiml import prompts, speak, twiml
+from ivr.reports import events
 from ivr.requests import sms
 from ivr.requests.service import callers
 from ivr.settings import settings
@@ -86,6 +87,7 @@ def goodbye(response: VoiceResponse, lang: str) -> None:
 def mark_urgent(lang: str, state: State) -> list[Line]:
     """The request is marked urgent: "noted" (nothing said if it could not be marked)."""
     if callers.mark_urgent(request.args.get("ref", ""), request.form.get("CallSid", "")):
+        events.record("urgent", lang)
         return [prompts().line(lang, "urgent_noted")]
     return []
 
@@ -96,9 +98,12 @@ def send_text(lang: str, state: State) -> list[Line]:
     own = caller_id(request.form.get("From", ""))
     ref = request.args.get("ref", "")
     if not (own and sms.enabled()):
+        events.record("text-refused", lang, "no caller ID")  # asked, but policy says no
         return []
     if callers.text_reference(ref, own, request.form.get("CallSid", "")):
+        events.record("text-sent", lang)
         return [p.line(lang, "sms_sent")]
+    events.record("text-failed", lang, "not queued")
     return [p.line(lang, "sms_unavailable"), *reference_lines(lang, ref)]
 
 
@@ -134,4 +139,5 @@ def sms_status(lang: str, request_id: int):
     callers.record_text_status(
         request_id, form.get("MessageSid", ""), form.get("MessageStatus", ""), form.get("ErrorCode")
     )
+    events.text_status(lang, form.get("MessageStatus", ""), form.get("ErrorCode"))
     return Response(status=204)

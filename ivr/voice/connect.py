@@ -18,6 +18,7 @@ from ivr.calls.calendar import office_open
 from ivr.calls.hours import closed_lines
 from ivr.calls.twiml import prompts, speak, twiml
 from ivr.phones import parse_valid
+from ivr.reports import events
 from ivr.requests import missed
 from ivr.settings import settings
 from ivr.voice.common import (
@@ -111,7 +112,9 @@ def offer_choice(lang: str):
 @bp.post("/<any(en, es):lang>/connect")
 def start(lang: str):
     if not office_open():
+        events.record("firm-closed", lang)
         return offer_callback(lang, "office_closed")
+    events.record("firm-tried", lang)
     response = VoiceResponse()
     speak(response, [prompts().line(lang, "connecting")])
     dial_firm(response, lang, final=final())
@@ -139,12 +142,14 @@ def done(lang: str):
     call_sid = request.form.get("CallSid", "")
     if status in CONNECTED and bridged:
         missed.mark(call_sid, "firm-answered")
+        events.record("firm-answered", lang)
         response = VoiceResponse()
         speak(response, [prompts().line(lang, "goodbye")])
         response.hangup()
         return twiml(response)
     current_app.logger.info("firm did not answer (%s) call %s", status, call_sid)
     missed.mark(call_sid, "firm-missed", status)
+    events.record("firm-missed", lang, status)
     return offer_callback(lang, "dial_failed")
 
 

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, current_app, request
 from ivr.calls.prompts import Line
 from ivr.calls.twiml import prompts, spoken_number, twiml
 from ivr.phones import e164, parse_valid, region
+from ivr.reports import events
 from ivr.requests.service import callers
 from ivr.settings import settings
 from ivr.voice import closing
@@ -107,6 +108,7 @@ def number_choice(lang: str):
             )
         current_app.logger.info("no valid callback number for call %s", call_sid())
     callers.save_or_keep(call_sid(), callback_number=chosen, step="number")
+    events.record("number", lang)
     reachable = {} if chosen or own else {"unreachable": "1"}
     return redirect("voice.details.a_number", lang=lang, ref=ref, **reachable)
 
@@ -169,6 +171,7 @@ def a_number_choice(lang: str):
             invalid = [prompts().line(lang, "anumber_invalid")]
             return a_number_gather(lang, invalid, ref, failed, empties)
     callers.save_or_keep(call_sid(), a_number=a_number, step="complete")
+    events.record("complete", lang)
     return redirect("voice.details.confirmation", lang=lang, ref=ref, **reachable_args())
 
 

@@ -17,6 +17,7 @@ from flask import Blueprint, Response, current_app, request
 
 from ivr.calls.prompts import Line, Topic
 from ivr.calls.twiml import prompts, says_slowly
+from ivr.reports import events
 from ivr.requests import missed
 from ivr.settings import settings
 from ivr.voice.common import (
@@ -157,6 +158,7 @@ def retry(lang: str, lines: list[Line], endpoint: str, **values: Any):
 
 @bp.post("/menu")
 def menu(lang: str):
+    events.record("menu", lang)
     return ask(menu_lines(lang), "voice.topics.menu_choice", lang=lang, fails=0)
 
 
@@ -172,6 +174,7 @@ def topic(lang: str, number: int, slowly: bool = False):
     if found is None:  # a topic file removed mid-call
         return menu(lang)
     missed.mark(request.form.get("CallSid", ""), "topic", str(number))  # for the missed list
+    events.record("topic-slow" if slowly else "topic", lang, str(number))
     body = slow_line(lang, found) if slowly else None
     lines = [body or Line(lang, found.body, found.name)] + topic_options(lang, number)
     return ask(lines, "voice.topics.topic_choice", lang=lang, number=number, fails=0)
@@ -179,6 +182,7 @@ def topic(lang: str, number: int, slowly: bool = False):
 
 @bp.post("/topics/<int:number>/choice")
 def topic_choice(lang: str, number: int):
+    events.topic_left(lang, number)
     digits = request.form.get("Digits", "")
     chosen = AFTER_TOPIC.choose(lang, digits, number=number, open=office_open())
     return chosen or retry(
@@ -189,6 +193,7 @@ def topic_choice(lang: str, number: int):
 @bp.post("/help")
 def help(lang: str):
     """After repeated failures: the simplest choices, then the firm rather than a hang-up."""
+    events.record("help", lang)
     return ask(help_lines(lang), "voice.topics.help_choice", lang=lang, fails=0)
 
 

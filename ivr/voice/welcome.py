@@ -8,6 +8,7 @@ from flask import Blueprint, Response, request
 
 from ivr.calls.prompts import Line
 from ivr.calls.twiml import prompts
+from ivr.reports import events
 from ivr.requests import references
 from ivr.requests.service import callers
 from ivr.settings import settings
@@ -65,6 +66,7 @@ def choice_lines(greet: bool) -> list[Line]:
 @bp.post("")
 def answer():
     """Twilio's Voice URL for the number: the one fixed URL."""
+    events.record("call")
     return ask(choice_lines(greet=True), "voice.welcome.choose", speech=True, fails=0)
 
 
@@ -94,6 +96,7 @@ def start(lang: str):
     """
     call_sid, number = request.form.get("CallSid", ""), request.form.get("From", "")
     callers.count_call(call_sid, lang, number)
+    events.record("language", lang)
     references.top_up()  # so a reference is at hand even if the database fails later in the call
     disclaimer = prompts().line(lang, "disclaimer")
     open_request = again.open_request(number, call_sid)

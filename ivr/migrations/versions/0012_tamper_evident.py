@@ -1,7 +1,7 @@
 """tamper-evident audit log, two factors that hold, erase tombstones
 
 Revision ID: 0012
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-02 06:10:00
 
 - `audit_log.mac` and `audit_head`: the HMAC chain (accounts/audit.py). Entries already written
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

@@ -11,7 +11,7 @@ from ivr import db as database
 from ivr import process
 from ivr import settings as settings_module
 from ivr.calls.prompts import Prompts
-from ivr.edge import cookies, limits, proxies
+from ivr.edge import cookies, limits, logmask, proxies
 from ivr.edge.signatures import Signatures
 
 PROJECT_ROOT = settings_module.PROJECT_ROOT
@@ -26,6 +26,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     config = settings_module.init_app(app, test_config)
     process.init_app(app)
+    logmask.install()  # phone numbers and A-numbers never reach a log line (edge/logmask.py)
     cookies.init_app(app, chosen=test_config or {})
     proxies.init_app(app)
 
@@ -44,14 +45,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from ivr import site, staff, voice
     from ivr.background import jobs
     from ivr.calls import audio
-    from ivr.edge import https
+    from ivr.edge import headers, https
     from ivr.messaging import email, gateway
     from ivr.reports import tasks as reports
-    from ivr.requests import alerts, fallback, recordings, retention, sms
+    from ivr.requests import alerts, erasure, fallback, recordings, retention, sms
     from ivr.requests.service import callers, calling
 
     limits.init_app(app, chosen=test_config or {})
     https.init_app(app)
+    headers.init_app(app)  # security headers on every response
     app.register_blueprint(voice.bp)
     app.register_blueprint(site.bp)
     audio.init_app(app)
@@ -65,6 +67,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         kinds=(
             alerts.ALERT_SMS,
             alerts.ALERT_EMAIL,
+            alerts.LOCKED_SMS,
+            alerts.LOCKED_EMAIL,
             alerts.ADDED_SMS,
             alerts.ADDED_EMAIL,
             sms.REFERENCE_SMS,
@@ -74,6 +78,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             recordings.COPY_RECORDING,
             recordings.COPY_MESSAGE,
             recordings.DELETE_RECORDING,
+            erasure.REDACT_MESSAGE,
             retention.RETENTION,
             reports.SETTLE,
             reports.SUMMARY,

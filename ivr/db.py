@@ -92,11 +92,25 @@ def _close_quietly(_error: BaseException | None) -> None:
 
 def _sqlite_pragmas(busy_ms: int):
     def connect(connection, _record) -> None:
-        """WAL lets readers and a writer share the file; NORMAL sync is durable in WAL mode."""
+        """WAL lets readers and a writer share the file; NORMAL sync is durable in WAL mode.
+        secure_delete overwrites deleted and erased content with zeros instead of leaving it in
+        free pages (some SQLite builds default to it, not all); see `checkpoint` for the WAL."""
         cursor = connection.cursor()
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.close()
 
     return connect
+
+
+def checkpoint() -> None:
+    """After an erase on SQLite: copy the WAL into the database file and truncate it, so the
+    erased values' old pages do not linger in the WAL (secure_delete zeroes them in the file).
+    A reader holding an old snapshot may keep the WAL from being truncated: then the next
+    checkpoint does it. Nothing to do on PostgreSQL (see the README on its WAL and backups)."""
+    if db.engine.dialect.name != "sqlite":
+        return
+    with db.engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -11,6 +11,8 @@ through `settings()`; `ivr settings` prints the table, and the README's copy is 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import os
 import re
@@ -199,6 +201,19 @@ def _flag(value: str) -> bool:
 
 def _more_than_zero(value: str) -> float:
     return _seconds(value) or _raise("must be more than 0")
+
+
+def _fernet_keys(value: str) -> list[str]:
+    keys = [part.strip() for part in value.split(",") if part.strip()]
+    for key in keys:
+        try:
+            if len(base64.urlsafe_b64decode(key.encode())) != 32:
+                raise ValueError
+        except (ValueError, binascii.Error):
+            raise ValueError(
+                "each key is 32 url-safe base64-encoded bytes (`ivr keys new`)"
+            ) from None
+    return keys
 
 
 def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -463,6 +478,30 @@ class Settings(ServerSettings):
         "Days after a request is handled (or called back) before its recording and personal "
         "data are deleted; calls' numbers go the same number of days after the call. See "
         "[docs/staff.md](docs/staff.md#personal-data).",
+    )
+    audit_key: Annotated[str, parsed(_optional(_secret_key))] = setting(
+        "",
+        "Key (at least 32 bytes, kept outside the database) of the audit log's HMAC chain, "
+        "checked by `ivr audit verify`. Empty: derived from SECRET_KEY (then rotating "
+        "SECRET_KEY makes older entries fail the check: set this once and keep it).",
+        secret=True,
+    )
+    data_keys: Annotated[list[str], parsed(_fernet_keys)] = setting(
+        "",
+        "Fernet keys (comma-separated, newest first) that encrypt staff TOTP secrets and the "
+        "fallback's copy in the log; older keys still decrypt, so a key can rotate (then "
+        "`ivr staff rotate-keys`). Empty: one key derived from SECRET_KEY. Make one with "
+        "`ivr keys new`.",
+        secret=True,
+    )
+    staff_lock_after: Annotated[int, parsed(_positive_int)] = setting(
+        "50",
+        "Wrong passwords or codes in a row (in total, from anywhere) that lock a staff account "
+        "until an admin unlocks it (`ivr staff unlock`); the alert recipients are told.",
+    )
+    listen_audit_minutes: Annotated[int, parsed(_positive_int)] = setting(
+        "60",
+        "A person's fetches of one recording within this many minutes are one audited listen.",
     )
     callback_target_hours: Annotated[int, parsed(_positive_int)] = setting(
         "8",

@@ -254,3 +254,17 @@ def serving(app) -> Iterator[int]:
         httpd.shutdown()
         httpd.server_close()
         thread.join()
+
+
+def enrol_code(app, username: str = "ana") -> str:
+    """A one-time enrolment code for `username`, as `ivr staff reset-2fa` would hand out."""
+    import sqlalchemy as sa
+
+    from ivr.accounts.models import StaffUser
+    from ivr.staff.twofactor import new_enrol_code
+
+    with app.app_context():
+        user = db.session.scalar(sa.select(StaffUser).filter_by(username=username))
+        code = new_enrol_code(user)
+        db.session.commit()
+    return code

@@ -247,6 +247,9 @@ def test_audio_is_served_with_cache_headers(app, build, google):
     assert "immutable" in cache
     assert int(re.search(r"max-age=(\d+)", cache)[1]) >= 365 * 24 * 3600
     assert response.data.startswith(b"ID3")
+    # Served by WhiteNoise before Flask, with the same security headers (issue 22).
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
     etag = response.headers["ETag"]
     again = client.get(url, headers={"If-None-Match": etag}, buffered=True)
     assert again.status_code == 304 and again.data == b""

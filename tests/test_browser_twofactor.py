@@ -13,7 +13,7 @@ from werkzeug.security import generate_password_hash
 from ivr.accounts.models import StaffUser
 from ivr.db import db
 from ivr.requests.models import CallbackRequest
-from tests.conftest import serving
+from tests.conftest import enrol_code, serving
 from tests.test_browser import CHROMIUM, browser, tone_wav  # noqa: F401  (browser: a fixture)
 
 pytestmark = [
@@ -21,6 +21,7 @@ pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium at /usr/bin/chromium"),
 ]
 PASSWORD = "a browser password"
+ENROL_CODES: dict[str, str] = {}
 
 
 @pytest.fixture
@@ -42,7 +43,9 @@ def server(make_app):
             )
         )
         db.session.commit()
+    code = enrol_code(app)  # what an admin hands over
     with serving(app) as port:
+        ENROL_CODES[f"http://127.0.0.1:{port}"] = code
         yield f"http://127.0.0.1:{port}"
 
 
@@ -59,6 +62,8 @@ def test_enrol_and_log_in_with_totp_codes(server, browser):  # noqa: F811
 
     password_step(page, server)
     page.wait_for_url(server + "/staff/login/setup")
+    page.fill("input[name=enrol_code]", ENROL_CODES[server])
+    page.click("button:has-text('Continue')")
     qr = page.locator(".qr svg")
     assert qr.is_visible() and qr.bounding_box()["width"] >= 100
     secret = page.locator("#totp-secret").inner_text().replace(" ", "")

@@ -16,7 +16,11 @@ PYPROJECT = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="
 
 def pins(name: str) -> dict[str, str]:
     text = (PROJECT_ROOT / name).read_text(encoding="utf-8")
-    assert re.search(r"^-e \.$", text, flags=re.M), f"{name} must install the app itself"
+    # Every pin carries its files' hashes (pip then checks them all; an editable line cannot be
+    # hashed, so the app itself is installed apart, by the scripts and bin/post_compile).
+    assert not re.search(r"^-e ", text, flags=re.M), f"{name}: no editable line in a hashed lock"
+    for block in re.split(r"\n(?=[A-Za-z0-9._-]+==)", text)[1:]:
+        assert "--hash=sha256:" in block, f"{name}: {block.splitlines()[0]} has no hash"
     found = re.findall(r"^([A-Za-z0-9._-]+)==([^\s;]+)", text, flags=re.M)
     return {canonicalize_name(package): pinned for package, pinned in found}
 
@@ -54,8 +58,12 @@ def test_known_advisories_are_below_the_lower_bounds():
 
 
 def test_the_scripts_install_the_locks_and_this_run_uses_them():
-    assert "-r requirements-test.txt" in (PROJECT_ROOT / "scripts" / "test").read_text()
-    assert "-r requirements.txt" in (PROJECT_ROOT / "scripts" / "run").read_text()
+    test_script = (PROJECT_ROOT / "scripts" / "test").read_text()
+    run_script = (PROJECT_ROOT / "scripts" / "run").read_text()
+    assert "--require-hashes -r requirements-test.txt" in test_script
+    assert "--require-hashes -r requirements.txt" in run_script
+    post_compile = (PROJECT_ROOT / "bin" / "post_compile").read_text()
+    assert "--no-deps -e ." in post_compile and "--no-deps -e ." in test_script
     installed = {
         name: version(name) for name in pins("requirements-test.txt") if name not in ("colorama",)
     }  # Windows only

@@ -11,7 +11,7 @@ from tests.conftest import TOKEN
 @pytest.fixture
 def production(make_app):
     """The app as gunicorn serves it: neither testing nor debug."""
-    app = make_app(TESTING=False)
+    app = make_app(TESTING=False, PUBLIC_URL="https://hotline.example.org")
     assert not app.debug and not app.testing
     return app
 
@@ -20,7 +20,8 @@ def test_plain_http_pages_are_redirected_to_https(production):
     client = production.test_client()
     response = client.get("/staff/login?next=/staff/")
     assert response.status_code == 301
-    assert response.headers["Location"] == "https://localhost/staff/login?next=/staff/"
+    # To PUBLIC_URL's host, not the request's (issue 22: Host is anyone's to send).
+    assert response.headers["Location"] == "https://hotline.example.org/staff/login?next=/staff/"
     assert "Strict-Transport-Security" not in response.headers  # ignored on http anyway
     assert b"password" not in response.data.lower()  # the form is never served in clear
 
@@ -67,3 +68,14 @@ def test_the_call_simulator_works_where_the_app_is_https_only(production):
     output = call(production, "--lang", "en", keys=["1", "hangup"])
     assert "the app answered" not in output
     assert output.rstrip().endswith("call ended: you hung up")
+
+
+def test_the_redirect_never_follows_the_host_header(production, make_app):
+    client = production.test_client()
+    response = client.get("/staff/login", headers={"Host": "evil.example"})
+    assert response.status_code == 301
+    assert response.headers["Location"] == "https://hotline.example.org/staff/login"
+    # Without PUBLIC_URL there is nowhere safe to send it: a clear refusal instead.
+    unset = make_app(TESTING=False, PUBLIC_URL="")
+    response = unset.test_client().get("/staff/login", headers={"Host": "evil.example"})
+    assert response.status_code == 400 and "Location" not in response.headers

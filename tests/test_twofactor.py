@@ -13,8 +13,9 @@ import sqlalchemy as sa
 from ivr.accounts.models import RecoveryCode, StaffUser
 from ivr.commands import main
 from ivr.db import db
+from ivr.edge import keys
 from ivr.settings import settings
-from tests.conftest import StaffAuth, csrf_token
+from tests.conftest import StaffAuth, csrf_token, enrol_code
 
 
 @pytest.fixture
@@ -22,9 +23,18 @@ def app(make_app):
     return make_app(STAFF_2FA="required")
 
 
-def enrol(client) -> tuple[str, list[str]]:
-    """Log in as ana for the first time and set up two factors; return (secret, codes)."""
+def enrol(client, app=None) -> tuple[str, list[str]]:
+    """Log in as ana for the first time and set up two factors, with the enrolment code an admin
+    gave; return (secret, codes)."""
+    code = enrol_code(app or client.application)
     response = StaffAuth(client).login()
+    assert response.headers["Location"] == "/staff/login/setup"
+    page = client.get("/staff/login/setup").get_data(as_text=True)
+    assert "Enrolment code" in page and "<svg" not in page  # no QR code before the code
+    response = client.post(
+        "/staff/login/setup",
+        data={"enrol_code": code, "csrf_token": csrf_token(client, "/staff/login/setup")},
+    )
     assert response.headers["Location"] == "/staff/login/setup"
     page = client.get("/staff/login/setup").get_data(as_text=True)
     assert "<svg" in page and "otpauth" not in page  # the QR code is drawn, the URI not linked
@@ -70,7 +80,8 @@ def test_enrol_then_log_in_with_a_code(app, client, auth):
     assert client.get("/staff/").status_code == 200
     with app.app_context():
         user = db.session.scalar(sa.select(StaffUser).filter_by(username="ana"))
-        assert user.totp_secret == secret
+        assert secret not in user.totp_secret  # encrypted at rest (DATA_KEYS)
+        assert keys.decrypt(user.totp_secret) == secret
         hashes = set(db.session.scalars(sa.select(RecoveryCode.code_hash)))
         assert len(hashes) == 10 and not any(
             c.replace("-", "") in h for c in codes for h in hashes

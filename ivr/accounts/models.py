@@ -36,13 +36,21 @@ class StaffUser(Model):
     # copied cookie dies.
     session_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_session_token)
     role: Mapped[str] = mapped_column(String(16), default="staff")
-    # The TOTP secret (base32) once enrolled, and the last time step used, so a code seen over a
-    # shoulder cannot be used a second time (see twofactor.py).
-    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # The TOTP secret once enrolled, encrypted with DATA_KEYS (a Fernet token, edge/keys.py), and
+    # the last time step used, so a code seen over a shoulder cannot be used a second time (see
+    # twofactor.py).
+    totp_secret: Mapped[str | None] = mapped_column(String(255))
     totp_last_step: Mapped[int | None]
     # E.164; a call-back through the hotline rings this phone first (requests/service/calling.py).
     phone: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Enrolling two factors needs a one-time code handed over out of band (`ivr staff add`,
+    # `reset-2fa`, the admin's accounts page): its SHA-256, and when it stops working.
+    enrol_code_hash: Mapped[str | None] = mapped_column(String(64))
+    enrol_code_expires: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Wrong passwords and codes in a row, from anywhere; at STAFF_LOCK_AFTER the account locks.
+    failures: Mapped[int] = mapped_column(default=0, server_default="0")
+    locked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
     # Flask-Login's user protocol.
     is_active = True

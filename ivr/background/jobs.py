@@ -53,6 +53,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ivr.db import Model, db, utcnow
+from ivr.edge import logmask
 from ivr.settings import settings
 
 log = logging.getLogger("ivr.background.jobs")
@@ -261,6 +262,8 @@ def move(
     if target not in TRANSITIONS[source]:
         raise IllegalTransition(f"job {job_id}: {source} → {target} is not allowed")
     session = session or db.session
+    # Twilio's error texts quote the number they refused: never kept in a job row (issue 22).
+    last_error = logmask.mask(last_error) if last_error else last_error
     values: dict[str, Any] = {"status": target.value, "last_error": last_error}
     if target in (JobStatus.done, JobStatus.failed):
         values.update(finished_at=utcnow(), locked_until=None)

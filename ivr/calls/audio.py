@@ -24,9 +24,19 @@ from flask import Flask, has_request_context, request
 from whitenoise import WhiteNoise
 
 from ivr.calls.prompts import LANGUAGES, Line, Prompts
+from ivr.edge.headers import HEADERS
 from ivr.settings import Settings, settings
 
 PREFIX = "/audio/"
+
+
+def security_headers(headers: Any, _path: str, _url: str) -> None:
+    """The app-wide security headers (edge/headers.py) on the files WhiteNoise serves before
+    Flask sees the request."""
+    for name, value in HEADERS.items():
+        headers[name] = value
+
+
 MANIFEST = "manifest.json"
 FILE_MODE = 0o644  # readable by the web server whatever the umask of whoever ran the build
 HASHED_NAME = re.compile(r"/[a-z]{2}/[0-9a-f]{16}\.mp3$")
@@ -143,7 +153,12 @@ class AudioLibrary:
     def whitenoise(self) -> WhiteNoise:
         """A WhiteNoise that knows every file now in the audio folder (one directory scan)."""
         # max_age=None: only hashed files (all of them) get a Cache-Control, "immutable".
-        static = WhiteNoise(self._app, max_age=None, immutable_file_test=HASHED_NAME.pattern)
+        static = WhiteNoise(
+            self._app,
+            max_age=None,
+            immutable_file_test=HASHED_NAME.pattern,
+            add_headers_function=security_headers,
+        )
         if self.root.is_dir():
             static.add_files(str(self.root), prefix=PREFIX)
         return static

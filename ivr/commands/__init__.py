@@ -152,6 +152,7 @@ def worker_command(once: bool, concurrency: int | None) -> None:
 
 def _register_commands() -> None:
     from ivr.commands.audio import audio_group, call_command, prompts_group
+    from ivr.commands.audit import audit_group, keys_group
     from ivr.commands.staff import alerts_group, staff_group
     from ivr.commands.twilio import twilio_group
 
@@ -162,6 +163,8 @@ def _register_commands() -> None:
         staff_group,
         alerts_group,
         twilio_group,
+        audit_group,
+        keys_group,
     ):
         main.add_command(command)
 

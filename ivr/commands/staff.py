@@ -1,4 +1,5 @@
-"""Staff commands: `ivr staff add|list|remove|password|role|reset-2fa` and `ivr alerts list`.
+"""Staff commands: `ivr staff add|list|remove|password|role|reset-2fa|unlock|rotate-keys` and
+`ivr alerts list`.
 
 Account changes are audited with the actor `cli` (whoever has a shell on the server)."""
 
@@ -15,8 +16,10 @@ from ivr.accounts import audit
 from ivr.accounts.models import ROLES, RecoveryCode, StaffUser, new_session_token
 from ivr.background.jobs import Job
 from ivr.db import db
+from ivr.edge import keys
 from ivr.staff.guard import normal_username
 from ivr.staff.profile import staff_phone
+from ivr.staff.twofactor import ENROL_HOURS, new_enrol_code, reset_two_factors
 
 MIN_PASSWORD = 10
 
@@ -59,17 +62,27 @@ def add(username: str, admin: bool, phone: str) -> None:
         )
     first = db.session.scalar(sa.select(StaffUser.id).limit(1)) is None
     role = "admin" if admin or first else "staff"
-    db.session.add(
-        StaffUser(
-            username=name,
-            phone=number,
-            role=role,
-            password_hash=generate_password_hash(read_password()),
-        )
+    user = StaffUser(
+        username=name,
+        phone=number,
+        role=role,
+        password_hash=generate_password_hash(read_password()),
     )
+    db.session.add(user)
+    db.session.flush()  # its id: part of what the enrolment code sets up
+    code = new_enrol_code(user)
     audit.record("account", CLI, detail=f"added {name} ({role})")
     db.session.commit()
     click.echo(f"{role} account {name} created")
+    echo_enrol_code(user.username, code)
+
+
+def echo_enrol_code(username: str, code: str) -> None:
+    click.echo(
+        f"enrolment code for {username}: {code}\n"
+        f"  give it to them yourself (not by the same channel as the password); it sets up their "
+        f"two factors once, within {ENROL_HOURS} hours"
+    )
 
 
 def existing_user(username: str) -> StaffUser:
@@ -112,6 +125,8 @@ def list_users() -> None:
     """List staff accounts."""
     for user in db.session.scalars(sa.select(StaffUser).order_by(StaffUser.username)):
         factors = "2fa" if user.totp_secret else "no 2fa"
+        if user.locked_at:
+            factors += " LOCKED"
         click.echo(
             f"{user.username}\t{user.role}\t{factors}\t"
             f"created {user.created_at:%Y-%m-%d}\tphone {user.phone or '-'}"
@@ -140,13 +155,38 @@ def reset_2fa(username: str) -> None:
     """Forget the account's authenticator and recovery codes (a lost phone); its sessions end,
     and its next login sets up two factors again."""
     user = existing_user(username)
-    user.totp_secret = None
-    user.totp_last_step = None
-    user.session_token = new_session_token()
-    db.session.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    code = reset_two_factors(user)
     audit.record("account", CLI, detail=f"reset two factors of {user.username}")
     db.session.commit()
     click.echo(f"two factors of {user.username} reset: the next login sets them up again")
+    echo_enrol_code(user.username, code)
+
+
+@staff_group.command("unlock")
+@click.argument("username")
+@with_appcontext
+def unlock(username: str) -> None:
+    """Unlock an account locked after too many wrong passwords or codes."""
+    user = existing_user(username)
+    user.locked_at, user.failures = None, 0
+    audit.record("account", CLI, detail=f"unlocked {user.username}")
+    db.session.commit()
+    click.echo(f"{user.username} unlocked")
+
+
+@staff_group.command("rotate-keys")
+@with_appcontext
+def rotate_keys() -> None:
+    """Re-encrypt every TOTP secret with the first of DATA_KEYS (after adding a new key in
+    front); then the old key can be removed."""
+    users = db.session.scalars(sa.select(StaffUser).where(StaffUser.totp_secret.is_not(None)))
+    count = 0
+    for user in users:
+        assert user.totp_secret is not None
+        user.totp_secret = keys.rotate(user.totp_secret)
+        count += 1
+    db.session.commit()
+    click.echo(f"re-encrypted {count} TOTP secrets with the newest key")
 
 
 @click.group("alerts")

@@ -206,6 +206,20 @@ class Gateway:
                 return
             raise (Refused(why(exc)) if refused(exc) else Unreachable(why(exc))) from None
 
+    def redact_message(self, sid: str) -> None:
+        """Have Twilio forget a text's body (POST Body="" to the Message: Twilio's redaction),
+        then delete the Message itself; one already gone is fine. A message still being sent
+        cannot be deleted yet (Twilio answers 409 or 400): retried, its body already gone."""
+        try:
+            self.client.messages(sid).update(body="")
+            self.client.messages(sid).delete()
+        except FAILURES as exc:
+            if isinstance(exc, TwilioRestException) and exc.status == 404:
+                return
+            if isinstance(exc, TwilioRestException) and exc.status in (400, 409):
+                raise Unreachable(f"Twilio {exc.status}: the text is not final yet") from None
+            raise (Refused(why(exc)) if refused(exc) else Unreachable(why(exc))) from None
+
 
 def init_app(app: Flask) -> None:
     """Build the app's one gateway from its settings."""

@@ -35,7 +35,6 @@ from ivr.db import db, utcnow
 from ivr.messaging import caps
 from ivr.messaging.email import send_email
 from ivr.messaging.gateway import gateway
-from ivr.phones import phone
 from ivr.requests.models import LANGUAGE_NAMES, CallbackRequest
 from ivr.settings import settings
 
@@ -278,23 +277,72 @@ def link(row: CallbackRequest) -> str:
 
 
 def message(row: CallbackRequest) -> list[str]:
-    """What staff need to act, written at send time; no name or A-number, which SMS and e-mail
-    carry in the clear. The number is labelled for what it is: one the caller chose to be called
-    back on, or only the one the call came from (a caller who hung up before choosing)."""
-    if row.callback_number:
-        number = f"Call back: {phone(row.callback_number)}."
-    elif row.caller_number:
-        number = f"Called from: {phone(row.caller_number)} (no callback number given)."
-    else:
-        number = "No number: caller ID withheld and no callback number given."
+    """What staff need to act, written at send time: the reference, the language and a link.
+    No number, name or A-number: SMS and e-mail carry them in the clear, and Twilio and mail
+    servers keep what they carry, beyond the hotline's retention and erase. The number is one
+    click away, behind the staff login."""
     language = LANGUAGE_NAMES.get(row.language, row.language)
-    return [f"{title(row)} ({language}).", number, f"Listen: {link(row)}"]
+    return [f"{title(row)} ({language}).", f"Open it: {link(row)}"]
 
 
 def title(row: CallbackRequest) -> str:
     """URGENT first when the caller said a hearing or a transfer is days away
     (`service/callers.mark_urgent`)."""
     return f"{'URGENT: ' if row.urgent else ''}New callback request #{row.reference}"
+
+
+def account_locked(username: str, failures: int) -> None:
+    """Tell the alert recipients that a staff account locked itself (in the caller's
+    transaction): someone may be guessing its password or codes."""
+    moment = utcnow().isoformat(timespec="seconds")
+    for channel, recipient in recipients():
+        LOCKED_KINDS[channel].enqueue(
+            username=username, failures=failures, recipient=recipient, moment=moment
+        )
+
+
+def locked_message(payload: dict[str, Any]) -> str:
+    return (
+        f"Hotline: staff account {payload['username']} was locked after {payload['failures']} "
+        "wrong passwords or codes in a row. If that was not them, someone is guessing. "
+        "Unlock it with `ivr staff unlock` or on the Accounts page."
+    )
+
+
+def alert_locked_sms(payload: dict[str, Any]) -> None:
+    sms(payload["recipient"], locked_message(payload))
+
+
+def alert_locked_email(payload: dict[str, Any]) -> None:
+    subject = f"Staff account {payload['username']} locked"
+    send_email(payload["recipient"], subject, locked_message(payload) + "\n")
+
+
+def locked_key(channel: str) -> Callable[..., str]:
+    def build(username: str, moment: str, recipient: str, **_fields: Any) -> str:
+        return f"locked:{username}:{moment}:{channel}:{recipient}"
+
+    return build
+
+
+LOCKED_SMS = jobs.JobKind(
+    "alert-locked-sms",
+    alert_locked_sms,
+    key=locked_key("sms"),
+    payload=("username", "failures", "recipient"),
+    once=True,
+    max_attempts=5,
+    time_limit=60,
+)
+LOCKED_EMAIL = jobs.JobKind(
+    "alert-locked-email",
+    alert_locked_email,
+    key=locked_key("email"),
+    payload=("username", "failures", "recipient"),
+    max_attempts=5,
+    time_limit=100,
+)
+LOCKED_KINDS = {"sms": LOCKED_SMS, "email": LOCKED_EMAIL}
 
 
 def alert_directly(entries: list[dict[str, Any]]) -> list[str]:
@@ -341,16 +389,10 @@ def alert_directly(entries: list[dict[str, Any]]) -> list[str]:
 
 
 def direct_message(fields: dict[str, Any]) -> list[str]:
+    """As `message`, without a link (the request is not in the database yet): no number either."""
     language = LANGUAGE_NAMES.get(fields.get("language", ""), fields.get("language", ""))
-    if fields.get("callback_number"):
-        number = f"Call back: {phone(fields['callback_number'])}."
-    elif fields.get("caller_number"):
-        number = f"Called from: {phone(fields['caller_number'])} (no callback number given)."
-    else:
-        number = "No number: caller ID withheld and no callback number given."
     return [
         f"New callback request #{fields.get('reference', '?')} ({language}).",
-        number,
         "The database is down: the message will be on the dashboard once it is back.",
     ]
 

@@ -5,7 +5,10 @@ goes on. Each kept step is one compact JSON line (with the reason, never a trace
 - appended and fsynced to FALLBACK_PATH (default: the instance folder), shared by the processes
   of one machine, so it survives a killed process;
 - and logged with the mark `IVR-JOURNAL`, so it also reaches the platform's log drain, from which
-  `ivr callbacks replay` recovers entries of a machine that is gone.
+  `ivr callbacks replay` recovers entries of a machine that is gone. The drain is outside
+  retention and erase, so the log's copy is a Fernet token (DATA_KEYS, edge/keys.py), never the
+  JSON: numbers, A-numbers and recording URLs cannot be read from it without the key, and
+  `ivr callbacks replay` decrypts it with the same settings.
 
 One thread per process (`Drainer`, started with the first kept entry or at start-up when the file
 is not empty) retries every FALLBACK_RETRY_SECONDS. While the database stays down it alerts staff
@@ -34,9 +37,11 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 
 from ivr import clock
+from ivr.edge import keys
 from ivr.settings import settings
 
 MARK = "IVR-JOURNAL "
+TOKEN = "gAAAA"  # how every Fernet token starts (version byte and time, base64)
 log = logging.getLogger("ivr.requests.fallback")
 Entries = list[dict[str, Any]]
 
@@ -74,7 +79,7 @@ def keep(entry: dict[str, Any], error: BaseException | None = None) -> None:
             else type(error).__name__
         )
     line = json.dumps(entry, sort_keys=True, default=str, separators=(",", ":"))
-    log.warning("%s%s", MARK, line)
+    log.warning("%s%s", MARK, keys.encrypt(line))
     try:
         append(path(app), [line])
     except OSError as exc:  # the log line above is then the only copy
@@ -98,6 +103,12 @@ def read(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
         start = line.find(MARK)
         text = line[start + len(MARK) :] if start >= 0 else line
         text = text.strip()
+        if start >= 0 and text.startswith(TOKEN):
+            try:
+                text = keys.decrypt(text.split()[0])
+            except keys.InvalidToken:
+                log.warning("a journal line in the log does not open with DATA_KEYS: skipped")
+                continue
         if not text.startswith("{"):
             continue
         try:
@@ -153,6 +164,35 @@ def apply(app: Flask) -> tuple[int, int] | None:
             os.fsync(handle.fileno())
     log.info("fallback applied: %d entries stored, %d failed", stored, failed)
     return stored, failed
+
+
+def forget(app: Flask, call_sids: set[str]) -> int:
+    """Take every kept entry of these calls out of this machine's file (an erased request's):
+    its personal data must not wait there to be applied. Returns how many lines went. Holds the
+    applying lock, so an apply in progress finishes first (its cut counts characters)."""
+    file = path(app)
+    if not call_sids or not pending(app):
+        return 0
+    with open(file.with_suffix(".lock"), "a") as applying:
+        fcntl.flock(applying, fcntl.LOCK_EX)
+        with open(file, "r+", encoding="utf-8") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            lines = handle.read().splitlines()
+            kept = [line for line in lines if _call_sid(line) not in call_sids]
+            handle.seek(0)
+            handle.truncate()
+            handle.write("".join(line + "\n" for line in kept))
+            handle.flush()
+            os.fsync(handle.fileno())
+    return len(lines) - len(kept)
+
+
+def _call_sid(line: str) -> str | None:
+    try:
+        entry = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return entry.get("call_sid") if isinstance(entry, dict) else None
 
 
 class Drainer:

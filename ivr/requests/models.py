@@ -60,6 +60,9 @@ class CallbackRequest(Model):
     sms_error: Mapped[str | None] = mapped_column(String(300))
     sms_sid: Mapped[str | None] = mapped_column(String(64))
     handled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when its personal data was erased (retention or an admin): a tombstone that nothing
+    # fills again (requests/erasure.py).
+    erased_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     # Indexed for the Reports page, which reads a period's requests (ivr/reports/figures.py).
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, index=True

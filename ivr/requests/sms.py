@@ -38,8 +38,9 @@ from ivr.messaging import policy
 from ivr.messaging.email import send_email
 from ivr.messaging.gateway import MaybeSent, Refused, Unreachable, gateway
 from ivr.phones import phone
-from ivr.requests import alerts
-from ivr.requests.models import CallbackRequest
+from ivr.requests import alerts, erasure
+from ivr.requests.erasure import REDACT_MESSAGE
+from ivr.requests.models import Call, CallbackRequest
 from ivr.settings import settings
 
 # Twilio's message statuses in the order they happen; a late or repeated callback never moves a
@@ -177,24 +178,42 @@ def record(request_id: int, status: str | None, error: str | None, sid: str | No
         values["sms_sid"] = sid
     db.session.execute(
         sa.update(CallbackRequest)
-        .where(CallbackRequest.id == request_id)
+        .where(CallbackRequest.id == request_id, CallbackRequest.erased_at.is_(None))
         .values(**values)
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
 
 
+def recipient(request_id: int, call_sid: str) -> str | None:
+    """The number the asking call came from: its row in `calls`, or the request's own caller
+    number for the request's own call. None once erased (the tombstone, requests/erasure.py)."""
+    if erasure.is_erased(call_sid):
+        return None
+    number = db.session.scalar(sa.select(Call.from_number).where(Call.call_sid == call_sid))
+    if not number:
+        number = db.session.scalar(
+            sa.select(CallbackRequest.caller_number).where(
+                CallbackRequest.id == request_id,
+                CallbackRequest.call_sid == call_sid,
+                CallbackRequest.erased_at.is_(None),
+            )
+        )
+    return number or None
+
+
 def send_reference(payload: dict[str, Any]) -> None:
     request_id = payload["request_id"]
     row = db.session.execute(
         sa.select(CallbackRequest.language, CallbackRequest.reference).where(
-            CallbackRequest.id == request_id
+            CallbackRequest.id == request_id, CallbackRequest.erased_at.is_(None)
         )
     ).first()
+    to = recipient(request_id, payload.get("call_sid", "")) if row is not None else None
     db.session.commit()  # hold no connection while Twilio answers
-    if row is None:
-        return  # the request was deleted
-    refused = policy.for_texts(payload["to"])
+    if row is None or to is None:
+        return  # the request was deleted or erased: nothing to send, nobody to send it to
+    refused = policy.for_texts(to)
     if not refused.allowed:  # the policy changed since, or the job was queued by other means
         record(request_id, "refused", refused.why)
         raise jobs.Permanent(refused.why)
@@ -207,7 +226,7 @@ def send_reference(payload: dict[str, Any]) -> None:
     callback = status_url(request_id, row.language)
     try:
         message = gateway().send_sms(
-            payload["to"],
+            to,
             body(row.language, row.reference),
             **sender,
             **({"status_callback": callback} if callback else {}),
@@ -222,7 +241,9 @@ def send_reference(payload: dict[str, Any]) -> None:
         record(request_id, "unknown", str(exc))
         raise
     sent = db.session.get(CallbackRequest, request_id)
-    if sent is not None:
+    if sent is not None and sent.erased_at is not None:  # erased while Twilio answered
+        REDACT_MESSAGE.enqueue(message_sid=message.sid)
+    elif sent is not None:
         # Twilio's first status callback may have come before this answer: never move back.
         same = sent.sms_sid == message.sid
         if not same or ORDER.get(sent.sms_status or "", -1) <= ORDER.get(message.status or "", 0):
@@ -242,7 +263,7 @@ REFERENCE_SMS = jobs.JobKind(
     "reference-sms",
     send_reference,
     key=lambda request_id, call_sid, **_: f"reference-sms:{request_id}:{call_sid}",
-    payload=("request_id", "to"),
+    payload=("request_id", "call_sid"),
     once=True,
     max_attempts=5,
     time_limit=60,

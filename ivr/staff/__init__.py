@@ -33,16 +33,6 @@ PREFIX = "/staff"
 bp = Blueprint("staff", __name__, url_prefix=PREFIX)
 csrf = CSRFProtect()
 
-# Pages and media may be seen only by staff; nothing here may be cached, framed or leak its URL.
-HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "same-origin",  # Flask-WTF checks the Referer on https POSTs
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
-    "form-action 'self'; base-uri 'none'",
-}
-
 
 @bp.before_request
 def require_csrf_token() -> None:
@@ -87,12 +77,6 @@ def background_delay() -> dict:
     return {"delayed_since": display.clock_time(since) if since is not None else None}
 
 
-@bp.after_request
-def secure_headers(response: Response) -> Response:
-    response.headers.update(HEADERS)
-    return response
-
-
 bp.register_blueprint(auth.bp)
 bp.register_blueprint(dashboard.bp)
 bp.register_blueprint(admin.bp)
@@ -106,9 +90,8 @@ def not_found(error: NotFound):
     """A staff page that does not exist gets a page with a way back; a webhook keeps Flask's."""
     if not request.path.startswith(PREFIX + "/"):
         return error
-    response = Response(render_template("staff/404.html"), status=404, mimetype="text/html")
-    response.headers.update(HEADERS)
-    return response
+    # Its security headers are added app-wide, as for every response (edge/headers.py).
+    return Response(render_template("staff/404.html"), status=404, mimetype="text/html")
 
 
 def init_app(app: Flask) -> None:

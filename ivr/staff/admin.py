@@ -1,6 +1,8 @@
 """Admin pages and the audit of what staff do with personal data.
 
 - `/staff/audit`: the audit log (admins only, see roles.py).
+- `/staff/accounts`: staff accounts; reset an account's two factors (a new one-time enrolment
+  code, shown once) or unlock one locked after too many wrong passwords or codes.
 - `POST /staff/requests/<id>/delete`: erase a request's personal data and recording now (and at
   Twilio), e.g. when a family asks; the anonymous row stays for the counts (see retention.py).
 - Listening and exporting are audited here, after the dashboard's own views answered, so the
@@ -28,12 +30,14 @@ from flask import (
 from flask_login import current_user, user_logged_in
 
 from ivr.accounts import audit
-from ivr.db import db
+from ivr.accounts.models import StaffUser
+from ivr.db import db, utcnow
 from ivr.requests import lookup
 from ivr.requests.service import handling
-from ivr.staff import display
+from ivr.staff import dashboard, display, twofactor
 
 bp = Blueprint("admin", __name__)
+LISTENS = ("staff.requests.audio", "staff.requests.message_audio")
 AUDIT_PAGE = 500
 EXPORT_FILTERS = ("status", "language", "start", "end")  # `q` may be a phone number: not kept
 
@@ -48,6 +52,43 @@ def audit_log():
     )
 
 
+def accounts_page(code: str | None = None, code_for: str | None = None):
+    users = db.session.scalars(sa.select(StaffUser).order_by(StaffUser.username)).all()
+    return render_template(
+        "staff/accounts.html", users=users, code=code, code_for=code_for, fmt=display
+    )
+
+
+@bp.get("/accounts")
+def accounts():
+    return accounts_page()
+
+
+@bp.post("/accounts/<int:user_id>/reset-2fa")
+def reset_two_factors(user_id: int):
+    """A lost phone, or a new colleague: a new enrolment code, shown once on this page."""
+    user = db.session.get(StaffUser, user_id)
+    if user is None:
+        abort(404)
+    code = twofactor.reset_two_factors(user)
+    audit.record("account", current_user.username, detail=f"reset two factors of {user.username}")
+    db.session.commit()
+    response = accounts_page(code, user.username)
+    return response
+
+
+@bp.post("/accounts/<int:user_id>/unlock")
+def unlock(user_id: int):
+    user = db.session.get(StaffUser, user_id)
+    if user is None:
+        abort(404)
+    user.locked_at, user.failures = None, 0
+    audit.record("account", current_user.username, detail=f"unlocked {user.username}")
+    db.session.commit()
+    flash(f"{user.username} unlocked.")
+    return redirect(url_for("staff.admin.accounts"))
+
+
 @bp.post("/requests/<int:request_id>/delete")
 def delete(request_id: int):
     reference = lookup.reference_of(request_id)
@@ -60,15 +101,28 @@ def delete(request_id: int):
 
 def audit_views(response: Response) -> Response:
     """The staff blueprint's after_request: audit a recording heard or a CSV sent."""
-    if request.endpoint == "staff.requests.audio" and response.status_code in (200, 206):
-        # A player asks for byte ranges as it plays; one listen is the request from the start.
-        if request.headers.get("Range", "bytes=0-").startswith("bytes=0-"):
-            assert request.view_args is not None  # the endpoint matched, so its arguments are set
-            request_id = request.view_args["request_id"]
-            reference = lookup.reference_of(request_id)
-            audit.record(
-                "listen", current_user.username, request_id=request_id, reference=reference
+    if request.endpoint in LISTENS and response.status_code in (200, 206):
+        # The first fetch of any byte range, per person and recording, within the window: a
+        # player asks for many ranges as it plays, and may start anywhere.
+        assert request.view_args is not None  # the endpoint matched, so its arguments are set
+        request_id = request.view_args["request_id"]
+        message_id = request.view_args.get("message_id")
+        detail = dashboard.added_message_text(message_id) if message_id else ""
+        me = current_user.username
+        recent = db.session.scalar(
+            sa.select(audit.AuditEntry.id)
+            .where(
+                audit.AuditEntry.action == "listen",
+                audit.AuditEntry.actor == me,
+                audit.AuditEntry.request_id == request_id,
+                audit.AuditEntry.detail == detail,
+                audit.AuditEntry.created_at > utcnow() - dashboard.listen_window(),
             )
+            .limit(1)
+        )
+        if recent is None:
+            reference = lookup.reference_of(request_id)
+            audit.record("listen", me, request_id=request_id, reference=reference, detail=detail)
             db.session.commit()
     elif request.endpoint == "staff.requests.export" and response.status_code == 200:
         rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))[1:]

@@ -1,7 +1,11 @@
 """Staff accounts: log in (the password, then `twofactor.py`), and log out.
 
 Failed logins are counted in the database per username and address, and per username, so the limits
-hold across every web process (`guard.py`, shared with the second factor). A login starts a new
+hold across every web process (`guard.py`, shared with the second factor). Those limits slow
+guessing down; they do not stop it (about 1,900 guesses a day). So every wrong password,
+enrolment code or code also counts on the account, in a row and from anywhere: at
+STAFF_LOCK_AFTER the account locks until an admin unlocks it, and the staff alert recipients are
+told (`guard.count_failure`; NIST SP 800-63B: no more than 100). A login starts a new
 session and lasts PERMANENT_SESSION_LIFETIME (12 hours) from the moment it was made, however busy
 the session. Logging out replaces the account's session token, which ends every session of that
 account, including a copied cookie.
@@ -30,7 +34,15 @@ from wtforms.validators import DataRequired, Length
 from ivr.accounts.models import LoginAttempt, StaffUser, new_session_token
 from ivr.db import db
 from ivr.staff import twofactor
-from ivr.staff.guard import address, admit_attempt, check_password, normal_username, safe_next
+from ivr.staff.guard import (
+    LOCKED,
+    address,
+    admit_attempt,
+    check_password,
+    count_failure,
+    normal_username,
+    safe_next,
+)
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -93,8 +105,13 @@ def login_post():
         return render_template("staff/login.html", form=form, error=error), 429
     user = check_password(username, form.password.data)
     if user is None:  # the attempt stays counted as a failure
+        known = db.session.scalar(sa.select(StaffUser).filter_by(username=username))
+        if known is not None and not known.locked_at and count_failure(known):
+            return render_template("staff/login.html", form=form, error=LOCKED), 403
         error = "Wrong username or password."
         return render_template("staff/login.html", form=form, error=error), 401
+    if user.locked_at:
+        return render_template("staff/login.html", form=form, error=LOCKED), 403
     db.session.execute(sa.delete(LoginAttempt).filter_by(username=username, ip=address()))
     db.session.commit()
     return twofactor.after_password(user, request.args.get("next"))

@@ -40,6 +40,7 @@ from ivr.requests import history, listing, lookup, recordings
 from ivr.requests.history import STATUS_LABELS, STATUSES
 from ivr.requests.models import CallbackRequest
 from ivr.requests.service import calling, handling
+from ivr.settings import settings
 from ivr.staff import display
 from ivr.staff.guard import safe_next
 
@@ -251,11 +252,16 @@ def call(request_id: int):
     return back_to(row)
 
 
-def note_listen(row: CallbackRequest) -> None:
-    """Record who listened: once per playing (a player fetches many byte ranges)."""
-    if request.range and request.range.ranges and request.range.ranges[0][0] not in (0, None):
-        return
-    handling.note_listen(row.id, current_user.username)
+def listen_window() -> dt.timedelta:
+    """A person's fetches of one recording within this long are one listen (a player fetches
+    many byte ranges, starting anywhere when someone skips ahead)."""
+    return dt.timedelta(minutes=settings().listen_audit_minutes)
+
+
+def note_listen(row: CallbackRequest, text: str = "") -> None:
+    """Record who listened in the request's history: the first fetch of any byte range per
+    person and recording within the window (the audit log's entry is admin.audit_views')."""
+    handling.note_listen(row.id, current_user.username, text=text, window=listen_window())
 
 
 def not_copied(failure: str | None) -> Response:
@@ -291,9 +297,20 @@ def message_audio(request_id: int, message_id: int):
         abort(404)
     if row.audio is None:
         return not_copied(lookup.copy_failure(recordings.COPY_MESSAGE, row.recording_sid))
+    handling.note_listen(
+        request_id,
+        current_user.username,
+        text=added_message_text(message_id),
+        window=listen_window(),
+    )
     return send_file(
         io.BytesIO(row.audio), mimetype=row.audio_type or "audio/mpeg", conditional=True, max_age=0
     )
+
+
+def added_message_text(message_id: int) -> str:
+    """How a listen to an added message is told apart from one to the request's recording."""
+    return f"added message {message_id}"
 
 
 CSV_COLUMNS = [

@@ -9,11 +9,14 @@ from __future__ import annotations
 import datetime as dt
 
 import sqlalchemy as sa
-from flask import request, url_for
+from flask import current_app, request, url_for
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from ivr.accounts.models import LoginAttempt, StaffUser
+from ivr.accounts import audit
+from ivr.accounts.models import LoginAttempt, StaffUser, new_session_token
 from ivr.db import db, utcnow
+from ivr.requests import alerts
+from ivr.settings import settings
 
 # Failed logins allowed per WINDOW: for one account from one address, and for one account from
 # everywhere (many addresses, e.g. a botnet, still get only this many guesses between them).
@@ -73,3 +76,44 @@ def check_password(username: str, password: str) -> StaffUser | None:
     user = db.session.scalar(sa.select(StaffUser).filter_by(username=username))
     valid = check_password_hash(user.password_hash if user else DUMMY_HASH, password)
     return user if user and valid else None
+
+
+LOCKED = (
+    "This account is locked after too many wrong passwords or codes. Ask an admin to unlock it."
+)
+
+
+def count_failure(user: StaffUser) -> bool:
+    """Count a wrong password or code against the account (committed); lock it, audit and alert
+    when the count reaches STAFF_LOCK_AFTER. Returns whether the account is locked now."""
+    db.session.rollback()
+    db.session.execute(
+        sa.update(StaffUser)
+        .where(StaffUser.id == user.id)
+        .values(failures=StaffUser.failures + 1)
+        .execution_options(synchronize_session=False)
+    )
+    failures, locked_at = db.session.execute(
+        sa.select(StaffUser.failures, StaffUser.locked_at).where(StaffUser.id == user.id)
+    ).one()
+    limit = settings().staff_lock_after
+    if locked_at is None and failures >= limit:
+        locked = db.session.execute(
+            sa.update(StaffUser)
+            .where(StaffUser.id == user.id, StaffUser.locked_at.is_(None))
+            .values(locked_at=utcnow(), session_token=new_session_token())
+            .execution_options(synchronize_session=False)
+        )
+        if locked.rowcount:  # type: ignore[attr-defined]
+            audit.record(
+                "account",
+                user.username,
+                detail=f"locked after {failures} wrong passwords or codes in a row",
+            )
+            alerts.account_locked(user.username, failures)
+            current_app.logger.error(
+                "staff account %r locked after %d wrong passwords or codes", user.username, failures
+            )
+        locked_at = utcnow()
+    db.session.commit()
+    return locked_at is not None

@@ -39,6 +39,9 @@ REQUIRED = {
     "staff.requests.export": ADMIN,
     "staff.admin.audit": ADMIN,
     "staff.admin.delete": ADMIN,
+    "staff.admin.accounts": ADMIN,
+    "staff.admin.reset_two_factors": ADMIN,
+    "staff.admin.unlock": ADMIN,
     "staff.reports.index": ADMIN,  # figures only, no caller (issue 24)
     "staff.reports.export": ADMIN,
 }

@@ -3,20 +3,32 @@
 A stolen or guessed password alone must not open recordings of families naming a detained
 relative. So once the password is right, login (`after_password`) either logs in (two factors
 optional and not enrolled) or keeps the account *pending* in the session for five minutes and
-asks for a code, or, on first login when two factors are required, for enrolment: a QR code
-(segno, inline SVG, no external service sees the secret) and one confirming code, then ten
-one-time recovery codes shown once and stored as SHA-256 (they are random, 50 bits each, so a
-fast hash is enough; the password's slow hash is for what people choose).
+asks for a code, or, on first login when two factors are required, for enrolment.
+
+Enrolment must not trust whoever logs in first with the password: it starts with a one-time
+enrolment code that `ivr staff add`, `ivr staff reset-2fa` and the admin's accounts page hand out
+(to be passed on out of band, valid ENROL_HOURS, only its SHA-256 kept). Then a QR code (segno,
+inline SVG, no external service sees the secret) and one confirming code, then ten one-time
+recovery codes shown once and stored as SHA-256 (they are random, 50 bits each, so a fast hash is
+enough; the password's slow hash is for what people choose).
+
+The TOTP secret is stored encrypted (DATA_KEYS, MultiFernet, edge/keys.py) and never put in the
+session cookie, which is signed but readable: while enrolling, the secret being set up is derived
+from the enrolment code's hash with a key only the app has, so nothing needs to be carried
+between the page with the QR code and the confirming post.
 
 Codes are rate-limited like the password, in the same table and window, under the name
 `2fa:<user>`: a right password clears the password's failures, not the code's. A code is good
 for its 30-second step and one step either side (clock drift), once: the last step used is kept,
-so a code read over a shoulder cannot log in again. `ivr staff reset-2fa NAME` is for a lost
-phone.
+so a code read over a shoulder cannot log in again. Every wrong password, enrolment code or code
+also counts towards STAFF_LOCK_AFTER in a row, from anywhere, which locks the account and alerts
+(guard.count_failure). `ivr staff reset-2fa NAME` is for a lost phone.
 """
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import hashlib
 import hmac
 import re
@@ -46,14 +58,16 @@ from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
 from ivr.accounts import audit
-from ivr.accounts.models import LoginAttempt, RecoveryCode, StaffUser
+from ivr.accounts.models import LoginAttempt, RecoveryCode, StaffUser, new_session_token
 from ivr.db import db, utcnow
+from ivr.edge import keys
 from ivr.settings import settings
 from ivr.staff import guard
 
 bp = Blueprint("twofactor", __name__, url_prefix="/login")
 PENDING = "2fa_pending"
-NEW_SECRET = "2fa_new_secret"
+ENROL = "2fa_enrol"  # the enrolment code was right: {"user": session token, "at": time}
+ENROL_HOURS = 24
 PENDING_SECONDS = 300
 RECOVERY_CODES = 10
 ISSUER = "Molina hotline"
@@ -61,6 +75,59 @@ ISSUER = "Molina hotline"
 
 class CodeForm(FlaskForm):
     code = StringField("Code", validators=[DataRequired(), Length(max=32)])
+
+
+class EnrolForm(FlaskForm):
+    enrol_code = StringField("Enrolment code", validators=[DataRequired(), Length(max=64)])
+
+
+def new_enrol_code(user: StaffUser) -> str:
+    """A new one-time enrolment code for `user` (not committed); returned in clear, once."""
+    raw = secrets.token_hex(6)
+    user.enrol_code_hash = code_hash(raw)
+    user.enrol_code_expires = utcnow() + dt.timedelta(hours=ENROL_HOURS)
+    return "-".join(raw[i : i + 4] for i in range(0, len(raw), 4))
+
+
+def reset_two_factors(user: StaffUser) -> str:
+    """Forget the account's authenticator and recovery codes, end its sessions, unlock it, and
+    return a new enrolment code (not committed)."""
+    user.totp_secret = None
+    user.totp_last_step = None
+    user.session_token = new_session_token()
+    user.locked_at, user.failures = None, 0
+    db.session.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    return new_enrol_code(user)
+
+
+def enrol_code_valid(user: StaffUser) -> bool:
+    expires = user.enrol_code_expires
+    if not user.enrol_code_hash or expires is None:
+        return False
+    if expires.tzinfo is None:  # SQLite gives it back without its zone (UTC)
+        expires = expires.replace(tzinfo=dt.UTC)
+    return expires > utcnow()
+
+
+def enrol_code_ok(user: StaffUser, code: str) -> bool:
+    return enrol_code_valid(user) and hmac.compare_digest(
+        user.enrol_code_hash or "", code_hash(code)
+    )
+
+
+def enrol_tag(user: StaffUser) -> str:
+    """Names the enrolment code in the session without revealing anything about it."""
+    return keys.derive("enrol session", f"{user.id}:{user.enrol_code_hash}")[:12].hex()
+
+
+def enrol_secret(user: StaffUser) -> str:
+    """The secret being set up: a function of this enrolment code, computable by the app only."""
+    digest = keys.derive("totp enrolment", f"{user.id}:{user.enrol_code_hash}")
+    return base64.b32encode(digest[:20]).decode()
+
+
+def secret_of(user: StaffUser) -> str:
+    return keys.decrypt(user.totp_secret) if user.totp_secret else ""
 
 
 def required() -> bool:
@@ -84,7 +151,8 @@ def pending_user() -> StaffUser | None:
     if not isinstance(data, dict) or time.time() - data.get("at", 0) > PENDING_SECONDS:
         return None
     token = str(data.get("user", ""))  # the session token: logout or a new password ends it
-    return db.session.scalar(sa.select(StaffUser).filter_by(session_token=token))
+    user = db.session.scalar(sa.select(StaffUser).filter_by(session_token=token))
+    return None if user is None or user.locked_at else user
 
 
 def finish(user: StaffUser, next_url: str | None) -> str:
@@ -94,6 +162,13 @@ def finish(user: StaffUser, next_url: str | None) -> str:
     session.clear()
     session.permanent = True  # the cookie expires after PERMANENT_SESSION_LIFETIME (12 hours)
     session["login_at"] = int(time.time())
+    db.session.execute(
+        sa.update(StaffUser)
+        .where(StaffUser.id == user.id)
+        .values(failures=0)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
     login_user(user)
     return guard.safe_next(next_url)
 
@@ -119,7 +194,7 @@ def totp_step(secret: str, code: str) -> int | None:
 
 
 def use_totp(user: StaffUser, code: str) -> bool:
-    step = totp_step(user.totp_secret or "", code)
+    step = totp_step(secret_of(user), code)
     if step is None:
         return False
     # Conditional, so two requests with one code cannot both pass.
@@ -203,6 +278,8 @@ def code_post():
         recovery = use_recovery_code(user, text)
         if not recovery:  # the attempt stays counted as a failure
             db.session.rollback()
+            if guard.count_failure(user):
+                return restart(guard.LOCKED)
             error = "Wrong code. Use the newest code from your app, or a recovery code."
             return render_template("staff/twofactor.html", form=form, error=error), 401
     db.session.execute(sa.delete(LoginAttempt).filter_by(username=name, ip=guard.address()))
@@ -224,8 +301,24 @@ def enrolling_user() -> StaffUser | None:
     return user if user is not None and not user.totp_secret else None
 
 
+def enrol_started(user: StaffUser) -> bool:
+    """Whether this session gave the account's current enrolment code (still valid)."""
+    data = session.get(ENROL)
+    return (
+        isinstance(data, dict)
+        and data.get("user") == user.get_id()
+        and time.time() - data.get("at", 0) < PENDING_SECONDS
+        and enrol_code_valid(user)
+        and hmac.compare_digest(str(data.get("tag", "")), enrol_tag(user))
+    )
+
+
+def enrol_page(form: EnrolForm, error: str | None = None):
+    return render_template("staff/twofactor_enrol.html", form=form, error=error)
+
+
 def setup_page(user: StaffUser, form: CodeForm, error: str | None = None):
-    secret = session.setdefault(NEW_SECRET, pyotp.random_base32())
+    secret = enrol_secret(user)
     uri = pyotp.TOTP(secret).provisioning_uri(name=user.username, issuer_name=ISSUER)
     qr = Markup(segno.make(uri, error="m").svg_inline(scale=5, title="Scan with your app"))
     spaced = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
@@ -239,35 +332,61 @@ def setup():
     user = enrolling_user()
     if user is None:
         return restart("Log in again.")
+    if not enrol_started(user):
+        return enrol_page(EnrolForm())
     return setup_page(user, CodeForm())
 
 
 @bp.post("/setup")
 def setup_post():
     user = enrolling_user()
-    secret = session.get(NEW_SECRET)
-    if user is None or not secret:
+    if user is None:
         return restart("That took too long: log in again.")
+    name = limited_name(user)
+    if not enrol_started(user):
+        return enrol_code_post(user, name)
     form = CodeForm()
     if not form.validate_on_submit():
         return setup_page(user, form), 400
-    name = limited_name(user)
     if not guard.admit_attempt(name):
         return setup_page(user, form, "Too many wrong codes. Wait 15 minutes."), 429
+    user = db.session.get(StaffUser, user.id)
+    secret = enrol_secret(user)
     step = totp_step(secret, normal_code(form.code.data))
     if step is None:
+        if guard.count_failure(user):
+            return restart(guard.LOCKED)
         return setup_page(
             user, form, "That code does not match: check the phone's clock and try the newest code."
         ), 401
     db.session.execute(sa.delete(LoginAttempt).filter_by(username=name, ip=guard.address()))
-    user = db.session.get(StaffUser, user.id)
-    user.totp_secret, user.totp_last_step = secret, step
+    user.totp_secret, user.totp_last_step = keys.encrypt(secret), step
+    user.enrol_code_hash = user.enrol_code_expires = None  # used: it cannot enrol again
     codes = new_recovery_codes(user)
     audit.record("account", user.username, detail="enrolled two factors")
     db.session.commit()
     pending = session.get(PENDING) or {}
     next_url = finish(user, pending.get("next"))
     return render_template("staff/recovery_codes.html", codes=codes, next_url=next_url)
+
+
+def enrol_code_post(user: StaffUser, name: str):
+    form = EnrolForm()
+    if not form.validate_on_submit():
+        return enrol_page(form), 400
+    if not guard.admit_attempt(name):
+        return enrol_page(form, "Too many wrong codes. Wait 15 minutes."), 429
+    user = db.session.get(StaffUser, user.id) or user
+    if not enrol_code_ok(user, form.enrol_code.data or ""):
+        if guard.count_failure(user):
+            return restart(guard.LOCKED)
+        error = (
+            "That enrolment code is wrong or has expired (they last 24 hours). Ask an admin "
+            "for a new one."
+        )
+        return enrol_page(form, error), 401
+    session[ENROL] = {"user": user.get_id(), "at": int(time.time()), "tag": enrol_tag(user)}
+    return redirect(url_for("staff.twofactor.setup"))
 
 
 def enforce() -> Response | None:

@@ -1,7 +1,7 @@
 """worker heartbeats and delay incidents: a stalled worker is seen (issue 19 point 3)
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-02 07:00:00
 
 `worker_heartbeats`: one row per worker process, its last beat. `worker_incidents`: one row per
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from ivr.background import jobs
 from ivr.db import db
 from ivr.messaging import caps, policy
-from ivr.requests import alerts, fallback, lookup, recordings, references, sms
+from ivr.requests import alerts, erasure, fallback, lookup, recordings, references, sms
 from ivr.requests.models import Call, CallbackRequest, RequestMessage
 from ivr.settings import settings
 
@@ -56,6 +56,12 @@ def save(call_sid: str, *, alerted: bool = False, **fields: Any) -> CallbackRequ
     unknown = set(fields) - FIELDS - {"reference"}
     if unknown:
         raise TypeError(f"unknown fields {sorted(unknown)}")
+    if erasure.is_erased(call_sid):
+        # Erased (retention or an admin): a late or replayed step fills nothing again.
+        db.session.rollback()
+        current_app.logger.info("call %s was erased: its late step is dropped", call_sid)
+        erased = db.session.scalar(sa.select(CallbackRequest).filter_by(call_sid=call_sid))
+        return erased or CallbackRequest(call_sid=call_sid, reference="", language="")
     for attempt in range(5):
         row = db.session.scalar(sa.select(CallbackRequest).filter_by(call_sid=call_sid))
         if row is None:
@@ -157,6 +163,12 @@ def add_message(
     queue its copy and its alerts. If the database cannot take it, it is kept by the fallback as
     a request of its own, which staff see beside the first: nothing a caller said is lost."""
     try:
+        parent_erased = db.session.scalar(
+            sa.select(CallbackRequest.erased_at).where(CallbackRequest.id == request_id)
+        )
+        if erasure.is_erased(call_sid) or parent_erased is not None:
+            db.session.rollback()  # erased: a late callback adds nothing back
+            return
         for attempt in range(3):
             row = db.session.scalar(sa.select(RequestMessage).filter_by(call_sid=call_sid))
             if row is None:
@@ -236,7 +248,7 @@ def text_reference(reference: str, to: str, call_sid: str) -> sms.TextQueued:
         return sms.TextQueued.FAILED
     try:
         row = db.session.scalar(sa.select(CallbackRequest).filter_by(reference=reference))
-        if row is None:
+        if row is None or row.erased_at is not None:
             db.session.rollback()
             current_app.logger.warning("no request %s to text (call %s)", reference, call_sid)
             return sms.TextQueued.FAILED
@@ -251,7 +263,8 @@ def text_reference(reference: str, to: str, call_sid: str) -> sms.TextQueued:
             tell_text_cap_reached()
             db.session.commit()
             return sms.TextQueued.FAILED
-        sms.REFERENCE_SMS.enqueue(request_id=row.id, call_sid=call_sid, to=to)
+        # The number is looked up when sending (`sms.recipient`): never kept in a job row.
+        sms.REFERENCE_SMS.enqueue(request_id=row.id, call_sid=call_sid)
         caps.mark(caps.TEXT, to)
         if row.sms_status is None:
             row.sms_status = "queued"
@@ -281,9 +294,9 @@ def record_text_status(request_id: int, sid: str, status: str, error_code: str |
     if status not in sms.ORDER:
         return
     row = db.session.get(CallbackRequest, request_id)
-    if row is None or (row.sms_sid and sid != row.sms_sid):
+    if row is None or row.erased_at is not None or (row.sms_sid and sid != row.sms_sid):
         db.session.rollback()
-        return  # another message, or a request since deleted
+        return  # another message, or a request since deleted or erased
     if row.sms_status not in sms.ORDER or sms.ORDER[status] >= sms.ORDER[row.sms_status]:
         row.sms_status = status
         row.sms_sid = sid or row.sms_sid
@@ -315,6 +328,8 @@ def count_call(call_sid: str, language: str, from_number: str) -> None:
 def insert_call(call_sid: str, language: str, from_number: str, **extra: Any) -> None:
     dialect = db.session.get_bind().dialect.name
     insert = sa.dialects.postgresql.insert if dialect == "postgresql" else sa.dialects.sqlite.insert
+    if erasure.is_erased(call_sid):
+        from_number = ""  # counted for the chart, its number erased for good
     db.session.execute(
         insert(Call)
         .values(

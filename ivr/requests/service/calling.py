@@ -31,6 +31,7 @@ from flask import current_app
 from ivr.accounts.models import StaffUser
 from ivr.background import jobs
 from ivr.db import db
+from ivr.edge import logmask
 from ivr.messaging import policy
 from ivr.messaging.gateway import MaybeSent, Refused, Unreachable, gateway
 from ivr.requests import history, lookup
@@ -39,6 +40,11 @@ from ivr.requests.models import Call, CallbackRequest
 from ivr.settings import settings
 
 RING_STAFF_SECONDS = 25  # the staff phone rings this long before its voicemail could answer
+
+
+def number_label(row: CallbackRequest) -> str:
+    """Which number a call-back dials, in words: history is kept for good, numbers are not."""
+    return "the callback number" if row.callback_number else "the calling number"
 
 
 def unavailable(row: CallbackRequest, user: StaffUser) -> str | None:
@@ -71,7 +77,8 @@ def public_url(endpoint: str, **values: Any) -> str:
 def start_call(row: CallbackRequest, user: StaffUser) -> history.RequestEvent:
     """Record a call-back attempt, take the request, and queue the call (`place_call` places
     it from the worker; a page never talks to Twilio). Commits."""
-    attempt = history.add(row.id, "call", user.username, text=f"to {lookup.family_number(row)}")
+    # Which number, not the number: history is kept for good, numbers are not (issue 22).
+    attempt = history.add(row.id, "call", user.username, text=f"to {number_label(row)}")
     history.claim(row.id, user.username)  # calling takes it, unless a colleague already has
     STAFF_CALL.enqueue(attempt_id=attempt.id)
     db.session.commit()
@@ -85,7 +92,7 @@ def start_missed_call(call: Call, user: StaffUser) -> history.RequestEvent:
         "call",
         user.username,
         call_id=call.id,
-        text=f"to {lookup.valid_number(call.from_number)}",
+        text="to the calling number",
     )
     STAFF_CALL.enqueue(attempt_id=attempt.id)
     db.session.commit()
@@ -114,7 +121,7 @@ def outcome(
             attempt_id=attempt_id,
             outcome=result,
             duration=duration,
-            text=text,
+            text=logmask.mask(text),  # Twilio's errors quote numbers: never kept in history
         )
         if attempt.request_id is None:  # a missed call has no status
             db.session.commit()

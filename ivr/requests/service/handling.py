@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from ivr.accounts import audit
 from ivr.db import db, utcnow
-from ivr.requests import history, recordings
+from ivr.requests import erasure, history, recordings
 from ivr.requests.models import CallbackRequest, RequestMessage
 
 LISTEN_GAP = dt.timedelta(minutes=30)  # one "listened" per person per half hour, not per range
@@ -79,20 +79,24 @@ def release(request_id: int, username: str) -> None:
     db.session.commit()
 
 
-def note_listen(request_id: int, username: str) -> None:
-    """Record who listened: once per person per half hour (a player fetches many ranges)."""
+def note_listen(
+    request_id: int, username: str, *, text: str = "", window: dt.timedelta = LISTEN_GAP
+) -> None:
+    """Record who listened: the first fetch of any byte range per person and recording (`text`
+    names an added message) within `window` (a player fetches many ranges, from anywhere)."""
     recent = db.session.scalar(
         sa.select(history.RequestEvent.id)
         .where(
             history.RequestEvent.request_id == request_id,
             history.RequestEvent.kind == "listen",
             history.RequestEvent.actor == username,
-            history.RequestEvent.created_at > utcnow() - LISTEN_GAP,
+            history.RequestEvent.text == text,
+            history.RequestEvent.created_at > utcnow() - window,
         )
         .limit(1)
     )
     if recent is None:
-        history.add(request_id, "listen", username)
+        history.add(request_id, "listen", username, text=text)
         db.session.commit()
 
 
@@ -129,6 +133,9 @@ def erase(request_ids: list[int], actor: str, action: str = "delete") -> int:
         .values(text="")
         .execution_options(synchronize_session=False)
     )
+    # Everything beyond the row: the calls' numbers, Twilio's words, jobs, the text at Twilio,
+    # and the tombstones that keep it erased (`erasure.py`); before the messages go.
+    call_sids = erasure.scrub(list(request_ids))
     # Messages added by calling again are recordings too: deleted with it.
     added = db.session.scalars(
         sa.select(RequestMessage.recording_sid).where(
@@ -149,4 +156,5 @@ def erase(request_ids: list[int], actor: str, action: str = "delete") -> int:
         audit.record(action, actor, request_id=row.id, reference=row.reference)
     db.session.commit()
     db.session.expire_all()
+    erasure.after_commit(call_sids)  # this machine's fallback file, SQLite's WAL
     return len(rows)

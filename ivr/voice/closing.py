@@ -1,7 +1,7 @@
 """The end of a callback request: urgency, the reference twice, the offer of it by text, goodbye.
 
 One TwiML document holds the whole ending, so a caller who presses nothing hears it straight
-through without a round trip: "If there is a hearing in the next 7 days ... press 1", the
+through without a round trip: "If a judge denied bond in the last 30 days ... press 1", the
 reference read twice, "to get this reference by text message, press 1", when to expect a call,
 goodbye. Each `<Gather>` posts only when a key is pressed, and its action answers with the rest
 of the ending. The request is found by its reference (carried in the signed URL), so the ending

@@ -70,7 +70,8 @@ def to_ending(call: Call, lang: str = "es") -> ET.Element:
     to_recording(call, lang)
     record(call)
     call.press("1")
-    return call.press("12345678#")
+    call.press("12345678#")
+    return call.press("1")  # issue 23: the A-number is read back; 1 confirms it
 
 
 def gathers(call: Call) -> dict[str, ET.Element]:
@@ -111,8 +112,8 @@ def test_text_is_offered_after_the_reference_and_sent_only_after_the_key(sms_app
     )
     assert heard_digits(call, "es").split().count(reference) == 2
     assert [say.text for say in gathers(call)["text"].iter("Say")] == [
-        REAL.text("es", "sms_offer")
-    ]  # only the offer listens for the key
+        REAL.text("es", "reference_repeat") + " " + REAL.text("es", "sms_offer")
+    ]  # only the offer (issue 23: and star to hear the reference again) listens for the key
     assert call.twiml.find("Hangup") is not None
     # Nothing pressed: nothing queued, nothing sent.
     jobs.run_pending(sms_app)
@@ -222,7 +223,9 @@ def test_never_offered_or_sent_to_a_withheld_number(sms_app):
     to_recording(call, "en")
     record(call)
     call.press("3125550123#")  # no caller ID: the number is typed
+    call.press("1")  # issue 23: read back, 1 confirms
     call.press("12345678#")
+    call.press("1")
     assert REAL.text("en", "confirmation") in call.heard()
     assert REAL.text("en", "sms_offer") not in call.heard()
     assert "text" not in gathers(call)
@@ -728,3 +731,35 @@ def test_erasing_a_request_deletes_its_added_messages_too(again_app):
         keys = set(db.session.scalars(sa.select(jobs.Job.key)))
     # Twilio's copy of the added recording is deleted as well.
     assert f"delete-recording:{message.recording_sid}" in keys
+
+
+# Issue 23: the reference, announced, read twice, and a key to hear it again ------------------
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+@pytest.mark.parametrize("from_number", ["+13125550123", "Anonymous"])
+def test_the_reference_is_announced_read_twice_and_star_repeats_it(app, lang, from_number):
+    call = Call(app.test_client(), TOKEN, from_number=from_number)
+    if from_number == "Anonymous":
+        to_recording(call, lang)
+        record(call)
+        call.press("3125550123#")
+        call.press("1")
+        call.press("12345678#")
+        call.press("1")
+    else:
+        to_ending(call, lang)
+    reference = the_request(app).reference
+    heard = call.heard()
+    ready = heard.index(REAL.text(lang, "write_ready"))
+    assert ready < heard.index(REAL.text(lang, "reference_number"))
+    assert REAL.text(lang, "reference_again") in heard
+    assert heard_digits(call, lang).split().count(reference) == 2
+    # The offer to hear it again listens, before goodbye; the call hangs up only after it.
+    [question] = [g for g in call.twiml.iter("Gather") if "/closing/" in g.get("action")][-1:]
+    assert REAL.text(lang, "reference_repeat") in " ".join(s.text for s in question.iter("Say"))
+    call.follow(question.get("action"), Digits="*")
+    heard = call.heard()
+    assert heard_digits(call, lang).split().count(reference) == 2
+    assert REAL.text(lang, "reference_repeat") in heard  # and it can be heard once more
+    assert call.twiml.find("Hangup") is not None

@@ -98,7 +98,9 @@ def test_a_refused_caller_id_is_never_offered_a_text_nor_sent_one(sms_app, calle
     assert REAL.text("es", "number_readback") not in call.heard()
     assert REAL.text("es", "number_ask") in call.heard()
     call.press("01113125550188#")  # a U.S. number, typed from abroad
+    call.press("1")  # issue 23: read back, 1 confirms
     call.press("12345678#")
+    call.press("1")  # issue 23: read back, 1 confirms
     [row] = rows(sms_app)
     assert row.callback_number == "+13125550188" and row.caller_number == caller
     # The ending reads the reference, but the text is simply not offered.
@@ -244,6 +246,7 @@ def test_a_typed_premium_or_satellite_number_is_refused_with_the_reason(app, lan
     assert REAL.text(lang, "anumber_ask") not in heard
     assert rows(app)[0].callback_number is None
     call.press("3125550188#")
+    call.press("1")  # issue 23: read back, 1 confirms
     assert REAL.text(lang, "anumber_ask") in call.heard()
     assert rows(app)[0].callback_number == "+13125550188"
 
@@ -406,6 +409,7 @@ def test_a_reference_wrong_twice_becomes_a_new_request(again_app):
     assert new.call_sid == call.sid and new.reference != first.reference
     call.press("1")
     call.press("12345678#")
+    call.press("1")  # issue 23: read back, 1 confirms
     assert heard_digits(call, "es").split().count(new.reference) == 2
     assert first.reference not in heard_digits(call, "es")
     with again_app.app_context():

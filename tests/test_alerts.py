@@ -402,6 +402,7 @@ def test_alert_waits_for_the_caller_and_gives_the_number_typed(make_app):
     assert 170 < seconds_until(alert.run_at) <= 180
     assert deliver(app) == 0  # not while the caller is still choosing the number
     call.press("7735550142")  # another number than the one calling
+    call.press("1")  # issue 23: read back, 1 confirms
     call.press("")  # no A-number ...
     call.press("")  # ... pound again: the last step makes the alert due now
     assert deliver(app) == 1

@@ -106,6 +106,7 @@ def test_full_request_in_spanish(app, call):
     assert REAL.text("es", "anumber_ask") in call.heard()
     # Step 3: an 8-digit A-number gets its leading zero.
     call.press("12345678")
+    call.press("1")  # issue 23: read back, 1 confirms
     assert REAL.text("es", "confirmation") in call.heard()
     row = rows(app)[0]
     assert (row.callback_number, row.a_number, row.step) == (
@@ -123,6 +124,7 @@ def test_another_number_and_no_a_number_in_english(app, call):
     to_recording(call, "en")
     record(call)
     call.press("7735550142")
+    call.press("1")  # issue 23: read back, 1 confirms
     call.press("")  # just the pound key (or silence) ...
     assert call.heard() == REAL.text("en", "anumber_again")
     call.press("")  # ... and pound again: skip the A-number
@@ -360,6 +362,7 @@ def finish_call(call: Call, lang: str) -> str:
     assert REAL.text(lang, "number_confirm") in call.heard()
     call.press("1")
     call.press("12345678#")
+    call.press("1")  # issue 23: read back, 1 confirms
     assert REAL.text(lang, "confirmation") in call.heard()
     return call.twiml  # the confirmation
 
@@ -492,3 +495,49 @@ def test_numbers_are_read_in_groups(app, client):
     record(call)
     said = " ".join(el.text for el in call.said())
     assert "cinco, cero, dos. dos, tres, cuatro, cinco. seis, siete, ocho, nueve" in said
+
+
+# Issue 23: a typed number and the A-number are read back, 1 keeps them, 2 asks again ----------
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+def test_typed_number_and_a_number_are_read_back_and_entered_again(app, call, lang):
+    to_recording(call, lang)
+    record(call)
+    call.press("7735550142")
+    heard = call.heard()
+    assert heard.startswith(REAL.text(lang, "number_typed_readback")), heard
+    assert "7735550142" in heard_digits(call, lang).replace(" ", "")
+    assert REAL.text(lang, "readback_confirm") in heard
+    assert REAL.text(lang, "readback_again") in heard
+    call.press("2")  # a wrong key: enter it again
+    assert REAL.text(lang, "number_confirm") in call.heard()  # the caller ID offer, again
+    call.press("7735550199")
+    assert "7735550199" in heard_digits(call, lang).replace(" ", "")
+    call.press("1")
+    assert REAL.text(lang, "anumber_ask") in call.heard()
+    call.press("12345678")
+    heard = call.heard()
+    assert heard.startswith(REAL.text(lang, "anumber_readback")), heard
+    assert heard.count(". ") >= 3  # in groups of three, a pause after each
+    assert "012345678" in heard_digits(call, lang).replace(" ", "")
+    call.press("2")
+    assert REAL.text(lang, "anumber_ask") in call.heard()
+    call.press("987654321")
+    assert "987654321" in heard_digits(call, lang).replace(" ", "")
+    call.press("1")
+    assert REAL.text(lang, "confirmation") in call.heard()
+    row = rows(app)[0]
+    assert (row.callback_number, row.a_number, row.step) == (
+        "+17735550199",
+        "987654321",
+        "complete",
+    )
+
+
+def test_caller_id_kept_with_1_is_not_read_back_again(app, call):
+    to_recording(call, "en")
+    record(call)
+    call.press("1")
+    assert REAL.text("en", "anumber_ask") in call.heard()
+    assert REAL.text("en", "number_typed_readback") not in call.heard()

@@ -288,13 +288,13 @@ def test_the_caller_is_the_relative_not_the_detained_person(call):
     [
         (
             "en",
-            "One option is to appeal to the Board of Immigration Appeals. The appeal must be filed "
-            "within 30 days. The 30 days count from the judge's decision.",
+            "The Board is a higher court that reviews judges' decisions. The Board must receive "
+            "the appeal within 30 days of the judge's decision. Weekends count. Do not wait.",
         ),
         (
             "es",
-            "Para apelar, hay un plazo de solo 30 días. Los 30 días se cuentan desde la decisión "
-            "del juez.",
+            "La Junta tiene que recibir la apelación antes de que pasen 30 días desde la decisión "
+            "del juez. Los fines de semana también cuentan.",
         ),
     ],
 )
@@ -361,6 +361,9 @@ def test_prompts_check_lists_lines_awaiting_approval(run_check, prompts_dir, cal
         for name in (
             "topics/2-bond-hearing",
             "topics/3-appeal",
+            # issue 23 (content): mandatory detention since 2025; who counts for cancellation
+            "topics/1-why-denied",
+            "topics/4-other-options",
             "before_callback",
             "callback_from",
             "confidential",
@@ -377,9 +380,7 @@ def test_prompts_check_lists_lines_awaiting_approval(run_check, prompts_dir, cal
             "reference_new",
         )
     }
-    assert "approve: en/topics/3-appeal.txt: The 30 days count from the judge's decision." in (
-        result.output
-    )
+    assert "approve: en/topics/3-appeal.txt: The Board is a higher court" in (result.output)
     # A new mark is listed with the line below it, and neither is heard as a mark.
     (prompts_dir / "en" / "goodbye.txt").write_text(
         "Thank you for calling.\n# approve: a promise about the firm\nWe answer within a day.\n"
@@ -433,3 +434,72 @@ def test_an_office_zone_without_its_prompt_is_an_error_but_calls_go_on(make_app)
     call = start(app, "en")
     call.press("0")
     assert "from 9 a.m. to 5 p.m., CET." in call.heard()
+
+
+# Issue 23: the four points that would mislead -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lang", "said", "not_said"),
+    [
+        (
+            "en",
+            (
+                "If a judge denied bond in the last 30 days, if there is a court hearing in the "
+                "next 7 days",
+                "If not, please wait.",
+            ),
+            "If there is a court hearing",
+        ),
+        (
+            "es",
+            (
+                "Si un juez negó la fianza en los últimos 30 días, si hay una audiencia",
+                "Si no, espere en la línea.",
+            ),
+            "Si hay una audiencia",
+        ),
+    ],
+)
+def test_the_urgency_question_speaks_of_a_bond_denied_in_the_last_30_days(
+    call, lang, said, not_said
+):
+    from .test_families import to_ending
+
+    to_ending(call, lang)
+    heard = call.heard()
+    for words in said:
+        assert words in heard, heard
+    assert not_said not in heard
+
+
+@pytest.mark.parametrize(
+    ("lang", "topic", "said", "not_said"),
+    [
+        ("en", "1", "These rules changed in 2025 and are being challenged in court.", None),
+        ("es", "1", "Estas reglas cambiaron en 2025 y hay casos en las cortes sobre ellas.", None),
+        (
+            "en",
+            "4",
+            "whose husband or wife, parent, or child is a United States citizen",
+            "family members who are",
+        ),
+        ("es", "4", "cuyo esposo o esposa, padre o madre, o hijo o hija", "tiene familiares que"),
+        (
+            "en",
+            "3",
+            "if the situation changes, the person can ask for a new bond hearing",
+            "new facts",
+        ),
+        ("es", "3", "la persona puede pedir otra audiencia de fianza", "hechos nuevos"),
+    ],
+)
+def test_the_topics_no_longer_mislead(call, lang, topic, said, not_said):
+    call.answer()
+    call.press(KEY[lang])
+    call.press(topic)
+    heard = call.heard()
+    assert said in heard, heard
+    if not_said:
+        assert not_said not in heard
+    assert "approve" not in heard

@@ -26,6 +26,7 @@ def leave_a_message(call: Call, lang: str = "en") -> str:
     call.record(fields)  # the action, then Twilio's recording status callback
     call.press("1")  # keep the number called from
     call.press("12345678#")
+    call.press("1")  # issue 23: the A-number read back, 1 confirms
     return call.heard()
 
 

@@ -178,10 +178,12 @@ def test_an_erased_request_stays_erased_everywhere(make_app, caplog, how):
         call.follow(record_action, Digits="#", **params)
         call.press("2")  # another number
         call.press(TYPED.removeprefix("+1") + "#")
+        call.press("1")  # issue 23: the typed number read back, 1 confirms
         fallback.drainer(app).stop()  # so the kept entry waits in the file (no timing)
         break_table(app, broken=True)
         call.press(A_NUMBER.lstrip("0") + "#")  # kept by the fallback, in the file and the log
         break_table(app, broken=False)
+        call.press("1")  # issue 23: the A-number read back, 1 confirms
         # The ending: a text with the reference, asked for with a key.
         for gather in call.twiml.iter("Gather"):
             if "/text" in (gather.get("action") or ""):

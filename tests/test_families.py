@@ -70,7 +70,8 @@ def to_ending(call: Call, lang: str = "es") -> ET.Element:
     to_recording(call, lang)
     record(call)
     call.press("1")
-    return call.press("12345678#")
+    call.press("12345678#")
+    return call.press("1")  # issue 23: the A-number is read back; 1 confirms it
 
 
 def gathers(call: Call) -> dict[str, ET.Element]:
@@ -111,8 +112,8 @@ def test_text_is_offered_after_the_reference_and_sent_only_after_the_key(sms_app
     )
     assert heard_digits(call, "es").split().count(reference) == 2
     assert [say.text for say in gathers(call)["text"].iter("Say")] == [
-        REAL.text("es", "sms_offer")
-    ]  # only the offer listens for the key
+        REAL.text("es", "reference_repeat") + " " + REAL.text("es", "sms_offer")
+    ]  # only the offer (issue 23: and star to hear the reference again) listens for the key
     assert call.twiml.find("Hangup") is not None
     # Nothing pressed: nothing queued, nothing sent.
     jobs.run_pending(sms_app)
@@ -133,8 +134,8 @@ def test_text_is_offered_after_the_reference_and_sent_only_after_the_key(sms_app
         == REAL.line(
             "es",
             "sms/reference",
-            reference=reference,
-            firm_number="(312) 555-0100",
+            reference=f"{reference[:3]} {reference[3:]}",  # issue 23: grouped as spoken
+            from_number="(312) 555-0100",
             hours="lo antes posible",
         ).text
     )
@@ -155,8 +156,9 @@ def test_text_in_english_names_the_office_hours(make_app):
     jobs.run_pending(app)
     body = form()["Body"]
     reference = the_request(app).reference
-    assert body.startswith(f"Your reference number: {reference}.")
-    assert re.search(r"during office hours, Monday to Friday, 9:00 to 17:00 C[SD]T\.", body)
+    # Issue 23: the firm's name, the reference grouped, a 12-hour clock and the zone in words.
+    assert body.startswith(f"J. Molina: your reference is {reference[:3]} {reference[3:]}.")
+    assert "Monday to Friday, 9 am to 5 pm Central time." in body
     assert "(312) 555-0100" in body and "StatusCallback" not in form()  # no PUBLIC_URL
 
 
@@ -222,7 +224,9 @@ def test_never_offered_or_sent_to_a_withheld_number(sms_app):
     to_recording(call, "en")
     record(call)
     call.press("3125550123#")  # no caller ID: the number is typed
+    call.press("1")  # issue 23: read back, 1 confirms
     call.press("12345678#")
+    call.press("1")
     assert REAL.text("en", "confirmation") in call.heard()
     assert REAL.text("en", "sms_offer") not in call.heard()
     assert "text" not in gathers(call)
@@ -284,10 +288,10 @@ def test_prompts_check_reports_sms_segments(app, runner, prompts_dir):
     result = runner.invoke(prompts_group, ["check"])
     assert result.exit_code == 0, result.output
     assert re.search(r"en/sms/reference.txt: 1 SMS segment \(GSM-7", result.output)
-    # Accents (ú in número) make the Spanish text UCS-2: 70 characters a segment.
-    assert re.search(r"es/sms/reference.txt: 2 SMS segments \(UCS-2", result.output)
+    # Issue 23: the Spanish text is written without letters outside GSM-7 (sms.plain): 1 segment.
+    assert re.search(r"es/sms/reference.txt: 1 SMS segment \(GSM-7", result.output)
     assert "warning:" not in result.output
-    longer = "Su número de referencia es {reference}. " * 3 + "{hours} {firm_number}"
+    longer = "Su número de referencia es {reference}. " * 8 + "{hours} {firm_number}"
     (prompts_dir / "es" / "sms" / "reference.txt").write_text(longer + "\n", encoding="utf-8")
     result = runner.invoke(prompts_group, ["check"])
     assert result.exit_code == 0, result.output
@@ -728,3 +732,79 @@ def test_erasing_a_request_deletes_its_added_messages_too(again_app):
         keys = set(db.session.scalars(sa.select(jobs.Job.key)))
     # Twilio's copy of the added recording is deleted as well.
     assert f"delete-recording:{message.recording_sid}" in keys
+
+
+# Issue 23: the reference, announced, read twice, and a key to hear it again ------------------
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+@pytest.mark.parametrize("from_number", ["+13125550123", "Anonymous"])
+def test_the_reference_is_announced_read_twice_and_star_repeats_it(app, lang, from_number):
+    call = Call(app.test_client(), TOKEN, from_number=from_number)
+    if from_number == "Anonymous":
+        to_recording(call, lang)
+        record(call)
+        call.press("3125550123#")
+        call.press("1")
+        call.press("12345678#")
+        call.press("1")
+    else:
+        to_ending(call, lang)
+    reference = the_request(app).reference
+    heard = call.heard()
+    ready = heard.index(REAL.text(lang, "write_ready"))
+    assert ready < heard.index(REAL.text(lang, "reference_number"))
+    assert REAL.text(lang, "reference_again") in heard
+    assert heard_digits(call, lang).split().count(reference) == 2
+    # The offer to hear it again listens, before goodbye; the call hangs up only after it.
+    [question] = [g for g in call.twiml.iter("Gather") if "/closing/" in g.get("action")][-1:]
+    assert REAL.text(lang, "reference_repeat") in " ".join(s.text for s in question.iter("Say"))
+    call.follow(question.get("action"), Digits="*")
+    heard = call.heard()
+    assert heard_digits(call, lang).split().count(reference) == 2
+    assert REAL.text(lang, "reference_repeat") in heard  # and it can be heard once more
+    assert call.twiml.find("Hangup") is not None
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("lang", "words"),
+    [
+        (
+            "en",
+            (
+                "J. Molina: your reference is",
+                "We will call you from (312) 555-0177,",
+                "Monday to Friday, 9 am to 5 pm Central time.",
+            ),
+        ),
+        (
+            "es",
+            (
+                "J. Molina: su referencia es",
+                "Le llamaremos del (312) 555-0177,",
+                "de lunes a viernes, de 9 a. m. a 5 p. m., hora del centro.",
+            ),
+        ),
+    ],
+)
+def test_the_text_names_the_firm_the_grouped_reference_the_number_and_the_hours(
+    make_app, lang, words
+):
+    from ivr.devtools.promptcheck import segments
+
+    app = make_app(
+        SMS_FROM=HOTLINE, OFFICE_HOURS="mon-fri 09:00-17:00", CALLBACK_FROM_NUMBER="+13125550177"
+    )
+    sent_ok()
+    call = Call(app.test_client(), TOKEN)
+    to_ending(call, lang)
+    press_at(call, "text", "1")
+    jobs.run_pending(app)
+    body = form()["Body"]
+    reference = the_request(app).reference
+    assert f"{reference[:3]} {reference[3:]}." in body
+    for part in words:
+        assert part in body, body
+    count, encoding, _ = segments(body)
+    assert (count, encoding) == (1, "GSM-7"), body

@@ -325,7 +325,12 @@ class Ear:
             for mark in marks:
                 if mark in say:
                     words = re.findall(r"[^\W\d_]+|\d", say.split(mark, 1)[1].lower())
-                    return "".join(self.digits.get(w, "") for w in words)
+                    heard = ""
+                    for word in words:
+                        if word not in self.digits and heard:
+                            break  # the number ends at the first other word ("Again: ...")
+                        heard += self.digits.get(word, "")
+                    return heard
         return ""
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ivr.calls.prompts import LANGUAGES, spoken_text
+from ivr.requests.sms import plain
 from ivr.voice import MENUS, topics
 
 # Prompts filled in by the code, with a sample of each field (the hours come from settings).
@@ -32,15 +33,16 @@ TEMPLATE_FIELDS: dict[str, dict[str, object]] = {
     "words/days_one": {"day": "Monday"},
     **{f"words/time_{part}": {"time": "9"} for part in ("morning", "noon", "afternoon", "evening")},
     "sms/reference": {
-        "reference": "123456",
+        "reference": "123 456",
         "firm_number": "(312) 555-0100",
-        "hours": "de miércoles a sábado, de 10:00 a 18:30 CDT",
+        "from_number": "(312) 555-0177",
+        "hours": "de miercoles a sabado, de 10 a. m. a 6:30 p. m., hora del centro",
     },
     "sms/hours": {
-        "days": "de miércoles a sábado",
-        "opens": "10:00",
-        "closes": "18:30",
-        "zone": "CDT",
+        "days": "de miercoles a sabado",
+        "opens": "10 a. m.",
+        "closes": "6:30 p. m.",
+        "zone": "hora del centro",
     },
 }
 REQUIRED_FIELDS = {
@@ -169,8 +171,8 @@ def segments(text: str) -> tuple[int, str, int]:
 
 def sms_text(root: Path, lang: str) -> str | None:
     """The text of `lang` filled with sample values: a reference, a phone number, and hours
-    made as `sms.hours_text` makes them (Wednesday to Saturday, 10:00 to 18:30 CDT), with that
-    language's own words."""
+    made as `sms.hours_text` makes them (Wednesday to Saturday, 10 am to 6:30 pm, the zone in
+    words), with that language's own words."""
 
     def read(name: str) -> str:
         raw = (root / lang / f"{name}.txt").read_text(encoding="utf-8")
@@ -180,8 +182,20 @@ def sms_text(root: Path, lang: str) -> str | None:
         days = read("words/days_range").format(
             first=read("words/day_wed"), last=read("words/day_sat")
         )
-        hours = read("sms/hours").format(days=days, opens="10:00", closes="18:30", zone="CDT")
-        return read(SMS).format(reference="123456", firm_number="(312) 555-0100", hours=hours)
+        hours = read("sms/hours").format(
+            days=days,
+            opens="10 " + read("sms/am"),
+            closes="6:30 " + read("sms/pm"),
+            zone=read("sms/zone_los_angeles"),  # the longest zone name
+        )
+        return plain(
+            read(SMS).format(
+                reference="123 456",
+                firm_number="(312) 555-0100",
+                from_number="(312) 555-0177",
+                hours=hours,
+            )
+        )
     except (OSError, UnicodeDecodeError, LookupError, ValueError):
         return None  # reported as a problem of the file itself
 

@@ -64,41 +64,78 @@ def enabled() -> bool:
     return bool(config.twilio_account_sid and (config.sms_from or config.sms_messaging_service_sid))
 
 
-def clock(moment: dt.time) -> str:
-    return "24:00" if moment == dt.time.max else f"{moment.hour}:{moment.minute:02d}"
+def clock(lang: str, moment: dt.time) -> str:
+    """A time as U.S. readers write it: 9 am, 5 pm, 12:30 pm ("9 a. m." in Spanish); the
+    am/pm words are prompts (`sms/am`, `sms/pm`)."""
+    if moment == dt.time.max:
+        moment = dt.time(0)
+    hour = moment.hour % 12 or 12
+    minutes = f":{moment.minute:02d}" if moment.minute else ""
+    half = prompts().text(lang, "sms/am" if moment.hour < 12 else "sms/pm")
+    return f"{hour}{minutes} {half}"
+
+
+def zone_text(lang: str) -> str:
+    """The office's zone in words ("Central" / "hora del centro"), short enough for a text
+    (`sms/zone_<city>`); its abbreviation when no prompt names it."""
+    calendar = office()
+    tz = settings().office_timezone
+    name = "sms/zone_" + str(tz.key).rsplit("/", 1)[-1].lower()
+    if name in prompts().names(lang):
+        return prompts().text(lang, name)
+    return calendar.local(now()).strftime("%Z")
 
 
 def hours_text(lang: str) -> str:
     """When to expect a call, from OFFICE_HOURS: the days in the words the call uses
-    (`hours.spoken_days`), the times as a clock shows them and the zone's abbreviation, which
-    keep the text short (a segment is 70 characters once an accent makes it UCS-2)."""
+    (`hours.spoken_days`), the times on a 12-hour clock and the zone in words (issue 23: "17:00"
+    and "CST" meant nothing to the families)."""
     calendar = office()
     hours = calendar.hours
     if hours is None:
         return prompts().text(lang, "sms/always")
-    zone = calendar.local(now()).strftime("%Z")
     return (
         prompts()
         .line(
             lang,
             "sms/hours",
             days=spoken_days(lang, hours.days),
-            opens=clock(hours.opens),
-            closes=clock(hours.closes),
-            zone=zone,
+            opens=clock(lang, hours.opens),
+            closes=clock(lang, hours.closes),
+            zone=zone_text(lang),
         )
         .text
     )
 
 
+def grouped(reference: str) -> str:
+    """The reference in the groups it was spoken in: 959 024."""
+    return " ".join(reference[i : i + 3] for i in range(0, len(reference), 3))
+
+
+# Letters of Spanish outside GSM-7 (é, ñ and ü are in it). One of them makes the whole text UCS-2,
+# 70 characters a segment; written plain, the text is one 160-character segment. A documented
+# choice (issue 23): "miercoles" is read without trouble, a text in three pieces is not.
+PLAIN = str.maketrans("áíóúÁÍÓÚ¿¡", "aiouAIOU  ")
+
+
+def plain(text: str) -> str:
+    return " ".join(text.translate(PLAIN).split())
+
+
 def body(lang: str, reference: str) -> str:
-    return (
+    """The text: the firm's name, the reference grouped, the number the call will come from
+    (CALLBACK_FROM_NUMBER, else the firm's), when. One segment in each language: the Spanish
+    words avoid letters outside GSM-7 (no "número"), so a segment holds 160 characters."""
+    config = settings()
+    return plain(
         prompts()
         .line(
             lang,
             "sms/reference",
-            reference=reference,
-            firm_number=phone(settings().firm_phone_number),
+            reference=grouped(reference),
+            from_number=phone(config.callback_from_number or config.firm_phone_number),
+            firm_number=phone(config.firm_phone_number),
             hours=hours_text(lang),
         )
         .text

@@ -29,8 +29,9 @@ MENUS: tuple[Menu, ...] = (
     topics.HELP,
     connect.OFFER,
     details.NUMBER,
+    details.READBACK,
     closing.URGENCY,
-    closing.TEXT_OFFER,
+    closing.AFTER_REFERENCE,
 )
 
 bp = Blueprint("voice", __name__, url_prefix="/voice")

@@ -1,7 +1,7 @@
-"""The end of a callback request: urgency, the reference twice, the offer of it by text, goodbye.
+"""The end of a callback request: urgency, the reference twice, star to hear it again, the text.
 
 One TwiML document holds the whole ending, so a caller who presses nothing hears it straight
-through without a round trip: "If there is a hearing in the next 7 days ... press 1", the
+through without a round trip: "If a judge denied bond in the last 30 days ... press 1", the
 reference read twice, "to get this reference by text message, press 1", when to expect a call,
 goodbye. Each `<Gather>` posts only when a key is pressed, and its action answers with the rest
 of the ending. The request is found by its reference (carried in the signed URL), so the ending
@@ -31,6 +31,7 @@ bp = Blueprint("closing", __name__, url_prefix="/<any(en, es):lang>/closing")
 
 URGENT = "1"  # "press 1" on the urgency question
 TEXT_ME = "1"  # "press 1" on the text-message offer
+REPEAT = "*"  # "press star" to hear the reference again
 
 
 def carried() -> dict[str, Any]:
@@ -44,6 +45,30 @@ def carried() -> dict[str, Any]:
 def reference_lines(lang: str, ref: str) -> list[Line]:
     p = prompts()
     return [p.line(lang, "reference_number"), *p.digits(lang, ref, (3, 3))]
+
+
+def reference_twice(lang: str, ref: str) -> list[Line]:
+    """The reference in groups, then "Again:" and the groups once more: written down at the
+    first reading, checked at the second."""
+    p = prompts()
+    return [
+        *reference_lines(lang, ref),
+        p.line(lang, "reference_again"),
+        *p.digits(lang, ref, (3, 3)),
+    ]
+
+
+def reference_question(response: VoiceResponse, lang: str) -> None:
+    """After the reference: "to hear it again, press star", and the text offer when it is
+    made. The call goes on to goodbye only after this question has had its wait, so a caller
+    without a caller ID or a text still has the chance to hear the reference again."""
+    texting = offers_text()
+    gather(
+        response,
+        AFTER_REFERENCE.lines(lang, text=texting),
+        "voice.closing.text" if texting else "voice.closing.reference",
+        lang,
+    )
 
 
 def offers_text() -> bool:
@@ -72,11 +97,12 @@ def ending(
     speak(response, opening)
     if ask_urgency:
         gather(response, URGENCY.lines(lang), "voice.closing.urgent", lang)
-    reference = reference_lines(lang, ref) if read_reference and ref else []
-    speak(response, reference)
-    speak(response, reference)
-    if offers_text() and ref:  # only the offer listens: a key pressed before it sends nothing
-        gather(response, TEXT_OFFER.lines(lang), "voice.closing.text", lang)
+    if read_reference and ref:
+        speak(response, [prompts().line(lang, "write_ready"), *reference_twice(lang, ref)])
+        # Only this question listens: a key pressed before it sends nothing.
+        reference_question(response, lang)
+    elif offers_text() and ref:
+        gather(response, AFTER_REFERENCE.lines(lang, text=True), "voice.closing.text", lang)
     goodbye(response, lang)
     return response
 
@@ -129,8 +155,23 @@ def send_text(lang: str, state: State) -> list[Line]:
 URGENCY: Menu[list[Line]] = Menu(
     "urgency", [Option(URGENT, "urgent_ask", mark_urgent, "an urgent case")]
 )
-TEXT_OFFER: Menu[list[Line]] = Menu(
-    "text offer", [Option(TEXT_ME, "sms_offer", send_text, "the reference by text message")]
+
+
+def repeat_reference(lang: str, state: State) -> list[Line]:
+    return reference_twice(lang, request.args.get("ref", ""))
+
+
+def texting(lang: str, state: State) -> bool:
+    return bool(state.get("text"))
+
+
+# After the reference: star hears it again (always), 1 gets it by text (when offered).
+AFTER_REFERENCE: Menu[list[Line]] = Menu(
+    "after the reference",
+    [
+        Option(REPEAT, "reference_repeat", repeat_reference, "hear the reference again"),
+        Option(TEXT_ME, "sms_offer", send_text, "the reference by text message", said=texting),
+    ],
 )
 
 
@@ -142,10 +183,17 @@ def urgent(lang: str):
 
 
 @bp.post("/text")
+@bp.post("/reference", endpoint="reference")
 def text(lang: str):
-    """Pressing 1 queues the reference by SMS; any other key just says goodbye."""
+    """Star reads the reference again and asks once more; 1 (where the text was offered)
+    queues the reference by SMS; any other key just says goodbye."""
+    digits = request.form.get("Digits", "")
+    # 1 is answered only on the text offer's own URL; send_text still refuses a withheld number.
+    chosen = AFTER_REFERENCE.choose(lang, digits, text=request.path.endswith("/text"))
     response = VoiceResponse()
-    speak(response, TEXT_OFFER.choose(lang, request.form.get("Digits", "")) or [])
+    speak(response, chosen or [])
+    if digits == REPEAT:
+        reference_question(response, lang)
     goodbye(response, lang)
     return twiml(response)
 

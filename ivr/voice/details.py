@@ -50,6 +50,26 @@ NUMBER: Menu[str | None] = Menu(
 )
 
 
+def confirmed(lang: str, state: State) -> bool:
+    return True
+
+
+def again(lang: str, state: State) -> bool:
+    return False
+
+
+# A typed number and the A-number are read back digit by digit, in groups, then confirmed (as
+# EOIR's case line does): a wrong key would otherwise mean a family is never called. Silence
+# or another key keeps what was read back; only 2 asks for it again.
+READBACK: Menu[bool] = Menu(
+    "read back",
+    [
+        Option("1", "readback_confirm", confirmed, "keep what was read back"),
+        Option("2", "readback_again", again, "enter it again"),
+    ],
+)
+
+
 def callable_own() -> str | None:
     """The number the call came from, when the hotline may call it back."""
     own = caller_id(request.form.get("From", ""))
@@ -123,8 +143,27 @@ def number_choice(lang: str):
         current_app.logger.info("no valid callback number for call %s", call_sid())
     callers.save_or_keep(call_sid(), callback_number=chosen, step="number")
     events.record("number", lang)
+    if chosen and chosen != own:
+        # Kept already (nothing is lost if the call drops); read back for the caller to check.
+        return ask(
+            [prompts().line(lang, "number_typed_readback"), *spoken_number(lang, chosen)]
+            + READBACK.lines(lang),
+            "voice.details.number_checked",
+            lang=lang,
+            ref=ref,
+            fails=fails(),
+        )
     reachable = {} if chosen or own else {"unreachable": "1"}
     return redirect("voice.details.a_number", lang=lang, ref=ref, **reachable)
+
+
+@bp.post("/number/checked")
+def number_checked(lang: str):
+    """After a typed number was read back: 2 asks for it again, anything else keeps it."""
+    ref = request.args.get("ref", "")
+    if READBACK.choose(lang, request.form.get("Digits", "")) is False:
+        return redirect("voice.details.number", lang=lang, ref=ref, fails=fails())
+    return redirect("voice.details.a_number", lang=lang, ref=ref)
 
 
 def reachable_args() -> dict[str, Any]:
@@ -186,6 +225,28 @@ def a_number_choice(lang: str):
             return a_number_gather(lang, invalid, ref, failed, empties)
     callers.save_or_keep(call_sid(), a_number=a_number, step="complete")
     events.record("complete", lang)
+    if a_number is not None:
+        # Kept at once (a number entered again replaces it), read back in groups of three, as
+        # on ICE's papers, then confirmed.
+        p = prompts()
+        return ask(
+            [p.line(lang, "anumber_readback"), *p.digits(lang, a_number, (3, 3, 3))]
+            + READBACK.lines(lang),
+            "voice.details.a_number_checked",
+            lang=lang,
+            ref=ref,
+            fails=fails(),
+            **reachable_args(),
+        )
+    return redirect("voice.details.confirmation", lang=lang, ref=ref, **reachable_args())
+
+
+@bp.post("/a-number/checked")
+def a_number_checked(lang: str):
+    """After the A-number was read back: 2 asks for it again, anything else keeps it."""
+    ref = request.args.get("ref", "")
+    if READBACK.choose(lang, request.form.get("Digits", "")) is False:
+        return a_number_gather(lang, [], ref, fails(), 0)
     return redirect("voice.details.confirmation", lang=lang, ref=ref, **reachable_args())
 
 

@@ -275,6 +275,7 @@ def test_call_back_end_to_end(loop_server, browser, tmp_path):
     dial = leg.twiml.find("Dial")
     assert dial.get("callerId") == HOTLINE and dial.find("Number").text == "+525512345678"
     leg.follow(dial.get("action"), DialCallStatus="completed", DialCallDuration="125")
+    leg.press("1")  # issue 21: the staff member says they spoke with the family
     leg.post(sent["StatusCallback"], CallStatus="completed")
     page.reload()
     card = page.locator("article[data-reference='995738']")

@@ -392,3 +392,31 @@ def test_a_missed_call_is_reserved_and_asks_too(app, client, ana, luis):
         headers=HX,
     ).get_data(as_text=True)
     assert "Left a voicemail" in answer and not polls(answer)
+
+
+def test_an_ended_session_never_puts_the_login_page_in_a_card(app, client, ana, make_request):
+    request_id = make_request()
+    token = csrf_token(client, "/staff/")
+    StaffAuth(client).logout()
+    poll = client.get(f"/staff/requests/{request_id}/callstate", headers=HX)
+    assert poll.status_code == 286 and poll.get_data() == b""  # htmx stops polling
+    press = client.post(
+        f"/staff/requests/{request_id}/call", data={"csrf_token": token}, headers=HX
+    )
+    assert press.headers["HX-Refresh"] == "true"  # the whole page reloads and says why
+    assert staff_call_jobs(app) == 0
+
+
+def test_a_call_the_worker_never_started_frees_the_family(app, client, ana, luis, make_request):
+    request_id = make_request()
+    press_call_back(client, request_id)
+    with app.app_context():
+        held = db.session.scalar(sa.select(reservations.CallBack))
+        held.started_at = utcnow() - dt.timedelta(minutes=4)  # the worker was down since
+        db.session.commit()
+    html = region(client, request_id)
+    assert "The call was not placed: the hotline&#39;s background worker did not start it" in html
+    assert not polls(html)
+    token = csrf_token(luis, "/staff/")
+    luis.post(f"/staff/requests/{request_id}/call", data={"csrf_token": token})
+    assert staff_call_jobs(app) == 2

@@ -7,7 +7,7 @@ form post (no JavaScript) gets a flash and a redirect instead, as every staff fo
 
 from __future__ import annotations
 
-from flask import render_template, request
+from flask import Response, render_template, request
 from flask_login import current_user
 
 from ivr.requests import listing
@@ -57,3 +57,16 @@ def press_words(press: calling.Press, whom: str = "family") -> tuple[str, str]:
 def for_flash(message: str, why: str | None) -> str:
     """The same words after "Request 123 456: " (a reason stays as it is written)."""
     return why or message[0].lower() + message[1:]
+
+
+def after_htmx(response: Response) -> Response:
+    """The staff blueprint's after_request: an htmx request the staff pages refused (the session
+    ended, so a redirect to the login page or a stale form token) must not put the login page
+    inside a card. A poll stops quietly (286: htmx stops polling; the card stays as it was); a
+    press reloads the whole page, which then says why."""
+    if not wanted() or response.status_code < 300:
+        return response
+    if request.method == "GET":
+        return Response(status=286)
+    response.headers["HX-Refresh"] = "true"
+    return response

@@ -388,6 +388,12 @@ def describe(
         "No news of the last call-back for a while; it no longer holds the family. "
         "Call back again if needed."
     )
+    if row.state == "queued":  # the worker never started it: it will be dropped, not placed
+        state.tone = "error"
+        state.words = (
+            f"The call was not placed: the hotline's background worker did not start it within "
+            f"{START_WITHIN // 60} minutes. Press Call back again; if this stays, tell the admin."
+        )
     if state.asking:
         state.words = "The last call with the family has ended. How did it go?"
     return state

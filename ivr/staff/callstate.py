@@ -28,9 +28,12 @@ def region(
     here: str,
     note: str | None = None,
     tone: str = "info",
+    counts: bool = True,
 ) -> str:
-    """The region alone, with the header's waiting counts out of band (they follow an outcome)."""
+    """The region alone, with the header's waiting counts out of band (they follow an outcome)
+    when the page shows them."""
     state = calling.state_of(request_id, call_id, current_user)
+    extra = {"waiting": listing.waiting_counts()} if counts else {}
     return render_template(
         "staff/_callstate_live.html",
         cb=state,
@@ -39,7 +42,7 @@ def region(
         here=here,
         note=note,
         note_tone=tone,
-        waiting=listing.waiting_counts(),
+        **extra,
     )
 
 

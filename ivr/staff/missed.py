@@ -87,4 +87,5 @@ def region(call_id: int, number: str | None, note: str | None = None, tone: str 
         here=url_for("staff.missed.index"),
         note=note,
         tone=tone,
+        counts=False,  # the missed-calls page shows no waiting counts
     )

@@ -391,7 +391,7 @@ def test_a_missed_call_is_reserved_and_asks_too(app, client, ana, luis):
         data={"csrf_token": token, "attempt": attempt, "choice": "voicemail"},
         headers=HX,
     ).get_data(as_text=True)
-    assert "Left a voicemail" in answer and not polls(answer)
+    assert "Left a voicemail; the caller still waits." in answer and not polls(answer)
 
 
 def test_an_ended_session_never_puts_the_login_page_in_a_card(app, client, ana, make_request):

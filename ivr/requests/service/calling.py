@@ -355,6 +355,18 @@ def describe(
     outcomes: dict[int | None, history.RequestEvent],
     user: StaffUser,
 ) -> CallState:
+    state = _describe(target, row, outcomes, user)
+    if state.kind == "call":  # a missed call: whoever called, not a family that asked
+        state.words = state.words.replace("the family", "the caller")
+    return state
+
+
+def _describe(
+    target: str,
+    row: reservations.CallBack | None,
+    outcomes: dict[int | None, history.RequestEvent],
+    user: StaffUser,
+) -> CallState:
     state = CallState(target)
     if row is None:
         return state

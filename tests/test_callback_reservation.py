@@ -420,3 +420,25 @@ def test_a_call_the_worker_never_started_frees_the_family(app, client, ana, luis
     token = csrf_token(luis, "/staff/")
     luis.post(f"/staff/requests/{request_id}/call", data={"csrf_token": token})
     assert staff_call_jobs(app) == 2
+
+
+@responses.activate
+def test_twilio_down_for_every_try_frees_the_family(app, client, ana, luis, make_request):
+    """Twilio unreachable on each of the job's tries: the last one records it, so the card says
+    so and the reservation does not hold the family for its full time."""
+    request_id = make_request()
+    press_call_back(client, request_id)
+    down = responses.post(CALLS, status=503, json={"code": 20500, "message": "down"})
+    for _ in range(3):
+        with app.app_context():
+            db.session.execute(sa.update(jobs.Job).values(run_at=utcnow()))
+            db.session.commit()
+        jobs.run_pending(app)
+    assert down.call_count == 3
+    assert [k[2] for k in kinds(app, request_id) if k[0] == "outcome"] == ["not-connected"]
+    html = region(client, request_id)
+    assert "Twilio could not be reached" in html and not polls(html)
+    luis.post(
+        f"/staff/requests/{request_id}/call", data={"csrf_token": csrf_token(luis, "/staff/")}
+    )
+    assert staff_call_jobs(app) == 2

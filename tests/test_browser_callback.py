@@ -144,6 +144,9 @@ def test_a_refused_call_shows_on_the_card_without_a_reload(hotline, browser):  #
 
     app, base = hotline
     context, page = log_in_as(browser, base, "alice")
+    errors: list[str] = []
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.reload()  # with the listener on from the start
     not_reloaded(page)
     with responses.RequestsMock() as twilio:
         twilio.post(
@@ -167,4 +170,5 @@ def test_a_refused_call_shows_on_the_card_without_a_reload(hotline, browser):  #
     assert "https://" not in state.inner_text() and "tone-error" in state.get_attribute("class")
     assert page.locator(f"{CARD} button.call").is_enabled()  # free to try again
     assert still_same_page(page)
+    assert errors == []  # htmx runs under the CSP: no inline style or script refused
     context.close()

@@ -31,8 +31,12 @@ REQUIRED = {
     "staff.requests.claim": STAFF,
     "staff.requests.release": STAFF,
     "staff.requests.call": STAFF,
+    "staff.requests.callstate_view": STAFF,  # a card's live call-back state (issue 21)
+    "staff.requests.call_outcome": STAFF,
     "staff.missed.index": STAFF,
     "staff.missed.call": STAFF,
+    "staff.missed.callstate_view": STAFF,
+    "staff.missed.call_outcome": STAFF,
     "staff.profile.show": STAFF,
     "staff.profile.save": STAFF,
     "staff.requests.message_audio": STAFF,  # a message added by calling again (issue 13)

@@ -21,6 +21,7 @@ from ivr.staff import (  # noqa: F401
     auth,
     dashboard,
     display,
+    feedback,
     missed,
     profile,
     reports,
@@ -60,6 +61,12 @@ bp.after_request(admin.audit_views)
 def privacy_helpers() -> dict:
     """For templates: when a request's personal data goes, and whether it is gone."""
     return {"purge_date": retention.purge_date, "is_erased": retention.is_erased}
+
+
+@bp.context_processor
+def feedback_helpers() -> dict:
+    """For base.html and the cards: messages by the request they are about (feedback.py)."""
+    return {"feedback": feedback}
 
 
 @bp.context_processor

@@ -23,7 +23,6 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    flash,
     redirect,
     render_template,
     request,
@@ -41,7 +40,7 @@ from ivr.requests.history import STATUS_LABELS, STATUSES
 from ivr.requests.models import CallbackRequest
 from ivr.requests.service import calling, handling
 from ivr.settings import settings
-from ivr.staff import display
+from ivr.staff import display, feedback
 from ivr.staff.guard import safe_next
 
 bp = Blueprint("requests", __name__)
@@ -67,6 +66,9 @@ class Filters:
     end: dt.date | None = None
     q: str = ""
     mine: bool = False
+    unassigned: bool = False
+    urgent: bool = False
+    overdue: bool = False
 
     @classmethod
     def from_request(cls) -> Filters:
@@ -79,6 +81,9 @@ class Filters:
             end=parse_date(args.get("end")),
             q=request.form.get("q", "").strip()[:40],
             mine=args.get("mine") == "1",
+            unassigned=args.get("unassigned") == "1",
+            urgent=args.get("urgent") == "1",
+            overdue=args.get("overdue") == "1",
         )
 
     def search(self) -> listing.Search:
@@ -89,7 +94,23 @@ class Filters:
             until=display.day_bounds(self.end)[1] if self.end else None,
             q=self.q,
             claimed_by=current_user.username if self.mine else None,
+            unassigned=self.unassigned,
+            urgent=self.urgent,
+            waiting=self.overdue,
         )
+
+    def find(self, limit: int | None = None) -> Sequence[CallbackRequest]:
+        """The requests that match, in the list's order; overdue ones are picked here, by the
+        office calendar (among the waiting only, so the list to walk stays short)."""
+        if not self.overdue:
+            return listing.find(self.search(), limit=limit)
+        now = utcnow()
+        rows = [
+            r
+            for r in listing.find(self.search())
+            if display.overdue(r.created_at, now, urgent=r.urgent)
+        ]
+        return rows[:limit] if limit is not None else rows
 
     def url_args(self) -> dict[str, Any]:
         """The filters that may go in a URL: all but the search words."""
@@ -99,6 +120,9 @@ class Filters:
             "start": self.start.isoformat() if self.start else "",
             "end": self.end.isoformat() if self.end else "",
             "mine": "1" if self.mine else "",
+            "unassigned": "1" if self.unassigned else "",
+            "urgent": "1" if self.urgent else "",
+            "overdue": "1" if self.overdue else "",
         }
         return {k: v for k, v in values.items() if v}
 
@@ -123,6 +147,7 @@ def helpers() -> dict:
 
 def page_context(rows: Sequence[CallbackRequest]) -> dict:
     return {
+        "on_page": {r.id for r in rows},  # their messages show in their cards (feedback.py)
         "summaries": history.summaries([r.id for r in rows]),
         "calling": calling,
         "now": utcnow(),
@@ -141,7 +166,7 @@ def search():
 
 
 def page(filters: Filters) -> str:
-    rows = listing.find(filters.search(), limit=PAGE + 1)
+    rows = filters.find(limit=PAGE + 1)
     days = display.daily_counts()
     # Marking a request handled comes back to the list, filtered as it was (less the search).
     here = url_for("staff.requests.index", **filters.url_args())
@@ -207,16 +232,23 @@ def update(request_id: int):
         changes = "; ".join(
             f"{e.actor or 'the hotline'}: {history.describe(e)}" for e in meanwhile[-5:]
         )
-        flash(f"Request {row.reference} changed while you had it open — {changes}.")
-    if refused:
-        flash(
-            f"Request {row.reference}: your status was not applied, it is now "
-            f"{STATUS_LABELS[row.status]}. Choose again if you still mean it."
+        feedback.say(
+            f"Request {row.reference} changed while you had it open — {changes}.",
+            "warning",
+            row.id,
         )
+    if refused:
+        feedback.say(
+            f"Request {row.reference}: your status was not applied, it is now "
+            f"{STATUS_LABELS[row.status]}. Choose again if you still mean it.",
+            "warning",
+            row.id,
+        )
+    noted = "note added" in said
     if said:
-        flash(f"Request {row.reference}: {', '.join(said)}.")
+        feedback.say(f"Request {row.reference}: {', '.join(said)}.", "success", row.id, noted)
     elif not refused:
-        flash(f"Request {row.reference}: nothing changed.")
+        feedback.say(f"Request {row.reference}: nothing changed.", "info", row.id)
     return back_to(row)
 
 
@@ -224,15 +256,28 @@ def update(request_id: int):
 def claim(request_id: int):
     row = get_or_404(request_id)
     holder = handling.claim(row.id, current_user.username)
-    if holder != current_user.username:
-        flash(f"Request {row.reference} is already taken by {holder}.")
+    if holder == current_user.username:
+        feedback.say(f"Request {row.reference}: it is yours now.", "success", row.id)
+    elif holder is None:
+        feedback.say(
+            f"Request {row.reference} was let go meanwhile: press I'll take it again.",
+            "warning",
+            row.id,
+        )
+    else:
+        feedback.say(
+            f"Request {row.reference} is already taken by {holder}.", "warning", row.id
+        )
     return back_to(row)
 
 
 @bp.post("/requests/<int:request_id>/release")
 def release(request_id: int):
     row = get_or_404(request_id)
-    handling.release(row.id, current_user.username)
+    if handling.release(row.id, current_user.username):
+        feedback.say(f"Request {row.reference}: you let it go.", "success", row.id)
+    else:
+        feedback.say(f"Request {row.reference} was not yours to let go.", "warning", row.id)
     return back_to(row)
 
 
@@ -242,13 +287,30 @@ def call(request_id: int):
     row = get_or_404(request_id)
     why = calling.unavailable(row, current_user)
     if why:
-        flash(f"Request {row.reference}: {why}")
+        feedback.say(f"Request {row.reference}: {why}", "error", row.id)
         return back_to(row)
     calling.start_call(row, current_user)
-    flash(
+    feedback.say(
         f"Request {row.reference}: your phone will ring in a moment. Press 1 to connect to "
-        f"the family."
+        f"the family.",
+        "success",
+        row.id,
     )
+    return back_to(row)
+
+
+@bp.post("/requests/<int:request_id>/copy")
+def retry_copy(request_id: int):
+    """Retry copy: the recording is copied from Twilio again (a copy that failed for good too)."""
+    row = get_or_404(request_id)
+    if handling.retry_copy(row, current_user.username):
+        feedback.say(
+            f"Request {row.reference}: the recording will be copied again in a minute or two.",
+            "success",
+            row.id,
+        )
+    else:
+        feedback.say(f"Request {row.reference}: there is no recording to copy.", "info", row.id)
     return back_to(row)
 
 
@@ -350,7 +412,7 @@ def csv_phone(number: str | None) -> str:
 @bp.route("/requests.csv", methods=["GET", "POST"])
 def export():
     filters = Filters.from_request()
-    rows = listing.find(filters.search())
+    rows = filters.find()
     summaries = history.summaries([r.id for r in rows])
     out = io.StringIO()
     out.write("\ufeff")  # the BOM: Excel then reads UTF-8 (Spanish notes) correctly

@@ -73,10 +73,24 @@ def claim(request_id: int, username: str) -> str | None:
     return holder
 
 
-def release(request_id: int, username: str) -> None:
-    """Let go of a request one holds (never a colleague's). Commits."""
-    history.release(request_id, username)
+def release(request_id: int, username: str) -> bool:
+    """Let go of a request one holds (never a colleague's); False if it was not theirs.
+    Commits."""
+    gone = history.release(request_id, username)
     db.session.commit()
+    return gone
+
+
+def retry_copy(row: CallbackRequest, username: str) -> bool:
+    """Staff's Retry copy: queue the copy of the request's recording from Twilio again, a failed
+    one too (what `ivr callbacks copy-recordings` does for all). False when there is nothing to
+    copy (copied meanwhile, erased). Commits."""
+    if row.audio_type or not row.recording_url:
+        return False
+    recordings.queue_copy(row.id, row.recording_sid, retry_failed=True)
+    history.add(row.id, "copy", username)
+    db.session.commit()
+    return True
 
 
 def note_listen(

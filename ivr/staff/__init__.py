@@ -11,7 +11,7 @@ import logging
 import sqlalchemy as sa
 from flask import Blueprint, Flask, Response, render_template, request
 from flask_login import current_user
-from flask_wtf.csrf import CSRFProtect
+from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import NotFound
 
 from ivr.background import health
@@ -21,6 +21,7 @@ from ivr.staff import (  # noqa: F401
     auth,
     dashboard,
     display,
+    expired,
     feedback,
     missed,
     profile,
@@ -101,6 +102,13 @@ def not_found(error: NotFound):
     return Response(render_template("staff/404.html"), status=404, mimetype="text/html")
 
 
+def csrf_failed(error: CSRFError):
+    """A stale or missing CSRF token on a staff form: a page that gives the typed note back."""
+    if not request.path.startswith(PREFIX + "/"):
+        return error
+    return expired.csrf_failed(error)
+
+
 def init_app(app: Flask) -> None:
     """Add login, CSRF protection, the /staff pages and alerts to `app`."""
     # A form left open all day must still post: bind CSRF tokens to the session, not to an hour.
@@ -112,5 +120,6 @@ def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     app.register_blueprint(bp)
     app.register_error_handler(NotFound, not_found)
+    app.register_error_handler(CSRFError, csrf_failed)
     alerts.init_app(app)
     admin.init_app(app)

@@ -409,6 +409,13 @@ def csv_phone(number: str | None) -> str:
     return "00" + text[1:] if text.startswith("+") else text
 
 
+def csv_text(value: str) -> str:
+    """A cell a spreadsheet must keep as text: a number written as bare digits (one that would
+    not parse, "0050212345678"; an A-number) would lose its leading zeros, so it is written as
+    Excel's text formula ="…" (digits only inside, so nothing else can run)."""
+    return f'="{value}"' if re.fullmatch(r"[0-9]+", value) else csv_cell(value)
+
+
 @bp.route("/requests.csv", methods=["GET", "POST"])
 def export():
     filters = Filters.from_request()
@@ -424,22 +431,21 @@ def export():
             f"{display.local_time(e.created_at)} {e.actor}: {e.text}" for e in summary.notes
         )
         writer.writerow(
-            csv_cell(v)
-            for v in (
-                row.reference,
-                display.local_title(row.created_at),
-                display.LANGUAGES.get(row.language, row.language),
-                STATUS_LABELS.get(row.status),
-                csv_phone(row.caller_number),
-                csv_phone(row.callback_number),
-                display.a_number(row.a_number),
-                row.recording_duration or "",
-                summary.claimed_by,
-                summary.attempts,
-                notes,
-                "yes" if row.urgent else "",
-                row.sms_status or "",
-            )
+            [
+                csv_cell(row.reference),
+                csv_cell(display.local_title(row.created_at)),
+                csv_cell(display.LANGUAGES.get(row.language, row.language)),
+                csv_cell(STATUS_LABELS.get(row.status)),
+                csv_text(csv_phone(row.caller_number)),
+                csv_text(csv_phone(row.callback_number)),
+                csv_text(display.a_number(row.a_number)),
+                csv_cell(row.recording_duration or ""),
+                csv_cell(summary.claimed_by),
+                csv_cell(summary.attempts),
+                csv_cell(notes),
+                csv_cell("yes" if row.urgent else ""),
+                csv_cell(row.sms_status or ""),
+            ]
         )
     handling.note_export([row.id for row in rows], current_user.username)
     name = f"callback-requests-{utcnow():%Y%m%d-%H%M}.csv"

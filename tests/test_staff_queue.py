@@ -106,7 +106,7 @@ def test_buttons_names_contain_their_visible_text(client, auth, make_request):
     auth.login()
     page = client.get("/staff/").get_data(as_text=True)
     assert not re.findall(r"<button[^>]*aria-label", page)
-    assert "I'll take it<span class=\"visually-hidden\"> (#100001)</span>" in page
+    assert 'I\'ll take it<span class="visually-hidden"> (#100001)</span>' in page
 
 
 def test_messages_show_in_the_card_acted_on_by_kind(app, make_request):

@@ -53,9 +53,7 @@ class Search:
                 RequestClaim.username == self.claimed_by
             )
         if self.unassigned:
-            query = query.where(
-                ~sa.exists().where(RequestClaim.request_id == CallbackRequest.id)
-            )
+            query = query.where(~sa.exists().where(RequestClaim.request_id == CallbackRequest.id))
         if self.urgent:
             query = query.where(CallbackRequest.urgent.is_(True))
         if self.waiting:

@@ -265,9 +265,7 @@ def claim(request_id: int):
             row.id,
         )
     else:
-        feedback.say(
-            f"Request {row.reference} is already taken by {holder}.", "warning", row.id
-        )
+        feedback.say(f"Request {row.reference} is already taken by {holder}.", "warning", row.id)
     return back_to(row)
 
 

@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from ivr import phones
+from ivr.background import jobs
 from ivr.calls import calendar
 from ivr.db import as_utc, db, utcnow
-from ivr.background import jobs
 from ivr.requests import lookup, recordings
 from ivr.requests.models import LANGUAGE_NAMES, Call, CallbackRequest
 from ivr.settings import settings
@@ -74,7 +74,7 @@ class Due:
 
     @property
     def text(self) -> str:
-        """"due in 3 h", "due in 40 min", "overdue by 2 h" (office hours, rounded down)."""
+        """ "due in 3 h", "due in 40 min", "overdue by 2 h" (office hours, rounded down)."""
         left = abs(self.hours_left)
         amount = f"{int(left)} h" if left >= 1 else f"{int(left * 60)} min"
         return f"overdue by {amount}" if self.late else f"due in {amount}"

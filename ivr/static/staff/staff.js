@@ -8,8 +8,8 @@
    - Leaving the page with a typed, unsaved note asks first (beforeunload); pressing a button of
      the page does not (the draft is kept).
    - The "not saved" page keeps the note it gives back as the request's draft too.
-   - After an action the page comes back at the card: focus goes to its message, so a screen
-     reader reads it. */
+   - After an action the page comes back at the card (#r12): it is unfolded, also on a reload,
+     and focus goes to its message, so a screen reader reads it. */
 (function () {
   "use strict";
   var PREFIX = "ivr-staff-draft:";
@@ -70,6 +70,8 @@
 
   var hash = window.location.hash;
   if (/^#r\d+$/.test(hash)) {
+    var target = document.querySelector(hash + " details.more");
+    if (target) { target.open = true; }  // the card the page came back to stays unfolded
     var message = document.querySelector(hash + " .flash");
     if (message) {
       message.setAttribute("tabindex", "-1");

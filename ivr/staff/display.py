@@ -102,7 +102,7 @@ def missing_recording(row: CallbackRequest) -> Missing | None:
     job = lookup.copy_job(recordings.COPY_RECORDING, row.recording_sid)
     error = job.last_error if job is not None else None
     if job is None or job.status is not jobs.JobStatus.failed:
-        if not error:
+        if job is None or not error:
             return Missing(
                 "The recording is not copied from Twilio yet: the hotline copies it within a "
                 "minute or two."

@@ -48,7 +48,8 @@ def parse(category: str, text: str) -> Message:
 
 def messages() -> list[Message]:
     """This request's messages (Flask keeps them for the whole request once read)."""
-    return [parse(category, text) for category, text in get_flashed_messages(with_categories=True)]
+    flashed: list[tuple[str, str]] = get_flashed_messages(with_categories=True)  # type: ignore[assignment]
+    return [parse(category, text) for category, text in flashed]
 
 
 def for_card(request_id: int) -> list[Message]:

@@ -205,6 +205,13 @@ def test_a_note_survives_an_ended_session_and_another_button(
     assert card.locator("textarea[name=note]").input_value() == ""  # the draft is gone
     page.reload()
     assert page.locator(f"article[data-reference='{reference}'] textarea").input_value() == ""
+    # A new draft is in this browser until Log out, which drops every draft (a shared computer).
+    page.locator(f"article[data-reference='{reference}'] textarea").fill("Tía en Broadview")
+    drafts = "Object.keys(localStorage).filter(k => k.startsWith('ivr-staff-draft:')).length"
+    assert page.evaluate(drafts) == 1
+    page.click("button:has-text('Log out')")
+    page.wait_for_url("**/staff/login")
+    assert page.evaluate(drafts) == 0
     context.close()
 
 

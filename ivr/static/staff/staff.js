@@ -1,8 +1,8 @@
 /* Staff pages: a typed note is never lost (issue 21). A static file: the CSP allows scripts from
    'self' only, never inline. Everything here is an extra; the pages work without it.
 
-   - Each card's note is kept as a draft in this browser (localStorage, by request id) as it is
-     typed, put back when the page loads again (after pressing another button on the card, a
+   - Each card's note is kept as a draft in this browser (localStorage, by request id, for 12
+     hours at most; Log out drops them all) as it is typed, put back when the page loads again (after pressing another button on the card, a
      reload, or logging in again after the session ended), and dropped once a save of it worked
      (the card's message carries data-saved).
    - Leaving the page with a typed, unsaved note asks first (beforeunload); pressing a button of
@@ -16,13 +16,27 @@
   var store = null;
   try { store = window.localStorage; } catch (e) { store = null; }
 
+  // A draft is kept for one login's length at most, and Log out on this browser drops them all:
+  // a note may name a family's relative, and a shared computer should not keep it.
+  var MAX_AGE = 12 * 3600 * 1000;
+
   function get(id) {
-    try { return (store && store.getItem(PREFIX + id)) || ""; } catch (e) { return ""; }
+    try {
+      var kept = JSON.parse((store && store.getItem(PREFIX + id)) || "null");
+      if (kept && typeof kept.text === "string" && Date.now() - kept.at < MAX_AGE) {
+        return kept.text;
+      }
+    } catch (e) { /* not ours, or unreadable: no draft */ }
+    return "";
   }
   function put(id, text) {
     if (!store) { return; }
     try {
-      if (text.trim()) { store.setItem(PREFIX + id, text); } else { store.removeItem(PREFIX + id); }
+      if (text.trim()) {
+        store.setItem(PREFIX + id, JSON.stringify({ text: text, at: Date.now() }));
+      } else {
+        store.removeItem(PREFIX + id);
+      }
     } catch (e) { /* full or refused: the page still works */ }
   }
   function drop(id) {
@@ -56,8 +70,20 @@
     box.addEventListener("input", function () { put(id, box.value); });
   });
 
+  function dropAll() {
+    if (!store) { return; }
+    try {
+      Object.keys(store).forEach(function (name) {
+        if (name.indexOf(PREFIX) === 0) { store.removeItem(name); }
+      });
+    } catch (e) { /* ignore */ }
+  }
+
   var submitting = false;
-  document.addEventListener("submit", function () { submitting = true; }, true);
+  document.addEventListener("submit", function (event) {
+    submitting = true;
+    if (event.target.matches && event.target.matches("form[data-logout]")) { dropAll(); }
+  }, true);
   window.addEventListener("pageshow", function () { submitting = false; });
   window.addEventListener("beforeunload", function (event) {
     if (submitting) { return; }

@@ -276,3 +276,11 @@ def test_listing_search_fields(app, make_request):
         found = listing.find(listing.Search(unassigned=True, urgent=False))
         assert [r.reference for r in found] == ["100002"]
         assert [r.reference for r in listing.find(listing.Search(urgent=True))] == ["100001"]
+
+
+def test_a_stale_login_page_says_try_again(client, staff_user):
+    client.get("/staff/login")
+    response = client.post("/staff/login", data={"username": "ana", "password": "x"})
+    assert response.status_code == 400
+    text = response.get_data(as_text=True)
+    assert "open too long" in text and "Log in again" in text and "Bad Request" not in text

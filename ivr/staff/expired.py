@@ -55,8 +55,13 @@ def not_saved(reason: str, status: int):
     ), status
 
 
+OLD_PAGE = "the page had been open too long (its session had ended). Try again."
+
+
 def csrf_failed(error: CSRFError):
     """Flask-WTF's CSRFError on a staff form (a webhook never raises it: not checked there)."""
+    if request.endpoint and request.endpoint.startswith(("staff.auth.", "staff.twofactor.")):
+        return not_saved(OLD_PAGE, 400)  # the login or code page itself: nothing to give back
     return not_saved(STALE if current_user.is_authenticated else ENDED, 400)
 
 

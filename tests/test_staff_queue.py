@@ -284,3 +284,14 @@ def test_a_stale_login_page_says_try_again(client, staff_user):
     assert response.status_code == 400
     text = response.get_data(as_text=True)
     assert "open too long" in text and "Log in again" in text and "Bad Request" not in text
+
+
+def test_an_exports_audit_names_the_new_filters(app, client, auth, make_request):
+    from ivr.accounts.audit import AuditEntry
+
+    make_request(urgent=True)
+    auth.login()
+    client.get("/staff/requests.csv?urgent=1&unassigned=1")
+    with app.app_context():
+        entry = db.session.scalars(sa.select(AuditEntry).filter_by(action="export")).one()
+    assert "filters: unassigned=1, urgent=1;" in entry.detail

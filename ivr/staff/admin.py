@@ -40,7 +40,8 @@ from ivr.staff import dashboard, display, feedback, twofactor
 bp = Blueprint("admin", __name__)
 LISTENS = ("staff.requests.audio", "staff.requests.message_audio")
 AUDIT_PAGE = 500
-EXPORT_FILTERS = ("status", "language", "start", "end")  # `q` may be a phone number: not kept
+# The filters an export's audit entry names; `q` may be a phone number: only "(a search)".
+EXPORT_FILTERS = ("status", "language", "start", "end", "mine", "unassigned", "urgent", "overdue")
 
 
 @bp.get("/audit", endpoint="audit")

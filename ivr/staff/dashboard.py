@@ -5,8 +5,12 @@ The worker makes the copy (queued when the recording arrived); until then the au
 404 with what happened, and writes nothing.
 
 A search is posted, never put in the URL: what staff search for is phone numbers and A-numbers,
-and URLs end up in access logs, the router's logs and browser history. Status, language and
-dates, which identify nobody, stay in the URL so a filtered list can be linked to.
+and URLs end up in access logs, the router's logs and browser history. The filters (status,
+language, dates, mine, unassigned, urgent, overdue), which identify nobody, are a GET form and
+stay in the URL so a filtered list can be linked to; the search form carries them along.
+
+What each action did is said inside the card it was done to (`feedback.py`), by kind: a conflict
+is a warning, not a success.
 """
 
 from __future__ import annotations

@@ -507,6 +507,11 @@ class Settings(ServerSettings):
         "8",
         "Office hours a request may wait for a first call-back before it is flagged overdue.",
     )
+    urgent_target_hours: Annotated[int, parsed(_positive_int)] = setting(
+        "2",
+        "Office hours an urgent request (a hearing within 7 days, a transfer soon) may wait for a "
+        "first call-back before it is flagged overdue.",
+    )
     alert_grace_seconds: Annotated[int, parsed(_non_negative_int)] = setting(
         "180", "Seconds an alert waits for the caller to finish (callback number, A-number)."
     )

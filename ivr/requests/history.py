@@ -63,7 +63,7 @@ class RequestEvent(Model):
     # No foreign key to `calls`: that table is on every caller's path and stays free of
     # dependants (a test drops it to play a failing database; nothing ever deletes a call).
     call_id: Mapped[int | None] = mapped_column(index=True)
-    # note | status | claim | release | call | outcome | listen | export
+    # note | status | claim | release | call | outcome | listen | export | copy | erase
     kind: Mapped[str] = mapped_column(String(16))
     actor: Mapped[str | None] = mapped_column(String(80))  # None: the hotline itself
     text: Mapped[str] = mapped_column(Text, default="")
@@ -216,6 +216,10 @@ def describe(event: RequestEvent) -> str:
         return "listened to the message"
     if event.kind == "export":
         return "exported it to CSV"
+    if event.kind == "copy":
+        return "asked to copy the recording from Twilio again"
+    if event.kind == "erase":
+        return f"deleted the personal data and recording{f' ({event.text})' if event.text else ''}"
     return event.kind
 
 

@@ -283,6 +283,7 @@ def test_call_back_end_to_end(loop_server, browser, tmp_path):
     leg.post(sent["StatusCallback"], CallStatus="completed")
     page.reload()
     card = page.locator("article[data-reference='995738']")
+    card.locator("summary").click()  # the list folds each request's details (issue 21)
     assert "Reached" in card.locator(".badge").inner_text()
     assert "call-back: reached, 2:05" in card.locator(".history").inner_text()
     assert "alice" in card.locator(".owner").inner_text()  # calling took it

@@ -105,7 +105,7 @@ def test_a_second_press_is_told_who_is_calling_and_queues_nothing(
 ):
     request_id = make_request(callback_number=FAMILY)
     stale = luis.get("/staff/").get_data(as_text=True)  # luis's page, loaded before ana pressed
-    assert "Call back<span class=\"visually-hidden\"> #100001 through the hotline" in stale
+    assert 'Call back<span class="visually-hidden"> #100001 through the hotline' in stale
     press_call_back(client, request_id)
     # luis presses on his stale page: with JavaScript (htmx) and without.
     token = csrf_token(luis, "/staff/")

@@ -164,17 +164,30 @@ class Call:
 
     # What the caller does with the current TwiML --------------------------------------------
     def gather(self) -> ET.Element:
-        return self.verb("Gather")
+        """The Gather a caller who listens to everything presses at: the last of the document.
+
+        A document may hold a short Gather before another (`common.ask`'s `offer`: "press 0"
+        before the disclaimer); with no key there, Twilio goes on to the next verbs, so a key
+        pressed for the menu reaches the last one. `press_early` presses at the first."""
+        found = self.document().findall("Gather")
+        if not found:
+            raise EmulatorError(f"no <Gather> in {_shown(self.document())}")
+        return found[-1]
 
     def action(self, verb: ET.Element) -> str:
         """Where a Gather, Record or Dial posts (Twilio's default: the document's own URL)."""
         return verb.get("action") or self.url
 
-    def press(self, keys: str) -> ET.Element:
+    def press_early(self, keys: str) -> ET.Element:
+        """Press `keys` during the document's first Gather, before the ones after it are said."""
+        return self.press(keys, self.verb("Gather"))
+
+    def press(self, keys: str, gather: ET.Element | None = None) -> ET.Element:
         """Press `keys` as Twilio's <Gather> hears them: up to numDigits, or up to finishOnKey
         (default #), which is not sent. With nothing collected, Twilio posts to the action only
-        when actionOnEmptyResult is true; otherwise it moves on to the next verb."""
-        gather = self.gather()
+        when actionOnEmptyResult is true; otherwise it moves on to the next verb. `gather`: the
+        Gather pressed at (default: the last, `gather`)."""
+        gather = self.gather() if gather is None else gather
         digits = collect(keys, int(gather.get("numDigits") or 0), gather.get("finishOnKey", "#"))
         if not digits and gather.get("actionOnEmptyResult") != "true":
             return self.silence()

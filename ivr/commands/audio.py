@@ -145,11 +145,12 @@ def check_command() -> None:
     if not any(p.error for p in problems):
         for lang in LANGUAGES:
             try:
-                figures[lang] = timings(lang)
+                found = timings(lang)
             except (PromptError, LookupError) as exc:
                 figures[lang] = f"no timings ({exc})"
                 continue
-            problems += late_person(lang, figures[lang])
+            figures[lang] = found
+            problems += late_person(lang, found)
     for problem in problems:
         click.echo(str(problem))
     errors = sum(1 for p in problems if p.error)
@@ -160,12 +161,12 @@ def check_command() -> None:
         f"{errors} error(s), {len(problems) - errors} warning(s), "
         f"{len(marked)} line(s) awaiting the firm's approval"
     )
-    for lang, found in figures.items():
-        if isinstance(found, str):
-            click.echo(f"{lang}: {found}")
+    for lang, measured in figures.items():
+        if isinstance(measured, str):
+            click.echo(f"{lang}: {measured}")
         else:
             click.echo(
-                f"{lang}: " + ", ".join(f"{name} {value:.1f} s" for name, value in found.items())
+                f"{lang}: " + ", ".join(f"{name} {value:.1f} s" for name, value in measured.items())
             )
     if errors:
         sys.exit(1)

@@ -77,6 +77,12 @@ def said_reason() -> str | None:
     return reason if reason in REASONS else None
 
 
+def reason_args() -> dict[str, Any]:
+    """The reason to carry on to the next round of this menu, so * can say it again."""
+    reason = said_reason()
+    return {"reason": reason} if reason else {}
+
+
 def leave_message(lang: str, state: State) -> Response:
     return redirect("voice.callback.start", lang=lang, **final_args())
 
@@ -93,7 +99,7 @@ def offer_again(lang: str, state: State) -> Response:
         "voice.connect.offer_choice",
         lang=lang,
         fails=fails(),
-        **({"reason": reason} if reason else {}),
+        **reason_args(),
         **final_args(),
     )
 
@@ -139,13 +145,12 @@ def offer_choice(lang: str):
     failed = fails() + 1
     if digits and failed < settings().max_failures:
         lines = [prompts().line(lang, "invalid"), *offer_lines(lang)]
-        reason = said_reason()
         return ask(
             lines,
             "voice.connect.offer_choice",
             lang=lang,
             fails=failed,
-            **({"reason": reason} if reason else {}),
+            **reason_args(),
             **final_args(),
         )
     return leave_message(lang, {})  # silence, or too many wrong keys: the message

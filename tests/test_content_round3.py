@@ -307,3 +307,14 @@ def test_cost_and_not_a_client_await_the_firms_approval(run_check, call):
     call.press("1")
     assert "does not make you a client" in call.heard()
     assert "approve" not in call.heard()
+
+
+def test_ivr_call_waits_at_press_0_then_at_the_menu(app):
+    """`ivr call`: nothing typed at the early offer goes on to the disclaimer and the menu,
+    where the next keys are pressed (as Twilio would), not to "we did not hear a choice"."""
+    from .test_simulator import call as simulate
+
+    output = simulate(app, keys=["2", "", "1"])
+    assert output.index(text("es", "firm_first")) < output.index(text("es", "disclaimer"))
+    assert f"says (es-US): {REAL.topic('es', 1).body}" in output
+    assert text("es", "no_input") not in output

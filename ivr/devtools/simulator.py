@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import click
 from flask import Flask
 
-from ivr.devtools.emulator import Call, WebhookFailed, collect
+from ivr.devtools.emulator import Call, WebhookFailed, collect, early_offer
 from ivr.settings import settings
 
 BASE = "http://localhost:5000"
@@ -131,9 +131,9 @@ class Simulator:
         verbs = list(document)
         for i, verb in enumerate(verbs):
             if verb.tag == "Gather":
-                later = any(v.tag == "Gather" for v in verbs[i + 1 :])
+                later = early_offer(verb) and any(v.tag == "Gather" for v in verbs[i + 1 :])
                 if later and self.gather(verb, passable=True):
-                    # No key at a short Gather ("press 0" before the disclaimer): Twilio goes on
+                    # No key at the early offer ("press 0" before the disclaimer): Twilio goes on
                     # to the next verbs, up to and into the next Gather.
                     for following in verbs[i + 1 :]:
                         for spoken in following.iter():

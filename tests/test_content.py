@@ -425,9 +425,7 @@ def test_prompts_check_lists_lines_awaiting_approval(run_check, prompts_dir, cal
             "number_refused_far",
             "sms_already_sent",
             "reference_new",
-            # issue 23, round three: cost and "not a client"; the recording asks when bond was
-            # denied and by whom
-            "disclaimer",
+            # issue 23, round three: the recording asks when bond was denied and by whom
             "record_intro",
         )
     }

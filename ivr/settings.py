@@ -507,6 +507,11 @@ class Settings(ServerSettings):
         "8",
         "Office hours a request may wait for a first call-back before it is flagged overdue.",
     )
+    urgent_target_hours: Annotated[int, parsed(_positive_int)] = setting(
+        "2",
+        "Office hours an urgent request (a hearing within 7 days, a transfer soon) may wait for a "
+        "first call-back before it is flagged overdue.",
+    )
     alert_grace_seconds: Annotated[int, parsed(_non_negative_int)] = setting(
         "180", "Seconds an alert waits for the caller to finish (callback number, A-number)."
     )
@@ -516,6 +521,11 @@ class Settings(ServerSettings):
         "and the countries most families are from. Premium-rate, satellite and other special "
         "numbers are never called, whatever the country. Add `PR` for Puerto Rico, `CA` for "
         "Canada.",
+    )
+    callback_reservation_minutes: Annotated[int, parsed(_positive_int)] = setting(
+        "15",
+        "Minutes a press of Call back keeps the request (or missed call) for that person when no "
+        "outcome comes: colleagues are told who is calling and cannot ring the family meanwhile.",
     )
     text_countries: Annotated[frozenset[str], parsed(_countries)] = setting(
         "US",

@@ -111,6 +111,7 @@ def test_log_in_play_and_mark_handled(server, browser, tmp_path):
     assert references(page) == ["700002", "700001"]  # waiting: the oldest first
 
     card = page.locator("article[data-reference='700001']")
+    card.locator("summary").click()  # the list folds each request's details (issue 21)
     card.locator("audio").evaluate("(audio) => audio.play()")
     # Playing means the clock moves: wait for that (up to 10 s), not a fixed time.
     page.wait_for_function(
@@ -209,6 +210,7 @@ def test_two_staff_saving_the_same_request_keep_both(loop_server, browser):
     assert bob.evaluate("document.documentElement.scrollWidth") <= 390
     assert alice.title().startswith("(1) ") and "1 waiting" in alice.inner_text(".top")
     bob_card = bob.locator("article[data-reference='995738']")
+    bob_card.locator("summary").click()  # the list folds each request's details (issue 21)
     bob_card.locator("textarea[name=note]").fill("Reached Sra. López; hearing Fri 9am")
     bob_card.locator("select[name=status]").select_option("handled")
     bob_card.locator("button:has-text('Save')").click()
@@ -217,6 +219,7 @@ def test_two_staff_saving_the_same_request_keep_both(loop_server, browser):
     # alice's page is stale: it still shows New; she writes her note and saves.
     card = alice.locator("article[data-reference='995738']")
     assert "New" in card.locator(".badge").inner_text()
+    card.locator("summary").click()
     card.locator("textarea[name=note]").fill("Called, no answer.")
     card.locator("button:has-text('Save')").click()
     alice.wait_for_load_state()
@@ -261,7 +264,8 @@ def test_call_back_end_to_end(loop_server, browser, tmp_path):
         )
         card.locator("button:has-text('Call back')").click()
         page.wait_for_load_state()
-        assert "your phone will ring" in page.locator(".flash").inner_text()
+        # Issue 21: the answer shows in the card's call-back region (htmx), not at the page top.
+        assert "your phone will ring" in card.locator(".callnote").inner_text().lower()
         assert create.call_count == 0  # queued, not placed by the page
         assert page.locator("article[data-reference='995738'] button.call").is_disabled()
         jobs.run_pending(app)
@@ -275,6 +279,7 @@ def test_call_back_end_to_end(loop_server, browser, tmp_path):
     dial = leg.twiml.find("Dial")
     assert dial.get("callerId") == HOTLINE and dial.find("Number").text == "+525512345678"
     leg.follow(dial.get("action"), DialCallStatus="completed", DialCallDuration="125")
+    leg.press("1")  # issue 21: the staff member says they spoke with the family
     leg.post(sent["StatusCallback"], CallStatus="completed")
     page.reload()
     card = page.locator("article[data-reference='995738']")

@@ -38,8 +38,14 @@ OUTCOMES = {
     "not-connected": "not connected",
     "refused": "Twilio refused the call",
     "not-placed": "not placed: the hotline could not start the call in time",
+    # Chosen by the staff member at the end of the call (on the phone or on the card): Twilio
+    # reports a voicemail pickup as "completed" just like a family who answered.
+    "voicemail": "left a voicemail",
+    "wrong-number": "wrong number",
+    "try-later": "try again later",
 }
-DIALLED = ("reached", "no-answer", "busy", "failed")  # the family's phone was called
+# The family's phone was called (an attempt on the card's count).
+DIALLED = ("reached", "no-answer", "busy", "failed", "voicemail", "wrong-number", "try-later")
 CALLING_FOR = dt.timedelta(minutes=10)
 
 
@@ -57,7 +63,7 @@ class RequestEvent(Model):
     # No foreign key to `calls`: that table is on every caller's path and stays free of
     # dependants (a test drops it to play a failing database; nothing ever deletes a call).
     call_id: Mapped[int | None] = mapped_column(index=True)
-    # note | status | claim | release | call | outcome | listen | export
+    # note | status | claim | release | call | outcome | listen | export | copy | erase
     kind: Mapped[str] = mapped_column(String(16))
     actor: Mapped[str | None] = mapped_column(String(80))  # None: the hotline itself
     text: Mapped[str] = mapped_column(Text, default="")
@@ -210,6 +216,10 @@ def describe(event: RequestEvent) -> str:
         return "listened to the message"
     if event.kind == "export":
         return "exported it to CSV"
+    if event.kind == "copy":
+        return "asked to copy the recording from Twilio again"
+    if event.kind == "erase":
+        return f"deleted the personal data and recording{f' ({event.text})' if event.text else ''}"
     return event.kind
 
 

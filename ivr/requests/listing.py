@@ -24,7 +24,9 @@ from ivr.requests.models import CallbackRequest
 @dataclass
 class Search:
     """What staff filter and search by. Days are given as instants (the office's calendar says
-    where a day starts); `claimed_by`, a person's own list."""
+    where a day starts); `claimed_by`, a person's own list. Overdue is not here: it is counted
+    in office hours (the office calendar), which SQL cannot do portably; the dashboard filters the
+    waiting ones."""
 
     status: str = ""
     language: str = ""
@@ -32,6 +34,9 @@ class Search:
     until: dt.datetime | None = None
     q: str = ""
     claimed_by: str | None = None
+    unassigned: bool = False  # nobody has said "I'll take it"
+    urgent: bool = False
+    waiting: bool = False  # only those whose family still waits (new, trying)
 
     def query(self) -> sa.Select:
         query = sa.select(CallbackRequest)
@@ -47,6 +52,12 @@ class Search:
             query = query.join(RequestClaim, RequestClaim.request_id == CallbackRequest.id).where(
                 RequestClaim.username == self.claimed_by
             )
+        if self.unassigned:
+            query = query.where(~sa.exists().where(RequestClaim.request_id == CallbackRequest.id))
+        if self.urgent:
+            query = query.where(CallbackRequest.urgent.is_(True))
+        if self.waiting:
+            query = query.where(CallbackRequest.status.in_(OPEN))
         if self.q:
             digits = re.sub(r"\D", "", self.q)
             found = [CallbackRequest.reference == self.q.lstrip("#")]

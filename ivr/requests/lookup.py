@@ -159,6 +159,15 @@ def copy_failure(kind: jobs.JobKind, recording_sid: str | None) -> str | None:
     return db.session.scalar(sa.select(jobs.Job.last_error).where(jobs.Job.key == key))
 
 
+def copy_job(kind: jobs.JobKind, recording_sid: str | None) -> jobs.Job | None:
+    """The job copying a recording from Twilio (its status, attempts, last error); None while
+    none was queued."""
+    if not recording_sid:
+        return None
+    key = kind.job_key(recording_sid=recording_sid)
+    return db.session.scalar(sa.select(jobs.Job).where(jobs.Job.key == key))
+
+
 def request(request_id: int, *, with_audio: bool = False) -> CallbackRequest | None:
     """One request by id, for a staff page; its audio (deferred) only when it is to be played."""
     options = [undefer(CallbackRequest.audio)] if with_audio else []

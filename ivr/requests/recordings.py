@@ -100,15 +100,22 @@ def queue_missing(*, retry_failed: bool = False) -> int:
         )
     ).all()
     for request_id, sid in rows:
-        if retry_failed:
-            failed = db.session.scalar(
-                sa.select(jobs.Job.id).where(
-                    jobs.Job.key == COPY_RECORDING.job_key(recording_sid=sid),
-                    jobs.Job.status == jobs.JobStatus.failed,
-                )
-            )
-            if failed is not None:
-                jobs.move(failed, jobs.JobStatus.failed, jobs.JobStatus.pending)
-        COPY_RECORDING.enqueue(request_id=request_id, recording_sid=sid)
+        queue_copy(request_id, sid, retry_failed=retry_failed)
     db.session.commit()
     return len(rows)
+
+
+def queue_copy(request_id: int, recording_sid: str | None, *, retry_failed: bool = False) -> None:
+    """Queue the copy of one request's recording (in the current transaction); with
+    `retry_failed`, a copy that failed for good is queued again, its attempts from zero (by hand
+    only: `ivr callbacks copy-recordings`, or staff's Retry copy)."""
+    if retry_failed:
+        failed = db.session.scalar(
+            sa.select(jobs.Job.id).where(
+                jobs.Job.key == COPY_RECORDING.job_key(recording_sid=recording_sid),
+                jobs.Job.status == jobs.JobStatus.failed,
+            )
+        )
+        if failed is not None:
+            jobs.move(failed, jobs.JobStatus.failed, jobs.JobStatus.pending)
+    COPY_RECORDING.enqueue(request_id=request_id, recording_sid=recording_sid)

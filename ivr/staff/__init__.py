@@ -11,7 +11,7 @@ import logging
 import sqlalchemy as sa
 from flask import Blueprint, Flask, Response, render_template, request
 from flask_login import current_user
-from flask_wtf.csrf import CSRFProtect
+from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import NotFound
 
 from ivr.background import health
@@ -19,8 +19,11 @@ from ivr.requests import alerts, retention
 from ivr.staff import (  # noqa: F401
     admin,
     auth,
+    callstate,
     dashboard,
     display,
+    expired,
+    feedback,
     missed,
     profile,
     reports,
@@ -54,12 +57,19 @@ def require_login() -> Response | None:
 bp.before_request(roles.check)  # after require_login: the right account for this page
 bp.before_request(twofactor.enforce)
 bp.after_request(admin.audit_views)
+bp.after_request(callstate.after_htmx)  # a card's htmx request never swaps in the login page
 
 
 @bp.context_processor
 def privacy_helpers() -> dict:
     """For templates: when a request's personal data goes, and whether it is gone."""
     return {"purge_date": retention.purge_date, "is_erased": retention.is_erased}
+
+
+@bp.context_processor
+def feedback_helpers() -> dict:
+    """For base.html and the cards: messages by the request they are about (feedback.py)."""
+    return {"feedback": feedback}
 
 
 @bp.context_processor
@@ -94,6 +104,13 @@ def not_found(error: NotFound):
     return Response(render_template("staff/404.html"), status=404, mimetype="text/html")
 
 
+def csrf_failed(error: CSRFError):
+    """A stale or missing CSRF token on a staff form: a page that gives the typed note back."""
+    if not request.path.startswith(PREFIX + "/"):
+        return error
+    return expired.csrf_failed(error)
+
+
 def init_app(app: Flask) -> None:
     """Add login, CSRF protection, the /staff pages and alerts to `app`."""
     # A form left open all day must still post: bind CSRF tokens to the session, not to an hour.
@@ -105,5 +122,6 @@ def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     app.register_blueprint(bp)
     app.register_error_handler(NotFound, not_found)
+    app.register_error_handler(CSRFError, csrf_failed)
     alerts.init_app(app)
     admin.init_app(app)

@@ -3,8 +3,9 @@
 - `/staff/audit`: the audit log (admins only, see roles.py).
 - `/staff/accounts`: staff accounts; reset an account's two factors (a new one-time enrolment
   code, shown once) or unlock one locked after too many wrong passwords or codes.
-- `POST /staff/requests/<id>/delete`: erase a request's personal data and recording now (and at
+- `/staff/requests/<id>/delete`: erase a request's personal data and recording now (and at
   Twilio), e.g. when a family asks; the anonymous row stays for the counts (see retention.py).
+  The request's page links to it (GET, a confirmation); only its POST deletes.
 - Listening and exporting are audited here, after the dashboard's own views answered, so the
   dashboard needs no audit code and an entry is written only for a recording or a file that was
   really sent. Logins are audited from Flask-Login's `user_logged_in` signal.
@@ -34,12 +35,13 @@ from ivr.accounts.models import StaffUser
 from ivr.db import db, utcnow
 from ivr.requests import lookup
 from ivr.requests.service import handling
-from ivr.staff import dashboard, display, twofactor
+from ivr.staff import dashboard, display, feedback, twofactor
 
 bp = Blueprint("admin", __name__)
 LISTENS = ("staff.requests.audio", "staff.requests.message_audio")
 AUDIT_PAGE = 500
-EXPORT_FILTERS = ("status", "language", "start", "end")  # `q` may be a phone number: not kept
+# The filters an export's audit entry names; `q` may be a phone number: only "(a search)".
+EXPORT_FILTERS = ("status", "language", "start", "end", "mine", "unassigned", "urgent", "overdue")
 
 
 @bp.get("/audit", endpoint="audit")
@@ -89,13 +91,28 @@ def unlock(user_id: int):
     return redirect(url_for("staff.admin.accounts"))
 
 
+@bp.get("/requests/<int:request_id>/delete")
+def confirm_delete(request_id: int):
+    """The second step: deleting cannot be undone, so one click on the request's page only
+    asks (a page of its own, so it works without JavaScript)."""
+    row = lookup.request(request_id)
+    if row is None:
+        abort(404)
+    return render_template("staff/confirm_delete.html", row=row)
+
+
 @bp.post("/requests/<int:request_id>/delete")
 def delete(request_id: int):
+    """Erase now; the request service closes the request and says so in its history."""
     reference = lookup.reference_of(request_id)
     if reference is None:
         abort(404)
     handling.erase([request_id], current_user.username, "delete")
-    flash(f"Request {reference}: personal data and recording deleted.")
+    feedback.say(
+        f"Request {reference}: personal data and recording deleted; the request is closed.",
+        "success",
+        request_id,
+    )
     return redirect(url_for("staff.requests.detail", request_id=request_id))
 
 

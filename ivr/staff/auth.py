@@ -33,7 +33,7 @@ from wtforms.validators import DataRequired, Length
 
 from ivr.accounts.models import LoginAttempt, StaffUser, new_session_token
 from ivr.db import db
-from ivr.staff import twofactor
+from ivr.staff import expired, twofactor
 from ivr.staff.guard import (
     LOCKED,
     address,
@@ -83,6 +83,11 @@ def unauthorized():
     # Media and downloads answer 401: a redirect would hand an <audio> element an HTML page.
     if request.endpoint in ("staff.requests.audio", "staff.requests.export"):
         return "Log in to the staff pages first.", 401
+    if request.method == "POST" and request.endpoint != "staff.auth.logout":
+        # A form from before the session ended: give its note back.
+        return expired.not_saved(expired.ENDED, 401)
+    if expired.session_ended():
+        expired.say_session_ended()
     return redirect(url_for("staff.auth.login", next=request.full_path.rstrip("?")))
 
 

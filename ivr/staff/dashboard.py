@@ -5,8 +5,12 @@ The worker makes the copy (queued when the recording arrived); until then the au
 404 with what happened, and writes nothing.
 
 A search is posted, never put in the URL: what staff search for is phone numbers and A-numbers,
-and URLs end up in access logs, the router's logs and browser history. Status, language and
-dates, which identify nobody, stay in the URL so a filtered list can be linked to.
+and URLs end up in access logs, the router's logs and browser history. The filters (status,
+language, dates, mine, unassigned, urgent, overdue), which identify nobody, are a GET form and
+stay in the URL so a filtered list can be linked to; the search form carries them along.
+
+What each action did is said inside the card it was done to (`feedback.py`), by kind: a conflict
+is a warning, not a success.
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    flash,
     redirect,
     render_template,
     request,
@@ -41,10 +44,12 @@ from ivr.requests.history import STATUS_LABELS, STATUSES
 from ivr.requests.models import CallbackRequest
 from ivr.requests.service import calling, handling
 from ivr.settings import settings
-from ivr.staff import display
+from ivr.staff import callstate, display, feedback
 from ivr.staff.guard import safe_next
 
 bp = Blueprint("requests", __name__)
+# A call-back region's tone (staff/_callstate.html) as the kind of message beside the card.
+TONE_KINDS = {"ok": "success", "info": "info", "warn": "warning", "error": "error"}
 PAGE = 200
 
 
@@ -67,6 +72,9 @@ class Filters:
     end: dt.date | None = None
     q: str = ""
     mine: bool = False
+    unassigned: bool = False
+    urgent: bool = False
+    overdue: bool = False
 
     @classmethod
     def from_request(cls) -> Filters:
@@ -79,6 +87,9 @@ class Filters:
             end=parse_date(args.get("end")),
             q=request.form.get("q", "").strip()[:40],
             mine=args.get("mine") == "1",
+            unassigned=args.get("unassigned") == "1",
+            urgent=args.get("urgent") == "1",
+            overdue=args.get("overdue") == "1",
         )
 
     def search(self) -> listing.Search:
@@ -89,7 +100,23 @@ class Filters:
             until=display.day_bounds(self.end)[1] if self.end else None,
             q=self.q,
             claimed_by=current_user.username if self.mine else None,
+            unassigned=self.unassigned,
+            urgent=self.urgent,
+            waiting=self.overdue,
         )
+
+    def find(self, limit: int | None = None) -> Sequence[CallbackRequest]:
+        """The requests that match, in the list's order; overdue ones are picked here, by the
+        office calendar (among the waiting only, so the list to walk stays short)."""
+        if not self.overdue:
+            return listing.find(self.search(), limit=limit)
+        now = utcnow()
+        rows = [
+            r
+            for r in listing.find(self.search())
+            if display.overdue(r.created_at, now, urgent=r.urgent)
+        ]
+        return rows[:limit] if limit is not None else rows
 
     def url_args(self) -> dict[str, Any]:
         """The filters that may go in a URL: all but the search words."""
@@ -99,6 +126,9 @@ class Filters:
             "start": self.start.isoformat() if self.start else "",
             "end": self.end.isoformat() if self.end else "",
             "mine": "1" if self.mine else "",
+            "unassigned": "1" if self.unassigned else "",
+            "urgent": "1" if self.urgent else "",
+            "overdue": "1" if self.overdue else "",
         }
         return {k: v for k, v in values.items() if v}
 
@@ -123,7 +153,9 @@ def helpers() -> dict:
 
 def page_context(rows: Sequence[CallbackRequest]) -> dict:
     return {
+        "on_page": {r.id for r in rows},  # their messages show in their cards (feedback.py)
         "summaries": history.summaries([r.id for r in rows]),
+        "callstates": calling.states([f"request:{r.id}" for r in rows], current_user),
         "calling": calling,
         "now": utcnow(),
         "waiting": listing.waiting_counts(),
@@ -141,7 +173,7 @@ def search():
 
 
 def page(filters: Filters) -> str:
-    rows = listing.find(filters.search(), limit=PAGE + 1)
+    rows = filters.find(limit=PAGE + 1)
     days = display.daily_counts()
     # Marking a request handled comes back to the list, filtered as it was (less the search).
     here = url_for("staff.requests.index", **filters.url_args())
@@ -207,16 +239,23 @@ def update(request_id: int):
         changes = "; ".join(
             f"{e.actor or 'the hotline'}: {history.describe(e)}" for e in meanwhile[-5:]
         )
-        flash(f"Request {row.reference} changed while you had it open — {changes}.")
-    if refused:
-        flash(
-            f"Request {row.reference}: your status was not applied, it is now "
-            f"{STATUS_LABELS[row.status]}. Choose again if you still mean it."
+        feedback.say(
+            f"Request {row.reference} changed while you had it open — {changes}.",
+            "warning",
+            row.id,
         )
+    if refused:
+        feedback.say(
+            f"Request {row.reference}: your status was not applied, it is now "
+            f"{STATUS_LABELS[row.status]}. Choose again if you still mean it.",
+            "warning",
+            row.id,
+        )
+    noted = "note added" in said
     if said:
-        flash(f"Request {row.reference}: {', '.join(said)}.")
+        feedback.say(f"Request {row.reference}: {', '.join(said)}.", "success", row.id, noted)
     elif not refused:
-        flash(f"Request {row.reference}: nothing changed.")
+        feedback.say(f"Request {row.reference}: nothing changed.", "info", row.id)
     return back_to(row)
 
 
@@ -224,31 +263,94 @@ def update(request_id: int):
 def claim(request_id: int):
     row = get_or_404(request_id)
     holder = handling.claim(row.id, current_user.username)
-    if holder != current_user.username:
-        flash(f"Request {row.reference} is already taken by {holder}.")
+    if holder == current_user.username:
+        feedback.say(f"Request {row.reference}: it is yours now.", "success", row.id)
+    elif holder is None:
+        feedback.say(
+            f"Request {row.reference} was let go meanwhile: press I'll take it again.",
+            "warning",
+            row.id,
+        )
+    else:
+        feedback.say(f"Request {row.reference} is already taken by {holder}.", "warning", row.id)
     return back_to(row)
 
 
 @bp.post("/requests/<int:request_id>/release")
 def release(request_id: int):
     row = get_or_404(request_id)
-    handling.release(row.id, current_user.username)
+    if handling.release(row.id, current_user.username):
+        feedback.say(f"Request {row.reference}: you let it go.", "success", row.id)
+    else:
+        feedback.say(f"Request {row.reference} was not yours to let go.", "warning", row.id)
     return back_to(row)
 
 
 @bp.post("/requests/<int:request_id>/call")
 def call(request_id: int):
-    """Queue a call-back through the hotline; the worker places it, never this page."""
+    """Reserve the request and queue a call-back through the hotline (the worker places it,
+    never this page); a colleague's call-back under way is named instead."""
     row = get_or_404(request_id)
     why = calling.unavailable(row, current_user)
     if why:
-        flash(f"Request {row.reference}: {why}")
-        return back_to(row)
-    calling.start_call(row, current_user)
-    flash(
-        f"Request {row.reference}: your phone will ring in a moment. Press 1 to connect to "
-        f"the family."
+        message, tone = why, "error"
+    else:
+        message, tone = callstate.press_words(calling.start_call(row, current_user))
+    if callstate.wanted():
+        return callstate_region(row, note=message, tone=tone)
+    text = f"Request {row.reference}: {callstate.for_flash(message, why)}"
+    feedback.say(text, TONE_KINDS[tone], row.id)
+    return back_to(row)
+
+
+@bp.get("/requests/<int:request_id>/callstate")
+def callstate_view(request_id: int):
+    """The card's call-back region alone: polled while a call-back is under way."""
+    return callstate_region(get_or_404(request_id))
+
+
+@bp.post("/requests/<int:request_id>/callstate")
+def call_outcome(request_id: int):
+    """How the call went, chosen on the card (the same four answers as on the phone)."""
+    row = get_or_404(request_id)
+    refused = calling.choose(
+        request.form.get("attempt", 0, type=int), request.form.get("choice", ""), current_user
     )
+    message = refused or "Noted. Thank you."
+    if callstate.wanted():
+        return callstate_region(row, note=message, tone="warn" if refused else "ok")
+    feedback.say(
+        f"Request {row.reference}: {callstate.for_flash(message, None)}",
+        "warning" if refused else "success",
+        row.id,
+    )
+    return back_to(row)
+
+
+def callstate_region(row: CallbackRequest, note: str | None = None, tone: str = "info") -> str:
+    return callstate.region(
+        row.id,
+        None,
+        why=calling.unavailable(row, current_user),
+        label=f"#{row.reference}",
+        here=safe_next(request.args.get("next")),
+        note=note,
+        tone=tone,
+    )
+
+
+@bp.post("/requests/<int:request_id>/copy")
+def retry_copy(request_id: int):
+    """Retry copy: the recording is copied from Twilio again (a copy that failed for good too)."""
+    row = get_or_404(request_id)
+    if handling.retry_copy(row, current_user.username):
+        feedback.say(
+            f"Request {row.reference}: the recording will be copied again in a minute or two.",
+            "success",
+            row.id,
+        )
+    else:
+        feedback.say(f"Request {row.reference}: there is no recording to copy.", "info", row.id)
     return back_to(row)
 
 
@@ -347,10 +449,17 @@ def csv_phone(number: str | None) -> str:
     return "00" + text[1:] if text.startswith("+") else text
 
 
+def csv_text(value: str) -> str:
+    """A cell a spreadsheet must keep as text: a number written as bare digits (one that would
+    not parse, "0050212345678"; an A-number) would lose its leading zeros, so it is written as
+    Excel's text formula ="…" (digits only inside, so nothing else can run)."""
+    return f'="{value}"' if re.fullmatch(r"[0-9]+", value) else csv_cell(value)
+
+
 @bp.route("/requests.csv", methods=["GET", "POST"])
 def export():
     filters = Filters.from_request()
-    rows = listing.find(filters.search())
+    rows = filters.find()
     summaries = history.summaries([r.id for r in rows])
     out = io.StringIO()
     out.write("\ufeff")  # the BOM: Excel then reads UTF-8 (Spanish notes) correctly
@@ -362,22 +471,21 @@ def export():
             f"{display.local_time(e.created_at)} {e.actor}: {e.text}" for e in summary.notes
         )
         writer.writerow(
-            csv_cell(v)
-            for v in (
-                row.reference,
-                display.local_title(row.created_at),
-                display.LANGUAGES.get(row.language, row.language),
-                STATUS_LABELS.get(row.status),
-                csv_phone(row.caller_number),
-                csv_phone(row.callback_number),
-                display.a_number(row.a_number),
-                row.recording_duration or "",
-                summary.claimed_by,
-                summary.attempts,
-                notes,
-                "yes" if row.urgent else "",
-                row.sms_status or "",
-            )
+            [
+                csv_cell(row.reference),
+                csv_cell(display.local_title(row.created_at)),
+                csv_cell(display.LANGUAGES.get(row.language, row.language)),
+                csv_cell(STATUS_LABELS.get(row.status)),
+                csv_text(csv_phone(row.caller_number)),
+                csv_text(csv_phone(row.callback_number)),
+                csv_text(display.a_number(row.a_number)),
+                csv_cell(row.recording_duration or ""),
+                csv_cell(summary.claimed_by),
+                csv_cell(summary.attempts),
+                csv_cell(notes),
+                csv_cell("yes" if row.urgent else ""),
+                csv_cell(row.sms_status or ""),
+            ]
         )
     handling.note_export([row.id for row in rows], current_user.username)
     name = f"callback-requests-{utcnow():%Y%m%d-%H%M}.csv"

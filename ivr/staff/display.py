@@ -10,8 +10,10 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from ivr import phones
+from ivr.background import jobs
 from ivr.calls import calendar
 from ivr.db import as_utc, db, utcnow
+from ivr.requests import lookup, recordings
 from ivr.requests.models import LANGUAGE_NAMES, Call, CallbackRequest
 from ivr.settings import settings
 
@@ -46,11 +48,81 @@ def age(moment: dt.datetime, now: dt.datetime | None = None) -> str:
     return f"{int(seconds // 86400)} days ago"
 
 
-def overdue(created_at: dt.datetime, now: dt.datetime | None = None) -> bool:
-    """Waiting longer than CALLBACK_TARGET_HOURS office hours (the office calendar's: closed
-    days do not count)."""
-    target = settings().callback_target_hours
-    return calendar.office().hours_between(created_at, now or utcnow()) > target
+def target_hours(urgent: bool = False) -> int:
+    """Office hours a request may wait for a first call-back: URGENT_TARGET_HOURS for an urgent
+    one (a hearing within 7 days, a transfer soon), CALLBACK_TARGET_HOURS for the rest."""
+    config = settings()
+    return config.urgent_target_hours if urgent else config.callback_target_hours
+
+
+def overdue(created_at: dt.datetime, now: dt.datetime | None = None, urgent: bool = False) -> bool:
+    """Waiting longer than its target in office hours (the office calendar's: closed days do
+    not count)."""
+    return calendar.office().hours_between(created_at, now or utcnow()) > target_hours(urgent)
+
+
+@dataclass(frozen=True)
+class Due:
+    """How long until a waiting request is overdue (negative: how long it has been), in office
+    hours: what a card says beside its age."""
+
+    hours_left: float
+
+    @property
+    def late(self) -> bool:
+        return self.hours_left < 0
+
+    @property
+    def text(self) -> str:
+        """ "due in 3 h", "due in 40 min", "overdue by 2 h" (office hours, rounded down)."""
+        left = abs(self.hours_left)
+        amount = f"{int(left)} h" if left >= 1 else f"{int(left * 60)} min"
+        return f"overdue by {amount}" if self.late else f"due in {amount}"
+
+
+def due(created_at: dt.datetime, now: dt.datetime | None = None, urgent: bool = False) -> Due:
+    waited = calendar.office().hours_between(created_at, now or utcnow())
+    return Due(target_hours(urgent) - waited)
+
+
+@dataclass(frozen=True)
+class Missing:
+    """Why a request's recording cannot be played, in staff's words, and whether Retry copy is
+    offered (the worker's log, which staff cannot read, is no answer)."""
+
+    text: str
+    lost: bool = False  # Twilio no longer has it: only the family can say it again
+    retry: bool = False
+
+
+def missing_recording(row: CallbackRequest) -> Missing | None:
+    """None when there is a copy to play, or no recording at all."""
+    if row.audio_type or not row.recording_url:
+        return None
+    job = lookup.copy_job(recordings.COPY_RECORDING, row.recording_sid)
+    error = job.last_error if job is not None else None
+    if job is None or job.status is not jobs.JobStatus.failed:
+        if job is None or not error:
+            return Missing(
+                "The recording is not copied from Twilio yet: the hotline copies it within a "
+                "minute or two."
+            )
+        return Missing(
+            f"The recording is not copied from Twilio yet: the last try failed ({error}). The "
+            f"hotline tries again by itself (try {job.attempts} of {job.max_attempts})."
+        )
+    if "404" in (error or ""):
+        return Missing(
+            "Recording lost – Twilio no longer has it. Ask the family to call again (or ask "
+            "them on the call-back what they said).",
+            lost=True,
+            retry=True,
+        )
+    return Missing(
+        f"The recording could not be copied from Twilio ({error}) and the hotline has stopped "
+        "trying. Press Retry copy; if it fails again, tell the admin.",
+        retry=True,
+    )
 
 
 def clock_time(moment: dt.datetime) -> str:

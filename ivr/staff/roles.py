@@ -31,13 +31,19 @@ REQUIRED = {
     "staff.requests.claim": STAFF,
     "staff.requests.release": STAFF,
     "staff.requests.call": STAFF,
+    "staff.requests.callstate_view": STAFF,  # a card's live call-back state (issue 21)
+    "staff.requests.call_outcome": STAFF,
+    "staff.requests.retry_copy": STAFF,  # a recording's copy from Twilio, again (issue 21)
     "staff.missed.index": STAFF,
     "staff.missed.call": STAFF,
+    "staff.missed.callstate_view": STAFF,
+    "staff.missed.call_outcome": STAFF,
     "staff.profile.show": STAFF,
     "staff.profile.save": STAFF,
     "staff.requests.message_audio": STAFF,  # a message added by calling again (issue 13)
     "staff.requests.export": ADMIN,
     "staff.admin.audit": ADMIN,
+    "staff.admin.confirm_delete": ADMIN,  # the question; only its POST deletes (issue 21)
     "staff.admin.delete": ADMIN,
     "staff.admin.accounts": ADMIN,
     "staff.admin.reset_two_factors": ADMIN,

@@ -30,6 +30,8 @@ ERASED = dict(
     sms_error=None,  # Twilio's words on a text that failed may repeat the number
 )
 
+ERASE_REASONS = {"delete": "", "purge": "its retention period was over"}
+
 
 @dataclass
 class Saved:
@@ -73,10 +75,24 @@ def claim(request_id: int, username: str) -> str | None:
     return holder
 
 
-def release(request_id: int, username: str) -> None:
-    """Let go of a request one holds (never a colleague's). Commits."""
-    history.release(request_id, username)
+def release(request_id: int, username: str) -> bool:
+    """Let go of a request one holds (never a colleague's); False if it was not theirs.
+    Commits."""
+    gone = history.release(request_id, username)
     db.session.commit()
+    return gone
+
+
+def retry_copy(row: CallbackRequest, username: str) -> bool:
+    """Staff's Retry copy: queue the copy of the request's recording from Twilio again, a failed
+    one too (what `ivr callbacks copy-recordings` does for all). False when there is nothing to
+    copy (copied meanwhile, erased). Commits."""
+    if row.audio_type or not row.recording_url:
+        return False
+    recordings.queue_copy(row.id, row.recording_sid, retry_failed=True)
+    history.add(row.id, "copy", username)
+    db.session.commit()
+    return True
 
 
 def note_listen(
@@ -115,7 +131,10 @@ def erase(request_ids: list[int], actor: str, action: str = "delete") -> int:
         return 0
     rows = db.session.execute(
         sa.select(
-            CallbackRequest.id, CallbackRequest.reference, CallbackRequest.recording_sid
+            CallbackRequest.id,
+            CallbackRequest.reference,
+            CallbackRequest.recording_sid,
+            CallbackRequest.status,
         ).where(CallbackRequest.id.in_(request_ids))
     ).all()
     db.session.execute(
@@ -154,6 +173,12 @@ def erase(request_ids: list[int], actor: str, action: str = "delete") -> int:
             # A no-op if Twilio's copy was deleted after ours was made (the same job key).
             recordings.DELETE_RECORDING.enqueue(recording_sid=row.recording_sid)
         audit.record(action, actor, request_id=row.id, reference=row.reference)
+        # The request's own history says so too, and a family nobody can call back any more
+        # (no number left) no longer counts as waiting: the request is closed.
+        by = None if actor == audit.SYSTEM else actor
+        history.add(row.id, "erase", by, text=ERASE_REASONS.get(action, ""))
+        if row.status in history.OPEN:
+            history.move_status(row.id, row.status, "handled", by, text="personal data deleted")
     db.session.commit()
     db.session.expire_all()
     erasure.after_commit(call_sids)  # this machine's fallback file, SQLite's WAL

@@ -61,16 +61,29 @@ def leave_message(call: Call, lang: str) -> None:
 # The disclaimer ---------------------------------------------------------------------------------
 
 
+def outside_gathers(twiml: ET.Element) -> list[ET.Element]:
+    """The answer's verbs up to the menu's Gather (the last), with what each says."""
+    verbs = list(twiml)
+    last = max(i for i, verb in enumerate(verbs) if verb.tag == "Gather")
+    return verbs[:last]
+
+
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_disclaimer_is_heard_once_in_full_before_the_menu_and_outside_any_gather(call, lang):
     call.answer()
     twiml = call.press(KEY[lang])
     disclaimer = text(lang, "disclaimer")
     assert ("Every case is different." if lang == "en" else "Cada caso es diferente.") in disclaimer
-    first = list(twiml)[0]
-    assert first.tag == "Say" and first.text == disclaimer  # before the Gather: no key cuts it
+    # Issue 23: while the office is open, only "press 0" comes before it, in a Gather of its own
+    # (0 rings the firm, 8 leaves a message; any other key hears the disclaimer first).
+    early, first = outside_gathers(twiml)
+    assert early.tag == "Gather" and [s.text for s in early.iter("Say")] == [
+        text(lang, "firm_first")
+    ]
+    assert first.tag == "Say" and first.text == disclaimer  # outside a Gather: no key cuts it
     assert all(disclaimer not in (say.text or "") for say in twiml.iter("Say") if say is not first)
-    assert disclaimer not in ET.tostring(twiml.find("Gather"), encoding="unicode")
+    for gather in twiml.iter("Gather"):
+        assert disclaimer not in ET.tostring(gather, encoding="unicode")
     heard = [call.heard()]
     for keys in ("*", "1", "#", "9", "7", "5", "*", "9"):  # repeat, topics, menu, a wrong key
         call.press(keys)
@@ -82,7 +95,37 @@ def test_disclaimer_also_comes_first_after_silence_at_the_greeting(call):
     call.answer()
     for _ in range(3):
         call.silence()  # the default language (es in tests)
-    assert list(call.twiml)[0].text == text("es", "disclaimer")
+    early, first = outside_gathers(call.twiml)
+    assert early.tag == "Gather" and first.text == text("es", "disclaimer")
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("key", ["1", "5", "9", "*", "6"])
+def test_a_key_pressed_before_the_disclaimer_hears_it_first(call, lang, key):
+    """A topic key (or any but 0 and 8) pressed while only "press 0" was said: the disclaimer
+    comes first, then the topic or the menu; never legal content without it."""
+    call.answer()
+    call.press(KEY[lang])
+    twiml = call.press_early(key)
+    first = list(twiml)[0]
+    assert first.tag == "Say" and first.text == text(lang, "disclaimer")
+    if key in ("1", "5"):
+        assert REAL.topic(lang, int(key)).body[:60] in call.heard()
+    else:
+        assert REAL.topics(lang)[0].label in call.heard()  # the menu, 0 said again
+        assert text(lang, "option_firm") in call.heard()
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_zero_and_eight_before_the_disclaimer_ring_the_firm_or_take_a_message(call, lang):
+    call.answer()
+    call.press(KEY[lang])
+    assert call.press_early("0").find("Dial/Number").text is not None
+    call.answer()
+    call.press(KEY[lang])
+    call.press_early("8")
+    assert text(lang, "record_intro") in call.heard()
+    assert text(lang, "disclaimer") not in call.heard()
 
 
 # The office: hours, holidays, and what topic 5 and the menus offer ------------------------------
@@ -206,9 +249,12 @@ def test_a_closure_date_changes_the_closed_message_and_the_callback_promise(
 def test_menus_offer_a_person_first_and_only_while_the_office_is_open(make_app, lang):
     app = make_app(OFFICE_HOURS=HOURS, CLOCK=at(2026, 11, 30, 10, 0))  # Monday, open
     call = start(app, lang)
-    menu = call.gather().find("Say").text
-    assert menu.startswith(text(lang, "option_firm"))
-    assert menu.index(text(lang, "option_firm")) < menu.index(REAL.topics(lang)[0].label)
+    # Issue 23: "press 0" first of all, in a Gather of its own before the disclaimer; the menu
+    # after it does not say it again.
+    assert call.twiml.find("Gather").find("Say").text == text(lang, "firm_first")
+    heard = call.heard()
+    assert heard.index(text(lang, "firm_first")) < heard.index(REAL.topics(lang)[0].label)
+    assert text(lang, "option_firm") not in call.gather().find("Say").text
     call.press("5")
     after = call.gather().find("Say").text
     assert after.endswith(text(lang, "option_menu"))
@@ -319,7 +365,8 @@ def test_no_spanish_prompt_says_tecla_de_numero(call):
     call.answer()
     call.press("2")
     call.press("1")
-    assert "oprima la tecla de gato, o numeral" in call.heard()
+    # Issue 23: `#` is named one way everywhere, as the other prompts name it.
+    assert "oprima la tecla de numeral, la del signo de gato" in call.heard()
 
 
 @pytest.mark.parametrize(
@@ -378,6 +425,8 @@ def test_prompts_check_lists_lines_awaiting_approval(run_check, prompts_dir, cal
             "number_refused_far",
             "sms_already_sent",
             "reference_new",
+            # issue 23, round three: the recording asks when bond was denied and by whom
+            "record_intro",
         )
     }
     assert "approve: en/topics/3-appeal.txt: The Board is a higher court" in (result.output)

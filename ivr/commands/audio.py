@@ -123,7 +123,7 @@ def prompts_group() -> None:
 def check_command() -> None:
     """Check every prompt in both languages; exit 1 on errors (warnings are only printed)."""
     from ivr.calls.hours import zone_prompt
-    from ivr.devtools.promptcheck import Problem, approvals, check, sms_segments
+    from ivr.devtools.promptcheck import Problem, approvals, check, late_person, sms_segments
     from ivr.devtools.timing import timings
 
     root = Path(settings().prompts_dir)
@@ -140,6 +140,17 @@ def check_command() -> None:
         for lang in LANGUAGES
         if not (root / lang / f"{zone}.txt").is_file()
     ]
+    # What an edit costs a caller (see ivr/devtools/timing.py); "press 0" too late is an error.
+    figures: dict[str, dict[str, float] | str] = {}
+    if not any(p.error for p in problems):
+        for lang in LANGUAGES:
+            try:
+                found = timings(lang)
+            except (PromptError, LookupError) as exc:
+                figures[lang] = f"no timings ({exc})"
+                continue
+            figures[lang] = found
+            problems += late_person(lang, found)
     for problem in problems:
         click.echo(str(problem))
     errors = sum(1 for p in problems if p.error)
@@ -150,18 +161,15 @@ def check_command() -> None:
         f"{errors} error(s), {len(problems) - errors} warning(s), "
         f"{len(marked)} line(s) awaiting the firm's approval"
     )
+    for lang, measured in figures.items():
+        if isinstance(measured, str):
+            click.echo(f"{lang}: {measured}")
+        else:
+            click.echo(
+                f"{lang}: " + ", ".join(f"{name} {value:.1f} s" for name, value in measured.items())
+            )
     if errors:
         sys.exit(1)
-    # What an edit costs a caller (see ivr/timing.py).
-    for lang in LANGUAGES:
-        try:
-            figures = timings(lang)
-        except (PromptError, LookupError) as exc:
-            click.echo(f"{lang}: no timings ({exc})")
-            continue
-        click.echo(
-            f"{lang}: " + ", ".join(f"{name} {value:.1f} s" for name, value in figures.items())
-        )
 
 
 @click.command("call")

@@ -164,17 +164,34 @@ class Call:
 
     # What the caller does with the current TwiML --------------------------------------------
     def gather(self) -> ET.Element:
-        return self.verb("Gather")
+        """The Gather a key is pressed at: the document's first, passing over an early offer.
+
+        An early offer (`common.ask`'s `offer`: "press 0" before the disclaimer, its action
+        marked `early=1`) is a short Gather of its own; with no key there Twilio goes on to the
+        next verbs, so a key pressed for the menu reaches the Gather after it. `press_early`
+        presses at the offer itself."""
+        found = self.document().findall("Gather")
+        if not found:
+            raise EmulatorError(f"no <Gather> in {_shown(self.document())}")
+        return next((gather for gather in found if not early_offer(gather)), found[-1])
 
     def action(self, verb: ET.Element) -> str:
         """Where a Gather, Record or Dial posts (Twilio's default: the document's own URL)."""
         return verb.get("action") or self.url
 
-    def press(self, keys: str) -> ET.Element:
+    def press_early(self, keys: str) -> ET.Element:
+        """Press `keys` during the early offer ("press 0", before the disclaimer)."""
+        offers = [g for g in self.document().findall("Gather") if early_offer(g)]
+        if not offers:
+            raise EmulatorError(f"no early offer in {_shown(self.document())}")
+        return self.press(keys, offers[0])
+
+    def press(self, keys: str, gather: ET.Element | None = None) -> ET.Element:
         """Press `keys` as Twilio's <Gather> hears them: up to numDigits, or up to finishOnKey
         (default #), which is not sent. With nothing collected, Twilio posts to the action only
-        when actionOnEmptyResult is true; otherwise it moves on to the next verb."""
-        gather = self.gather()
+        when actionOnEmptyResult is true; otherwise it moves on to the next verb. `gather`: the
+        Gather pressed at (default: `gather()`)."""
+        gather = self.gather() if gather is None else gather
         digits = collect(keys, int(gather.get("numDigits") or 0), gather.get("finishOnKey", "#"))
         if not digits and gather.get("actionOnEmptyResult") != "true":
             return self.silence()
@@ -283,6 +300,11 @@ class Call:
 
     def said(self) -> list[ET.Element]:
         return [el for twiml in self.chain for el in twiml.iter("Say")]
+
+
+def early_offer(gather: ET.Element) -> bool:
+    """A Gather that only offers 0 before the disclaimer (`common.ask`'s `offer`)."""
+    return "early=1" in urlsplit(gather.get("action") or "").query.split("&")
 
 
 def collect(typed: str, num_digits: int, finish_on_key: str) -> str:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ivr.calls.prompts import LANGUAGES, spoken_text
+from ivr.devtools.timing import MAX_TO_PERSON, TO_PERSON, WORDS_PER_MINUTE, seconds, too_late
 from ivr.requests.sms import plain
 from ivr.voice import MENUS, topics
 
@@ -61,7 +62,6 @@ GSM_BASIC = set(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 GSM_EXTENDED = set("^{}\\[~]|€\f")
-WORDS_PER_MINUTE = {"en": 150, "es": 160}
 MAX_SECONDS = 75
 # A topic is chosen with ONE key press, and the menus keep their other keys for themselves (the
 # tables in ivr/voice/topics.py): a topic file named for one of them would never be heard.
@@ -111,8 +111,7 @@ def braced(field: str) -> str:
     return "{" + field + "}"
 
 
-def seconds(text: str, lang: str) -> float:
-    return len(text.split()) / WORDS_PER_MINUTE[lang] * 60
+__all__ = ["WORDS_PER_MINUTE", "seconds"]  # the speech estimate lives in timing.py
 
 
 def check_text(name: str, text: str, lang: str) -> list[tuple[bool, str]]:
@@ -256,6 +255,21 @@ def check(root: Path) -> list[Problem]:
         if count.count > MAX_SEGMENTS
     ]
     return problems
+
+
+def late_person(lang: str, figures: dict[str, float]) -> list[Problem]:
+    """An error when "press 0" (a person, now) is heard later than MAX_TO_PERSON seconds after
+    the answer in `lang` (figures from `timing.timings`, which need the app's prompts)."""
+    if not too_late(figures):
+        return []
+    return [
+        Problem(
+            True,
+            f"{lang}/firm_first.txt",
+            f'"press 0" is heard {figures[TO_PERSON]:.1f} s after the answer (over '
+            f"{MAX_TO_PERSON:.0f} s): shorten the greeting, or say 0 earlier",
+        )
+    ]
 
 
 def unsaid_keys(root: Path) -> list[Problem]:

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import click
 from flask import Flask
 
-from ivr.devtools.emulator import Call, WebhookFailed, collect
+from ivr.devtools.emulator import Call, WebhookFailed, collect, early_offer
 from ivr.settings import settings
 
 BASE = "http://localhost:5000"
@@ -128,9 +128,22 @@ class Simulator:
     def step(self) -> None:
         """Answer the current document's first verb that waits for the caller."""
         document = self.call.document()
-        for verb in document:
+        verbs = list(document)
+        for i, verb in enumerate(verbs):
             if verb.tag == "Gather":
-                return self.gather(verb)
+                later = early_offer(verb) and any(v.tag == "Gather" for v in verbs[i + 1 :])
+                if later and self.gather(verb, passable=True):
+                    # No key at the early offer ("press 0" before the disclaimer): Twilio goes on
+                    # to the next verbs, up to and into the next Gather.
+                    for following in verbs[i + 1 :]:
+                        for spoken in following.iter():
+                            hear(spoken)
+                        if following.tag == "Gather":
+                            break
+                    continue
+                if not later:
+                    self.gather(verb)
+                return
             if verb.tag == "Record":
                 return self.record(verb)
             if verb.tag == "Dial":
@@ -153,13 +166,15 @@ class Simulator:
         else:
             raise CallEnded("no more TwiML; Twilio hangs up")
 
-    def gather(self, verb: ET.Element) -> None:
+    def gather(self, verb: ET.Element, passable: bool = False) -> bool:
+        """Ask for keys at `verb`; True when nothing was pressed and a later Gather follows
+        (`passable`): the caller goes on to it."""
         speech = "speech" in verb.get("input", "dtmf")
         if self.lang and urlsplit(self.call.action(verb)).path.endswith("/voice/language"):
             key, self.lang = {"en": "1", "es": "2"}[self.lang], None
             click.echo(f"keys> {key}")
-            self.call.press(key)
-            return
+            self.call.press(key, verb)
+            return False
         while True:
             answer = ask("keys").strip()
             if answer.lower() in ("hangup", "h", "hang up"):
@@ -170,7 +185,7 @@ class Simulator:
                     click.echo("  (this menu listens for keys only)")
                     continue
                 self.call.say(words.strip())
-                return
+                return False
             if answer.lower() in ("", "wait"):
                 answer = ""
             elif set(answer) - KEYS:
@@ -178,9 +193,12 @@ class Simulator:
                 continue
             digits = collect(answer, int(verb.get("numDigits") or 0), verb.get("finishOnKey", "#"))
             if not digits and verb.get("actionOnEmptyResult") != "true":
-                return self.go_on()  # Twilio moves past the Gather
-            self.call.press(answer)
-            return
+                if passable:
+                    return True
+                self.go_on()  # Twilio moves past the Gather
+                return False
+            self.call.press(answer, verb)
+            return False
 
     def record(self, verb: ET.Element) -> None:
         click.echo("  (beep) recording...")

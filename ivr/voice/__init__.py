@@ -24,6 +24,7 @@ from ivr.voice.menus import Menu
 # Every menu a caller hears, in call order: `ivr prompts check` reads their keys and prompts.
 MENUS: tuple[Menu, ...] = (
     welcome.LANGUAGE,
+    topics.FIRST,
     topics.MAIN,
     topics.AFTER_TOPIC,
     topics.HELP,

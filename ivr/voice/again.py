@@ -3,7 +3,8 @@
 Many families call again the next day, anxious, and leave a second message. So a caller whose
 number has an open request (not yet called back) from the last 14 days hears, after choosing a
 language, "We have your message from Tuesday, reference 123 456. We will call you back.", and
-the menu offers "to add to your message, press 8". What they record then is stored as a
+every menu of the call offers "to add to your message, press 8" (the menus' `adding` state,
+`common.adding`). What they record then is stored as a
 `RequestMessage` on that request, flagged new for staff, instead of an unrelated request. One
 call still makes one recording: the row is keyed by the CallSid, like a request.
 
@@ -32,25 +33,16 @@ from twilio.twiml.voice_response import VoiceResponse
 from ivr.calls.calendar import now, office
 from ivr.calls.prompts import Line
 from ivr.calls.twiml import prompts, speak, twiml
-from ivr.requests import lookup
 from ivr.requests.models import CallbackRequest
 from ivr.settings import DAYS
 from ivr.voice import closing
-from ivr.voice.common import ask, attested
-from ivr.voice.connect import caller_id
+from ivr.voice.common import OPEN_DAYS, ask, open_request
+
+__all__ = ["OPEN_DAYS", "open_request"]  # kept here for the journey's readers (callback.py)
 
 bp = Blueprint("again", __name__, url_prefix="/<any(en, es):lang>/again")
 
-OPEN_DAYS = 14
 TRIES = 2  # typing the reference: one retry, then the message is a new request
-
-
-def open_request(number: str, call_sid: str) -> CallbackRequest | None:
-    """The newest request from `number` not yet called back, from the last 14 days; looked up
-    only for a fully attested caller ID (anyone else's `From` proves nothing)."""
-    if not attested() or not caller_id(number):
-        return None
-    return lookup.open_request(number, call_sid, since=now() - dt.timedelta(days=OPEN_DAYS))
 
 
 def when_lines(lang: str, created_at: dt.datetime) -> list[Line]:
@@ -77,12 +69,6 @@ def announcement(lang: str, row: CallbackRequest) -> list[Line]:
         *p.digits(lang, row.reference, (3, 3)),
         p.line(lang, "again_call_back"),
     ]
-
-
-def with_add_option(lang: str, lines: list[Line]) -> list[Line]:
-    """The menu, with "to add to your message, press 8" for "to leave a message, press 8"."""
-    add = prompts().line(lang, "option_add")
-    return [add if line.source == "option_callback" else line for line in lines]
 
 
 @bp.post("/added")

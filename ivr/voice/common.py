@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
@@ -9,9 +10,13 @@ from urllib.parse import urlsplit, urlunsplit
 from flask import Response, abort, current_app, request, url_for
 from twilio.twiml.voice_response import VoiceResponse
 
+from ivr.calls.calendar import now
 from ivr.calls.prompts import Line
 from ivr.calls.twiml import speak, twiml
 from ivr.edge.signatures import Signatures
+from ivr.phones import parse_valid
+from ivr.requests import lookup
+from ivr.requests.models import CallbackRequest
 from ivr.settings import settings
 
 # The same key means the same thing on every menu of the call.
@@ -75,6 +80,24 @@ def attested() -> bool:
     return request.form.get("StirVerstat") == ATTESTED
 
 
+OPEN_DAYS = 14  # a request this recent, not yet called back, is one a new message joins
+
+
+def open_request(number: str, call_sid: str) -> CallbackRequest | None:
+    """The newest request from `number` not yet called back, from the last 14 days; looked up
+    only for a fully attested caller ID (anyone else's `From` proves nothing). See `again.py`."""
+    if not attested() or not parse_valid(number):
+        return None
+    return lookup.open_request(number, call_sid, since=now() - dt.timedelta(days=OPEN_DAYS))
+
+
+def adding() -> bool:
+    """Whether a message left on this call would join the caller's open request: then every
+    menu says "to add to your message, press 8", not "to leave a message" (issue 23, point 8).
+    Only an attested caller ID costs a lookup; a failing database answers False."""
+    return open_request(request.form.get("From", ""), request.form.get("CallSid", "")) is not None
+
+
 def final() -> bool:
     """True on the caller's last round: after the help menu, or after the database failed.
 
@@ -86,6 +109,9 @@ def final() -> bool:
 
 def final_args() -> dict[str, Any]:
     return {"final": "1"} if final() else {}
+
+
+OFFER_TIMEOUT = 2  # seconds to press 0 after it is offered, before the disclaimer goes on
 
 
 def fails() -> int:
@@ -102,6 +128,7 @@ def ask(
     post_empty: bool = False,
     timeout: int | None = None,
     before: Sequence[Line] = (),
+    offer: Sequence[Line] = (),
     **values: Any,
 ) -> Response:
     """Say `lines` inside a `<Gather>` (so a key interrupts them) posting to `endpoint`.
@@ -109,10 +136,28 @@ def ask(
     `before` is said ahead of the `<Gather>`, where no key can cut it short: for the one thing
     every caller must hear in full (the disclaimer).
 
+    `offer`, when given, comes first of all in a short `<Gather>` of its own, posting to
+    `endpoint` with `early=1`: "press 0" heard before the disclaimer. With no key within
+    OFFER_TIMEOUT seconds Twilio goes on to the next verb (`before`, then the menu).
+
     When the caller says nothing, the `<Redirect>` posts to the same action without `Digits`, so the
     action counts silence and invalid keys in one place.
     """
-    return twiml(_gather(lines, endpoint, num_digits, speech, post_empty, values, timeout, before))
+    response = _gather(lines, endpoint, num_digits, speech, post_empty, values, timeout, before)
+    if offer:
+        early = VoiceResponse()
+        with early.gather(
+            action=url_for(endpoint, **values, early="1"),
+            timeout=OFFER_TIMEOUT,
+            num_digits=1,
+            finish_on_key="",
+            action_on_empty_result=False,
+        ) as gather:
+            speak(gather, offer)
+        for verb in response.verbs:
+            early.append(verb)
+        response = early
+    return twiml(response)
 
 
 def _gather(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request, url_for
+from flask import Blueprint, Response, current_app, has_request_context, request, url_for
 from twilio.twiml.voice_response import VoiceResponse
 
 from ivr.calls.calendar import office_open
@@ -26,6 +26,7 @@ from ivr.voice.common import (
     FIRM,
     MAIN_MENU,
     REPEAT,
+    adding,
     ask,
     fails,
     final,
@@ -44,11 +45,20 @@ def caller_id(number: str) -> str | None:
     return number if parse_valid(number) else None
 
 
+REASONS = ("office_closed", "dial_failed")
+
+
 def offer_callback(lang: str, reason: str) -> Response:
     """Say why the firm cannot take the call, then offer the callback request (8) or the menu
-    (9); silence starts the callback request, the likeliest wish of someone who is waiting."""
+    (9); silence starts the callback request, the likeliest wish of someone who is waiting.
+    The reason rides in the URL, so that * repeats it too ("we are closed", and the hours)."""
     return ask(
-        offer_lines(lang, reason), "voice.connect.offer_choice", lang=lang, fails=0, **final_args()
+        offer_lines(lang, reason),
+        "voice.connect.offer_choice",
+        lang=lang,
+        fails=0,
+        reason=reason,
+        **final_args(),
     )
 
 
@@ -58,7 +68,19 @@ def offer_lines(lang: str, reason: str | None = None) -> list:
         lines = closed_lines(lang)
     else:
         lines = [prompts().line(lang, reason)] if reason else []
-    return lines + OFFER.lines(lang)
+    return lines + OFFER.lines(lang, open=office_open(), adding=adding())
+
+
+def said_reason() -> str | None:
+    """The reason carried in this menu's URL (`offer_callback`), if it is one we say."""
+    reason = request.args.get("reason")
+    return reason if reason in REASONS else None
+
+
+def reason_args() -> dict[str, Any]:
+    """The reason to carry on to the next round of this menu, so * can say it again."""
+    reason = said_reason()
+    return {"reason": reason} if reason else {}
 
 
 def leave_message(lang: str, state: State) -> Response:
@@ -70,8 +92,15 @@ def to_menu(lang: str, state: State) -> Response:
 
 
 def offer_again(lang: str, state: State) -> Response:
+    """*: the whole notice again (closed, when it reopens, the hours), not only the options."""
+    reason = said_reason()
     return ask(
-        offer_lines(lang), "voice.connect.offer_choice", lang=lang, fails=fails(), **final_args()
+        offer_lines(lang, reason),
+        "voice.connect.offer_choice",
+        lang=lang,
+        fails=fails(),
+        **reason_args(),
+        **final_args(),
     )
 
 
@@ -80,18 +109,29 @@ def to_firm(lang: str, state: State) -> Response:
 
 
 def firm_answers(lang: str, state: State) -> bool:
-    """0, unsaid, still rings the firm while it is open, except on the caller's final round."""
-    return bool(state["open"]) and not final()
+    """0 rings the firm again while it is open, except on the caller's final round; it is said
+    ("to try again, press 0") exactly then."""
+    return bool(state.get("open")) and not (has_request_context() and final())
 
 
-# When the firm cannot take the call: the message first, the likeliest wish of someone waiting.
+def not_adding(lang: str, state: State) -> bool:
+    return not state.get("adding")
+
+
+def is_adding(lang: str, state: State) -> bool:
+    return bool(state.get("adding"))
+
+
+# When the firm cannot take the call: the message first, the likeliest wish of someone waiting;
+# "add to your message" for a caller whose open request it would join (`common.adding`).
 OFFER: Menu[Response] = Menu(
     "callback offer",
     [
-        Option(CALLBACK, "option_callback", leave_message, "leaving a callback request"),
+        Option(CALLBACK, "option_callback", leave_message, "leaving a message", said=not_adding),
+        Option(CALLBACK, "option_add", leave_message, "adding to a message", said=is_adding),
+        Option(FIRM, "option_try_again", to_firm, "trying the firm again", said=firm_answers),
         Option(MAIN_MENU, "option_menu", to_menu, "the main menu"),
         Option(REPEAT, "option_repeat", offer_again, "hearing this again"),
-        Option(FIRM, None, to_firm, "the firm", answered=firm_answers),
     ],
 )
 
@@ -99,13 +139,20 @@ OFFER: Menu[Response] = Menu(
 @bp.post("/<any(en, es):lang>/connect/offer")
 def offer_choice(lang: str):
     digits = request.form.get("Digits", "")
-    chosen = OFFER.choose(lang, digits, open=office_open())
+    chosen = OFFER.choose(lang, digits, open=office_open(), adding=adding())
     if chosen is not None:
         return chosen
     failed = fails() + 1
     if digits and failed < settings().max_failures:
         lines = [prompts().line(lang, "invalid"), *offer_lines(lang)]
-        return ask(lines, "voice.connect.offer_choice", lang=lang, fails=failed, **final_args())
+        return ask(
+            lines,
+            "voice.connect.offer_choice",
+            lang=lang,
+            fails=failed,
+            **reason_args(),
+            **final_args(),
+        )
     return leave_message(lang, {})  # silence, or too many wrong keys: the message
 
 

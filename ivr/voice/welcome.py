@@ -15,7 +15,7 @@ from ivr.settings import settings
 from ivr.voice import again
 from ivr.voice.common import ask, fails
 from ivr.voice.menus import Menu, Option, State
-from ivr.voice.topics import menu_lines
+from ivr.voice.topics import first_menu
 
 bp = Blueprint("welcome", __name__)
 
@@ -88,11 +88,12 @@ def choose():
 
 
 def start(lang: str):
-    """Say the disclaimer once, in full (outside the menu's Gather, so no key cuts it short),
-    then the main menu in the chosen language, in one answer.
+    """While the office is open, "press 0" first (`topics.first_menu`); then the disclaimer
+    once, in full (outside the menu's Gather, so no key cuts it short), then the main menu in
+    the chosen language, in one answer.
 
-    A caller with an open request first hears it ("We have your message from Tuesday, ...",
-    also in full) and the menu offers to add to it (`again.py`).
+    A caller with an open request hears it ("We have your message from Tuesday, ...", also in
+    full) before the disclaimer, and every menu offers to add to it (`again.py`).
     """
     call_sid, number = request.form.get("CallSid", ""), request.form.get("From", "")
     callers.count_call(call_sid, lang, number)
@@ -101,14 +102,6 @@ def start(lang: str):
     disclaimer = prompts().line(lang, "disclaimer")
     open_request = again.open_request(number, call_sid)
     if open_request is not None:
-        return ask(
-            again.with_add_option(lang, menu_lines(lang)),
-            "voice.topics.menu_choice",
-            keep=False,
-            lang=lang,
-            fails=0,
-            before=[*again.announcement(lang, open_request), disclaimer],
-        )
-    return ask(
-        menu_lines(lang), "voice.topics.menu_choice", lang=lang, fails=0, before=[disclaimer]
-    )
+        before = [*again.announcement(lang, open_request), disclaimer]
+        return first_menu(lang, before, adding=True)
+    return first_menu(lang, [disclaimer])

@@ -1,4 +1,8 @@
-"""Your profile: the phone a call-back through the hotline rings first."""
+"""Your profile: the phone a call-back through the hotline rings first.
+
+A change of phone is audited (masked, through `accounts.manage`): it decides whose phone hears
+families' voices, so an admin can see when and by whom it was changed.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +12,12 @@ from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import Length, ValidationError
 
+from ivr.accounts import manage
+from ivr.accounts.manage import staff_phone
 from ivr.accounts.models import StaffUser
 from ivr.db import db
-from ivr.phones import e164, parse_valid
 
 bp = Blueprint("profile", __name__)
-
-
-def staff_phone(text: str) -> str | None:
-    """E.164 for a real phone number (U.S. numbers may be typed without +1); None otherwise."""
-    text = text.strip()
-    number = parse_valid(text, None if text.startswith("+") else "US")
-    return e164(number) if number is not None else None
 
 
 class ProfileForm(FlaskForm):
@@ -33,18 +31,22 @@ class ProfileForm(FlaskForm):
             )
 
 
+def page(form: ProfileForm):
+    return render_template("staff/profile.html", form=form)
+
+
 @bp.get("/profile")
 def show():
-    return render_template("staff/profile.html", form=ProfileForm(phone=current_user.phone or ""))
+    return page(ProfileForm(phone=current_user.phone or ""))
 
 
 @bp.post("/profile")
 def save():
     form = ProfileForm()
     if not form.validate_on_submit():
-        return render_template("staff/profile.html", form=form), 400
+        return page(form), 400
     user = db.session.get(StaffUser, current_user.id)
-    user.phone = staff_phone(form.phone.data) if (form.phone.data or "").strip() else None
+    manage.set_phone(user.username, user, form.phone.data or "")  # validated above
     db.session.commit()
     flash(f"Your phone is now {user.phone}." if user.phone else "Your phone is removed.")
     return redirect(url_for("staff.profile.show"))

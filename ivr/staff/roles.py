@@ -33,6 +33,8 @@ REQUIRED = {
     "staff.requests.call": STAFF,
     "staff.missed.index": STAFF,
     "staff.missed.call": STAFF,
+    "staff.missed.note": STAFF,
+    "staff.missed.done": STAFF,
     "staff.profile.show": STAFF,
     "staff.profile.save": STAFF,
     "staff.requests.message_audio": STAFF,  # a message added by calling again (issue 13)

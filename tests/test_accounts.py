@@ -448,3 +448,65 @@ def test_missed_calls_take_notes_and_are_marked_done(missed_app):
     assert (
         post(client, "/staff/missed/9999/note", page="/staff/missed", note="x").status_code == 302
     )
+
+
+def test_recovery_codes_are_renewed_from_the_profile_with_a_current_code(make_app):
+    import time
+
+    app = make_app(STAFF_2FA="required")
+    with app.app_context():
+        db.session.add(
+            StaffUser(
+                username="ana", role="admin", password_hash=generate_password_hash(STAFF_PASSWORD)
+            )
+        )
+        db.session.commit()
+    code = enrol_code(app)
+    client = app.test_client()
+    StaffAuth(client).login()
+    setup = "/staff/login/setup"
+    client.post(setup, data={"enrol_code": code, "csrf_token": csrf_token(client, setup)})
+    page = client.get(setup).get_data(as_text=True)
+    totp = pyotp.TOTP(re.search(r"secret=([A-Z2-7]+)", page)[1])
+    page = client.post(
+        setup, data={"code": totp.now(), "csrf_token": csrf_token(client, setup)}
+    ).get_data(as_text=True)
+    old = re.findall(r"<li><code>([0-9a-f-]+)</code></li>", page)
+    assert len(old) == 10
+    StaffAuth(client).logout()
+    StaffAuth(client).login()
+    client.post(
+        "/staff/login/code",
+        data={"code": old[0], "csrf_token": csrf_token(client, "/staff/login/code")},
+    )
+    profile = client.get("/staff/profile").get_data(as_text=True)
+    assert "<strong>9 of 10</strong> left." in profile
+
+    renew = "/staff/profile/recovery-codes"
+    wrong = "000000" if totp.now() != "000000" else "111111"
+    response = post(client, renew, page="/staff/profile", code=wrong)
+    assert response.status_code == 401 and "Wrong code" in response.get_data(as_text=True)
+    assert entries(app, "failed_login")[-1] == (
+        "failed_login",
+        "ana",
+        "wrong code to renew recovery codes",
+    )
+    response = post(client, renew, page="/staff/profile", code=totp.at(time.time() + 30))
+    assert response.status_code == 200
+    new = re.findall(r"<li><code>([0-9a-f-]+)</code></li>", response.get_data(as_text=True))
+    assert len(new) == 10 and not set(new) & set(old)
+    assert "<strong>10 of 10</strong> left." in client.get("/staff/profile").get_data(as_text=True)
+    assert entries(app, "account")[-1] == ("account", "ana", "renewed their recovery codes")
+    # The old codes no longer log in; a new one does.
+    StaffAuth(client).logout()
+    StaffAuth(client).login()
+    response = client.post(
+        "/staff/login/code",
+        data={"code": old[1], "csrf_token": csrf_token(client, "/staff/login/code")},
+    )
+    assert response.status_code == 401
+    response = client.post(
+        "/staff/login/code",
+        data={"code": new[0], "csrf_token": csrf_token(client, "/staff/login/code")},
+    )
+    assert response.status_code == 302 and response.headers["Location"] == "/staff/"

@@ -37,6 +37,7 @@ REQUIRED = {
     "staff.missed.done": STAFF,
     "staff.profile.show": STAFF,
     "staff.profile.save": STAFF,
+    "staff.profile.recovery_codes": STAFF,
     "staff.requests.message_audio": STAFF,  # a message added by calling again (issue 13)
     "staff.requests.export": ADMIN,
     "staff.admin.audit": ADMIN,

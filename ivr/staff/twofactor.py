@@ -224,6 +224,15 @@ def new_recovery_codes(user: StaffUser) -> list[str]:
     return codes
 
 
+def recovery_left(user: StaffUser) -> int:
+    """How many of the account's recovery codes are still unused."""
+    return db.session.execute(
+        sa.select(sa.func.count())
+        .select_from(RecoveryCode)
+        .where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
+    ).scalar_one()
+
+
 def restart(message: str) -> Response:
     session.pop(PENDING, None)
     flash(message)

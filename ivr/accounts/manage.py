@@ -101,9 +101,12 @@ def find(username: str) -> StaffUser | None:
 
 
 def admin_count() -> int:
-    return db.session.execute(
-        sa.select(sa.func.count()).select_from(StaffUser).where(StaffUser.role == "admin")
-    ).scalar_one()
+    """The admins, their rows locked (PostgreSQL) until the change commits: two admins demoting
+    each other at once cannot both see the other one still there."""
+    admins = db.session.scalars(
+        sa.select(StaffUser.id).where(StaffUser.role == "admin").with_for_update()
+    ).all()
+    return len(admins)
 
 
 @dataclass

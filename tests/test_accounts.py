@@ -481,6 +481,7 @@ def test_recovery_codes_are_renewed_from_the_profile_with_a_current_code(make_ap
     )
     profile = client.get("/staff/profile").get_data(as_text=True)
     assert "<strong>9 of 10</strong> left." in profile
+    assert "You used a recovery code; each works once, and 9 are left" in profile  # flashed
 
     renew = "/staff/profile/recovery-codes"
     wrong = "000000" if totp.now() != "000000" else "111111"

@@ -277,9 +277,10 @@ def code_post():
     db.session.commit()
     target = finish(user, (session.get(PENDING) or {}).get("next"))
     if recovery:  # after finish: a new session starts there
+        left = recovery_left(user)
         flash(
-            "You used a recovery code; each works once. If your phone is lost, ask an admin "
-            "to reset your two factors."
+            f"You used a recovery code; each works once, and {left} are left (new ones: your "
+            "profile). If your phone is lost, ask an admin to reset your two factors."
         )
     return redirect(target)
 

@@ -517,6 +517,11 @@ class Settings(ServerSettings):
         "numbers are never called, whatever the country. Add `PR` for Puerto Rico, `CA` for "
         "Canada.",
     )
+    callback_reservation_minutes: Annotated[int, parsed(_positive_int)] = setting(
+        "15",
+        "Minutes a press of Call back keeps the request (or missed call) for that person when no "
+        "outcome comes: colleagues are told who is calling and cannot ring the family meanwhile.",
+    )
     text_countries: Annotated[frozenset[str], parsed(_countries)] = setting(
         "US",
         "Countries whose mobile numbers may get the reference by text. Widen it only when "

@@ -261,7 +261,8 @@ def test_call_back_end_to_end(loop_server, browser, tmp_path):
         )
         card.locator("button:has-text('Call back')").click()
         page.wait_for_load_state()
-        assert "your phone will ring" in page.locator(".flash").inner_text()
+        # Issue 21: the answer shows in the card's call-back region (htmx), not at the page top.
+        assert "your phone will ring" in card.locator(".callnote").inner_text().lower()
         assert create.call_count == 0  # queued, not placed by the page
         assert page.locator("article[data-reference='995738'] button.call").is_disabled()
         jobs.run_pending(app)
@@ -275,6 +276,7 @@ def test_call_back_end_to_end(loop_server, browser, tmp_path):
     dial = leg.twiml.find("Dial")
     assert dial.get("callerId") == HOTLINE and dial.find("Number").text == "+525512345678"
     leg.follow(dial.get("action"), DialCallStatus="completed", DialCallDuration="125")
+    leg.press("1")  # issue 21: the staff member says they spoke with the family
     leg.post(sent["StatusCallback"], CallStatus="completed")
     page.reload()
     card = page.locator("article[data-reference='995738']")

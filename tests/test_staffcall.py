@@ -116,9 +116,15 @@ def test_call_back_reaches_the_family_from_the_hotline_number(app, client, ana, 
         DialCallDuration="83",
         DialCallSid="CA" + "8" * 32,
     )
+    # Issue 21: "completed" is not "reached" (a voicemail picks up too): the staff member says.
+    assert "Press 1 if you spoke with the family, 2 if you left a voicemail" in leg.heard()
+    assert status(app, request_id) == "new"
+    ask = leg.twiml.find("Gather").get("action")
+    leg.press("1")
     assert "noted on the request" in leg.heard() and leg.twiml.find("Hangup") is not None
     # Twilio retries a webhook it did not hear back from; the status callback comes at the end.
     leg.post(dial.get("action"), DialCallStatus="completed", DialCallDuration="83")
+    leg.post(ask, Digits="1")
     assert leg.post(sent["StatusCallback"], CallStatus="completed").status_code == 204
     assert kinds(app, request_id)[2:] == [
         ("outcome", "ana", "reached", 83),
@@ -193,7 +199,10 @@ def test_twilio_refusing_the_call_is_recorded_and_not_retried(app, client, ana, 
     outcome = [k for k in kinds(app, request_id) if k[0] == "outcome"]
     assert outcome == [("outcome", "ana", "refused", None)]
     page = client.get(f"/staff/requests/{request_id}").get_data(as_text=True)
-    assert "Twilio refused the call (Twilio 21215: " in page and "Geo permission" in page
+    # Issue 21: plain words on the card and in the history, never Twilio's raw text cut short.
+    assert "Twilio refused the call: the number is not allowed: " in page
+    assert "Twilio refused the call (the number is not allowed: " in page
+    assert "(Twilio error 21215)" in page and "Geo permission" not in page
     assert status(app, request_id) == "new"
 
 

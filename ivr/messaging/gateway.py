@@ -49,9 +49,10 @@ class Refused(Permanent):
     """Twilio answered and refused; trying again would fail the same way. `short` is Twilio's
     error code and words ("Twilio 21215: …"), for a person to read."""
 
-    def __init__(self, why: str, short: str | None = None) -> None:
+    def __init__(self, why: str, short: str | None = None, code: int | None = None) -> None:
         super().__init__(why)
         self.short = short or why
+        self.code = code  # Twilio's error code, for a plain sentence (requests/service/calling.py)
 
 
 class MaybeSent(Permanent):
@@ -132,7 +133,7 @@ def classify(exc: BaseException, what: str) -> Exception:
     if nothing_sent(exc):
         return Unreachable(why(exc))
     if isinstance(exc, TwilioRestException):
-        return Refused(why(exc), f"Twilio {exc.code}: {exc.msg}")
+        return Refused(why(exc), f"Twilio {exc.code}: {exc.msg}", exc.code)
     if refused(exc):
         return Refused(why(exc))
     return MaybeSent(f"{what} may have been sent: {why(exc)}")

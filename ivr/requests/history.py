@@ -38,8 +38,14 @@ OUTCOMES = {
     "not-connected": "not connected",
     "refused": "Twilio refused the call",
     "not-placed": "not placed: the hotline could not start the call in time",
+    # Chosen by the staff member at the end of the call (on the phone or on the card): Twilio
+    # reports a voicemail pickup as "completed" just like a family who answered.
+    "voicemail": "left a voicemail",
+    "wrong-number": "wrong number",
+    "try-later": "try again later",
 }
-DIALLED = ("reached", "no-answer", "busy", "failed")  # the family's phone was called
+# The family's phone was called (an attempt on the card's count).
+DIALLED = ("reached", "no-answer", "busy", "failed", "voicemail", "wrong-number", "try-later")
 CALLING_FOR = dt.timedelta(minutes=10)
 
 

@@ -19,6 +19,7 @@ from ivr.requests import alerts, retention
 from ivr.staff import (  # noqa: F401
     admin,
     auth,
+    callstate,
     dashboard,
     display,
     missed,
@@ -54,6 +55,7 @@ def require_login() -> Response | None:
 bp.before_request(roles.check)  # after require_login: the right account for this page
 bp.before_request(twofactor.enforce)
 bp.after_request(admin.audit_views)
+bp.after_request(callstate.after_htmx)  # a card's htmx request never swaps in the login page
 
 
 @bp.context_processor

@@ -41,7 +41,7 @@ from ivr.requests.history import STATUS_LABELS, STATUSES
 from ivr.requests.models import CallbackRequest
 from ivr.requests.service import calling, handling
 from ivr.settings import settings
-from ivr.staff import display
+from ivr.staff import callstate, display
 from ivr.staff.guard import safe_next
 
 bp = Blueprint("requests", __name__)
@@ -124,6 +124,7 @@ def helpers() -> dict:
 def page_context(rows: Sequence[CallbackRequest]) -> dict:
     return {
         "summaries": history.summaries([r.id for r in rows]),
+        "callstates": calling.states([f"request:{r.id}" for r in rows], current_user),
         "calling": calling,
         "now": utcnow(),
         "waiting": listing.waiting_counts(),
@@ -238,18 +239,50 @@ def release(request_id: int):
 
 @bp.post("/requests/<int:request_id>/call")
 def call(request_id: int):
-    """Queue a call-back through the hotline; the worker places it, never this page."""
+    """Reserve the request and queue a call-back through the hotline (the worker places it,
+    never this page); a colleague's call-back under way is named instead."""
     row = get_or_404(request_id)
     why = calling.unavailable(row, current_user)
     if why:
-        flash(f"Request {row.reference}: {why}")
-        return back_to(row)
-    calling.start_call(row, current_user)
-    flash(
-        f"Request {row.reference}: your phone will ring in a moment. Press 1 to connect to "
-        f"the family."
-    )
+        message, tone = why, "error"
+    else:
+        message, tone = callstate.press_words(calling.start_call(row, current_user))
+    if callstate.wanted():
+        return callstate_region(row, note=message, tone=tone)
+    flash(f"Request {row.reference}: {callstate.for_flash(message, why)}")
     return back_to(row)
+
+
+@bp.get("/requests/<int:request_id>/callstate")
+def callstate_view(request_id: int):
+    """The card's call-back region alone: polled while a call-back is under way."""
+    return callstate_region(get_or_404(request_id))
+
+
+@bp.post("/requests/<int:request_id>/callstate")
+def call_outcome(request_id: int):
+    """How the call went, chosen on the card (the same four answers as on the phone)."""
+    row = get_or_404(request_id)
+    refused = calling.choose(
+        request.form.get("attempt", 0, type=int), request.form.get("choice", ""), current_user
+    )
+    message = refused or "Noted. Thank you."
+    if callstate.wanted():
+        return callstate_region(row, note=message, tone="warn" if refused else "ok")
+    flash(f"Request {row.reference}: {callstate.for_flash(message, None)}")
+    return back_to(row)
+
+
+def callstate_region(row: CallbackRequest, note: str | None = None, tone: str = "info") -> str:
+    return callstate.region(
+        row.id,
+        None,
+        why=calling.unavailable(row, current_user),
+        label=f"#{row.reference}",
+        here=safe_next(request.args.get("next")),
+        note=note,
+        tone=tone,
+    )
 
 
 def listen_window() -> dt.timedelta:

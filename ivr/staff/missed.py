@@ -7,13 +7,13 @@ through the request service (`handling.note_missed`, `mark_missed`), reads throu
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from ivr.db import utcnow
 from ivr.requests import history, lookup
 from ivr.requests.service import calling, handling
-from ivr.staff import display
+from ivr.staff import callstate, display
 
 bp = Blueprint("missed", __name__)
 
@@ -21,6 +21,7 @@ bp = Blueprint("missed", __name__)
 @bp.get("/missed")
 def index():
     found = lookup.missed_calls()
+    every = found.open + found.done
     return render_template(
         "staff/missed.html",
         rows=found.open,
@@ -29,6 +30,7 @@ def index():
         calling=calling,
         lookup=lookup,
         summaries=found.summaries,
+        callstates=calling.states([f"call:{m.call.id}" for m in every], current_user),
         fmt=display,
         languages=display.LANGUAGES,
         history=history,
@@ -39,6 +41,7 @@ def index():
 
 @bp.post("/missed/<int:call_id>/call")
 def call(call_id: int):
+    """Call a missed caller back: the same reservation and live state as a request's."""
     row = lookup.call(call_id)
     target = url_for("staff.missed.index")
     if row is None:
@@ -46,10 +49,14 @@ def call(call_id: int):
         return redirect(target)
     why = calling.unavailable_for(row.from_number, current_user)
     if why:
-        flash(f"Missed call: {why}")
-        return redirect(f"{target}#c{row.id}")
-    calling.start_missed_call(row, current_user)
-    flash("Your phone will ring in a moment. Press 1 to connect to the caller.")
+        message, tone = why, "error"
+    else:
+        message, tone = callstate.press_words(
+            calling.start_missed_call(row, current_user), "caller"
+        )
+    if callstate.wanted():
+        return region(row.id, row.from_number, note=message, tone=tone)
+    flash(f"Missed call: {why or message}")
     return redirect(f"{target}#c{row.id}")
 
 
@@ -88,3 +95,41 @@ def done(call_id: int):
     else:
         flash("Missed call marked done: it is folded away at the bottom of the page.")
     return redirect(f"{target}#c{row.id}")
+
+
+@bp.get("/missed/<int:call_id>/callstate")
+def callstate_view(call_id: int):
+    """The card's call-back region alone: polled while a call-back is under way."""
+    row = lookup.call(call_id)
+    if row is None:
+        abort(404)
+    return region(row.id, row.from_number)
+
+
+@bp.post("/missed/<int:call_id>/callstate")
+def call_outcome(call_id: int):
+    """How the call went, chosen on the card."""
+    row = lookup.call(call_id)
+    if row is None:
+        abort(404)
+    refused = calling.choose(
+        request.form.get("attempt", 0, type=int), request.form.get("choice", ""), current_user
+    )
+    message = refused or "Noted. Thank you."
+    if callstate.wanted():
+        return region(row.id, row.from_number, note=message, tone="warn" if refused else "ok")
+    flash(f"Missed call: {message}")
+    return redirect(url_for("staff.missed.index") + f"#c{row.id}")
+
+
+def region(call_id: int, number: str | None, note: str | None = None, tone: str = "info") -> str:
+    return callstate.region(
+        None,
+        call_id,
+        why=calling.unavailable_for(number, current_user),
+        label=display.phone(number),
+        here=url_for("staff.missed.index"),
+        note=note,
+        tone=tone,
+        counts=False,  # the missed-calls page shows no waiting counts
+    )

@@ -1,5 +1,6 @@
 """The audit log: who listened to which recording, exported which rows, deleted or purged what,
-and who logged in from where.
+who logged in from where, and the security events around accounts: failed logins, lockouts,
+account and phone changes.
 
 Append-only, and tamper-evident. The code only ever inserts; the migrations add triggers that
 refuse UPDATE, DELETE, TRUNCATE and (on SQLite) an INSERT OR REPLACE over an existing id. Triggers
@@ -36,11 +37,16 @@ from ivr.edge import keys
 
 ACTIONS = {
     "login": "Logged in",
+    # The username as typed (normalised), never the password; an unknown name too.
+    "failed_login": "Failed login",
+    # Locked by STAFF_LOCK_AFTER wrong tries in a row, or refused by the 15-minute rate limit.
+    "lockout": "Locked out",
     "listen": "Listened to the recording",
     "export": "Exported CSV",
     "delete": "Deleted personal data and recording",
     "purge": "Purged (retention)",
     "account": "Changed an account",
+    "phone": "Changed a phone",  # masked as the logs mask numbers: it changed, not to what
 }
 SYSTEM = "retention"  # the actor of the daily purge
 log = logging.getLogger("ivr.audit")

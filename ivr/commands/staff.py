@@ -1,7 +1,8 @@
-"""Staff commands: `ivr staff add|list|remove|password|role|reset-2fa|unlock|rotate-keys` and
-`ivr alerts list`.
+"""Staff commands: `ivr staff add|list|remove|password|role|phone|reset-2fa|unlock|rotate-keys`
+and `ivr alerts list`.
 
-Account changes are audited with the actor `cli` (whoever has a shell on the server)."""
+Each change goes through `ivr.accounts.manage`, the service the admin's Accounts page uses too,
+and is audited with the actor `cli` (whoever has a shell on the server)."""
 
 from __future__ import annotations
 
@@ -10,18 +11,13 @@ import sys
 import click
 import sqlalchemy as sa
 from flask.cli import with_appcontext
-from werkzeug.security import generate_password_hash
 
-from ivr.accounts import audit
-from ivr.accounts.models import ROLES, RecoveryCode, StaffUser, new_session_token
+from ivr.accounts import manage
+from ivr.accounts.manage import CLI, AccountError
+from ivr.accounts.models import ROLES, StaffUser
 from ivr.background.jobs import Job
 from ivr.db import db
 from ivr.edge import keys
-from ivr.staff.guard import normal_username
-from ivr.staff.profile import staff_phone
-from ivr.staff.twofactor import ENROL_HOURS, new_enrol_code, reset_two_factors
-
-MIN_PASSWORD = 10
 
 
 @click.group("staff")
@@ -35,12 +31,14 @@ def read_password() -> str:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     else:
         password = sys.stdin.readline().rstrip("\r\n")
-    if len(password) < MIN_PASSWORD:
-        raise click.ClickException(f"the password must be at least {MIN_PASSWORD} characters")
-    return password
+    try:
+        return manage.check_password(password)
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
-CLI = "cli"  # the audit log's actor for changes made on the server
+def refused(exc: AccountError) -> click.ClickException:
+    return click.ClickException(str(exc))
 
 
 @staff_group.command("add")
@@ -52,41 +50,30 @@ def add(username: str, admin: bool, phone: str) -> None:
     """Create a staff account; the password is prompted (or read from stdin).
 
     The first account is an admin, so somebody can always manage the others."""
-    name = normal_username(username)
-    if not name or db.session.scalar(sa.select(StaffUser.id).filter_by(username=name)):
-        raise click.ClickException(f"{name!r} is empty or already exists")
-    number = staff_phone(phone) if phone.strip() else None
-    if phone.strip() and number is None:
-        raise click.ClickException(
-            f"{phone!r} is not a phone number: give it with its country code, e.g. +13125550100"
+    try:
+        # Checked before the password is asked for, so a typo does not cost a prompt.
+        if manage.find(username) is not None:
+            raise AccountError(f"An account {manage.normal_username(username)} already exists.")
+        added = manage.add(
+            CLI, username, "admin" if admin else "staff", phone, password=read_password()
         )
-    first = db.session.scalar(sa.select(StaffUser.id).limit(1)) is None
-    role = "admin" if admin or first else "staff"
-    user = StaffUser(
-        username=name,
-        phone=number,
-        role=role,
-        password_hash=generate_password_hash(read_password()),
-    )
-    db.session.add(user)
-    db.session.flush()  # its id: part of what the enrolment code sets up
-    code = new_enrol_code(user)
-    audit.record("account", CLI, detail=f"added {name} ({role})")
+    except AccountError as exc:
+        raise refused(exc) from None
     db.session.commit()
-    click.echo(f"{role} account {name} created")
-    echo_enrol_code(user.username, code)
+    click.echo(f"{added.user.role} account {added.user.username} created")
+    echo_enrol_code(added.user.username, added.enrol_code)
 
 
 def echo_enrol_code(username: str, code: str) -> None:
     click.echo(
         f"enrolment code for {username}: {code}\n"
         f"  give it to them yourself (not by the same channel as the password); it sets up their "
-        f"two factors once, within {ENROL_HOURS} hours"
+        f"two factors once, within {manage.ENROL_HOURS} hours"
     )
 
 
 def existing_user(username: str) -> StaffUser:
-    user = db.session.scalar(sa.select(StaffUser).filter_by(username=normal_username(username)))
+    user = manage.find(username)
     if user is None:
         raise click.ClickException(f"no staff account {username!r}")
     return user
@@ -98,9 +85,7 @@ def existing_user(username: str) -> StaffUser:
 def password(username: str) -> None:
     """Set a new password; every session of the account ends."""
     user = existing_user(username)
-    user.password_hash = generate_password_hash(read_password())
-    user.session_token = new_session_token()
-    audit.record("account", CLI, detail=f"new password for {user.username}")
+    manage.set_password(CLI, user, read_password())
     db.session.commit()
     click.echo(f"password of {user.username} changed")
 
@@ -112,11 +97,27 @@ def password(username: str) -> None:
 def set_role(username: str, role: str) -> None:
     """Make an account staff or admin; its sessions end, so the new role applies at once."""
     user = existing_user(username)
-    user.role = role
-    user.session_token = new_session_token()
-    audit.record("account", CLI, detail=f"{user.username} is now {role}")
+    try:
+        manage.set_role(CLI, user, role)
+    except AccountError as exc:
+        raise refused(exc) from None
     db.session.commit()
     click.echo(f"{user.username} is now {role}")
+
+
+@staff_group.command("phone")
+@click.argument("username")
+@click.argument("phone", default="")
+@with_appcontext
+def set_phone(username: str, phone: str) -> None:
+    """Set the phone a call-back rings first (with its country code); none removes it."""
+    user = existing_user(username)
+    try:
+        manage.set_phone(CLI, user, phone)
+    except AccountError as exc:
+        raise refused(exc) from None
+    db.session.commit()
+    click.echo(f"phone of {user.username}: {user.phone or 'none'}")
 
 
 @staff_group.command("list")
@@ -139,11 +140,10 @@ def list_users() -> None:
 def remove(username: str) -> None:
     """Delete a staff account; its sessions end at once."""
     user = existing_user(username)
-    # Explicitly: SQLite does not enforce the foreign key's cascade, and a later account may get
-    # the same id.
-    db.session.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
-    db.session.delete(user)
-    audit.record("account", CLI, detail=f"removed {user.username}")
+    try:
+        manage.remove(CLI, user)
+    except AccountError as exc:
+        raise refused(exc) from None
     db.session.commit()
     click.echo(f"staff account {user.username} removed")
 
@@ -155,8 +155,7 @@ def reset_2fa(username: str) -> None:
     """Forget the account's authenticator and recovery codes (a lost phone); its sessions end,
     and its next login sets up two factors again."""
     user = existing_user(username)
-    code = reset_two_factors(user)
-    audit.record("account", CLI, detail=f"reset two factors of {user.username}")
+    code = manage.reset_2fa(CLI, user)
     db.session.commit()
     click.echo(f"two factors of {user.username} reset: the next login sets them up again")
     echo_enrol_code(user.username, code)
@@ -168,8 +167,7 @@ def reset_2fa(username: str) -> None:
 def unlock(username: str) -> None:
     """Unlock an account locked after too many wrong passwords or codes."""
     user = existing_user(username)
-    user.locked_at, user.failures = None, 0
-    audit.record("account", CLI, detail=f"unlocked {user.username}")
+    manage.unlock(CLI, user)
     db.session.commit()
     click.echo(f"{user.username} unlocked")
 

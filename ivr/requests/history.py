@@ -63,7 +63,8 @@ class RequestEvent(Model):
     # No foreign key to `calls`: that table is on every caller's path and stays free of
     # dependants (a test drops it to play a failing database; nothing ever deletes a call).
     call_id: Mapped[int | None] = mapped_column(index=True)
-    # note | status | claim | release | call | outcome | listen | export | copy | erase
+    # note | status | claim | release | call | outcome | listen | export | copy | erase; for a
+    # missed call also done | reopen (staff mark it dealt with, or not after all: the latest counts)
     kind: Mapped[str] = mapped_column(String(16))
     actor: Mapped[str | None] = mapped_column(String(80))  # None: the hotline itself
     text: Mapped[str] = mapped_column(Text, default="")
@@ -148,6 +149,7 @@ class Summary:
     attempts: int  # calls that rang the family's phone
     calling: bool  # a call-back is under way (queued, no outcome yet)
     last_id: int
+    done: bool = False  # a missed call marked done (and not reopened since)
 
     @property
     def notes(self) -> list[RequestEvent]:
@@ -177,6 +179,8 @@ def summaries(request_ids: list[int], by: str = "request") -> dict[int, Summary]
         summary.last_id = event.id
         if event.kind == "call" and as_utc(event.created_at) > recent:
             attempts[key].add(event.id)
+        elif event.kind in ("done", "reopen"):
+            summary.done = event.kind == "done"
         elif event.kind == "outcome":
             answered[key].add(event.attempt_id)
             if event.outcome in DIALLED:
@@ -220,6 +224,10 @@ def describe(event: RequestEvent) -> str:
         return "asked to copy the recording from Twilio again"
     if event.kind == "erase":
         return f"deleted the personal data and recording{f' ({event.text})' if event.text else ''}"
+    if event.kind == "done":
+        return "marked it done"
+    if event.kind == "reopen":
+        return "opened it again"
     return event.kind
 
 

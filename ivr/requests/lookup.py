@@ -8,6 +8,7 @@ call goes on as for a first call, never waiting on the database twice.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from flask import g, has_request_context
@@ -16,7 +17,7 @@ from sqlalchemy.orm import undefer
 from ivr.background import jobs
 from ivr.db import db
 from ivr.messaging import policy
-from ivr.requests import history
+from ivr.requests import history, missed
 from ivr.requests.models import Call, CallbackRequest, RequestMessage
 from ivr.settings import settings
 
@@ -189,3 +190,23 @@ def reference_of(request_id: int) -> str | None:
 def call(call_id: int) -> Call | None:
     """A call by id (a missed call staff call back)."""
     return db.session.get(Call, call_id)
+
+
+@dataclass
+class MissedCalls:
+    """The missed-calls page: open ones (counted), done ones (folded away), and each one's
+    history by call id."""
+
+    open: list[missed.Missed]
+    done: list[missed.Missed]
+    summaries: dict[int, history.Summary]
+
+
+def missed_calls() -> MissedCalls:
+    rows = missed.missed_calls()
+    summaries = history.summaries([m.call.id for m in rows], by="call")
+    return MissedCalls(
+        open=[m for m in rows if not summaries[m.call.id].done],
+        done=[m for m in rows if summaries[m.call.id].done],
+        summaries=summaries,
+    )

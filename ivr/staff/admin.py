@@ -1,9 +1,13 @@
 """Admin pages and the audit of what staff do with personal data.
 
-- `/staff/audit`: the audit log (admins only, see roles.py).
-- `/staff/accounts`: staff accounts; reset an account's two factors (a new one-time enrolment
-  code, shown once) or unlock one locked after too many wrong passwords or codes.
-- `/staff/requests/<id>/delete`: erase a request's personal data and recording now (and at
+- `/staff/audit`: the audit log (admins only, see roles.py), filtered by kind and by who, a page
+  at a time.
+- `/staff/accounts`: staff accounts: add one (its initial password and enrolment code shown
+  once), change its role or phone, reset its two factors (a new one-time enrolment code, shown
+  once), unlock one locked after too many wrong passwords or codes, remove one (after a
+  confirmation page). Every change goes through `accounts.manage`, as `ivr staff` does, which
+  checks it and audits who changed what for whom.
+- `POST /staff/requests/<id>/delete`: erase a request's personal data and recording now (and at
   Twilio), e.g. when a family asks; the anonymous row stays for the counts (see retention.py).
   The request's page links to it (GET, a confirmation); only its POST deletes.
 - Listening and exporting are audited here, after the dashboard's own views answered, so the
@@ -30,12 +34,12 @@ from flask import (
 )
 from flask_login import current_user, user_logged_in
 
-from ivr.accounts import audit
-from ivr.accounts.models import StaffUser
+from ivr.accounts import audit, manage
+from ivr.accounts.models import ROLES, StaffUser
 from ivr.db import db, utcnow
 from ivr.requests import lookup
 from ivr.requests.service import handling
-from ivr.staff import dashboard, display, feedback, twofactor
+from ivr.staff import dashboard, display, feedback
 
 bp = Blueprint("admin", __name__)
 LISTENS = ("staff.requests.audio", "staff.requests.message_audio")
@@ -44,21 +48,80 @@ AUDIT_PAGE = 500
 EXPORT_FILTERS = ("status", "language", "start", "end", "mine", "unassigned", "urgent", "overdue")
 
 
+def positive(text: str | None) -> int | None:
+    return int(text) if text and text.isdigit() and 0 < len(text) < 12 else None
+
+
 @bp.get("/audit", endpoint="audit")
 def audit_log():
-    entries = db.session.scalars(
-        sa.select(audit.AuditEntry).order_by(audit.AuditEntry.id.desc()).limit(AUDIT_PAGE)
-    ).all()
+    """Newest first, AUDIT_PAGE at a time (older pages by the id to start below: entries are
+    only ever added, so a page never shifts under the reader), filtered by kind and by who."""
+    action = request.args.get("action", "")
+    action = action if action in audit.ACTIONS else ""
+    actor = manage.normal_username(request.args.get("actor", ""))
+    before = positive(request.args.get("before"))
+    query = sa.select(audit.AuditEntry).order_by(audit.AuditEntry.id.desc())
+    if action:
+        query = query.where(audit.AuditEntry.action == action)
+    if actor:
+        query = query.where(sa.func.lower(audit.AuditEntry.actor) == actor)
+    if before:
+        query = query.where(audit.AuditEntry.id < before)
+    entries = db.session.scalars(query.limit(AUDIT_PAGE + 1)).all()
+    more = len(entries) > AUDIT_PAGE
+    entries = entries[:AUDIT_PAGE]
+    filters = {k: v for k, v in (("action", action), ("actor", actor)) if v}
+    older = (
+        url_for("staff.admin.audit", **filters, before=entries[-1].id) if more and entries else None
+    )
+    newest = url_for("staff.admin.audit", **filters) if before else None
     return render_template(
-        "staff/audit.html", entries=entries, actions=audit.ACTIONS, fmt=display, page=AUDIT_PAGE
+        "staff/audit.html",
+        entries=entries,
+        actions=audit.ACTIONS,
+        fmt=display,
+        page=AUDIT_PAGE,
+        action=action,
+        actor=actor,
+        older=older,
+        newest=newest,
     )
 
 
-def accounts_page(code: str | None = None, code_for: str | None = None):
+def accounts_page(
+    code: str | None = None,
+    code_for: str | None = None,
+    *,
+    password: str | None = None,
+    errors: dict | None = None,
+    typed: dict | None = None,
+    status: int = 200,
+):
+    """The accounts page; `errors` by form ("add", or a user's id), shown beside that form."""
     users = db.session.scalars(sa.select(StaffUser).order_by(StaffUser.username)).all()
-    return render_template(
-        "staff/accounts.html", users=users, code=code, code_for=code_for, fmt=display
+    page = render_template(
+        "staff/accounts.html",
+        users=users,
+        code=code,
+        code_for=code_for,
+        password=password,
+        errors=errors or {},
+        typed=typed or {},
+        roles=ROLES,
+        fmt=display,
     )
+    return page, status
+
+
+def account_or_404(user_id: int) -> StaffUser:
+    user = db.session.get(StaffUser, user_id)
+    if user is None:
+        abort(404)
+    return user
+
+
+def me() -> str:
+    return current_user.username
 
 
 @bp.get("/accounts")
@@ -66,26 +129,89 @@ def accounts():
     return accounts_page()
 
 
+@bp.post("/accounts")
+def add_account():
+    """A new account: shown once, its initial password and its enrolment code."""
+    typed = {k: request.form.get(k, "")[:200] for k in ("username", "role", "phone")}
+    try:
+        added = manage.add(me(), typed["username"], typed["role"] or "staff", typed["phone"])
+    except manage.AccountError as exc:
+        db.session.rollback()
+        return accounts_page(errors={"add": str(exc)}, typed=typed, status=400)
+    db.session.commit()
+    return accounts_page(added.enrol_code, added.user.username, password=added.password)
+
+
+@bp.post("/accounts/<int:user_id>/role")
+def set_role(user_id: int):
+    user = account_or_404(user_id)
+    try:
+        changed = manage.set_role(me(), user, request.form.get("role", ""))
+    except manage.AccountError as exc:
+        db.session.rollback()
+        return accounts_page(errors={user_id: str(exc)}, status=400)
+    db.session.commit()
+    if changed:
+        flash(f"{user.username} is now {user.role}; their sessions ended, so it applies at once.")
+    return redirect(url_for("staff.admin.accounts") + f"#u{user_id}")
+
+
+@bp.post("/accounts/<int:user_id>/phone")
+def set_phone(user_id: int):
+    user = account_or_404(user_id)
+    try:
+        changed = manage.set_phone(me(), user, request.form.get("phone", "")[:40])
+    except manage.AccountError as exc:
+        db.session.rollback()
+        return accounts_page(errors={user_id: str(exc)}, status=400)
+    db.session.commit()
+    if changed:
+        flash(f"Phone of {user.username}: {user.phone or 'none'}.")
+    return redirect(url_for("staff.admin.accounts") + f"#u{user_id}")
+
+
+@bp.get("/accounts/<int:user_id>/remove")
+def remove_confirm(user_id: int):
+    """The confirmation step, a page of its own: it works without JavaScript, and says first
+    when the removal would be refused."""
+    user = account_or_404(user_id)
+    refusal = None
+    try:
+        manage.check_removable(me(), user)
+    except manage.AccountError as exc:
+        refusal = str(exc)
+    return render_template("staff/account_remove.html", user=user, refusal=refusal)
+
+
+@bp.post("/accounts/<int:user_id>/remove")
+def remove(user_id: int):
+    user = account_or_404(user_id)
+    if request.form.get("confirm") != user.username:  # only the confirmation page sends it
+        return redirect(url_for("staff.admin.remove_confirm", user_id=user_id))
+    name = user.username
+    try:
+        manage.remove(me(), user)
+    except manage.AccountError as exc:
+        db.session.rollback()
+        return accounts_page(errors={user_id: str(exc)}, status=400)
+    db.session.commit()
+    flash(f"Account {name} removed; its sessions ended.")
+    return redirect(url_for("staff.admin.accounts"))
+
+
 @bp.post("/accounts/<int:user_id>/reset-2fa")
 def reset_two_factors(user_id: int):
     """A lost phone, or a new colleague: a new enrolment code, shown once on this page."""
-    user = db.session.get(StaffUser, user_id)
-    if user is None:
-        abort(404)
-    code = twofactor.reset_two_factors(user)
-    audit.record("account", current_user.username, detail=f"reset two factors of {user.username}")
+    user = account_or_404(user_id)
+    code = manage.reset_2fa(me(), user)
     db.session.commit()
-    response = accounts_page(code, user.username)
-    return response
+    return accounts_page(code, user.username)
 
 
 @bp.post("/accounts/<int:user_id>/unlock")
 def unlock(user_id: int):
-    user = db.session.get(StaffUser, user_id)
-    if user is None:
-        abort(404)
-    user.locked_at, user.failures = None, 0
-    audit.record("account", current_user.username, detail=f"unlocked {user.username}")
+    user = account_or_404(user_id)
+    manage.unlock(me(), user)
     db.session.commit()
     flash(f"{user.username} unlocked.")
     return redirect(url_for("staff.admin.accounts"))

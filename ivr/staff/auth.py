@@ -31,16 +31,19 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
+from ivr.accounts.manage import normal_username
 from ivr.accounts.models import LoginAttempt, StaffUser, new_session_token
 from ivr.db import db
 from ivr.staff import expired, twofactor
 from ivr.staff.guard import (
     LOCKED,
+    RATE_LIMITED,
     address,
     admit_attempt,
+    audit_failure,
+    audit_limit,
     check_password,
     count_failure,
-    normal_username,
     safe_next,
 )
 
@@ -106,16 +109,19 @@ def login_post():
     username = normal_username(form.username.data)
     if not admit_attempt(username):
         current_app.logger.warning("login rate limit hit for %r from %s", username, address())
+        audit_limit(username, RATE_LIMITED)
         error = "Too many failed logins. Wait 15 minutes, then try again."
         return render_template("staff/login.html", form=form, error=error), 429
     user = check_password(username, form.password.data)
     if user is None:  # the attempt stays counted as a failure
         known = db.session.scalar(sa.select(StaffUser).filter_by(username=username))
+        audit_failure(username, "wrong password" if known is not None else "no such account")
         if known is not None and not known.locked_at and count_failure(known):
             return render_template("staff/login.html", form=form, error=LOCKED), 403
         error = "Wrong username or password."
         return render_template("staff/login.html", form=form, error=error), 401
     if user.locked_at:
+        audit_failure(username, "right password, but the account is locked")
         return render_template("staff/login.html", form=form, error=LOCKED), 403
     db.session.execute(sa.delete(LoginAttempt).filter_by(username=username, ip=address()))
     db.session.commit()

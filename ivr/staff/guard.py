@@ -27,10 +27,6 @@ WINDOW = dt.timedelta(minutes=15)
 DUMMY_HASH = generate_password_hash("not-a-real-password")
 
 
-def normal_username(name: str) -> str:
-    return name.strip().lower()[:80]
-
-
 def safe_next(target: str | None) -> str:
     """Follow `next` only to a staff page of this site."""
     if target and target.startswith("/staff/") and not target.startswith("//"):
@@ -72,12 +68,42 @@ def admit_attempt(username: str) -> bool:
     return True
 
 
+def audit_failure(username: str, why: str) -> None:
+    """A failed login in the audit log (committed): the username as typed, normalised, and why;
+    never the password. An unknown name is logged too: a run of them is someone guessing."""
+    db.session.rollback()
+    audit.record("failed_login", username or "(empty)", detail=why)
+    db.session.commit()
+
+
+def audit_limit(username: str, why: str) -> None:
+    """A login refused by the rate limit, in the audit log (committed): once per account and
+    WINDOW, not once per refused try, so a script hammering one name cannot flood the log."""
+    db.session.rollback()
+    recent = db.session.scalar(
+        sa.select(audit.AuditEntry.id)
+        .where(
+            audit.AuditEntry.action == "lockout",
+            audit.AuditEntry.actor == username[:80],
+            audit.AuditEntry.detail == why,
+            audit.AuditEntry.created_at > utcnow() - WINDOW,
+        )
+        .limit(1)
+    )
+    if recent is None:
+        audit.record("lockout", username, detail=why)
+        db.session.commit()
+
+
 def check_password(username: str, password: str) -> StaffUser | None:
     user = db.session.scalar(sa.select(StaffUser).filter_by(username=username))
     valid = check_password_hash(user.password_hash if user else DUMMY_HASH, password)
     return user if user and valid else None
 
 
+# The audit log's words for a refused attempt (guard.audit_limit), password and code.
+RATE_LIMITED = "too many failed logins: refused for 15 minutes"
+CODES_LIMITED = "too many wrong codes: refused for 15 minutes"
 LOCKED = (
     "This account is locked after too many wrong passwords or codes. Ask an admin to unlock it."
 )
@@ -106,7 +132,7 @@ def count_failure(user: StaffUser) -> bool:
         )
         if locked.rowcount:  # type: ignore[attr-defined]
             audit.record(
-                "account",
+                "lockout",
                 user.username,
                 detail=f"locked after {failures} wrong passwords or codes in a row",
             )

@@ -1,4 +1,9 @@
-"""The staff page of missed calls (the list itself is `ivr.requests.missed`)."""
+"""The staff page of missed calls (the list itself is `ivr.requests.missed`).
+
+Each missed call is a small ticket: notes (append-only, in the same history as requests' notes,
+by call id), a Done mark that folds it away and takes it out of the count, and Undo. Writes go
+through the request service (`handling.note_missed`, `mark_missed`), reads through `lookup`.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,7 @@ from flask_login import current_user
 
 from ivr.db import utcnow
 from ivr.requests import history, lookup
-from ivr.requests.missed import missed_calls
-from ivr.requests.service import calling
+from ivr.requests.service import calling, handling
 from ivr.staff import callstate, display
 
 bp = Blueprint("missed", __name__)
@@ -16,19 +20,22 @@ bp = Blueprint("missed", __name__)
 
 @bp.get("/missed")
 def index():
-    rows = missed_calls()
+    found = lookup.missed_calls()
+    every = found.open + found.done
     return render_template(
         "staff/missed.html",
-        rows=rows,
+        rows=found.open,
+        done=found.done,
         now=utcnow(),
         calling=calling,
         lookup=lookup,
-        summaries=history.summaries([m.call.id for m in rows], by="call"),
-        callstates=calling.states([f"call:{m.call.id}" for m in rows], current_user),
+        summaries=found.summaries,
+        callstates=calling.states([f"call:{m.call.id}" for m in every], current_user),
         fmt=display,
         languages=display.LANGUAGES,
         history=history,
         here=request.full_path,
+        note_max=handling.NOTE_MAX,
     )
 
 
@@ -50,6 +57,43 @@ def call(call_id: int):
     if callstate.wanted():
         return region(row.id, row.from_number, note=message, tone=tone)
     flash(f"Missed call: {why or message}")
+    return redirect(f"{target}#c{row.id}")
+
+
+@bp.post("/missed/<int:call_id>/note")
+def note(call_id: int):
+    row = lookup.call(call_id)
+    target = url_for("staff.missed.index")
+    if row is None:
+        flash("That call is no longer in the list.")
+        return redirect(target)
+    text = request.form.get("note", "")
+    if len(text.strip()) > handling.NOTE_MAX:
+        flash(f"Missed call: the note is longer than {handling.NOTE_MAX} characters, not saved.")
+    elif handling.note_missed(row.id, current_user.username, text):
+        flash("Missed call: note added.")
+    else:
+        flash("Missed call: the note was empty, nothing saved.")
+    return redirect(f"{target}#c{row.id}")
+
+
+@bp.post("/missed/<int:call_id>/done")
+def done(call_id: int):
+    """Done, or (with undo=1) open again."""
+    row = lookup.call(call_id)
+    target = url_for("staff.missed.index")
+    if row is None:
+        flash("That call is no longer in the list.")
+        return redirect(target)
+    undo = request.form.get("undo") == "1"
+    changed = handling.mark_missed(row.id, current_user.username, done=not undo)
+    # No number in the message: flashed messages travel in the (readable) session cookie.
+    if not changed:
+        flash(f"That missed call was already {'open' if undo else 'done'}.")
+    elif undo:
+        flash("Missed call open again.")
+    else:
+        flash("Missed call marked done: it is folded away at the bottom of the page.")
     return redirect(f"{target}#c{row.id}")
 
 

@@ -1,25 +1,28 @@
-"""Your profile: the phone a call-back through the hotline rings first."""
+"""Your profile: the phone a call-back through the hotline rings first, and your recovery codes.
+
+A change of phone is audited (masked, through `accounts.manage`): it decides whose phone hears
+families' voices, so an admin can see when and by whom it was changed.
+
+Recovery codes can be renewed here (the old ones stop working), with a current code from the
+authenticator app: a session left open on a shared computer is not enough to get a new set. The
+code is rate-limited and counts towards the lock as at login (`guard`).
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, session, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import Length, ValidationError
 
+from ivr.accounts import audit, manage
+from ivr.accounts.manage import staff_phone
 from ivr.accounts.models import StaffUser
 from ivr.db import db
-from ivr.phones import e164, parse_valid
+from ivr.staff import guard, twofactor
 
 bp = Blueprint("profile", __name__)
-
-
-def staff_phone(text: str) -> str | None:
-    """E.164 for a real phone number (U.S. numbers may be typed without +1); None otherwise."""
-    text = text.strip()
-    number = parse_valid(text, None if text.startswith("+") else "US")
-    return e164(number) if number is not None else None
 
 
 class ProfileForm(FlaskForm):
@@ -33,18 +36,68 @@ class ProfileForm(FlaskForm):
             )
 
 
+class RenewForm(FlaskForm):
+    code = StringField("Code from your app", validators=[Length(max=32)])
+
+
+def page(form: ProfileForm, renew: RenewForm | None = None, error: str | None = None):
+    user = current_user
+    left = twofactor.recovery_left(user) if user.totp_secret else None
+    return render_template(
+        "staff/profile.html",
+        form=form,
+        renew=renew or RenewForm(),
+        recovery_left=left,
+        recovery_total=twofactor.RECOVERY_CODES,
+        renew_error=error,
+    )
+
+
 @bp.get("/profile")
 def show():
-    return render_template("staff/profile.html", form=ProfileForm(phone=current_user.phone or ""))
+    return page(ProfileForm(phone=current_user.phone or ""))
+
+
+@bp.post("/profile/recovery-codes")
+def recovery_codes():
+    """New recovery codes, for a current code from the app; shown once."""
+    form = RenewForm()
+    profile = ProfileForm(phone=current_user.phone or "")
+    user = db.session.get(StaffUser, current_user.id)
+    if not user.totp_secret:
+        return page(profile, form, "Set up two factors first."), 400
+    if not form.validate_on_submit() or not (form.code.data or "").strip():
+        return page(profile, form, "Type the 6-digit code your app shows now."), 400
+    if not guard.admit_attempt(twofactor.limited_name(user)):
+        guard.audit_limit(user.username, guard.CODES_LIMITED)
+        return page(profile, form, "Too many wrong codes. Wait 15 minutes."), 429
+    user = db.session.get(StaffUser, current_user.id)
+    if not twofactor.use_totp(user, twofactor.normal_code(form.code.data or "")):
+        db.session.rollback()
+        guard.audit_failure(user.username, "wrong code to renew recovery codes")
+        if guard.count_failure(user):
+            session.clear()
+            flash(guard.LOCKED)
+            return redirect(url_for("staff.auth.login"))
+        return page(profile, form, "Wrong code: use the newest code from your app."), 401
+    codes = twofactor.new_recovery_codes(user)
+    audit.record("account", user.username, detail="renewed their recovery codes")
+    db.session.commit()
+    return render_template(
+        "staff/recovery_codes.html",
+        codes=codes,
+        next_url=url_for("staff.profile.show"),
+        renewed=True,
+    )
 
 
 @bp.post("/profile")
 def save():
     form = ProfileForm()
     if not form.validate_on_submit():
-        return render_template("staff/profile.html", form=form), 400
+        return page(form), 400
     user = db.session.get(StaffUser, current_user.id)
-    user.phone = staff_phone(form.phone.data) if (form.phone.data or "").strip() else None
+    manage.set_phone(user.username, user, form.phone.data or "")  # validated above
     db.session.commit()
     flash(f"Your phone is now {user.phone}." if user.phone else "Your phone is removed.")
     return redirect(url_for("staff.profile.show"))

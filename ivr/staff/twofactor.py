@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import hmac
 import re
 import secrets
@@ -58,7 +57,14 @@ from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
 from ivr.accounts import audit
-from ivr.accounts.models import LoginAttempt, RecoveryCode, StaffUser, new_session_token
+from ivr.accounts.manage import (  # noqa: F401  (new_enrol_code, reset_two_factors: re-exported)
+    ENROL_HOURS,
+    code_hash,
+    new_enrol_code,
+    normal_code,
+    reset_two_factors,
+)
+from ivr.accounts.models import LoginAttempt, RecoveryCode, StaffUser
 from ivr.db import db, utcnow
 from ivr.edge import keys
 from ivr.settings import settings
@@ -67,7 +73,6 @@ from ivr.staff import guard
 bp = Blueprint("twofactor", __name__, url_prefix="/login")
 PENDING = "2fa_pending"
 ENROL = "2fa_enrol"  # the enrolment code was right: {"user": session token, "at": time}
-ENROL_HOURS = 24
 PENDING_SECONDS = 300
 RECOVERY_CODES = 10
 ISSUER = "Molina hotline"
@@ -79,25 +84,6 @@ class CodeForm(FlaskForm):
 
 class EnrolForm(FlaskForm):
     enrol_code = StringField("Enrolment code", validators=[DataRequired(), Length(max=64)])
-
-
-def new_enrol_code(user: StaffUser) -> str:
-    """A new one-time enrolment code for `user` (not committed); returned in clear, once."""
-    raw = secrets.token_hex(6)
-    user.enrol_code_hash = code_hash(raw)
-    user.enrol_code_expires = utcnow() + dt.timedelta(hours=ENROL_HOURS)
-    return "-".join(raw[i : i + 4] for i in range(0, len(raw), 4))
-
-
-def reset_two_factors(user: StaffUser) -> str:
-    """Forget the account's authenticator and recovery codes, end its sessions, unlock it, and
-    return a new enrolment code (not committed)."""
-    user.totp_secret = None
-    user.totp_last_step = None
-    user.session_token = new_session_token()
-    user.locked_at, user.failures = None, 0
-    db.session.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
-    return new_enrol_code(user)
 
 
 def enrol_code_valid(user: StaffUser) -> bool:
@@ -177,10 +163,6 @@ def limited_name(user: StaffUser) -> str:
     return f"2fa:{user.username}"[:80]
 
 
-def normal_code(text: str) -> str:
-    return re.sub(r"[\s-]", "", text).lower()
-
-
 def totp_step(secret: str, code: str) -> int | None:
     """The time step `code` belongs to (now, or one step either side), or None."""
     if not re.fullmatch(r"\d{6}", code):
@@ -215,10 +197,6 @@ def use_totp(user: StaffUser, code: str) -> bool:
     )
 
 
-def code_hash(code: str) -> str:
-    return hashlib.sha256(normal_code(code).encode()).hexdigest()
-
-
 def use_recovery_code(user: StaffUser, code: str) -> bool:
     return (
         cast(
@@ -246,6 +224,15 @@ def new_recovery_codes(user: StaffUser) -> list[str]:
     return codes
 
 
+def recovery_left(user: StaffUser) -> int:
+    """How many of the account's recovery codes are still unused."""
+    return db.session.execute(
+        sa.select(sa.func.count())
+        .select_from(RecoveryCode)
+        .where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
+    ).scalar_one()
+
+
 def restart(message: str) -> Response:
     session.pop(PENDING, None)
     flash(message)
@@ -270,6 +257,7 @@ def code_post():
     name = limited_name(user)
     if not guard.admit_attempt(name):  # counted before it is checked, as a password is
         current_app.logger.warning("code rate limit hit for %r from %s", name, guard.address())
+        guard.audit_limit(user.username, guard.CODES_LIMITED)
         error = "Too many wrong codes. Wait 15 minutes, then try again."
         return render_template("staff/twofactor.html", form=form, error=error), 429
     text = normal_code(form.code.data)
@@ -278,6 +266,7 @@ def code_post():
         recovery = use_recovery_code(user, text)
         if not recovery:  # the attempt stays counted as a failure
             db.session.rollback()
+            guard.audit_failure(user.username, "wrong code")
             if guard.count_failure(user):
                 return restart(guard.LOCKED)
             error = "Wrong code. Use the newest code from your app, or a recovery code."
@@ -288,9 +277,10 @@ def code_post():
     db.session.commit()
     target = finish(user, (session.get(PENDING) or {}).get("next"))
     if recovery:  # after finish: a new session starts there
+        left = recovery_left(user)
         flash(
-            "You used a recovery code; each works once. If your phone is lost, ask an admin "
-            "to reset your two factors."
+            f"You used a recovery code; each works once, and {left} are left (new ones: your "
+            "profile). If your phone is lost, ask an admin to reset your two factors."
         )
     return redirect(target)
 
@@ -323,7 +313,7 @@ def setup_page(user: StaffUser, form: CodeForm, error: str | None = None):
     qr = Markup(segno.make(uri, error="m").svg_inline(scale=5, title="Scan with your app"))
     spaced = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
     return render_template(
-        "staff/twofactor_setup.html", form=form, qr=qr, secret=spaced, error=error
+        "staff/twofactor_setup.html", form=form, qr=qr, secret=spaced, uri=uri, error=error
     )
 
 
@@ -349,11 +339,13 @@ def setup_post():
     if not form.validate_on_submit():
         return setup_page(user, form), 400
     if not guard.admit_attempt(name):
+        guard.audit_limit(user.username, guard.CODES_LIMITED)
         return setup_page(user, form, "Too many wrong codes. Wait 15 minutes."), 429
     user = db.session.get(StaffUser, user.id)
     secret = enrol_secret(user)
     step = totp_step(secret, normal_code(form.code.data))
     if step is None:
+        guard.audit_failure(user.username, "wrong code while setting up two factors")
         if guard.count_failure(user):
             return restart(guard.LOCKED)
         return setup_page(
@@ -375,9 +367,11 @@ def enrol_code_post(user: StaffUser, name: str):
     if not form.validate_on_submit():
         return enrol_page(form), 400
     if not guard.admit_attempt(name):
+        guard.audit_limit(user.username, guard.CODES_LIMITED)
         return enrol_page(form, "Too many wrong codes. Wait 15 minutes."), 429
     user = db.session.get(StaffUser, user.id) or user
     if not enrol_code_ok(user, form.enrol_code.data or ""):
+        guard.audit_failure(user.username, "wrong enrolment code")
         if guard.count_failure(user):
             return restart(guard.LOCKED)
         error = (

@@ -68,6 +68,31 @@ def save_card(
     return saved
 
 
+NOTE_MAX = 4000
+
+
+def note_missed(call_id: int, actor: str, text: str) -> bool:
+    """Add a note to a missed call (append-only, as a request's notes). Commits; False when the
+    text is empty."""
+    text = text.strip()[:NOTE_MAX]
+    if not text:
+        return False
+    history.add(None, "note", actor, call_id=call_id, text=text)
+    db.session.commit()
+    return True
+
+
+def mark_missed(call_id: int, actor: str, *, done: bool) -> bool:
+    """Mark a missed call done (folded away, not counted) or open again. Commits; False when it
+    already was, so a second press from a stale page adds no line to the history."""
+    summary = history.summaries([call_id], by="call")[call_id]
+    if summary.done == done:
+        return False
+    history.add(None, "done" if done else "reopen", actor, call_id=call_id)
+    db.session.commit()
+    return True
+
+
 def claim(request_id: int, username: str) -> str | None:
     """Take the request unless a colleague has; who has it now. Commits."""
     holder = history.claim(request_id, username)

@@ -285,3 +285,15 @@ def test_office_clock_counts_as_the_dashboard(make_app, hours, closed):
             expected = calendar.office().hours_between(start, end)
             assert clock.between(start, end) == pytest.approx(expected, abs=1e-6), (start, end)
             assert clock.between(start, end) == pytest.approx(expected, abs=1e-6), (start, end)
+
+
+def test_overdue_now_uses_the_shorter_target_for_urgent_requests(app, make_request):
+    """Reports count "Overdue now" as the dashboard flags it: 2 office hours for an urgent
+    request (URGENT_TARGET_HOURS), 8 for the others (CALLBACK_TARGET_HOURS)."""
+    with app.app_context():
+        make_request(created_at=START, urgent=True)
+        make_request(created_at=START)
+        early = dict(figures.build(WEEK, now=START + dt.timedelta(hours=1)).headline)
+        late = dict(figures.build(WEEK, now=START + dt.timedelta(hours=3)).headline)
+    assert early["Overdue now"] == "0"
+    assert late["Overdue now"] == "1"  # the urgent one only: 3 h > 2 h, but < 8 h

@@ -295,3 +295,23 @@ def test_an_exports_audit_names_the_new_filters(app, client, auth, make_request)
     with app.app_context():
         entry = db.session.scalars(sa.select(AuditEntry).filter_by(action="export")).one()
     assert "filters: unassigned=1, urgent=1;" in entry.detail
+
+
+def test_a_first_attempt_meets_the_target(app, client, auth, make_request):
+    """The target is for a first call-back, as Reports counts it: once the family's phone rang
+    (here a voicemail), the card stops counting down and the overdue filter leaves it out."""
+    now = dt.datetime.now(UTC)
+    tried = make_request(reference="100001", status="trying", created_at=now - dt.timedelta(days=5))
+    make_request(reference="100002", created_at=now - dt.timedelta(days=5))
+    with app.app_context():
+        attempt = history.add(tried, "call", "ana", text="to the callback number")
+        db.session.flush()
+        history.add(tried, "outcome", "ana", attempt_id=attempt.id, outcome="voicemail")
+        db.session.commit()
+    auth.login()
+    page = client.get("/staff/").get_data(as_text=True)
+    cards = dict(re.findall(r'data-reference="(\d+)"(.*?)</header>', page, re.S))
+    assert "1 attempt" in cards["100001"]
+    assert 'class="flag"' not in cards["100001"] and 'class="due"' not in cards["100001"]
+    assert re.search(r'class="flag"[^>]*>Overdue by \d+ h', cards["100002"])
+    assert references(client.get("/staff/?overdue=1").get_data(as_text=True)) == ["100002"]

@@ -117,10 +117,12 @@ class CallbackFigures:
     requests: list[Waited] = field(default_factory=list)
     outcomes: Counter = field(default_factory=Counter)
     target: float = 0
+    urgent_target: float = 0  # URGENT_TARGET_HOURS: the dashboard's shorter target (issue 21)
 
     @classmethod
     def read(cls, period: Period, now: dt.datetime) -> CallbackFigures:
-        found = cls(target=settings().callback_target_hours)
+        config = settings()
+        found = cls(target=config.callback_target_hours, urgent_target=config.urgent_target_hours)
         start, end = period.utc_bounds()
         r, e = CallbackRequest, RequestEvent
         in_period = sa.and_(r.created_at >= start, r.created_at < end)
@@ -175,13 +177,14 @@ class CallbackFigures:
         return [w for w in (getattr(q, which) for q in self.requests) if w is not None]
 
     def overdue(self, urgent: bool | None = None) -> int:
-        """Still waiting for a first attempt, for longer than the target."""
+        """Still waiting for a first attempt, for longer than its target (the shorter one for an
+        urgent request, as the dashboard's countdown)."""
         return sum(
             1
             for q in self.requests
             if q.attempt is None
             and q.status in ("new", "trying")
-            and q.open_for > self.target
+            and q.open_for > (self.urgent_target if q.urgent else self.target)
             and urgent in (None, q.urgent)
         )
 
@@ -240,7 +243,8 @@ class CallbackFigures:
                         + [self.overdue(urgent=False)],
                     ),
                 ],
-                note="Requests left in this period. Overdue: no attempt yet, past the target.",
+                note="Requests left in this period. Overdue: no attempt yet, past the target "
+                f"({self.target:g} h; urgent {self.urgent_target:g} h).",
                 stacked=True,
             ),
             Chart(

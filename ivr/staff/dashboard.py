@@ -116,6 +116,10 @@ class Filters:
             for r in listing.find(self.search())
             if display.overdue(r.created_at, now, urgent=r.urgent)
         ]
+        # The target is for a first call-back (as Reports counts it): once the family's phone
+        # rang, the request is no longer overdue, however it went.
+        tried = history.summaries([r.id for r in rows])
+        rows = [r for r in rows if not tried[r.id].attempts]
         return rows[:limit] if limit is not None else rows
 
     def url_args(self) -> dict[str, Any]:

@@ -343,7 +343,7 @@ def test_without_full_attestation_nothing_of_the_earlier_request_is_said(again_a
     call.answer()
     call.press("2")
     heard = call.heard()
-    for prompt in ("again_from_today", "again_reference", "again_call_back", "option_add"):
+    for prompt in ("again_from_today", "reference_number", "again_call_back", "option_add"):
         assert REAL.text("es", prompt) not in heard
     assert first.reference not in heard_digits(call, "es")
     assert REAL.text("es", "option_callback") in heard

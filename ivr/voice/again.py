@@ -65,7 +65,7 @@ def announcement(lang: str, row: CallbackRequest) -> list[Line]:
     p = prompts()
     return [
         *when_lines(lang, row.created_at),
-        p.line(lang, "again_reference"),
+        p.line(lang, "reference_number"),
         *p.digits(lang, row.reference, (3, 3)),
         p.line(lang, "again_call_back"),
     ]

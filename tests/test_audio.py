@@ -327,3 +327,24 @@ def test_failure_midway_keeps_what_was_rendered(build, google, audio_dir, prompt
     assert (audio_dir / "manifest.json").stat().st_mode & 0o777 == 0o644
     assert not list(audio_dir.rglob(".tmp-*"))
     assert build("--check").output.strip().splitlines()[0] == "stale en/invalid"
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_a_topic_said_without_today_keeps_its_recorded_voice(make_app, google, lang):
+    """In the evening topic 5 ends "Contact us." instead of the post's "Contact us today."
+    (issue 23): that version is rendered too, so the topic is still played, never switched to
+    Twilio's <Say> voice."""
+    from tests.test_content import HOURS, at, start
+
+    app = make_app(OFFICE_HOURS=HOURS, CLOCK=at(2026, 11, 30, 18, 0))  # Monday evening
+    result = app.test_cli_runner(mix_stderr=False).invoke(audio_group, ["build"])
+    assert result.exit_code == 0, result.output + result.stderr
+    call = start(app, lang)
+    call.press("5")
+    played = " ".join(plays(call))
+    topic = Prompts(Path(settings(app).prompts_dir)).topic(lang, 5)
+    assert topic is not None
+    closed = Prompts(Path(settings(app).prompts_dir)).closed_ending(lang, topic.body)
+    assert closed is not None  # the post's topic 5 ends "Contact us today."
+    assert audio.audio_file(lang, settings(app).gtts_tld(lang), closed, False) in played
+    assert call.said() == []

@@ -11,6 +11,7 @@ import re
 import threading
 
 import pytest
+import requests
 import responses
 import sqlalchemy as sa
 
@@ -224,11 +225,15 @@ def test_the_card_follows_the_call_without_a_reload(app, client, ana, luis, make
     number = leg.twiml.find("Dial/Number")
     leg.post(number.get("statusCallback"), CallStatus="in-progress")
     html = region(client, request_id)
-    assert "Connected to the family." in html and "Spoke with the family" in html
+    # While on the line, nobody answers "how did it go" yet: that would end the hold mid-call.
+    assert "Connected to the family." in html and "Spoke with the family" not in html
     assert "Spoke with the family" not in region(luis, request_id)  # ana's call: ana answers
     leg.follow(leg.twiml.find("Dial").get("action"), DialCallStatus="completed")
     html = region(client, request_id)
-    assert "The call has ended. How did it go?" in html and polls(html)
+    # ana's answer buttons stay still (no polling swaps them from under her keyboard)...
+    assert "The call has ended. How did it go?" in html and not polls(html)
+    assert "Spoke with the family" in html
+    assert polls(region(luis, request_id))  # ...while luis's card follows until she answers
     leg.press("1")
     html = region(client, request_id)
     assert phase(html) == "done" and not polls(html)  # final: the polling stops
@@ -442,3 +447,108 @@ def test_twilio_down_for_every_try_frees_the_family(app, client, ana, luis, make
         f"/staff/requests/{request_id}/call", data={"csrf_token": csrf_token(luis, "/staff/")}
     )
     assert staff_call_jobs(app) == 2
+
+
+# Review of the merged queue (findings 1-5) -----------------------------------------------------
+
+
+@responses.activate
+def test_a_long_call_keeps_the_family_held(app, client, ana, luis, make_request):
+    """A call with the family past CALLBACK_RESERVATION_MINUTES still holds it: each step of
+    the call holds it again, a connected call for hours; a colleague cannot ring the family."""
+    request_id = make_request(callback_number=FAMILY)
+    press_call_back(client, request_id)
+    sent, _ = place_queued_call(app)
+    leg = staff_leg(client, sent)
+    leg.press("1")
+    leg.post(leg.twiml.find("Dial/Number").get("statusCallback"), CallStatus="in-progress")
+    with app.app_context():  # as if the press was 40 minutes ago
+        held = db.session.scalar(sa.select(reservations.CallBack))
+        held.started_at = utcnow() - dt.timedelta(minutes=40)
+        assert held.expires_at.replace(tzinfo=dt.UTC) > utcnow() + dt.timedelta(hours=3)
+        db.session.commit()
+    assert "ana is talking with the family" in region(luis, request_id)
+    token = csrf_token(luis, "/staff/")
+    luis.post(f"/staff/requests/{request_id}/call", data={"csrf_token": token})
+    assert staff_call_jobs(app) == 1  # no second call
+
+
+@responses.activate
+def test_an_answer_for_another_card_or_mid_call_is_refused(app, client, ana, make_request):
+    request_id = make_request(callback_number=FAMILY)
+    other = make_request(callback_number=FAMILY)
+    press_call_back(client, request_id)
+    sent, attempt = place_queued_call(app)
+    leg = staff_leg(client, sent)
+    leg.press("1")
+    leg.post(leg.twiml.find("Dial/Number").get("statusCallback"), CallStatus="in-progress")
+    token = csrf_token(client, "/staff/")
+
+    def answer(card: int) -> str:
+        return client.post(
+            f"/staff/requests/{card}/callstate",
+            data={"csrf_token": token, "attempt": str(attempt), "choice": "reached"},
+            headers=HX,
+        ).get_data(as_text=True)
+
+    assert "no answer to give now" in answer(other)  # this attempt is not the other card's
+    assert "still on" in answer(request_id)  # connected: said when the call has ended
+    assert [k for k in kinds(app, request_id) if k[0] == "outcome"] == []
+    assert status(app, request_id) == "new" and status(app, other) == "new"
+
+
+@responses.activate
+def test_a_call_twilio_may_have_placed_still_holds_and_claims_nothing(
+    app, client, ana, luis, make_request
+):
+    """Twilio's answer lost (read timeout): the call may have been placed, so the family stays
+    held a short while and no "the family was not called" is written."""
+    request_id = make_request(callback_number=FAMILY)
+    press_call_back(client, request_id)
+    responses.post(CALLS, body=requests.exceptions.ReadTimeout("read timed out"))
+    jobs.run_pending(app)
+    assert [k for k in kinds(app, request_id) if k[0] == "outcome"] == []
+    token = csrf_token(luis, "/staff/")
+    luis.post(f"/staff/requests/{request_id}/call", data={"csrf_token": token})
+    assert staff_call_jobs(app) == 1
+    with app.app_context():
+        held = db.session.scalar(sa.select(reservations.CallBack))
+        assert held.expires_at.replace(tzinfo=dt.UTC) < utcnow() + dt.timedelta(minutes=3)
+
+
+@responses.activate
+def test_a_late_staff_leg_does_not_dial_a_family_held_by_someone_else(
+    app, client, ana, luis, make_request
+):
+    request_id = make_request(callback_number=FAMILY)
+    press_call_back(client, request_id)
+    sent, _ = place_queued_call(app)
+    with app.app_context():  # ana's hold ended (its time); luis presses Call back
+        held = db.session.scalar(sa.select(reservations.CallBack))
+        held.expires_at = utcnow() - dt.timedelta(seconds=1)
+        db.session.commit()
+    token = csrf_token(luis, "/staff/")
+    luis.post(f"/staff/requests/{request_id}/call", data={"csrf_token": token})
+    assert staff_call_jobs(app) == 2
+    leg = staff_leg(client, sent)  # ana's phone rings only now, and she presses 1
+    leg.press("1")
+    assert leg.twiml.find("Dial") is None and leg.twiml.find("Hangup") is not None
+    assert "a colleague may be calling them now" in leg.heard()
+
+
+@responses.activate
+def test_the_staff_phone_ending_while_dialling_leaves_the_outcome_to_the_dial(
+    app, client, ana, make_request
+):
+    """The staff leg's end may be reported before Dial's action: while the family was being
+    dialled, it records nothing, and Dial's action says how the family's leg ended."""
+    request_id = make_request(callback_number=FAMILY)
+    press_call_back(client, request_id)
+    sent, _ = place_queued_call(app)
+    leg = staff_leg(client, sent)
+    leg.press("1")
+    dial_action = leg.twiml.find("Dial").get("action")
+    assert leg.post(sent["StatusCallback"], CallStatus="completed").status_code == 204
+    assert [k for k in kinds(app, request_id) if k[0] == "outcome"] == []
+    leg.follow(dial_action, DialCallStatus="completed", DialCallDuration="40")
+    assert phase(region(client, request_id)) == "asking"  # the family answered after all

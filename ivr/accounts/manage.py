@@ -101,8 +101,16 @@ def find(username: str) -> StaffUser | None:
 
 
 def admin_count() -> int:
-    """The admins, their rows locked (PostgreSQL) until the change commits: two admins demoting
-    each other at once cannot both see the other one still there."""
+    """The admins, their rows locked until the change commits: two admins demoting each other
+    at once cannot both see the other one still there. SQLite has no FOR UPDATE: the no-op
+    write first takes its database write lock, which serialises the two (the second waits, or
+    fails rather than leave no admin)."""
+    db.session.execute(
+        sa.update(StaffUser)
+        .where(StaffUser.role == "admin")
+        .values(role=StaffUser.role)
+        .execution_options(synchronize_session=False)
+    )
     admins = db.session.scalars(
         sa.select(StaffUser.id).where(StaffUser.role == "admin").with_for_update()
     ).all()

@@ -85,6 +85,12 @@ def spoken(prompts: Prompts, lang: str) -> list[Spoken]:
     items += [Spoken(t.name, Line(lang, t.body, t.name)) for t in topics]
     # Each topic once more, slowly (gTTS `slow=True`), for the caller who presses 7.
     items += [Spoken(f"slow:{t.name}", Line(lang, t.body, t.name, slow=True)) for t in topics]
+    # A topic ending "Contact us today." is said "Contact us." when the office does not open
+    # again today (Prompts.closed_ending): that version too, at both speeds.
+    for t in topics:
+        if (closed := prompts.closed_ending(lang, t.body)) is not None:
+            items.append(Spoken(f"closed:{t.name}", Line(lang, closed, t.name)))
+            items.append(Spoken(f"slow:closed:{t.name}", Line(lang, closed, t.name, slow=True)))
     return items
 
 

@@ -64,6 +64,16 @@ class Prompts:
         """Return the prompt's text, stripped; raise PromptError when it is missing or empty."""
         return self.line(lang, name).text
 
+    def closed_ending(self, lang: str, body: str) -> str | None:
+        """A topic that ends with the post's "Contact us today." (`contact_today`) as it is said
+        when the office does not open again today: ending "Contact us." (`contact_us`; issue
+        23). None for a topic without that ending. `voice/topics.py` says it; `audio.spoken`
+        renders it, so the topic keeps its recorded voice in the evening too."""
+        today = self.text(lang, "contact_today")
+        if not body.endswith(today):
+            return None
+        return body[: -len(today)] + self.text(lang, "contact_us")
+
     def line(self, lang: str, name: str, **fields: object) -> Line:
         """Return a prompt as a Line with its whitespace normalised, filling `{placeholders}`
         from `fields`."""

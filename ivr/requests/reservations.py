@@ -137,15 +137,45 @@ def of_attempt(attempt_id: int) -> CallBack | None:
     return db.session.scalar(sa.select(CallBack).where(CallBack.attempt_id == attempt_id))
 
 
+# A call with the family may last long (a lawyer's call; Twilio ends a <Dial> after 4 hours):
+# while connected, the reservation holds that long, so nobody else rings a family on the line.
+CONNECTED_HOLD = dt.timedelta(hours=4)
+
+
 def advance(attempt_id: int, state: str, **fields: Any) -> bool:
     """Move a call-back's progress forward to `state` (never back: Twilio's webhooks may arrive
-    out of order or twice). Not committed."""
+    out of order or twice), and hold the reservation again from now: each step is news that
+    the call goes on (review: a 20-minute call used to lose its hold after 15). Not committed."""
     earlier = PROGRESS[: PROGRESS.index(state)]
+    now = utcnow()
+    hold = CONNECTED_HOLD if state == "connected" else hold_for()
     return bool(
         _updated(
             sa.update(CallBack)
             .where(CallBack.attempt_id == attempt_id, CallBack.state.in_(earlier))
-            .values(state=state, updated_at=utcnow(), **fields)
+            .values(state=state, updated_at=now, expires_at=now + hold, **fields)
+        )
+    )
+
+
+def hold_until(attempt_id: int, until: dt.datetime) -> None:
+    """Let a reservation still held end sooner (news that may never come). Not committed."""
+    _updated(
+        sa.update(CallBack)
+        .where(CallBack.attempt_id == attempt_id, CallBack.open_slot == 1)
+        .values(expires_at=until, updated_at=utcnow())
+    )
+
+
+def is_live(attempt_id: int) -> bool:
+    """Does this attempt still hold its reservation (not ended, not taken over)?"""
+    return bool(
+        db.session.scalar(
+            sa.select(CallBack.id).where(
+                CallBack.attempt_id == attempt_id,
+                CallBack.open_slot == 1,
+                CallBack.expires_at >= utcnow(),
+            )
         )
     )
 

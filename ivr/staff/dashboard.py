@@ -318,7 +318,10 @@ def call_outcome(request_id: int):
     """How the call went, chosen on the card (the same four answers as on the phone)."""
     row = get_or_404(request_id)
     refused = calling.choose(
-        request.form.get("attempt", 0, type=int), request.form.get("choice", ""), current_user
+        request.form.get("attempt", 0, type=int),
+        request.form.get("choice", ""),
+        current_user,
+        target=f"request:{row.id}",
     )
     message = refused or "Noted. Thank you."
     if callstate.wanted():

@@ -113,7 +113,10 @@ def call_outcome(call_id: int):
     if row is None:
         abort(404)
     refused = calling.choose(
-        request.form.get("attempt", 0, type=int), request.form.get("choice", ""), current_user
+        request.form.get("attempt", 0, type=int),
+        request.form.get("choice", ""),
+        current_user,
+        target=f"call:{row.id}",
     )
     message = refused or "Noted. Thank you."
     if callstate.wanted():

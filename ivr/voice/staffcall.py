@@ -79,6 +79,8 @@ def connect(attempt: int):
     number = lookup.call_back_target(attempt)[0]
     if request.form.get("Digits") != "1" or number is None:
         return goodbye("staffcall_no_key")
+    if not calling.live(attempt):  # its hold ended: a colleague may be calling the family now
+        return goodbye("staffcall_released")
     calling.progress(attempt, "dialling")
     response = VoiceResponse()
     dial = response.dial(

@@ -201,15 +201,14 @@ def contact_today(lang: str, body: str) -> str:
     """The post's "Contact us today." (prompt `contact_today`) said only on a day the office is
     open now or opens later; on a holiday, a weekend or after closing it is "Contact us."
     (`contact_us`): the caller may just have heard "our office is closed today" (issue 23)."""
-    p = prompts()
-    today = p.text(lang, "contact_today")
-    if not body.endswith(today):
+    closed = prompts().closed_ending(lang, body)
+    if closed is None:
         return body
     calendar, moment = office(), now()
     opening = calendar.next_opening(moment)
     if opening is not None and calendar.local(opening).date() == calendar.local(moment).date():
         return body
-    return body[: -len(today)] + p.text(lang, "contact_us")
+    return closed
 
 
 def slow_line(lang: str, found: Topic) -> Line | None:

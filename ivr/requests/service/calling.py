@@ -220,14 +220,34 @@ def family_leg_ended(attempt_id: int, duration: int | None) -> bool:
 
 def staff_leg_ended(attempt_id: int, call_status: str) -> None:
     """The staff phone hung up. If the family was never reached, say so on the request; if the
-    family's leg was answered and no choice was made, the card goes on asking. Commits."""
+    family's leg was answered and no choice was made, the card goes on asking; if the family was
+    being dialled, Dial's action says how that ended (its news may come after this). Commits."""
     row = reservations.of_attempt(attempt_id)
     if row is not None and (row.dial_status == "completed" or row.state == "connected"):
         # The family answered (its leg's end may be reported after this): the card asks.
         reservations.advance(attempt_id, "asking", dial_status="completed")
         db.session.commit()
         return
+    if row is not None and row.state == "dialling":
+        # Dial's action records the family's leg (answered or not); should it never come, the
+        # reservation ends in a couple of minutes and the card says there was no news.
+        reservations.hold_until(attempt_id, utcnow() + NEWS_WITHIN)
+        db.session.commit()
+        return
     outcome(attempt_id, "not-connected", text=f"staff phone: {call_status}")
+
+
+def live(attempt_id: int) -> bool:
+    """May the staff leg of this attempt go on (to dial the family)? Not when its reservation
+    ended (an outcome, its time, a colleague's press since): then a late-ringing staff phone
+    must not call a family someone else may be calling. Commits."""
+    found = reservations.is_live(attempt_id) and not db.session.scalar(
+        sa.select(history.RequestEvent.id).where(
+            history.RequestEvent.kind == "outcome", history.RequestEvent.attempt_id == attempt_id
+        )
+    )
+    db.session.commit()
+    return found
 
 
 def answer_by_phone(attempt_id: int, choice: str) -> bool:
@@ -238,13 +258,20 @@ def answer_by_phone(attempt_id: int, choice: str) -> bool:
     return outcome(attempt_id, choice, duration=duration, text=CHOICE_TEXT.get(choice, ""))
 
 
-def choose(attempt_id: int, choice: str, user: StaffUser) -> str | None:
-    """The staff member's answer on the card to "how did it go?". None when recorded; otherwise
-    why not, in words. Commits."""
+def choose(attempt_id: int, choice: str, user: StaffUser, target: str) -> str | None:
+    """The staff member's answer on the card (`target`: `reservations.target_of`) to "how did it
+    go?". None when recorded; otherwise why not, in words. Commits."""
     if choice not in CHOICES:
         return "Choose one of the answers."
     row = reservations.of_attempt(attempt_id)
-    if row is None or not (row.dial_status == "completed" or row.state in ("connected", "asking")):
+    if row is None or row.target != target:  # an attempt of another card: nothing to answer
+        db.session.commit()
+        return "This call-back has no answer to give now."
+    if row.state == "connected" and row.dial_status != "completed":
+        # Still on the line: answering now would end the hold while the family is connected.
+        db.session.commit()
+        return "The call is still on; say how it went when it has ended."
+    if not (row.dial_status == "completed" or row.state == "asking"):
         db.session.commit()
         return "This call-back has no answer to give now."
     if row.username != user.username and row.open_slot == 1 and not expired(row):
@@ -393,7 +420,6 @@ def _describe(
         state.phase = row.state
         mine, theirs = PHASE_WORDS[row.state]
         state.words = mine if me else theirs.format(who=who)
-        state.asking = state.asking or (row.state == "connected" and me)
         return state
     state.phase, state.tone = "expired", "warn"
     state.words = (
@@ -443,7 +469,10 @@ def place_call(payload: dict[str, Any]) -> None:
         outcome(attempt_id, "refused", text=refusal_words(exc.code))
         raise
     except MaybeSent:
-        outcome(attempt_id, "not-connected", text="no answer from Twilio")
+        # Twilio may have placed it: the family stays held for a short while (the staff phone's
+        # webhooks, if it rings, hold it again), and nothing claims the family was not called.
+        reservations.hold_until(attempt_id, utcnow() + NEWS_WITHIN)
+        db.session.commit()
         raise
     reservations.advance(attempt_id, "ringing")
     db.session.commit()
@@ -497,6 +526,10 @@ def not_placed_late(payload: dict[str, Any]) -> None:
         text=f"not started within {START_WITHIN // 60} minutes of the press; press Call back again",
     )
 
+
+# How long a call-back stays held waiting for news that may never come (Twilio's answer lost,
+# or Dial's action after the staff phone hung up while the family's rang).
+NEWS_WITHIN = dt.timedelta(minutes=2)
 
 START_WITHIN = 120  # seconds after the press past which a call-back is dropped, not placed late
 # A reservation still queued this long after the press no longer holds: its job is dropped.

@@ -81,7 +81,8 @@
 
   var submitting = false;
   document.addEventListener("submit", function (event) {
-    submitting = true;
+    // An htmx form (Call back, how it went) answers inside its card: no page is left after it.
+    if (!(event.target.hasAttribute && event.target.hasAttribute("hx-post"))) { submitting = true; }
     if (event.target.matches && event.target.matches("form[data-logout]")) { dropAll(); }
   }, true);
   window.addEventListener("pageshow", function () { submitting = false; });

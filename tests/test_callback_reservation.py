@@ -552,3 +552,19 @@ def test_the_staff_phone_ending_while_dialling_leaves_the_outcome_to_the_dial(
     assert [k for k in kinds(app, request_id) if k[0] == "outcome"] == []
     leg.follow(dial_action, DialCallStatus="completed", DialCallDuration="40")
     assert phase(region(client, request_id)) == "asking"  # the family answered after all
+
+
+@responses.activate
+def test_a_poll_that_saw_the_state_already_gets_nothing_to_swap(app, client, ana, make_request):
+    """A colleague's card polls every 2 s through a whole call: while its state is unchanged the
+    answer is 204 (htmx swaps nothing, so a screen reader hears nothing again); a change sends
+    the new region."""
+    request_id = make_request(callback_number=FAMILY)
+    press_call_back(client, request_id)
+    html = region(client, request_id)
+    seen = re.search(r"hx-vals='\{\"seen\": \"([0-9a-f]+)\"\}'", html)[1]
+    url = f"/staff/requests/{request_id}/callstate?next=/staff/&seen={seen}"
+    assert client.get(url, headers=HX).status_code == 204
+    place_queued_call(app)  # the phone rings: news
+    changed = client.get(url, headers=HX)
+    assert changed.status_code == 200 and "Ringing your phone" in changed.get_data(as_text=True)

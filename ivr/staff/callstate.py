@@ -29,10 +29,13 @@ def region(
     note: str | None = None,
     tone: str = "info",
     counts: bool = True,
-) -> str:
+) -> str | Response:
     """The region alone, with the header's waiting counts out of band (they follow an outcome)
-    when the page shows them."""
+    when the page shows them. A poll (GET) that says it has seen this state already gets 204:
+    htmx then swaps nothing and polls on."""
     state = calling.state_of(request_id, call_id, current_user)
+    if request.method == "GET" and request.args.get("seen") == state.digest:
+        return Response(status=204)
     extra = {"waiting": listing.waiting_counts()} if counts else {}
     return render_template(
         "staff/_callstate_live.html",

@@ -334,7 +334,9 @@ def call_outcome(request_id: int):
     return back_to(row)
 
 
-def callstate_region(row: CallbackRequest, note: str | None = None, tone: str = "info") -> str:
+def callstate_region(
+    row: CallbackRequest, note: str | None = None, tone: str = "info"
+) -> str | Response:
     return callstate.region(
         row.id,
         None,

@@ -7,7 +7,7 @@ through the request service (`handling.note_missed`, `mark_missed`), reads throu
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from ivr.db import utcnow
@@ -125,7 +125,9 @@ def call_outcome(call_id: int):
     return redirect(url_for("staff.missed.index") + f"#c{row.id}")
 
 
-def region(call_id: int, number: str | None, note: str | None = None, tone: str = "info") -> str:
+def region(
+    call_id: int, number: str | None, note: str | None = None, tone: str = "info"
+) -> str | Response:
     return callstate.region(
         None,
         call_id,

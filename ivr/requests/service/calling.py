@@ -35,6 +35,7 @@ was dialled).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -317,6 +318,13 @@ class CallState:
     @property
     def key(self) -> int:
         return int(self.target.split(":")[1])
+
+    @property
+    def digest(self) -> str:
+        """A short fingerprint of what the card shows: a poll that finds it unchanged gets no
+        new region (nothing re-announced to a screen reader, no button swapped under focus)."""
+        shown = (self.busy, self.holder, self.phase, self.tone, self.words, self.asking)
+        return hashlib.sha256(repr((shown, self.attempt_id)).encode()).hexdigest()[:16]
 
 
 def states(targets: list[str], user: StaffUser) -> dict[str, CallState]:

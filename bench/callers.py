@@ -218,6 +218,8 @@ class Caller:
                     keys = "1"  # keep the number called from
                 elif path.endswith("/a-number/choice"):
                     keys = self.a_number + "#"
+                elif path.endswith(("/number/checked", "/a-number/checked")):
+                    keys = "1"  # the number read back is right (issue 23's read-back)
                 elif path.endswith("/closing/urgent") and self.burst.text:
                     keys = "2"  # not urgent: the reference again, then the text offer
                 elif path.endswith("/closing/text") and self.burst.text:

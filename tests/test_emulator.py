@@ -65,3 +65,21 @@ def test_the_same_call_over_http_stores_what_it_gave(app, prompts_dir):
     assert (row.step, row.callback_number) == ("complete", call.from_number)
     assert row.a_number.endswith("12345678")
     assert row.recording_sid and row.recording_duration == 12
+
+
+def test_the_bench_caller_walks_the_whole_path(make_app, prompts_dir):
+    """bench/callers.py's scripted caller (the burst's) still reaches the reference through
+    every menu the call now has (issue 23 added read-backs the bench had not learnt: its
+    callers stopped at the A-number, and the bench counted 0 of N stored exactly)."""
+    from bench.callers import HOST, Burst, Caller
+
+    app = make_app(FORWARDED_PROXIES="1", PUBLIC_URL=f"https://{HOST}")
+    with serving(app) as port:
+        burst = Burst(port, TOKEN, "AC" + "0" * 32, Ear(Prompts(prompts_dir)))
+        caller = Caller(burst, 0, 1)
+        caller.run()
+        for thread in burst.status_threads:
+            thread.join(timeout=30)
+    assert caller.outcome == "reference", caller.outcome
+    row = stored(app)
+    assert row.step == "complete" and row.recording_sid

@@ -65,11 +65,13 @@ def test_enrol_and_log_in_with_totp_codes(server, browser):  # noqa: F811
     page.fill("input[name=enrol_code]", ENROL_CODES[server])
     page.click("button:has-text('Continue')")
     qr = page.locator(".qr svg")
+    qr.wait_for(state="visible")  # the form posts to the same URL: wait for the new page
     assert qr.is_visible() and qr.bounding_box()["width"] >= 100
     secret = page.locator("#totp-secret").inner_text().replace(" ", "")
     totp = pyotp.TOTP(secret)
     page.fill("input[name=code]", totp.now())
     page.click("button:has-text('Turn on')")
+    page.locator(".recovery-codes code").first.wait_for()
     codes = page.locator(".recovery-codes code").all_inner_texts()
     assert len(codes) == 10 and len(set(codes)) == 10
     page.click("text=Continue to the requests")

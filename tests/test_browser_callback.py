@@ -5,6 +5,7 @@ staff leg's webhooks are signed posts from the emulator, as in tests/test_browse
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 
 import pytest
@@ -134,6 +135,7 @@ def test_the_card_follows_the_call_live_to_its_outcome(hotline, browser, tmp_pat
     page.locator(f"{CARD} button:has-text('Spoke with the family')").click()
     expect(state).to_contain_text("Reached the family", timeout=WAIT)
     expect(page.locator(".top .waiting")).to_contain_text("0 waiting", timeout=WAIT)
+    expect(page).to_have_title(re.compile(r"^Callback requests"))  # the "(1) " went with it
     assert page.locator(f"{CARD} button.call").is_enabled()
     assert still_same_page(page)
     context.close()

@@ -95,6 +95,16 @@
     }
   });
 
+  // The tab's title starts "(N) " with the waiting count (base.html); htmx swaps the header's
+  // count in beside a card's live state, and the title follows it.
+  document.addEventListener("htmx:afterSettle", function () {
+    var waiting = document.getElementById("waiting");
+    if (!waiting || !waiting.dataset.count) { return; }
+    var count = Number(waiting.dataset.count);
+    var title = document.title.replace(/^\(\d+\) /, "");
+    document.title = count > 0 ? "(" + count + ") " + title : title;
+  });
+
   var hash = window.location.hash;
   if (/^#r\d+$/.test(hash)) {
     var target = document.querySelector(hash + " details.more");
